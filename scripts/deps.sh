@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs from Debian's packages what building and testing TunnelRouter needs, when it is missing.
+# Usage: scripts/deps.sh build|test
+set -euo pipefail
+want=(iproute2)
+[ "${1:-build}" = test ] && want+=(nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd)
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v dotnet >/dev/null || { echo "deps: the .NET SDK (dotnet) is required to build" >&2; exit 1; }

@@ -1,0 +1,2 @@
+// Linux only: netlink, flock, network namespaces.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

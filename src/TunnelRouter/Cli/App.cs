@@ -1,0 +1,132 @@
+using Serilog;
+using Serilog.Events;
+using TunnelRouter.Config;
+using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+
+namespace TunnelRouter.Cli;
+
+/// <summary>Composition: arguments + environment → configuration, logging, backend → a command. Every
+/// error becomes one line on stderr and a non-zero exit code here, and nowhere else.</summary>
+public static class App
+{
+    public const int Ok = 0, Failed = 1, PlanHasChanges = 2;
+
+    public static int Run(IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, TextWriter stdout, TextWriter stderr)
+    {
+        ILogger log = CreateLogger(LogEventLevel.Information, null, stderr);
+        try
+        {
+            var args = CliArgs.Parse(argv);
+            var level = args.Verbose ? LogEventLevel.Debug : args.Quiet ? LogEventLevel.Warning : LogEventLevel.Information;
+            log = CreateLogger(level, null, stderr);
+
+            switch (args.Command)
+            {
+                case "help": stdout.Write(Usage); return Ok;
+                case "version": stdout.WriteLine($"tunnel-router {Version}"); return Ok;
+            }
+
+            var (options, _) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
+            if (options.LogFile is not null) log = CreateLogger(level, options.LogFile, stderr);
+
+            if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
+                throw new InputException(args.Extra[0], "unknown option; see 'tunnel-router help'");
+
+            var ctx = new Context
+            {
+                Args = args,
+                Environment = env,
+                Options = options,
+                Log = log,
+                Out = stdout,
+                Names = Iproute2Files.Load(options.Iproute2Dir),
+                KernelFactory = () => Backends.Create(options.Backend),
+            };
+
+            return args.Command switch
+            {
+                "up" => HookCommand.Run(ctx, HookAction.Up),
+                "down" => HookCommand.Run(ctx, HookAction.Down),
+                null => HookCommand.Run(ctx, null),
+                "status" => StatusCommand.Status(ctx),
+                "flush" => StatusCommand.Flush(ctx),
+                _ => Commands.Run(ctx),
+            };
+        }
+        catch (TunnelRouterException e)
+        {
+            log.Error("tunnel-router: error: {Message}", OneLine(e.Message));
+            return Failed;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.Error("tunnel-router: error: {Message}", OneLine(e.Message));
+            return Failed;
+        }
+        finally
+        {
+            (log as IDisposable)?.Dispose();
+        }
+    }
+
+    static string OneLine(string text) => text.ReplaceLineEndings(" ");
+
+    public static string Version => typeof(App).Assembly.GetName().Version?.ToString(3) ?? "0";
+
+    static ILogger CreateLogger(LogEventLevel level, string? file, TextWriter stderr)
+    {
+        var config = new LoggerConfiguration()
+            .MinimumLevel.Is(level)
+            // OpenVPN prefixes its own timestamps to what a hook prints on stderr.
+            .WriteTo.Sink(new TextWriterSink(stderr));
+        if (file is not null)
+            config = config.WriteTo.File(file, outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}");
+        return config.CreateLogger();
+    }
+
+    public const string Usage = """
+        Usage: tunnel-router COMMAND [options] [Key=Value ...]
+
+        OpenVPN hook:
+          tunnel-router                      as --up/--down: OpenVPN's arguments, script_type in the environment
+          tunnel-router up|down              from the environment alone (down-root plugin, /etc/openvpn/up)
+
+        Policy:
+          apply        make the kernel match the policy file
+          plan         print what apply would change (exit 0: nothing, 2: changes, 1: error)
+          status       what tunnel-router owns, table by table (--json)
+          flush        remove everything tunnel-router owns, nothing else
+          doctor       check the host for what breaks policy routing (--json)
+          explain      which rule, table and route a packet takes (--from A --to B [--iif D] [--mark N] ...)
+          demo         a lab in throwaway network namespaces, shown step by step
+
+        Options:
+          -c, --config PATH   policy file (default /etc/tunnel-router/tunnel-router.json, or $TUNNEL_ROUTER_CONFIG)
+          -n, --dry-run       print the changes as ip lines, change nothing
+          -v, --verbose       more detail      -q, --quiet   errors and warnings only
+          --log-file PATH     also log to a file
+          --backend ip|netlink
+          --json              machine-readable output (status, doctor)
+          Key=Value           override a configuration key (also TUNNEL_ROUTER_Key=Value in the environment)
+
+        """;
+}
+
+/// <summary>A console sink without templates or themes: the hook prints a handful of lines, and the
+/// general-purpose console sink costs more to build than the hook's whole kernel work.</summary>
+sealed class TextWriterSink(TextWriter writer) : Serilog.Core.ILogEventSink
+{
+    public void Emit(LogEvent logEvent)
+    {
+        // Strings unquoted (RenderMessage would quote them): these lines are meant to be pasted into a shell.
+        foreach (var token in logEvent.MessageTemplate.Tokens)
+        {
+            if (token is Serilog.Parsing.TextToken text) writer.Write(text.Text);
+            else if (token is Serilog.Parsing.PropertyToken p && logEvent.Properties.TryGetValue(p.PropertyName, out var value))
+                writer.Write(value is ScalarValue { Value: string s } ? s : value.ToString());
+        }
+        writer.Write('\n');
+        writer.Flush();
+    }
+}

@@ -1,0 +1,87 @@
+namespace TunnelRouter.Cli;
+
+/// <summary>The command line, parsed without reflection. Flags may come anywhere; "Key=Value" words
+/// (or --set Key=Value) override configuration keys; the rest are positional (OpenVPN's arguments).</summary>
+public sealed record CliArgs(
+    string? Command,
+    IReadOnlyList<string> Positional,
+    IReadOnlyList<KeyValuePair<string, string>> Overrides,
+    string? ConfigPath,
+    bool DryRun,
+    bool Verbose,
+    bool Quiet,
+    bool Json)
+{
+    public static readonly string[] Commands =
+        ["up", "down", "apply", "plan", "status", "flush", "demo", "doctor", "explain", "version", "help"];
+
+    /// <summary>Flags that take a value and the configuration key they set.</summary>
+    static readonly Dictionary<string, string> ValueFlags = new(StringComparer.Ordinal)
+    {
+        ["--log-file"] = "LogFile", ["--backend"] = "Backend", ["--table"] = "Table", ["--lock-file"] = "LockFile",
+    };
+
+    public static CliArgs Parse(IReadOnlyList<string> args)
+    {
+        string? command = null, config = null;
+        bool dryRun = false, verbose = false, quiet = false, json = false;
+        var positional = new List<string>();
+        var overrides = new List<KeyValuePair<string, string>>();
+        var extra = new List<string>();
+
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            string? inline = null;
+            var eq = a.IndexOf('=');
+            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0) { inline = a[(eq + 1)..]; a = a[..eq]; }
+            string Value() => inline ?? (i + 1 < args.Count ? args[++i] : throw new InputException(a, "needs a value"));
+
+            switch (a)
+            {
+                case "-n" or "--dry-run": dryRun = true; break;
+                case "-v" or "--verbose": verbose = true; break;
+                case "-q" or "--quiet": quiet = true; break;
+                case "--json": json = true; break;
+                case "-h" or "--help": command ??= "help"; break;
+                case "--version": command ??= "version"; break;
+                case "-c" or "--config": config = Value(); break;
+                case "--set":
+                    overrides.Add(SplitOverride("--set", Value()));
+                    break;
+                case var f when ValueFlags.TryGetValue(f, out var key):
+                    overrides.Add(new(key, Value()));
+                    break;
+                case var f when f.StartsWith('-') && f.Length > 1 && !IsNumber(f):
+                    extra.Add(f);
+                    if (inline is not null) extra.Add(inline);
+                    else if (i + 1 < args.Count && !args[i + 1].StartsWith('-')) extra.Add(args[++i]);
+                    break;
+                case var w when command is null && positional.Count == 0 && Commands.Contains(w):
+                    command = w;
+                    break;
+                case var w when w.Contains('=') && IsKey(w[..w.IndexOf('=')]):
+                    overrides.Add(SplitOverride("argument", w));
+                    break;
+                default:
+                    positional.Add(a);
+                    break;
+            }
+        }
+        return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json) { Extra = extra };
+    }
+
+    /// <summary>Options a command reads itself (explain's --from, --to ...), as flag/value words.</summary>
+    public IReadOnlyList<string> Extra { get; init; } = [];
+
+    static KeyValuePair<string, string> SplitOverride(string field, string text)
+    {
+        var eq = text.IndexOf('=');
+        if (eq <= 0 || !IsKey(text[..eq])) throw new InputException(field, $"'{Core.Net.Printable(text)}' is not Key=Value");
+        return new(text[..eq], text[(eq + 1)..]);
+    }
+
+    static bool IsKey(string k) => k.Length > 0 && char.IsAsciiLetter(k[0]) && k.All(c => char.IsAsciiLetterOrDigit(c) || c is ':' or '_');
+
+    static bool IsNumber(string s) => s.Length > 1 && s[1..].All(char.IsAsciiDigit);
+}

@@ -1,0 +1,52 @@
+namespace TunnelRouter.Config;
+
+/// <summary>
+/// The policy file (/etc/tunnel-router/tunnel-router.json), overridden by TUNNEL_ROUTER_* environment
+/// variables and by Key=Value on the command line. Bound with the configuration binding source
+/// generator (no reflection, AOT-safe). Every key is documented in the README.
+/// </summary>
+public sealed class TunnelRouterOptions
+{
+    /// <summary>The policy table of the OpenVPN hook: a name or a number.</summary>
+    public string Table { get; set; } = "vpn";
+
+    /// <summary>The number given to <see cref="Table"/> when the host's rt_tables do not define it.
+    /// 200 is what the eduVPN how-to uses and is clear of the reserved 0 and 252–255.</summary>
+    public uint TableId { get; set; } = 200;
+
+    /// <summary>Route protocol (and rule protocol) of everything <c>apply</c> creates. 147 is unassigned
+    /// in iproute2's rt_protos (taken: 0–18, 42, 84, 99, 186–192).</summary>
+    public uint Protocol { get; set; } = 147;
+
+    /// <summary>Protocol of what the OpenVPN hook creates: its own number, so that <c>apply</c> (which
+    /// owns 147) and 64 hooks (which own 148, each on its own device) never take each other's objects.</summary>
+    public uint HookProtocol { get; set; } = 148;
+
+    /// <summary>Add "from POOL lookup TABLE" for each tunnel network on up (and remove it on down).</summary>
+    public bool PoolRules { get; set; }
+
+    /// <summary>Priority of pool rules: the hook's band is 1000–1999.</summary>
+    public uint PoolRulePriority { get; set; } = 1000;
+
+    /// <summary>"ip" (iproute2) or "netlink".</summary>
+    public string Backend { get; set; } = "ip";
+
+    public string? LogFile { get; set; }
+
+    /// <summary>Where rt_tables, rt_tables.d and rt_protos.d live.</summary>
+    public string Iproute2Dir { get; set; } = "/etc/iproute2";
+
+    public string LockFile { get; set; } = "/run/tunnel-router/lock";
+
+    public uint LockTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Named tables the policy uses, e.g. { "lan1": 10, "lan2": 20 }, written to the drop-in
+    /// when the host does not define them.</summary>
+    public Dictionary<string, uint> Tables { get; set; } = [];
+
+    /// <summary>iproute2 rule lines: "from 10.10.10.0/24 lookup vpn pref 1000".</summary>
+    public List<string> Rules { get; set; } = [];
+
+    /// <summary>iproute2 route lines: "default via 192.168.1.1 table vpn".</summary>
+    public List<string> Routes { get; set; } = [];
+}

@@ -1,0 +1,61 @@
+namespace TunnelRouter;
+
+/// <summary>Root of every error TunnelRouter reports. Program.cs maps subtypes to exit codes.</summary>
+public class TunnelRouterException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Bad input: an OpenVPN variable, a policy key, a command-line value. Nothing was changed.</summary>
+public sealed class InputException(string field, string message)
+    : TunnelRouterException($"{field}: {message}")
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>The kernel (or a tool talking to it) refused or failed a change or a read.</summary>
+public class KernelException(string message, Exception? inner = null) : TunnelRouterException(message, inner)
+{
+    /// <summary>errno when known (EEXIST 17, ESRCH 3, ENODEV 19, EPERM 1 ...), else 0.</summary>
+    public int Errno { get; init; }
+
+    /// <summary>True for failures that succeed when tried again: EBUSY, EAGAIN, ENOBUFS, EINTR.</summary>
+    public bool IsTransient => Errno is TunnelRouter.Errno.EBUSY or TunnelRouter.Errno.EAGAIN or TunnelRouter.Errno.ENOBUFS or TunnelRouter.Errno.EINTR;
+}
+
+/// <summary>A batch of changes failed part-way. <see cref="Applied"/> changes had taken effect before it.</summary>
+public sealed class ChangeFailedException(string message, int applied, Core.Change? failed, KernelException inner)
+    : KernelException(message, inner)
+{
+    public int Applied { get; } = applied;
+    public Core.Change? Failed { get; } = failed;
+}
+
+/// <summary>Another owner holds something TunnelRouter would have to change.</summary>
+public sealed class ConflictException(string message) : TunnelRouterException(message);
+
+/// <summary>The caller lacks a privilege (CAP_NET_ADMIN) or a tool/kernel feature is missing.</summary>
+public sealed class EnvironmentException(string message) : TunnelRouterException(message);
+
+public static class Errno
+{
+    public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
+        EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENETUNREACH = 101, ENOBUFS = 105,
+        EADDRNOTAVAIL = 99, EOPNOTSUPP = 95, EAFNOSUPPORT = 97;
+
+    /// <summary>Maps the messages iproute2 prints ("RTNETLINK answers: File exists") back to errno.</summary>
+    public static int FromMessage(string text) => text switch
+    {
+        _ when text.Contains("File exists") => EEXIST,
+        _ when text.Contains("No such process") => ESRCH,
+        _ when text.Contains("No such file or directory") => ENOENT,
+        _ when text.Contains("No such device") || text.Contains("Cannot find device") => ENODEV,
+        _ when text.Contains("Operation not permitted") => EPERM,
+        _ when text.Contains("Permission denied") => EACCES,
+        _ when text.Contains("Device or resource busy") => EBUSY,
+        _ when text.Contains("Resource temporarily unavailable") => EAGAIN,
+        _ when text.Contains("No buffer space available") => ENOBUFS,
+        _ when text.Contains("Network is unreachable") || text.Contains("Nexthop has invalid gateway") => ENETUNREACH,
+        _ when text.Contains("Invalid argument") => EINVAL,
+        _ when text.Contains("Operation not supported") => EOPNOTSUPP,
+        _ when text.Contains("Address family not supported") => EAFNOSUPPORT,
+        _ => 0,
+    };
+}

@@ -1,0 +1,28 @@
+using System.Runtime.InteropServices;
+
+namespace TunnelRouter.Interop;
+
+/// <summary>The few libc calls TunnelRouter needs. C names kept; errno turned into exceptions by callers.</summary>
+internal static partial class Libc
+{
+    public const int O_RDWR = 0x2, O_CREAT = 0x40, O_CLOEXEC = 0x80000, O_NOFOLLOW = 0x20000;
+    public const int LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    public static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "if_nametoindex", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial uint if_nametoindex(string name);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    public static partial uint geteuid();
+
+    /// <summary>0 when the interface does not exist in this network namespace.</summary>
+    public static uint InterfaceIndex(string name) => if_nametoindex(name);
+}

@@ -1,0 +1,10 @@
+namespace TunnelRouter.Kernel;
+
+public static class Backends
+{
+    public static IKernel Create(string name) => name switch
+    {
+        "ip" or "iproute2" => new IpBackend(new ProcessRunner()),
+        _ => throw new InputException("Backend", $"'{Core.Net.Printable(name)}' is not a backend (ip)"),
+    };
+}

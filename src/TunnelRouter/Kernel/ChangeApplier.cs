@@ -1,0 +1,98 @@
+using Polly;
+using Polly.Retry;
+using Serilog;
+using TunnelRouter.Core;
+
+namespace TunnelRouter.Kernel;
+
+/// <summary>
+/// Runs a plan against the kernel the wg-quick way: every change is printed as "[#] ip ..." first; a
+/// failure rolls back, in reverse order, every change that took effect, and is then reported. EEXIST on an
+/// add and ESRCH/ENOENT on a delete mean "already so" and count as done (but are not rolled back, since
+/// they were not ours to undo). Only genuinely transient errors (EBUSY, EAGAIN, ENOBUFS, EINTR) are retried.
+/// </summary>
+public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables, ProtocolNames protocols)
+{
+    ResiliencePipeline? _retry;
+
+    /// <summary>Returns how many changes took effect.</summary>
+    public int Apply(IReadOnlyList<Change> plan, bool dryRun)
+    {
+        foreach (var change in plan) log.Information("[#] {Command}", IpCommand.Display(change, tables, protocols));
+        if (dryRun || plan.Count == 0) return 0;
+
+        var effective = new List<Change>(plan.Count);
+        var next = 0;
+
+        // Applies what is left from `next` on; a transient failure escapes to the retry, which calls it
+        // again and so resumes where the kernel stopped.
+        void ApplyRest()
+        {
+            while (next < plan.Count)
+            {
+                var rest = next == 0 ? plan : plan.Skip(next).ToList();
+                try
+                {
+                    kernel.Apply(rest);
+                    effective.AddRange(rest);
+                    next = plan.Count;
+                }
+                catch (ChangeFailedException e)
+                {
+                    effective.AddRange(rest.Take(e.Applied));
+                    next += e.Applied;
+                    if (e.Applied >= rest.Count || !AlreadySo(plan[next], e.Errno)) throw;
+                    log.Debug("already so: {Change}", IpCommand.Display(plan[next], tables, protocols));
+                    next++;
+                }
+            }
+        }
+
+        try
+        {
+            try { ApplyRest(); }
+            catch (KernelException e) when (e.IsTransient)
+            {
+                // Built only when needed: the hook's hot path never pays for it.
+                _retry ??= new ResiliencePipelineBuilder()
+                    .AddRetry(new RetryStrategyOptions
+                    {
+                        ShouldHandle = new PredicateBuilder().Handle<KernelException>(k => k.IsTransient),
+                        MaxRetryAttempts = 4,
+                        Delay = TimeSpan.FromMilliseconds(20),
+                        BackoffType = DelayBackoffType.Exponential,
+                        OnRetry = a => { log.Debug("retrying after {Error}", a.Outcome.Exception?.Message); return default; },
+                    })
+                    .Build();
+                _retry.Execute(ApplyRest);
+            }
+        }
+        catch (KernelException e)
+        {
+            RollBack(effective);
+            throw new ChangeFailedException(
+                $"{e.Message}; rolled back {effective.Count} change{(effective.Count == 1 ? "" : "s")}, nothing left behind",
+                effective.Count, (e as ChangeFailedException)?.Failed, e) { Errno = e.Errno };
+        }
+        return effective.Count;
+    }
+
+    static bool AlreadySo(Change change, int errno) => change switch
+    {
+        AddRoute or AddRule => errno == Errno.EEXIST,
+        DeleteRoute or DeleteRule => errno is Errno.ESRCH or Errno.ENOENT,
+        _ => false,
+    };
+
+    void RollBack(List<Change> effective)
+    {
+        if (effective.Count == 0) return;
+        var undo = effective.AsEnumerable().Reverse().Select(c => c.Inverse()).ToList();
+        foreach (var change in undo) log.Warning("[#] {Command}", IpCommand.Display(change, tables, protocols));
+        try { kernel.Apply(undo); }
+        catch (KernelException e)
+        {
+            log.Error("rollback incomplete: {Message}; run 'tunnel-router status' and 'tunnel-router apply'", e.Message);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+namespace TunnelRouter.Tests.Support;
+
+/// <summary>
+/// A network namespace of the test's own, removed on dispose: kernel tests never touch the host's
+/// routing. Each namespace also gets its own iproute2 name directory and lock file, so the host's
+/// /etc/iproute2 is never written either.
+/// </summary>
+public sealed class NetNs : IDisposable
+{
+    public NetNs(string? name = null)
+    {
+        Prerequisites.RequireKernelTests();
+        Name = name ?? $"trt-{Guid.NewGuid().ToString("N")[..10]}";
+        Sh.Ip("netns", "add", Name);
+        Ip("link", "set", "lo", "up");
+        StateDir = Directory.CreateTempSubdirectory("tunnel-router-test-").FullName;
+    }
+
+    public string Name { get; }
+
+    /// <summary>Holds this namespace's rt_tables.d / rt_protos.d drop-ins and the lock file.</summary>
+    public string StateDir { get; }
+
+    public string Ip(params string[] args) => Sh.Ip(["-n", Name, .. args]);
+
+    public RunResult Exec(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null, string? stdin = null) =>
+        Sh.Run("/usr/sbin/ip", ["netns", "exec", Name, file, .. args], env, stdin);
+
+    /// <summary>A tun device as OpenVPN leaves it when the up hook runs: addresses set, link up.</summary>
+    public void AddTun(string dev, string? v4Cidr = null, string? v6Cidr = null)
+    {
+        Ip("tuntap", "add", "dev", dev, "mode", "tun");
+        if (v4Cidr is not null) Ip("addr", "add", v4Cidr, "dev", dev);
+        if (v6Cidr is not null) Ip("addr", "add", v6Cidr, "dev", dev);
+        Ip("link", "set", dev, "up");
+    }
+
+    /// <summary>Everything a test may compare before and after: routes of every table, rules, links.</summary>
+    public string Dump() =>
+        string.Join("\n---\n",
+            Ip("-4", "route", "show", "table", "all"), Ip("-6", "route", "show", "table", "all"),
+            Ip("-4", "rule", "show"), Ip("-6", "rule", "show"), Ip("-o", "link", "show"));
+
+    public void Dispose()
+    {
+        Sh.Run("/usr/sbin/ip", ["netns", "del", Name]);
+        try { Directory.Delete(StateDir, recursive: true); } catch (IOException) { }
+    }
+}

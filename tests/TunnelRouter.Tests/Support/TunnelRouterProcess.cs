@@ -1,0 +1,42 @@
+namespace TunnelRouter.Tests.Support;
+
+/// <summary>Runs the published binary inside a namespace, with an environment built from scratch the
+/// way OpenVPN builds a hook's: no PATH, no HOME, only what the test passes.</summary>
+public static class TunnelRouterProcess
+{
+    public static RunResult Run(NetNs ns, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null, string? stdin = null)
+    {
+        var full = new Dictionary<string, string>
+        {
+            ["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2"),
+            ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock"),
+        };
+        if (env is not null) foreach (var (k, v) in env) full[k] = v;
+        return ns.Exec(Prerequisites.Binary, args, full, stdin);
+    }
+
+    /// <summary>OpenVPN's environment for a topology-subnet server with IPv4 and (optionally) IPv6.</summary>
+    public static Dictionary<string, string> SubnetEnv(string dev, string v4Local, string netmask, string? v6Local = null,
+        int v6Bits = 64, string scriptType = "up")
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["script_type"] = scriptType,
+            ["script_context"] = "init",
+            ["dev"] = dev,
+            ["dev_type"] = "tun",
+            ["tun_mtu"] = "1500",
+            ["ifconfig_local"] = v4Local,
+            ["ifconfig_netmask"] = netmask,
+            ["verb"] = "3",
+            ["daemon"] = "0",
+            ["config"] = "server.conf",
+        };
+        if (v6Local is not null)
+        {
+            env["ifconfig_ipv6_local"] = v6Local;
+            env["ifconfig_ipv6_netbits"] = v6Bits.ToString();
+        }
+        return env;
+    }
+}
