@@ -73,7 +73,7 @@ public class HookKernelSpecs
         Run(ns, OpenVpnArgs(), Eduvpn()).ShouldSucceed();
         Run(ns, OpenVpnArgs(), Eduvpn(scriptType: "down")).ShouldSucceed();
 
-        Assert.Equal("192.0.2.0/24 dev tun0 scope link \n2001:db8::/64 dev tun0 metric 1024 pref medium \n", Table200(ns));
+        Assert.Equal("192.0.2.0/24 dev tun0 scope link \n2001:db8::/64 dev tun0 metric 1024 pref medium\n", Table200(ns));
     }
 
     [Fact]
