@@ -25,7 +25,10 @@ public sealed class Context
 
     public Ownership Owned => Ownership.ByProtocol(Protocol, HookProtocol);
 
-    public ChangeApplier Applier() => new(Kernel, Log, Names.Tables, Names.Protocols);
+    /// <summary>Appliers of non-rtnetlink changes (nftables, sysctls).</summary>
+    public List<IChangeHandler> Handlers { get; } = [];
+
+    public ChangeApplier Applier() => new(Kernel, Log, Names.Tables, Names.Protocols, Handlers);
 
     /// <summary>Takes the host-wide lock; a dry run only reads, and needs none.</summary>
     public IDisposable Lock()

@@ -4,26 +4,17 @@ using System.Text;
 namespace TunnelRouter.Core;
 
 /// <summary>
-/// Renders changes as iproute2 command lines: for people (names, "ip -4 ..." as wg-quick prints them
+/// Renders routes and rules as iproute2 arguments: for people (names, "ip -4 ..." as wg-quick prints them
 /// with "[#] ") and for the ip backend's batch input (numbers, no "ip" and no family flag, because one
 /// batch process runs per family).
 /// </summary>
 public static class IpCommand
 {
-    public static string Display(Change change, TableNames tables, ProtocolNames protocols) =>
-        $"ip {Net.FamilyFlag(Planner.FamilyOf(change))} {Args(change, tables, protocols)}";
+    public static string Display(Change change, TableNames tables, ProtocolNames protocols) => change.Display(tables, protocols);
 
-    public static string Batch(Change change) => Args(change, TableNames.Numeric, ProtocolNames.Numeric);
-
-    public static string Args(Change change, TableNames tables, ProtocolNames protocols) => change switch
-    {
-        AddRoute a => "route add " + RouteArgs(a.Route, tables, protocols),
-        DeleteRoute d => "route del " + RouteArgs(d.Route, tables, protocols),
-        ReplaceRoute r => "route replace " + RouteArgs(r.New, tables, protocols),
-        AddRule a => "rule add " + RuleArgs(a.Rule, tables, protocols),
-        DeleteRule d => "rule del " + RuleArgs(d.Rule, tables, protocols),
-        _ => throw new ArgumentOutOfRangeException(nameof(change), change.GetType().Name),
-    };
+    /// <summary>The <c>ip -batch</c> line of a change iproute2 makes.</summary>
+    public static string Batch(Change change) =>
+        change.Batch() ?? throw new ArgumentException($"{change.GetType().Name} is not an iproute2 change", nameof(change));
 
     public static string RouteArgs(Route r, TableNames tables, ProtocolNames protocols)
     {

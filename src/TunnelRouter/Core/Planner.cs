@@ -63,18 +63,10 @@ public static class Planner
         Plan(KernelState.Empty, current, owns);
 
     static IEnumerable<Change> Order(List<Change> changes, bool ruleFirst) =>
-        changes.OrderBy(c => (c is AddRule or DeleteRule) == ruleFirst ? 0 : 1)
-            .ThenBy(c => FamilyOf(c) == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1);
+        changes.OrderBy(c => c.IsRule == ruleFirst ? 0 : 1)
+            .ThenBy(c => c.Family == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1);
 
-    public static System.Net.Sockets.AddressFamily FamilyOf(Change change) => change switch
-    {
-        AddRoute a => a.Route.Family,
-        DeleteRoute d => d.Route.Family,
-        ReplaceRoute r => r.New.Family,
-        AddRule a => a.Rule.Family,
-        DeleteRule d => d.Rule.Family,
-        _ => System.Net.Sockets.AddressFamily.Unspecified,
-    };
+    public static System.Net.Sockets.AddressFamily FamilyOf(Change change) => change.Family;
 }
 
 /// <summary>Which objects a run may delete or replace. Anything else it leaves alone.</summary>

@@ -11,8 +11,11 @@ namespace TunnelRouter.Kernel;
 /// add and ESRCH/ENOENT on a delete mean "already so" and count as done (but are not rolled back, since
 /// they were not ours to undo). Only genuinely transient errors (EBUSY, EAGAIN, ENOBUFS, EINTR) are retried.
 /// </summary>
-public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables, ProtocolNames protocols)
+public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables, ProtocolNames protocols,
+    IReadOnlyList<IChangeHandler>? handlers = null)
 {
+    readonly IReadOnlyList<IChangeHandler> _handlers = handlers ?? [];
+
     ResiliencePipeline? _retry;
 
     /// <summary>Returns how many changes took effect.</summary>
@@ -33,7 +36,7 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
                 var rest = next == 0 ? plan : plan.Skip(next).ToList();
                 try
                 {
-                    kernel.Apply(rest);
+                    Dispatch(rest);
                     effective.AddRange(rest);
                     next = plan.Count;
                 }
@@ -77,6 +80,42 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         return effective.Count;
     }
 
+    /// <summary>Runs of kernel changes go to the backend in one call (one batch, one sendmsg); a change a
+    /// handler claims (nftables, sysctl) goes to that handler. Failures report the index in <paramref name="changes"/>.</summary>
+    void Dispatch(IReadOnlyList<Change> changes)
+    {
+        var i = 0;
+        while (i < changes.Count)
+        {
+            var handler = HandlerOf(changes[i]);
+            if (handler is not null)
+            {
+                try { handler.Apply(changes[i]); }
+                catch (KernelException e) when (e is not ChangeFailedException)
+                {
+                    throw new ChangeFailedException(e.Message, i, changes[i], e) { Errno = e.Errno };
+                }
+                i++;
+                continue;
+            }
+            var j = i;
+            while (j < changes.Count && HandlerOf(changes[j]) is null) j++;
+            try { kernel.Apply(i == 0 && j == changes.Count ? changes : changes.Skip(i).Take(j - i).ToList()); }
+            catch (ChangeFailedException e) when (i > 0)
+            {
+                throw new ChangeFailedException(e.Message, e.Applied + i, e.Failed, e) { Errno = e.Errno };
+            }
+            i = j;
+        }
+    }
+
+    IChangeHandler? HandlerOf(Change change)
+    {
+        foreach (var h in _handlers)
+            if (h.Handles(change)) return h;
+        return null;
+    }
+
     static bool AlreadySo(Change change, int errno) => change switch
     {
         AddRoute or AddRule => errno == Errno.EEXIST,
@@ -89,7 +128,7 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         if (effective.Count == 0) return;
         var undo = effective.AsEnumerable().Reverse().Select(c => c.Inverse()).ToList();
         foreach (var change in undo) log.Warning("[#] {Command}", IpCommand.Display(change, tables, protocols));
-        try { kernel.Apply(undo); }
+        try { Dispatch(undo); }
         catch (KernelException e)
         {
             log.Error("rollback incomplete: {Message}; run 'tunnel-router status' and 'tunnel-router apply'", e.Message);

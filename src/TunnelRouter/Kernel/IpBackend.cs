@@ -59,7 +59,7 @@ public sealed class IpBackend(ProcessRunner runner) : IKernel
             try
             {
                 // Equivalent to: ip -4 -batch - (stops at the first failing line)
-                runner.Run(Tools.Ip, [Net.FamilyFlag(family), "-batch", "-"], batch.ToString());
+                runner.Run(Tools.Ip, family == AddressFamily.Unspecified ? ["-batch", "-"] : [Net.FamilyFlag(family), "-batch", "-"], batch.ToString());
             }
             catch (ProcessException e)
             {
