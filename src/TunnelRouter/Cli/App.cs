@@ -50,7 +50,6 @@ public static class App
                 "down" => HookCommand.Run(ctx, HookAction.Down),
                 null => HookCommand.Run(ctx, null),
                 "status" => StatusCommand.Status(ctx),
-                "flush" => StatusCommand.Flush(ctx),
                 _ => Commands.Run(ctx),
             };
         }

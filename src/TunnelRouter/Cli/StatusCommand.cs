@@ -3,53 +3,46 @@ using TunnelRouter.Core;
 
 namespace TunnelRouter.Cli;
 
-/// <summary><c>status</c> lists what TunnelRouter owns, table by table; <c>flush</c> removes all of it.</summary>
+/// <summary><c>status</c>: what TunnelRouter owns, part by part (routing, marks, tunnels ...).</summary>
 public static class StatusCommand
 {
     public static int Status(Context ctx)
     {
-        var state = ctx.Kernel.Read(StateQuery.All);
-        var owned = ctx.Owned;
-        var routes = state.Routes.Where(owned.Route).OrderBy(r => r.Table).ThenBy(r => r.Family).ThenBy(r => r.Destination.ToString()).ToList();
-        var rules = state.Rules.Where(owned.Rule).OrderBy(r => r.Priority).ThenBy(r => r.Family).ToList();
-        var t = ctx.Names.Tables;
-        var p = ctx.Names.Protocols;
-
+        var parts = PolicyParts.All(ctx);
         if (ctx.Args.Json)
         {
-            using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
-            w.WriteStartObject();
-            w.WriteStartArray("routes");
-            foreach (var r in routes)
+            using var stream = new MemoryStream();
+            using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
             {
                 w.WriteStartObject();
-                w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
-                w.WriteNumber("table", r.Table);
-                w.WriteString("tableName", t.Format(r.Table));
-                w.WriteString("route", IpCommand.RouteArgs(r, t, p));
-                w.WriteString("owner", p.Format(r.Protocol));
+                foreach (var part in parts) part.WriteJson(ctx, w);
                 w.WriteEndObject();
             }
-            w.WriteEndArray();
-            w.WriteStartArray("rules");
-            foreach (var r in rules)
-            {
-                w.WriteStartObject();
-                w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
-                w.WriteNumber("priority", r.Priority);
-                w.WriteString("rule", IpCommand.RuleArgs(r, t, p));
-                w.WriteString("owner", p.Format(r.Protocol));
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.Flush();
-            Console.Out.WriteLine();
-            return 0;
+            ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+            return App.Ok;
         }
 
-        var o = ctx.Out;
-        if (routes.Count == 0 && rules.Count == 0) { o.WriteLine("tunnel-router owns nothing in the kernel."); return 0; }
+        var text = new StringWriter();
+        foreach (var part in parts) part.Status(ctx, text);
+        ctx.Out.Write(text.GetStringBuilder().Length == 0 ? "tunnel-router owns nothing in the kernel.\n" : text.ToString());
+        return App.Ok;
+    }
+
+    static (List<Route> Routes, List<Rule> Rules) Owned(Context ctx)
+    {
+        var state = ctx.Kernel.Read(StateQuery.All);
+        var owned = ctx.Owned;
+        return (
+            state.Routes.Where(owned.Route).OrderBy(r => r.Table).ThenBy(r => r.Family).ThenBy(r => r.Destination.ToString()).ToList(),
+            state.Rules.Where(owned.Rule).OrderBy(r => r.Priority).ThenBy(r => r.Family).ToList());
+    }
+
+    /// <summary>Owned routes table by table, then owned rules, as ip arguments with names.</summary>
+    public static void WriteRouting(Context ctx, TextWriter o)
+    {
+        var (routes, rules) = Owned(ctx);
+        var t = ctx.Names.Tables;
+        var p = ctx.Names.Protocols;
         foreach (var group in routes.GroupBy(r => r.Table))
         {
             o.WriteLine($"table {t.Format(group.Key)} ({group.Key}):");
@@ -60,16 +53,35 @@ public static class StatusCommand
             o.WriteLine("rules:");
             foreach (var r in rules) o.WriteLine($"  {Net.FamilyFlag(r.Family)} {IpCommand.RuleArgs(r, t, p)}");
         }
-        return 0;
     }
 
-    public static int Flush(Context ctx)
+    public static void WriteRoutingJson(Context ctx, Utf8JsonWriter w)
     {
-        using (ctx.Lock())
+        var (routes, rules) = Owned(ctx);
+        var t = ctx.Names.Tables;
+        var p = ctx.Names.Protocols;
+        w.WriteStartArray("routes");
+        foreach (var r in routes)
         {
-            var plan = Planner.Remove(ctx.Kernel.Read(StateQuery.All), ctx.Owned);
-            ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            w.WriteStartObject();
+            w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
+            w.WriteNumber("table", r.Table);
+            w.WriteString("tableName", t.Format(r.Table));
+            w.WriteString("route", IpCommand.RouteArgs(r, t, p));
+            w.WriteString("owner", p.Format(r.Protocol));
+            w.WriteEndObject();
         }
-        return 0;
+        w.WriteEndArray();
+        w.WriteStartArray("rules");
+        foreach (var r in rules)
+        {
+            w.WriteStartObject();
+            w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
+            w.WriteNumber("priority", r.Priority);
+            w.WriteString("rule", IpCommand.RuleArgs(r, t, p));
+            w.WriteString("owner", p.Format(r.Protocol));
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
     }
 }
