@@ -289,7 +289,7 @@ public static class PolicyLine
         if (t == RouteType.Unicast && via is null && dev is null)
             throw new InputException(field, $"'{Net.Printable(w.Line)}' needs 'via ADDRESS' or 'dev NAME'");
         if (t != RouteType.Unicast && (via is not null || dev is not null || onlink))
-            throw new InputException(field, $"'{Net.Printable(w.Line)}': a {t.ToString().ToLowerInvariant()} route takes no via, dev or onlink");
+            throw new InputException(field, $"'{Net.Printable(w.Line)}': a route of type {t.ToString().ToLowerInvariant()} takes no via, dev or onlink");
         if (onlink && via is null)
             throw new InputException(field, $"'{Net.Printable(w.Line)}': onlink needs 'via ADDRESS'");
         // ip picks scope link for a route without a gateway and global for one with: say so rather than ignore it.
