@@ -219,17 +219,20 @@ public class PolicyKernelSpecs
         Assert.Equal(before, ns.Dump());
     }
 
-    [Fact]
-    public void A_foreign_IPv4_route_with_the_same_key_is_a_conflict_and_nothing_changes()
+    [Theory]
+    [InlineData("-4", "192.168.1.9")]
+    [InlineData("-6", "fd00:1010:1010:1010::9")]
+    public void A_foreign_route_with_the_same_key_is_a_conflict_and_nothing_changes(string family, string via)
     {
         using var ns = Host();
-        ns.Ip("route", "add", "default", "via", "192.168.1.9", "table", "200");
+        ns.Ip(family, "route", "add", "default", "via", via, "table", "200");
         var before = ns.Dump();
 
         var run = Apply(ns, Topology.Policy(ns, Policy));
 
         Assert.Equal(1, run.ExitCode);
-        Assert.Contains("is not owned by tunnel-router", run.Stderr);
+        Assert.Contains($"route 'default via {via} dev eth1 table vpn proto boot", run.Stderr);
+        Assert.Contains("is not owned by tunnel-router apply", run.Stderr);
         Assert.Equal(before, ns.Dump());
     }
 

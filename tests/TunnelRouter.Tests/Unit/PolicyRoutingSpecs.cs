@@ -252,4 +252,17 @@ public class PolicyRoutingSpecs : IDisposable
             "rule del from 198.51.100.0/24 pref 2010 lookup 200 protocol 147",
         ], Lines(plan));
     }
+
+    [Fact]
+    public void A_foreign_or_hook_route_with_the_key_of_a_policy_route_is_a_conflict_in_both_families()
+    {
+        var hook = new Route(Net.ParsePrefix("d", "default", AddressFamily.InterNetworkV6), 200, 148, device: "eth1",
+            gateway: IPAddress.Parse("fd00::9"));
+        var ctx = Ctx(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Routes = ["default via fd00::1 dev eth1 table vpn"] },
+            new FakeKernel(new KernelState([hook], [])));
+
+        var e = Assert.Throws<ConflictException>(() => PolicyRouting.Validate(ctx).Plan(ctx));
+
+        Assert.StartsWith("route 'default via fd00::9 dev eth1 table vpn proto 148' is in the way of the policy's 'default via fd00::1 dev eth1 table vpn", e.Message);
+    }
 }
