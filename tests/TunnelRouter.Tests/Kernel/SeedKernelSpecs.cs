@@ -79,7 +79,7 @@ public class SeedKernelSpecs
         routerB.Forwarding();
         server.Ip("route", "add", "default", "via", "192.168.1.1", "dev", "eth0");
         // Off, so that the failure before the policy is the reply's path and not the filter on the request.
-        server.Sysctl("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth1.rp_filter=0");
+        server.SetSysctls("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth1.rp_filter=0");
         // Before: a request from behind RouterB is answered through RouterA, which drops it.
         Assert.NotEqual(0, hostB.Ping("192.168.2.2").ExitCode);
 

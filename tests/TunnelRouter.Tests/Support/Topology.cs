@@ -29,11 +29,11 @@ public static class Topology
     /// so that what the tests observe is routing, not the filter.</summary>
     public static void Forwarding(this NetNs ns)
     {
-        ns.Sysctl("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=0",
+        ns.SetSysctls("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=0",
             "net.ipv4.conf.default.rp_filter=0");
     }
 
-    public static void Sysctl(this NetNs ns, params string[] settings)
+    public static void SetSysctls(this NetNs ns, params string[] settings)
     {
         foreach (var s in settings) ns.Exec("/usr/sbin/sysctl", ["-qw", s]).ShouldSucceed();
     }
