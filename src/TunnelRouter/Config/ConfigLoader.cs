@@ -17,12 +17,6 @@ public static class ConfigLoader
         "Uplinks",
     ];
 
-    /// <summary>Keys of the objects in a list-of-objects section: a misspelt "Gatway" must not be ignored.</summary>
-    static readonly Dictionary<string, string[]> KnownItemKeys = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["Uplinks"] = ["Interface", "Table", "Address", "Gateway", "Priority"],
-    };
-
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
     /// <param name="overrides">Key=Value pairs from the command line.</param>
     /// <param name="explicitPath">--config PATH; then TUNNEL_ROUTER_CONFIG; then the default path, which may be absent.</param>
@@ -39,7 +33,9 @@ public static class ConfigLoader
         if (exists)
         {
             CheckPermissions(path);
-            builder.AddJsonFile(path, optional: false, reloadOnChange: false);
+            // Relative to the working directory, as a user means "-c policy.json"; the JSON provider alone
+            // would look for it next to the binary.
+            builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
         }
         // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
         // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
@@ -59,11 +55,7 @@ public static class ConfigLoader
         foreach (var section in root.GetChildren())
             if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
-        foreach (var (name, keys) in KnownItemKeys)
-            foreach (var item in root.GetSection(name).GetChildren())
-                foreach (var key in item.GetChildren())
-                    if (!keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
-                        throw new InputException($"{source}: {name}[{item.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", keys)})");
+        PolicyShape.Check(root, source);
 
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }
