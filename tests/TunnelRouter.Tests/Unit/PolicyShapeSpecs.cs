@@ -55,14 +55,4 @@ public class PolicyShapeSpecs : IDisposable
         var u = Assert.Single(o.Uplinks);
         Assert.Equal(("eth0", "lan1", "192.168.1.6/24", "192.168.1.1", 3100u), (u.Interface, u.Table, u.Address, u.Gateway, u.Priority));
     }
-
-    [Fact]
-    public void A_relative_policy_path_is_read_from_the_working_directory()
-    {
-        var relative = Path.GetRelativePath(Directory.GetCurrentDirectory(), Write("""{ "Rules": [ "from 10.0.0.0/8 lookup main" ] }"""));
-
-        var o = ConfigLoader.Load(new Dictionary<string, string>(), [], relative).Options;
-
-        Assert.Equal(["from 10.0.0.0/8 lookup main"], o.Rules);
-    }
 }
