@@ -46,6 +46,8 @@ public sealed class PolicyRouting
         var src = Source(ctx);
         var o = ctx.Options;
         var protocol = ctx.Protocol;
+        if (ctx.ConfigPath is null && o.Rules.Count + o.Routes.Count + o.Uplinks.Count == 0)
+            ctx.Log.Warning("no policy file ({Path}, or -c PATH): the policy has no rules or routes", Config.ConfigLoader.DefaultPath);
 
         foreach (var (name, id) in o.Tables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
