@@ -49,4 +49,11 @@ public sealed class TunnelRouterOptions
 
     /// <summary>iproute2 route lines: "default via 192.168.1.1 table vpn".</summary>
     public List<string> Routes { get; set; } = [];
+
+    /// <summary>Packet marks TunnelRouter sets in its own nftables table (inet tunnel_router), in order;
+    /// a later matching entry overrides an earlier one, as iptables MARK does.</summary>
+    public List<MarkOptions> Marks { get; set; } = [];
+
+    /// <summary>Kernel settings the policy needs: { "net.ipv4.ip_forward": "1" }. net.* only.</summary>
+    public Dictionary<string, string> Sysctls { get; set; } = [];
 }
