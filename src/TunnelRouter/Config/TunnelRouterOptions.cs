@@ -54,6 +54,7 @@ public sealed class TunnelRouterOptions
     /// a later matching entry overrides an earlier one, as iptables MARK does.</summary>
     public List<MarkOptions> Marks { get; set; } = [];
 
-    /// <summary>Kernel settings the policy needs: { "net.ipv4.ip_forward": "1" }. net.* only.</summary>
+    /// <summary>Kernel settings the policy needs: { "net.ipv4.ip_forward": "1" }; net.* only, set in key order,
+    /// never reverted by flush.</summary>
     public Dictionary<string, string> Sysctls { get; set; } = [];
 }

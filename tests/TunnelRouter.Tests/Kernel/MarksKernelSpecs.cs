@@ -114,6 +114,22 @@ public class MarksKernelSpecs
     }
 
     [Fact]
+    public void Protocol_and_port_matches_work_without_netfilter_as_native_ip_rules()
+    {
+        using var lab = new Seed002Lab();
+        lab.Run(Seed002Lab.Policy(marks: "[]"), "apply").ShouldSucceed();
+        // What docs/marks.md offers instead of a mark when nothing needs netfilter: one rule per port range.
+        lab.R.Ip("rule", "add", "ipproto", "tcp", "sport", "80", "lookup", "10", "pref", "90");
+        lab.R.Ip("rule", "add", "iif", "lan0", "ipproto", "udp", "sport", "440-443", "lookup", "10", "pref", "91");
+
+        Assert.Equal("vpn", lab.Out("192.168.192.2", 80));
+        Assert.Equal("wan", lab.Out("192.168.192.2", 81));
+        Assert.Equal("vpn", lab.Lan(443, proto: ProtocolType.Udp));
+        Assert.Equal("wan", lab.Lan(443));
+        Assert.Equal(0, TablesNamed(lab.R, "tunnel_router"));
+    }
+
+    [Fact]
     public void Output_marks_are_cleared_for_the_excluded_destinations()
     {
         using var lab = new Seed002Lab();
