@@ -24,10 +24,17 @@ public sealed class Seed002Lab : IDisposable
 
     public Seed002Lab()
     {
+        // A new namespace copies the host's IPv4 conf/all and conf/default; a host with rp_filter or
+        // ip_forward set must not decide what these tests see, so every namespace starts from the kernel's defaults.
+        foreach (var ns in new[] { R, V, W, L })
+            ns.Exec("/usr/sbin/sysctl", ["-qw", "net.ipv4.ip_forward=0", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]).ShouldSucceed();
         Links.Veth(R, "vpn0", [IpVpn + "/24", "fd00:5::2/64"], V, "eth0", [GwVpn + "/24", "fd00:5::1/64"]);
         Links.Veth(R, "wan0", [IpWan + "/28", "fd00:20::2/64"], W, "eth0", [GwWan + "/28", "fd00:20::1/64"]);
         Links.Veth(R, "lan0", ["192.168.192.2/24"], L, "eth0", ["192.168.192.10/24"]);
         L.Ip("route", "add", "default", "via", "192.168.192.2");
+        // The uplinks route back to the router, as the VPN server and the ISP do.
+        V.Ip("route", "add", "default", "via", IpVpn);
+        W.Ip("route", "add", "default", "via", IpWan);
 
         // OpenWrt's interfaces: wan is the default (metric 2), vpn a second default (metric 10).
         R.Ip("route", "add", "default", "via", GwWan, "dev", "wan0", "metric", "2");
@@ -320,14 +327,14 @@ public class MarksKernelSpecs
             { "Marks": [ { "Chain": "output", "Mark": "1" }, { "Chain": "output", "Source": "5.5.5.300", "Mark": "0xf2" } ],
               "Sysctls": { "net.ipv4.ip_forward": "1" } }
             """);
-        var before = ns.Sysctl("net.ipv4.ip_forward");
+        ns.Exec("/usr/sbin/sysctl", ["-qw", "net.ipv4.ip_forward=0"]).ShouldSucceed();
 
         var run = TunnelRouterProcess.Run(ns, ["apply", "--config", path]);
 
         Assert.Equal(1, run.ExitCode);
         Assert.Contains("Marks[1].Source: '5.5.5.300' is not a valid IP address", run.Stderr);
         Assert.Equal(0, TablesNamed(ns, "tunnel_router"));
-        Assert.Equal(before, ns.Sysctl("net.ipv4.ip_forward"));
+        Assert.Equal("0", ns.Sysctl("net.ipv4.ip_forward"));
     }
 
     [Fact]

@@ -55,6 +55,8 @@ public class SysctlsKernelSpecs
     {
         using var ns = new NetNs();
         var path = Policy(ns, """{ "net.ipv4.ip_forward": "1", "net.ipv4.conf.nosuchdev0.rp_filter": "2" }""");
+        // A new namespace copies the host's ip_forward; start from a known value.
+        ns.Exec("/usr/sbin/sysctl", ["-qw", "net.ipv4.ip_forward=0"]).ShouldSucceed();
 
         var run = TunnelRouterProcess.Run(ns, ["apply", "--config", path]);
 
