@@ -44,6 +44,8 @@ public static class App
                 Names = Iproute2Files.Load(options.Iproute2Dir),
                 KernelFactory = () => Backends.Create(options.Backend),
             };
+            ctx.Handlers.Add(new NftHandler(new Nftables()));
+            ctx.Handlers.Add(new SysctlHandler(new Sysctls()));
 
             return args.Command switch
             {

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using TunnelRouter.Tests.Support;
 using Xunit;
 using static TunnelRouter.Tests.Support.TunnelRouterProcess;
@@ -120,6 +121,9 @@ public class SeedKernelSpecs
 
         Run(host, ["apply", "-c", Topology.Example(host, "fwmark-ssh-http-uplinks.json")]).ShouldSucceed();
 
+        // The how-to's martians: loose reverse-path filtering, set by the policy.
+        Assert.Equal("2", host.Exec("/usr/bin/cat", ["/proc/sys/net/ipv4/conf/all/rp_filter"]).ShouldSucceed().Stdout.Trim());
+
         Assert.Contains("via 10.0.2.1 dev eth1", host.RouteGet("203.0.113.1", "ipproto", "tcp", "dport", "22"));
         Assert.Contains("via 10.0.1.1 dev eth0", host.RouteGet("203.0.113.1", "ipproto", "tcp", "dport", "80"));
         Assert.Contains("via 10.0.1.1 dev eth0", host.RouteGet("203.0.113.1", "ipproto", "tcp", "dport", "443"));
@@ -162,5 +166,53 @@ public class SeedKernelSpecs
         Assert.Contains("via 192.0.2.1 dev eth0", router.RouteGet("198.51.100.8", "from", "192.168.10.5", "iif", "eth1"));
 
         lan.Ping("198.51.100.7").ShouldSucceed();
+    }
+
+    [Fact]
+    public void Seed_002_the_complete_OpenWrt_configuration_sends_the_VPN_addresses_and_ports_by_the_VPN_and_the_rest_by_the_WAN()
+    {
+        using var router = new NetNs();
+        using var wan = new NetNs();
+        using var vpn = new NetNs();
+        using var lan = new NetNs();
+        Topology.Link(router, "br-lan", ["192.168.192.2/24"], lan, "eth0", ["192.168.192.10/24"]);
+        Topology.Link(router, "eth0", ["172.20.10.2/28"], wan, "lan0", ["172.20.10.1/28"]);
+        Topology.Link(router, "br-vpn", ["5.5.5.2/24"], vpn, "lan0", ["5.5.5.1/24"]);
+        lan.Ip("route", "add", "default", "via", "192.168.192.2");
+        // OpenWrt's interfaces (not the policy): wan is the preferred default (metric 2), vpn the second (metric 10).
+        router.Ip("route", "add", "default", "via", "172.20.10.1", "dev", "eth0", "metric", "2");
+        router.Ip("route", "add", "default", "via", "5.5.5.1", "dev", "br-vpn", "metric", "10");
+        const string Internet = "198.51.100.7";
+        string From(NetNs ns, string? src, int sport, string dst = Internet, ProtocolType proto = ProtocolType.Tcp) =>
+            Probe.Where(ns, proto, src, sport, dst, 7000, ("vpn", vpn), ("wan", wan));
+        Assert.Equal("wan", From(router, "5.5.5.2", 40000));
+
+        var policy = Topology.Example(router, "openwrt-vpn-marks.json");
+        var plan = Run(router, ["plan", "-c", policy]);
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains("sysctl -w net.ipv4.ip_forward=1", plan.Stdout);
+        Run(router, ["apply", "-c", policy]).ShouldSucceed();
+
+        Assert.Contains("via 5.5.5.1 dev br-vpn", router.RouteGet(Internet, "mark", "0xf2"));
+        Assert.Contains("via 172.20.10.1 dev eth0", router.RouteGet(Internet, "mark", "0xf1"));
+        Assert.Contains("via 172.20.10.1 dev eth0", router.RouteGet(Internet));
+        Assert.Contains("via 172.20.10.1 dev eth0", router.RouteGet("5.5.5.5"));
+        // Output from the router: by source address, and by source port 80 unless the destination is the LAN.
+        Assert.Equal("vpn", From(router, "5.5.5.2", 40000));
+        Assert.Equal("wan", From(router, "172.20.10.2", 40000));
+        Assert.Equal("vpn", From(router, "192.168.192.2", 80));
+        Assert.Equal("wan", From(router, "192.168.192.2", 81));
+        // From the LAN (forwarded, which the policy's ip_forward allows): source ports 80 and 443, tcp and udp.
+        Assert.Equal("vpn", From(lan, null, 443));
+        Assert.Equal("vpn", From(lan, null, 80, proto: ProtocolType.Udp));
+        Assert.Equal("wan", From(lan, null, 8443));
+        // To NET_WAN the mark is cleared and main's connected route applies.
+        Assert.Equal("wan", From(lan, null, 443, "172.20.10.1"));
+        Assert.Equal("vpn", From(lan, null, 443, "5.5.5.1"));
+
+        Assert.Equal(0, Run(router, ["plan", "-c", policy]).ExitCode);
+        Run(router, ["flush", "-c", policy]).ShouldSucceed();
+        Assert.Equal("wan", From(router, "5.5.5.2", 40000));
+        Assert.DoesNotContain("proto 147", router.Ip("route", "show", "table", "all") + router.Ip("rule", "show"));
     }
 }
