@@ -49,4 +49,7 @@ public sealed class TunnelRouterOptions
 
     /// <summary>iproute2 route lines: "default via 192.168.1.1 table vpn".</summary>
     public List<string> Routes { get; set; } = [];
+
+    /// <summary>GRE tunnels apply creates, changes and removes (see docs/gre.md).</summary>
+    public List<TunnelOptions> Tunnels { get; set; } = [];
 }
