@@ -111,7 +111,7 @@ public static class TunnelConfig
             throw new InputException(field, $"'{Net.Printable(text)}' is not a valid {(family.IsV6() ? "IPv6" : "IPv4")} address");
         if (address.AddressFamily != family)
             throw new InputException(field,
-                $"'{text}' is {(family.IsV6() ? "IPv4" : "IPv6")} but a {mode.Kind()} tunnel runs over {(family.IsV6() ? "IPv6" : "IPv4")}" +
+                $"'{text}' is {(family.IsV6() ? "IPv4" : "IPv6")} but mode {mode.Kind()} runs over {(family.IsV6() ? "IPv6" : "IPv4")}" +
                 $" (use {(family.IsV6() ? (mode.IsTap() ? "gretap" : "gre") : (mode.IsTap() ? "ip6gretap" : "ip6gre"))} for that)");
         if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
             throw new InputException(field, $"'{text}' is the unspecified address; leave Local unset for 'any'");
