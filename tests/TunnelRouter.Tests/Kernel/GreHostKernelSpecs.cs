@@ -21,10 +21,15 @@ public class GreHostKernelSpecs
         RequireNoGre();
         var ns = new NetNs();
         ns.Ip("link", "add", "inet0", "type", "veth", "peer", "name", "inet1");
+        // No kernel-made link-local addresses: they appear a moment after "up" and would race the dumps.
+        ns.Ip("link", "set", "inet0", "addrgenmode", "none");
+        ns.Ip("link", "set", "inet1", "addrgenmode", "none");
         ns.Ip("addr", "add", "203.0.113.1/24", "dev", "inet0");
         ns.Ip("-6", "addr", "add", "2001:db8:113::1/64", "dev", "inet0", "nodad");
         ns.Ip("link", "set", "inet0", "up");
         ns.Ip("link", "set", "inet1", "up");
+        // The veth's carrier comes a moment after "up"; until then routes read "linkdown" and the dumps race.
+        for (var i = 0; i < 100 && !ns.Ip("-o", "link", "show", "inet0").Contains("state UP"); i++) Thread.Sleep(20);
         return ns;
     }
 
