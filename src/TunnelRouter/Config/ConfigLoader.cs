@@ -14,7 +14,7 @@ public static class ConfigLoader
     [
         "Config", "Table", "TableId", "Protocol", "HookProtocol", "PoolRules", "PoolRulePriority", "Backend",
         "LogFile", "Iproute2Dir", "LockFile", "LockTimeoutSeconds", "Tables", "Rules", "Routes",
-        "Tunnels",
+        "Uplinks", "Tunnels",
     ];
 
     /// <summary>Keys of the entries of list sections: a misspelt key inside an entry is an error too.</summary>
@@ -40,7 +40,9 @@ public static class ConfigLoader
         if (exists)
         {
             CheckPermissions(path);
-            builder.AddJsonFile(path, optional: false, reloadOnChange: false);
+            // Relative to the working directory, as a user means "-c policy.json"; the JSON provider alone
+            // would look for it next to the binary.
+            builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
         }
         // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
         // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
@@ -60,6 +62,7 @@ public static class ConfigLoader
         foreach (var section in root.GetChildren())
             if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
+        PolicyShape.Check(root, source);
         foreach (var (list, keys) in KnownInEntries)
             foreach (var entry in root.GetSection(list).GetChildren())
                 foreach (var item in entry.GetChildren())

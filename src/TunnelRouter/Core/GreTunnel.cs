@@ -132,6 +132,7 @@ public sealed record GreTunnel
 public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
 {
     public AddressFamily Family => Address.AddressFamily;
+    public IPNetwork Network => Net.Masked(Address, PrefixLength);
 
     /// <summary>fe80::/10: the kernel gives every IPv6-capable link one of its own; never ours to remove.</summary>
     public bool IsLinkLocal => Address.IsIPv6LinkLocal;

@@ -18,6 +18,11 @@ public interface IKernel
 
     bool LinkExists(string name);
 
+    /// <summary>The global-scope addresses of <paramref name="device"/> (both families, in the kernel's
+    /// order, primary first); empty when the device does not exist. Uplinks read their address and prefix
+    /// here when the policy leaves them out. Equivalent to: ip -j addr show dev eth0 scope global</summary>
+    IReadOnlyList<InterfaceAddress> ReadAddresses(string device);
+
     // Links, for GRE tunnels. The netlink backend implements the same two methods (RTM_GETLINK dump with
     // IFLA_LINKINFO/IFLA_INFO_DATA and IFLA_IFALIAS, RTM_GETADDR dump, RTM_GETROUTE for one address).
 

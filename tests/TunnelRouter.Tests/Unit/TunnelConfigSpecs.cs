@@ -12,12 +12,12 @@ public class TunnelConfigSpecs
         Addresses = ["10.255.0.1/30"], Routes = ["192.168.20.0/24"],
     };
 
-    static uint Tables(string field, string name) => name switch
+    static uint? Tables(string name) => name switch
     {
         "vpn" => 200,
         "main" => 254,
         _ when uint.TryParse(name, out var n) => n,
-        _ => throw new InputException(field, $"table '{name}' is not defined in rt_tables; give it a number under Tables"),
+        _ => null,
     };
 
     static IReadOnlyList<TunnelConfigEntry> Parse(params TunnelOptions[] tunnels) => TunnelConfig.Parse(tunnels, 147, Tables);
@@ -49,6 +49,7 @@ public class TunnelConfigSpecs
     [InlineData("default table vpn", "default dev gre_black table 200 proto 147")]
     [InlineData("fd00:50::/64", "fd00:50::/64 dev gre_black table 254 proto 147")]
     [InlineData("10.9.0.0/16 via 10.255.0.2", "10.9.0.0/16 via 10.255.0.2 dev gre_black table 254 proto 147")]
+    [InlineData("192.168.50.0/24 src 10.255.0.1 mtu 1400", "192.168.50.0/24 dev gre_black src 10.255.0.1 table 254 proto 147 mtu 1400")]
     public void Routes_over_the_tunnel_take_the_route_forms_a_tunnel_needs(string line, string route)
     {
         var o = Seed();
@@ -86,9 +87,10 @@ public class TunnelConfigSpecs
     [InlineData("Key", "-1", "Tunnels:0:Key: '-1' is not a GRE key (0 to 4294967295, or a dotted quad like 0.0.0.42)")]
     [InlineData("Addresses", "10.255.0.1/33", "Tunnels:0:Addresses:0: '33' is not a prefix length from 0 to 32")]
     [InlineData("Routes", "192.168.20.0/24 dev eth0", "Tunnels:0:Routes:0: dev 'eth0' is not this tunnel (gre_black); a tunnel's routes go over the tunnel")]
-    [InlineData("Routes", "192.168.20.1/24", "Tunnels:0:Routes:0: '192.168.20.1/24' has host bits set; did you mean 192.168.20.0/24?")]
-    [InlineData("Routes", "192.168.20.0/24 table nowhere", "Tunnels:0:Routes:0: table 'nowhere' is not defined in rt_tables; give it a number under Tables")]
-    [InlineData("Routes", "192.168.20.0/24 proto static", "Tunnels:0:Routes:0: 'proto' is not understood here (DEST [dev gre_black] [via GW] [table T] [metric N])")]
+    [InlineData("Routes", "192.168.20.1/24", "Tunnels:0:Routes:0: word 1 '192.168.20.1/24': has host bits set; did you mean 192.168.20.0/24?")]
+    [InlineData("Routes", "192.168.20.0/24 table nowhere", "Tunnels:0:Routes:0: word 3 'nowhere': is not a table defined in rt_tables or the policy's Tables; add it to Tables, e.g. \"Tables\": { \"vpn\": 200 }")]
+    [InlineData("Routes", "192.168.20.0/24 proto static", "Tunnels:0:Routes:0: word 2 'proto': tunnel-router sets the protocol itself (it marks what tunnel-router owns); remove it")]
+    [InlineData("Routes", "blackhole 192.168.20.0/24", "Tunnels:0:Routes:0: 'blackhole 192.168.20.0/24' is a blackhole route; only unicast routes go over a tunnel")]
     [InlineData("Underlay", "gre_black", "Tunnels:0:Underlay: is the tunnel itself")]
     public void Bad_values_are_one_line_errors_naming_the_key(string key, string value, string error)
     {
