@@ -14,8 +14,15 @@ public static class ConfigLoader
     [
         "Config", "Table", "TableId", "Protocol", "HookProtocol", "PoolRules", "PoolRulePriority", "Backend",
         "LogFile", "Iproute2Dir", "LockFile", "LockTimeoutSeconds", "Tables", "Rules", "Routes",
-        "Uplinks", "Marks", "Sysctls",
+        "Uplinks", "Marks", "Sysctls", "Tunnels",
     ];
+
+    /// <summary>Keys of the entries of list sections: a misspelt key inside an entry is an error too.</summary>
+    static readonly Dictionary<string, string[]> KnownInEntries = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Tunnels"] = ["Name", "Mode", "Local", "Remote", "Key", "IKey", "OKey", "Ttl", "Tos", "PMtuDisc", "Mtu",
+            "Underlay", "Dev", "Addresses", "Routes"],
+    };
 
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
     /// <param name="overrides">Key=Value pairs from the command line.</param>
@@ -56,6 +63,11 @@ public static class ConfigLoader
             if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
         PolicyShape.Check(root, source);
+        foreach (var (list, keys) in KnownInEntries)
+            foreach (var entry in root.GetSection(list).GetChildren())
+                foreach (var item in entry.GetChildren())
+                    if (!keys.Contains(item.Key, StringComparer.OrdinalIgnoreCase))
+                        throw new InputException($"{source}: {list}:{entry.Key}:{item.Key}", $"unknown key (known: {string.Join(", ", keys)})");
 
         CheckMarksAndSysctls(root, source);
 

@@ -11,6 +11,10 @@ public abstract record Change
 {
     public abstract Change Inverse();
 
+    /// <summary>What rollback runs to undo this change: its <see cref="Inverse"/>, or more where one
+    /// inverse is not enough (a deleted link comes back with its mark, state and addresses).</summary>
+    public virtual IEnumerable<Change> Undo() => [Inverse()];
+
     /// <summary>The command a person would type, with names: "ip -4 route add ... table vpn".</summary>
     public abstract string Display(TableNames tables, ProtocolNames protocols);
 
@@ -24,7 +28,8 @@ public abstract record Change
     /// <summary>Rules and routes are ordered rules-last on the way in and rules-first on the way out.</summary>
     public virtual bool IsRule => false;
 
-    public override string ToString() => Display(TableNames.Numeric, ProtocolNames.Numeric);
+    // Sealed so that the records deriving from Change print as ip commands, not as generated member lists.
+    public sealed override string ToString() => Display(TableNames.Numeric, ProtocolNames.Numeric);
 }
 
 /// <summary>A change iproute2 makes: a route or rule line in <c>ip -batch</c>.</summary>
