@@ -14,6 +14,7 @@ public static class ConfigLoader
     [
         "Config", "Table", "TableId", "Protocol", "HookProtocol", "PoolRules", "PoolRulePriority", "Backend",
         "LogFile", "Iproute2Dir", "LockFile", "LockTimeoutSeconds", "Tables", "Rules", "Routes",
+        "Uplinks",
     ];
 
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
@@ -32,7 +33,9 @@ public static class ConfigLoader
         if (exists)
         {
             CheckPermissions(path);
-            builder.AddJsonFile(path, optional: false, reloadOnChange: false);
+            // Relative to the working directory, as a user means "-c policy.json"; the JSON provider alone
+            // would look for it next to the binary.
+            builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
         }
         // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
         // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
@@ -52,6 +55,7 @@ public static class ConfigLoader
         foreach (var section in root.GetChildren())
             if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
+        PolicyShape.Check(root, source);
 
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }
