@@ -224,7 +224,8 @@ public sealed class DemoCommand
         var r = Run(_ip, ["-n", Vpn, family, "route", "get", .. selector], null);
         // The lab's table names live in its own iproute2 directory, which ip here does not read.
         var line = (r.ExitCode == 0 ? r.StandardOutput : r.StandardError).Split('\n')[0].Trim()
-            .Replace(" table 200", " table vpn (200)").Replace(" uid 0", "");
+            .Replace(" table 200", " table vpn (200)");
+        foreach (var noise in new[] { " uid 0", " proto 147", " metric 1024", " iif tun0", " pref medium" }) line = line.Replace(noise, "");
         _out.WriteLine($"  {what}  ip route get {string.Join(' ', selector)}");
         _out.WriteLine($"  {"",27}  → {line}");
     }

@@ -42,7 +42,7 @@ public static class DemoPing
                 if (icmp.Length >= 8 && icmp[0] == reply && BinaryPrimitives.ReadUInt16BigEndian(icmp[4..]) == id
                     && ((IPEndPoint)from).Address.Equals(destination))
                 {
-                    output.WriteLine($"ping {destination} from {source}: reply in {(clock.Elapsed - sent).TotalMilliseconds:0.0} ms");
+                    output.WriteLine($"ping {destination} from {source}: reply in {(clock.Elapsed - sent).TotalMilliseconds:0.00} ms");
                     return App.Ok;
                 }
             }
