@@ -14,8 +14,9 @@ public static class DemoPing
 {
     public static int Run(TextWriter output, string sourceText, string destinationText)
     {
-        var source = IPAddress.Parse(sourceText);
-        var destination = IPAddress.Parse(destinationText);
+        if (!IPAddress.TryParse(sourceText, out var source)) throw new InputException("--lab-ping-from", $"'{Core.Net.Printable(sourceText)}' is not an address");
+        if (!IPAddress.TryParse(destinationText, out var destination) || destination.AddressFamily != source.AddressFamily)
+            throw new InputException("--lab-ping-to", $"'{Core.Net.Printable(destinationText)}' is not an address of the source's family");
         var v6 = destination.AddressFamily == AddressFamily.InterNetworkV6;
         using var socket = new Socket(destination.AddressFamily, SocketType.Raw, v6 ? ProtocolType.IcmpV6 : ProtocolType.Icmp);
         socket.Bind(new IPEndPoint(source, 0));

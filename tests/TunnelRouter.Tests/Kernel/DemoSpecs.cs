@@ -8,9 +8,9 @@ namespace TunnelRouter.Tests.Kernel;
 /// and leave the host exactly as it found it.</summary>
 public class DemoSpecs
 {
+    /// <summary>The host's policy routing. Links are left out: other tests may add and move veths meanwhile.</summary>
     static string HostRouting() => string.Join("\n---\n",
-        Sh.Ip("-4", "rule", "show"), Sh.Ip("-6", "rule", "show"), Sh.Ip("-4", "route", "show", "table", "all"),
-        Sh.Ip("-4", "link", "show", "type", "veth"), Sh.Ip("link", "show", "type", "tun"));
+        Sh.Ip("-4", "rule", "show"), Sh.Ip("-6", "rule", "show"), Sh.Ip("-4", "route", "show", "table", "all"));
 
     static string[] DemoNamespaces(int pid) =>
         Directory.Exists("/run/netns") ? Directory.GetFiles("/run/netns", $"trdemo-{pid}-*") : [];
