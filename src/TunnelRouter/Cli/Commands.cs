@@ -10,6 +10,7 @@ public static class Commands
         "apply" => Apply(ctx),
         "plan" => Plan(ctx),
         "flush" => Flush(ctx),
+        "demo" => DemoCommand.Run(ctx),
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not implemented yet"),
     };
 
