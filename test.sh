@@ -9,6 +9,16 @@ scripts/deps.sh test
 ./install.sh --prefix artifacts/test-install
 export TUNNEL_ROUTER_BIN="$PWD/artifacts/test-install/sbin/tunnel-router"
 
+# The tests must never touch the host's own routing: what they may change lives in namespaces they create.
+host_state() {
+    ip -4 rule show; ip -6 rule show
+    ip -4 route show table all; ip -6 route show table all | grep -v '^local fe80::\|^fe80::'
+    sysctl net.ipv4.ip_forward net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter net.ipv6.conf.all.forwarding
+    nft list ruleset 2>/dev/null
+    ls -lR /etc/iproute2 2>/dev/null
+}
+host_state >artifacts/host-before.txt
+
 rm -rf artifacts/test-results
 set +e
 dotnet test tests/TunnelRouter.Tests/TunnelRouter.Tests.csproj -c Release -nologo \
@@ -16,6 +26,13 @@ dotnet test tests/TunnelRouter.Tests/TunnelRouter.Tests.csproj -c Release -nolog
     --results-directory artifacts/test-results "$@" 2>&1 | tee artifacts/test.log
 rc=${PIPESTATUS[0]}
 set -e
+
+host_state >artifacts/host-after.txt
+if ! diff -u artifacts/host-before.txt artifacts/host-after.txt >artifacts/host-diff.txt; then
+    cat artifacts/host-diff.txt >&2
+    echo "test.sh: the tests changed the host's routing, sysctls, nftables or /etc/iproute2 (diff above)" >&2
+    rc=1
+fi
 
 trx=artifacts/test-results/results.trx
 if [ -f "$trx" ]; then

@@ -29,6 +29,9 @@ public sealed class Nftables(ProcessRunner? runner = null)
             return new NftTableState(result.StandardOutput, NftMarks.FingerprintOf(result.StandardOutput));
         var err = result.StandardError.Trim();
         if (err.Contains("No such file or directory")) return null;
+        // A kernel without nf_tables (a minimal or User-Mode Linux kernel) cannot hold our table either;
+        // a policy with marks still fails there, when the table is loaded, with the kernel's own words.
+        if (err.Contains("Protocol not supported") || err.Contains("Operation not supported")) return null;
         throw new ProcessException(ProcessRunner.Describe(Tools.Nft, ["list", "table", NftMarks.QualifiedName]), result.ExitCode, err,
             $"nft list table {NftMarks.QualifiedName} failed (exit {result.ExitCode}): {err.Split('\n')[0]}") { Errno = Errno.FromMessage(err) };
     }
