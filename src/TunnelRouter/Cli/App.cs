@@ -41,7 +41,7 @@ public static class App
                 Log = log,
                 Out = stdout,
                 Names = Iproute2Files.Load(options.Iproute2Dir),
-                KernelFactory = () => Backends.Create(options.Backend),
+                KernelFactory = () => FaultPoint.Wrap(Backends.Create(options.Backend), env),
             };
 
             return args.Command switch

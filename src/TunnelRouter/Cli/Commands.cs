@@ -10,10 +10,12 @@ public static class Commands
         "apply" => Apply(ctx),
         "plan" => Plan(ctx),
         "flush" => Flush(ctx),
+        "doctor" => DoctorCommand.Run(ctx),
+        "explain" => ExplainCommand.Run(ctx),
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not implemented yet"),
     };
 
-    static List<Change> PlanAll(Context ctx, Func<IPolicyPart, Context, IReadOnlyList<Change>> plan)
+    internal static List<Change> PlanAll(Context ctx, Func<IPolicyPart, Context, IReadOnlyList<Change>> plan)
     {
         var parts = PolicyParts.All(ctx);
         foreach (var part in parts) part.Validate(ctx);

@@ -37,7 +37,7 @@ public static class ConfigLoader
         // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
         // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
         builder.AddInMemoryCollection(env
-            .Where(kv => kv.Key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase))
+            .Where(kv => kv.Key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) && kv.Key != Kernel.FaultPoint.Variable)
             .Select(kv => new KeyValuePair<string, string?>(kv.Key[EnvPrefix.Length..].Replace("__", ":"), kv.Value)));
         builder.AddInMemoryCollection(overrides.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
 
@@ -66,16 +66,7 @@ public static class ConfigLoader
     }
 
     /// <summary>Like sshd's StrictModes: a policy that others can write could route root's traffic anywhere.</summary>
-    static void CheckPermissions(string path)
-    {
-        if (Interop.Libc.geteuid() != 0) return;
-        foreach (var p in new[] { path, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))! })
-        {
-            var mode = File.GetUnixFileMode(p);
-            if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
-                throw new InputException(p, "is writable by group or others; refusing it (chmod go-w)");
-        }
-    }
+    static void CheckPermissions(string path) => StrictModes.Check(path);
 
     static string Net(string? value) => value is null ? "" : Core.Net.Printable(value);
 
