@@ -27,7 +27,7 @@ public static class App
                 case "version": stdout.WriteLine($"tunnel-router {Version}"); return Ok;
             }
 
-            var (options, _) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
+            var (options, configPath) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
             if (options.LogFile is not null) log = CreateLogger(level, options.LogFile, stderr);
 
             if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
@@ -38,6 +38,7 @@ public static class App
                 Args = args,
                 Environment = env,
                 Options = options,
+                ConfigPath = configPath,
                 Log = log,
                 Out = stdout,
                 Names = Iproute2Files.Load(options.Iproute2Dir),
