@@ -31,6 +31,8 @@ public sealed class FaultPoint(IKernel inner, int after) : IKernel
 
     public bool LinkExists(string name) => inner.LinkExists(name);
 
+    public IReadOnlyList<InterfaceAddress> ReadAddresses(string device) => inner.ReadAddresses(device);
+
     /// <summary>Fires once: the rollback that follows runs against the real kernel, unhindered.</summary>
     public void Apply(IReadOnlyList<Change> changes)
     {
