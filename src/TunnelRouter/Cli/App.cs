@@ -45,6 +45,10 @@ public static class App
                 KernelFactory = () => FaultPoint.Wrap(Backends.Create(options.Backend), env),
             };
 
+            // Both owners' protocols are checked for every command: a bad one in the environment is an error
+            // even for the hook, which only uses its own.
+            _ = (ctx.Protocol, ctx.HookProtocol);
+
             return args.Command switch
             {
                 "up" => HookCommand.Run(ctx, HookAction.Up),

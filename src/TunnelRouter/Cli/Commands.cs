@@ -29,8 +29,9 @@ public static class Commands
         using (ctx.Lock())
         {
             var plan = PlanAll(ctx, (p, c) => p.Plan(c));
-            ctx.CommitNames();
             ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            // Names only after the kernel took the changes: a failed apply leaves no file behind either.
+            ctx.CommitNames();
             ctx.Log.Debug("apply: {Count} change(s)", plan.Count);
         }
         return App.Ok;

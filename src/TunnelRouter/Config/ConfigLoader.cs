@@ -35,6 +35,15 @@ public static class ConfigLoader
         var exists = File.Exists(path);
         if (required && !exists) throw new InputException("--config", $"'{path}' does not exist");
 
+        // An unknown key set through the environment is named as the variable the admin wrote.
+        foreach (var key in env.Keys)
+        {
+            if (!key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || key == Kernel.FaultPoint.Variable) continue;
+            var top = key[EnvPrefix.Length..].Split("__")[0];
+            if (!Known.Contains(top, StringComparer.OrdinalIgnoreCase))
+                throw new InputException(key, $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", Known.Skip(1))})");
+        }
+
         var builder = new ConfigurationBuilder();
         if (exists)
         {
@@ -65,6 +74,8 @@ public static class ConfigLoader
                     if (!keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
                         throw new InputException($"{source}: {name}[{item.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", keys)})");
 
+        ConfigShape.Check(root, source);
+
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }
         catch (InvalidOperationException e)
@@ -72,13 +83,17 @@ public static class ConfigLoader
             // "Failed to convert configuration value at 'TableId' to type 'System.UInt32'."
             var key = Between(e.Message, "at '", "'") ?? "configuration";
             var value = root[key];
-            throw new InputException($"{source}: {key}", $"'{Net(value)}' is not a valid value");
+            throw new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value");
         }
         return (options, exists ? path : null);
     }
 
     /// <summary>Like sshd's StrictModes: a policy that others can write could route root's traffic anywhere.</summary>
     static void CheckPermissions(string path) => StrictModes.Check(path);
+
+    /// <summary>"Uplinks:0:Priority" as the policy file spells it: "Uplinks[0].Priority".</summary>
+    static string PolicyPath(string key) =>
+        string.Concat(key.Split(':').Select((part, i) => part.All(char.IsAsciiDigit) && i > 0 ? $"[{part}]" : i == 0 ? part : "." + part));
 
     static string Net(string? value) => value is null ? "" : Core.Net.Printable(value);
 

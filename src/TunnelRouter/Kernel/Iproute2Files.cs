@@ -65,6 +65,8 @@ public sealed class Iproute2Files
             throw new InputException(field, $"'{Net.Printable(nameOrId)}' is not a table number or a valid table name");
         if (idIfUndefined is not { } fresh)
             throw new InputException(field, $"table '{nameOrId}' is not defined in rt_tables; give it a number under Tables");
+        if (fresh is 0 or > int.MaxValue or TableNames.Default or TableNames.Main or TableNames.Local)
+            throw new InputException(field, $"table '{nameOrId}' cannot take id {fresh}: a table id (TableId, Tables) is 1 to {int.MaxValue}, except 253-255 (default, main, local)");
         if (Tables.TryGetName(fresh, out var other))
             throw new InputException(field, $"table '{nameOrId}' would take id {fresh}, which rt_tables already names '{other}'; choose another id");
         Tables.Add(fresh, nameOrId);
