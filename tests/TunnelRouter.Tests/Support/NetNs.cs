@@ -33,6 +33,20 @@ public sealed class NetNs : IDisposable
         if (v4Cidr is not null) Ip("addr", "add", v4Cidr, "dev", dev);
         if (v6Cidr is not null) Ip("addr", "add", v6Cidr, "dev", dev);
         Ip("link", "set", dev, "up");
+        if (v6Cidr is not null) WaitForLocalRoute(v6Cidr.Split('/')[0]);
+    }
+
+    /// <summary>addrconf adds an IPv6 address's local route from a work queue a moment after the address:
+    /// a dump taken before it appears would differ from one taken after, for no fault of the code under test.</summary>
+    void WaitForLocalRoute(string address)
+    {
+        var normal = System.Net.IPAddress.Parse(address).ToString();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!Ip("-6", "route", "show", "table", "local").Contains($"local {normal} "))
+        {
+            if (clock.ElapsedMilliseconds > 5000) return;
+            Thread.Sleep(5);
+        }
     }
 
     /// <summary>Everything a test may compare before and after: routes of every table, rules, links.</summary>
