@@ -22,7 +22,8 @@ public static class ConfigShape
             string Field(string rest = "") => $"{source}: {key}{rest}";
             if (Is(Lists, key) || Is(ObjectLists, key))
             {
-                if (section.Value is not null) throw new InputException(Field(), "expected a list [ ... ]");
+                // An empty list reads as "" with no children.
+                if (!string.IsNullOrEmpty(section.Value)) throw new InputException(Field(), "expected a list [ ... ]");
                 foreach (var item in children)
                 {
                     if (!item.Key.All(char.IsAsciiDigit)) throw new InputException(Field($".{item.Key}"), "expected a list [ ... ], not an object");
@@ -36,7 +37,7 @@ public static class ConfigShape
             }
             else if (Is(Maps, key))
             {
-                if (section.Value is not null) throw new InputException(Field(), "expected an object { \"name\": number }");
+                if (!string.IsNullOrEmpty(section.Value)) throw new InputException(Field(), "expected an object { \"name\": number }");
                 foreach (var item in children)
                     if (item.GetChildren().Any()) throw new InputException(Field($".{item.Key}"), "expected a number");
             }

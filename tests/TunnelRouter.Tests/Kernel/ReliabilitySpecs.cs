@@ -204,7 +204,9 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         var apply = Run(ns, ["apply", "--config", policy]);
 
         Assert.NotEqual(0, apply.ExitCode);
-        Assert.Single(apply.Stderr.Split('\n'), l => l.StartsWith("tunnel-router: error:"));
+        var error = Assert.Single(apply.Stderr.Split('\n'), l => l.StartsWith("tunnel-router: error:"));
+        Assert.Contains("dev lan", error);
+        Assert.Contains("nothing left behind", error);
         Assert.Equal(before, ns.Dump());
     }
 

@@ -75,8 +75,15 @@ public static class Hardening
     public static void AddVeth(NetNs ns, string name, string? cidr = null)
     {
         ns.Ip("link", "add", name, "type", "veth", "peer", "name", name + "p");
+        // No IPv6 link-local address: it would appear a moment later, in the middle of a before/after dump.
+        ns.Ip("link", "set", "dev", name, "addrgenmode", "none");
+        ns.Ip("link", "set", "dev", name + "p", "addrgenmode", "none");
         if (cidr is not null) ns.Ip("addr", "add", cidr, "dev", name);
         ns.Ip("link", "set", name, "up");
         ns.Ip("link", "set", name + "p", "up");
+        // The carrier comes a moment after "up"; until then routes on the link read "linkdown", and a dump
+        // taken before would differ from one taken after.
+        var clock = Stopwatch.StartNew();
+        while (!ns.Ip("link", "show", "dev", name).Contains("LOWER_UP") && clock.ElapsedMilliseconds < 5000) Thread.Sleep(5);
     }
 }
