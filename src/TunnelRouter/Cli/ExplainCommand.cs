@@ -78,14 +78,24 @@ public static class ExplainCommand
     static string? Hint(Packet p, KernelAnswer match, Context ctx)
     {
         var v = p.Family.IsV6() ? "ipv6" : "ipv4";
-        if (match.Error!.Contains("cross-device", StringComparison.Ordinal))
+        var error = match.Error!;
+        // A source that fails the reverse-path check is a martian: the kernel answers EINVAL (older ones EXDEV).
+        var strict = !p.IsLocal && !p.Family.IsV6()
+                     && Math.Max(Int(Sysctl.Read("net/ipv4/conf/all/rp_filter")), Int(Sysctl.Read($"net/ipv4/conf/{p.Iif}/rp_filter"))) == 1;
+        if (error.Contains("cross-device", StringComparison.Ordinal) || (strict && error.Contains("Invalid argument", StringComparison.Ordinal)))
             return $"the reverse-path filter dropped it as a martian: a reply to {p.From} would not leave through {p.Iif}. " +
                    $"Use loose mode (sysctl -w net.{v}.conf.{p.Iif}.rp_filter=2 and net.{v}.conf.all.rp_filter=2), or add the rule that routes replies back through {p.Iif}; " +
                    $"sysctl -w net.{v}.conf.all.log_martians=1 shows such drops in the kernel log";
         if (!p.IsLocal && Sysctl.Read(p.Family.IsV6() ? "net/ipv6/conf/all/forwarding" : "net/ipv4/ip_forward") == "0")
             return $"forwarding is off, so nothing arriving on {p.Iif} is routed onwards: sysctl -w {(p.Family.IsV6() ? "net.ipv6.conf.all.forwarding" : "net.ipv4.ip_forward")}=1";
+        if (error.Contains("Invalid argument", StringComparison.Ordinal))
+            return p.IsLocal
+                ? $"{p.From} is not an address of this host; for a packet that arrives from elsewhere, give --iif"
+                : $"the kernel treats {p.From} arriving on {p.Iif} as a martian source (loopback, broadcast or multicast?); sysctl -w net.{v}.conf.all.log_martians=1 logs such drops";
         return null;
     }
+
+    static int Int(string? text) => int.TryParse(text, out var n) ? n : 0;
 
     static void WriteText(Context ctx, Explanation x, bool iifGuessed)
     {
