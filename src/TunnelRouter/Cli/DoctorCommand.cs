@@ -54,7 +54,7 @@ public static class DoctorCommand
         Managers(findings);
         Selectors(ctx, findings, rules, state);
         Tables(ctx, findings);
-        Nft(findings, rules);
+        Nft(findings, rules, ctx.Options.Marks.Count);
         if (plan is not null)
         {
             findings.Add(plan.Count == 0
@@ -74,7 +74,7 @@ public static class DoctorCommand
             var (path, key) = family.IsV6()
                 ? ("net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding")
                 : ("net/ipv4/ip_forward", "net.ipv4.ip_forward");
-            var value = Sysctl.Read(path);
+            var value = ProcSys.Read(path);
             findings.Add(value == "1"
                 ? new Finding("forwarding", FindingLevel.Ok, $"{key} = 1")
                 : new Finding("forwarding", FindingLevel.Problem,
@@ -97,11 +97,11 @@ public static class DoctorCommand
 
         foreach (var v in new[] { "ipv4" })
         {
-            var all = Sysctl.Read($"net/{v}/conf/all/rp_filter");
+            var all = ProcSys.Read($"net/{v}/conf/all/rp_filter");
             var strict = new List<string>();
             foreach (var dev in devices)
             {
-                var own = Sysctl.Read($"net/{v}/conf/{dev}/rp_filter");
+                var own = ProcSys.Read($"net/{v}/conf/{dev}/rp_filter");
                 if (own is null) continue;
                 // The kernel uses the larger of "all" and the device's value.
                 if (Math.Max(Int(all), Int(own)) == 1) strict.Add(dev);
@@ -112,7 +112,7 @@ public static class DoctorCommand
                     $"strict reverse-path filtering (rp_filter=1, all={all}) on {string.Join(", ", strict)}: policy routing makes replies asymmetric, and the kernel drops such packets as martians, silently",
                     $"loose mode: sysctl -w net.{v}.conf.all.rp_filter=2 {string.Join(" ", strict.Select(d => $"net.{v}.conf.{d}.rp_filter=2"))}"));
 
-            var martians = Int(Sysctl.Read($"net/{v}/conf/all/log_martians"));
+            var martians = Int(ProcSys.Read($"net/{v}/conf/all/log_martians"));
             findings.Add(martians == 1
                 ? new Finding("log_martians", FindingLevel.Ok, "martian packets are logged")
                 : new Finding("log_martians", FindingLevel.Note,
@@ -296,9 +296,10 @@ public static class DoctorCommand
             findings.Add(new Finding("tables", FindingLevel.Ok, "every table name is defined once"));
     }
 
-    static void Nft(List<Finding> findings, List<Rule> rules)
+    /// <summary>Marks are set by nftables (the policy's Marks) and matched by fwmark rules: either needs nft.</summary>
+    static void Nft(List<Finding> findings, List<Rule> rules, int marks)
     {
-        if (!rules.Any(r => r.FwMark is not null)) return;
+        if (marks == 0 && !rules.Any(r => r.FwMark is not null)) return;
         try
         {
             findings.Add(new Finding("nft", FindingLevel.Ok, $"the policy uses marks and nft is at {Tools.Nft}"));

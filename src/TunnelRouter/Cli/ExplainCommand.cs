@@ -81,12 +81,12 @@ public static class ExplainCommand
         var error = match.Error!;
         // A source that fails the reverse-path check is a martian: the kernel answers EINVAL (older ones EXDEV).
         var strict = !p.IsLocal && !p.Family.IsV6()
-                     && Math.Max(Int(Sysctl.Read("net/ipv4/conf/all/rp_filter")), Int(Sysctl.Read($"net/ipv4/conf/{p.Iif}/rp_filter"))) == 1;
+                     && Math.Max(Int(ProcSys.Read("net/ipv4/conf/all/rp_filter")), Int(ProcSys.Read($"net/ipv4/conf/{p.Iif}/rp_filter"))) == 1;
         if (error.Contains("cross-device", StringComparison.Ordinal) || (strict && error.Contains("Invalid argument", StringComparison.Ordinal)))
             return $"the reverse-path filter dropped it as a martian: a reply to {p.From} would not leave through {p.Iif}. " +
                    $"Use loose mode (sysctl -w net.{v}.conf.{p.Iif}.rp_filter=2 and net.{v}.conf.all.rp_filter=2), or add the rule that routes replies back through {p.Iif}; " +
                    $"sysctl -w net.{v}.conf.all.log_martians=1 shows such drops in the kernel log";
-        if (!p.IsLocal && Sysctl.Read(p.Family.IsV6() ? "net/ipv6/conf/all/forwarding" : "net/ipv4/ip_forward") == "0")
+        if (!p.IsLocal && ProcSys.Read(p.Family.IsV6() ? "net/ipv6/conf/all/forwarding" : "net/ipv4/ip_forward") == "0")
             return $"forwarding is off, so nothing arriving on {p.Iif} is routed onwards: sysctl -w {(p.Family.IsV6() ? "net.ipv6.conf.all.forwarding" : "net.ipv4.ip_forward")}=1";
         if (error.Contains("Invalid argument", StringComparison.Ordinal))
             return p.IsLocal
@@ -262,7 +262,7 @@ public static class ExplainCommand
 }
 
 /// <summary>Reads a sysctl of the current network namespace; null when it does not exist.</summary>
-public static class Sysctl
+public static class ProcSys
 {
     public static string? Read(string path)
     {

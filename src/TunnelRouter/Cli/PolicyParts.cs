@@ -35,6 +35,8 @@ public static class PolicyParts
     public static IReadOnlyList<IPolicyPart> All(Context ctx) =>
     [
         new RoutingPart(),
+        new MarksPart(),
+        new SysctlsPart(),
     ];
 }
 

@@ -46,6 +46,8 @@ public sealed class PolicyRouting
         var src = Source(ctx);
         var o = ctx.Options;
         var protocol = ctx.Protocol;
+        if (ctx.ConfigPath is null && o.Rules.Count + o.Routes.Count + o.Uplinks.Count == 0)
+            ctx.Log.Warning("no policy file ({Path}, or -c PATH): the policy has no rules or routes", Config.ConfigLoader.DefaultPath);
 
         foreach (var (name, id) in o.Tables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
@@ -139,7 +141,15 @@ public sealed class PolicyRouting
     public IReadOnlyList<Change> Plan(Context ctx)
     {
         var current = ctx.Kernel.Read(StateQuery.All);
-        return Planner.Plan(Desired(ctx, current), current, Ownership.ByProtocol(ctx.Protocol));
+        var desired = Desired(ctx, current);
+        var owns = Ownership.ByProtocol(ctx.Protocol);
+        // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
+        // would read as "already there" while our route is not. Say so instead, for both families.
+        foreach (var want in desired.Routes)
+            if (current.Routes.FirstOrDefault(have => have.Key == want.Key && !owns.Route(have)) is { } theirs)
+                throw new ConflictException(
+                    $"route '{IpCommand.RouteArgs(theirs, ctx.Names.Tables, ctx.Names.Protocols)}' is in the way of the policy's '{IpCommand.RouteArgs(want, ctx.Names.Tables, ctx.Names.Protocols)}' and is not owned by tunnel-router apply (protocol {ctx.Protocol}); remove it or change the policy's metric");
+        return Planner.Plan(desired, current, owns);
     }
 
     /// <summary>Fills what the policy left out from the kernel: the address and prefix of the interface,

@@ -14,14 +14,8 @@ public static class ConfigLoader
     [
         "Config", "Table", "TableId", "Protocol", "HookProtocol", "PoolRules", "PoolRulePriority", "Backend",
         "LogFile", "Iproute2Dir", "LockFile", "LockTimeoutSeconds", "Tables", "Rules", "Routes",
-        "Uplinks",
+        "Uplinks", "Marks", "Sysctls",
     ];
-
-    /// <summary>Keys of the objects in a list-of-objects section: a misspelt "Gatway" must not be ignored.</summary>
-    static readonly Dictionary<string, string[]> KnownItemKeys = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["Uplinks"] = ["Interface", "Table", "Address", "Gateway", "Priority"],
-    };
 
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
     /// <param name="overrides">Key=Value pairs from the command line.</param>
@@ -48,7 +42,9 @@ public static class ConfigLoader
         if (exists)
         {
             CheckPermissions(path);
-            builder.AddJsonFile(path, optional: false, reloadOnChange: false);
+            // Relative to the working directory, as a user means "-c policy.json"; the JSON provider alone
+            // would look for it next to the binary.
+            builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
         }
         // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
         // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
@@ -68,11 +64,9 @@ public static class ConfigLoader
         foreach (var section in root.GetChildren())
             if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
-        foreach (var (name, keys) in KnownItemKeys)
-            foreach (var item in root.GetSection(name).GetChildren())
-                foreach (var key in item.GetChildren())
-                    if (!keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
-                        throw new InputException($"{source}: {name}[{item.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", keys)})");
+        PolicyShape.Check(root, source);
+
+        CheckMarksAndSysctls(root, source);
 
         ConfigShape.Check(root, source);
 
@@ -86,6 +80,23 @@ public static class ConfigLoader
             throw new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value");
         }
         return (options, exists ? path : null);
+    }
+
+    /// <summary>The binder ignores keys it does not know and flattens nesting; a typo in a mark entry
+    /// ("SourcePort") or a nested sysctl would silently match more traffic than meant.</summary>
+    static void CheckMarksAndSysctls(IConfiguration root, string source)
+    {
+        foreach (var entry in root.GetSection("Marks").GetChildren())
+        {
+            if (entry.Value is not null)
+                throw new InputException($"{source}: Marks[{entry.Key}]", "expected an object like { \"Chain\": \"output\", \"Mark\": \"0xf2\" }");
+            foreach (var key in entry.GetChildren())
+                if (!MarkOptions.Keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
+                    throw new InputException($"{source}: Marks[{entry.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", MarkOptions.Keys)})");
+        }
+        foreach (var entry in root.GetSection("Sysctls").GetChildren())
+            if (entry.Value is null)
+                throw new InputException($"{source}: Sysctls.{entry.Key}", "expected a value like \"1\", not an object; write keys dotted: \"net.ipv4.ip_forward\"");
     }
 
     /// <summary>Like sshd's StrictModes: a policy that others can write could route root's traffic anywhere.</summary>

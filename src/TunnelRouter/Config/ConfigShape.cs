@@ -3,48 +3,30 @@ using Microsoft.Extensions.Configuration;
 namespace TunnelRouter.Config;
 
 /// <summary>
-/// The binder silently skips a value of the wrong shape ("Rules": "from ..." instead of a list, an object
-/// where a number belongs, a list item that is an object): the policy would then apply as if that key were
-/// absent. Every key must have the shape its option has, or it is an error naming the key.
+/// What <see cref="PolicyShape"/> leaves to the binder: a single-valued key written as an object or a list
+/// ("TableId": { "a": 1 }, "Table": [ "vpn" ], an uplink's "Interface": [ "wan" ]) binds to nothing, silently,
+/// and the default would then apply. Such a key is an error naming it.
 /// </summary>
 public static class ConfigShape
 {
-    static readonly string[] Lists = ["Rules", "Routes"];
-    static readonly string[] Maps = ["Tables"];
-    static readonly string[] ObjectLists = ["Uplinks"];
+    /// <summary>Keys whose value is a list or an object; their own checks live in PolicyShape and ConfigLoader.</summary>
+    static readonly string[] Containers = ["Tables", "Rules", "Routes", "Uplinks", "Marks", "Sysctls"];
 
     public static void Check(IConfigurationRoot root, string source)
     {
         foreach (var section in root.GetChildren())
         {
-            var key = section.Key;
-            var children = section.GetChildren().ToList();
-            string Field(string rest = "") => $"{source}: {key}{rest}";
-            if (Is(Lists, key) || Is(ObjectLists, key))
+            if (!Containers.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
             {
-                // An empty list reads as "" with no children.
-                if (!string.IsNullOrEmpty(section.Value)) throw new InputException(Field(), "expected a list [ ... ]");
-                foreach (var item in children)
-                {
-                    if (!item.Key.All(char.IsAsciiDigit)) throw new InputException(Field($".{item.Key}"), "expected a list [ ... ], not an object");
-                    var itemIsObject = item.GetChildren().Any();
-                    if (Is(Lists, key) && itemIsObject) throw new InputException(Field($"[{item.Key}]"), "expected a string");
-                    if (Is(ObjectLists, key) && !itemIsObject) throw new InputException(Field($"[{item.Key}]"), "expected an object { ... }");
-                    if (Is(ObjectLists, key))
-                        foreach (var member in item.GetChildren())
-                            if (member.GetChildren().Any()) throw new InputException(Field($"[{item.Key}].{member.Key}"), "expected a single value");
-                }
+                if (section.GetChildren().Any())
+                    throw new InputException($"{source}: {section.Key}", "expected a single value, not a list or an object");
+                continue;
             }
-            else if (Is(Maps, key))
-            {
-                if (!string.IsNullOrEmpty(section.Value)) throw new InputException(Field(), "expected an object { \"name\": number }");
-                foreach (var item in children)
-                    if (item.GetChildren().Any()) throw new InputException(Field($".{item.Key}"), "expected a number");
-            }
-            else if (children.Count > 0)
-                throw new InputException(Field(), "expected a single value, not a list or an object");
+            if (!section.Key.Equals("Uplinks", StringComparison.OrdinalIgnoreCase)) continue;
+            foreach (var item in section.GetChildren())
+                foreach (var member in item.GetChildren())
+                    if (member.GetChildren().Any())
+                        throw new InputException($"{source}: Uplinks[{item.Key}].{member.Key}", "expected a single value, not a list or an object");
         }
     }
-
-    static bool Is(string[] names, string key) => names.Contains(key, StringComparer.OrdinalIgnoreCase);
 }

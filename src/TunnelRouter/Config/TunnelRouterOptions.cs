@@ -52,6 +52,14 @@ public sealed class TunnelRouterOptions
 
     /// <summary>Uplinks of a multi-homed host: each gets its own table and "from ADDRESS lookup TABLE".</summary>
     public List<UplinkOptions> Uplinks { get; set; } = [];
+
+    /// <summary>Packet marks TunnelRouter sets in its own nftables table (inet tunnel_router), in order;
+    /// a later matching entry overrides an earlier one, as iptables MARK does.</summary>
+    public List<MarkOptions> Marks { get; set; } = [];
+
+    /// <summary>Kernel settings the policy needs: { "net.ipv4.ip_forward": "1" }; net.* only, set in key order,
+    /// never reverted by flush.</summary>
+    public Dictionary<string, string> Sysctls { get; set; } = [];
 }
 
 /// <summary>One uplink: { "Interface": "eth0", "Table": "lan1", "Address": "192.168.1.6/24", "Gateway": "192.168.1.1" }.

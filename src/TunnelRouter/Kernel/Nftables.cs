@@ -1,0 +1,46 @@
+using TunnelRouter.Core;
+
+namespace TunnelRouter.Kernel;
+
+/// <summary>TunnelRouter's nftables table as the kernel holds it: nft's listing (a definition nft can load
+/// again, which is what a rollback does) and the fingerprint from its comment (null when not ours).</summary>
+public sealed record NftTableState(string Definition, string? Fingerprint);
+
+/// <summary>
+/// nft, run by absolute path with the script on stdin (never a shell). Reads and replaces only the table
+/// <c>inet tunnel_router</c>; every other table in the ruleset is someone else's.
+/// </summary>
+public sealed class Nftables(ProcessRunner? runner = null)
+{
+    readonly ProcessRunner _runner = runner ?? new ProcessRunner();
+
+    /// <summary>False when nft is not installed; then no table of ours can exist to be read or removed.</summary>
+    public static bool IsInstalled()
+    {
+        try { _ = Tools.Nft; return true; }
+        catch (EnvironmentException) { return false; }
+    }
+
+    /// <summary>Null when the table does not exist. Equivalent to: nft list table inet tunnel_router</summary>
+    public NftTableState? Read()
+    {
+        var result = _runner.Run(Tools.Nft, ["list", "table", NftMarks.Family, NftMarks.Name], check: false);
+        if (result.ExitCode == 0)
+            return new NftTableState(result.StandardOutput, NftMarks.FingerprintOf(result.StandardOutput));
+        var err = result.StandardError.Trim();
+        if (err.Contains("No such file or directory")) return null;
+        throw new ProcessException(ProcessRunner.Describe(Tools.Nft, ["list", "table", NftMarks.QualifiedName]), result.ExitCode, err,
+            $"nft list table {NftMarks.QualifiedName} failed (exit {result.ExitCode}): {err.Split('\n')[0]}") { Errno = Errno.FromMessage(err) };
+    }
+
+    /// <summary>Loads one script as one transaction. Equivalent to: nft -f - &lt;&lt;EOF ... EOF</summary>
+    public void Load(string script) => _runner.Run(Tools.Nft, ["-f", "-"], script);
+}
+
+/// <summary>Applies <see cref="ReplaceNftTable"/> with one <c>nft -f -</c> transaction.</summary>
+public sealed class NftHandler(Nftables nft) : IChangeHandler
+{
+    public bool Handles(Change change) => change is ReplaceNftTable;
+
+    public void Apply(Change change) => nft.Load(((ReplaceNftTable)change).Script);
+}
