@@ -95,6 +95,8 @@ public static class ExplainCommand
         return null;
     }
 
+    static string TableText(TableNames t, uint id) => t.TryGetName(id, out var name) ? $"{name} ({id})" : $"{id}";
+
     static int Int(string? text) => int.TryParse(text, out var n) ? n : 0;
 
     static void WriteText(Context ctx, Explanation x, bool iifGuessed)
@@ -111,7 +113,7 @@ public static class ExplainCommand
         }
         if (x.Match.Routed)
         {
-            o.WriteLine($"Table:    {t.Format(x.Match.Table!.Value)} ({x.Match.Table})");
+            o.WriteLine($"Table:    {TableText(t, x.Match.Table!.Value)}");
             o.WriteLine($"Route:    {RouteText(x.Match, ctx)}");
             o.WriteLine($"Next hop: {NextHopText(x.NextHop)}");
         }
@@ -119,7 +121,7 @@ public static class ExplainCommand
         {
             if (x.Decider is { Route: { } chosen })
             {
-                o.WriteLine($"Table:    {t.Format(chosen.Table)} ({chosen.Table})");
+                o.WriteLine($"Table:    {TableText(t, chosen.Table)}");
                 o.WriteLine($"Route:    {IpCommand.RouteArgs(chosen, t, ctx.Names.Protocols)} would be used, but:");
             }
             o.WriteLine($"Dropped:  the kernel answers \"{x.Match.Error}\"");
