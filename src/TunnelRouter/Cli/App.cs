@@ -42,10 +42,14 @@ public static class App
                 Log = log,
                 Out = stdout,
                 Names = Iproute2Files.Load(options.Iproute2Dir),
-                KernelFactory = () => Backends.Create(options.Backend),
+                KernelFactory = () => FaultPoint.Wrap(Backends.Create(options.Backend), env),
             };
             ctx.Handlers.Add(new NftHandler(new Nftables()));
             ctx.Handlers.Add(new SysctlHandler(new Sysctls()));
+
+            // Both owners' protocols are checked for every command: a bad one in the environment is an error
+            // even for the hook, which only uses its own.
+            _ = (ctx.Protocol, ctx.HookProtocol);
 
             return args.Command switch
             {

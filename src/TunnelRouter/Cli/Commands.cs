@@ -11,10 +11,12 @@ public static class Commands
         "plan" => Plan(ctx),
         "flush" => Flush(ctx),
         "demo" => DemoCommand.Run(ctx),
-        _ => throw new InputException("command", $"'{ctx.Args.Command}' is not implemented yet"),
+        "doctor" => DoctorCommand.Run(ctx),
+        "explain" => ExplainCommand.Run(ctx),
+        _ => throw new InputException("command", $"'{ctx.Args.Command}' is not a command; see 'tunnel-router help'"),
     };
 
-    static List<Change> PlanAll(Context ctx, Func<IPolicyPart, Context, IReadOnlyList<Change>> plan)
+    internal static List<Change> PlanAll(Context ctx, Func<IPolicyPart, Context, IReadOnlyList<Change>> plan)
     {
         var parts = PolicyParts.All(ctx);
         foreach (var part in parts) part.Validate(ctx);
@@ -28,8 +30,9 @@ public static class Commands
         using (ctx.Lock())
         {
             var plan = PlanAll(ctx, (p, c) => p.Plan(c));
-            ctx.CommitNames();
             ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            // Names only after the kernel took the changes: a failed apply leaves no file behind either.
+            ctx.CommitNames();
             ctx.Log.Debug("apply: {Count} change(s)", plan.Count);
         }
         return App.Ok;

@@ -21,8 +21,9 @@ public static class HookCommand
             // The whole table, not just this device's routes: a foreign route with the same key must be seen.
             var current = ctx.Kernel.Read(new StateQuery(new HashSet<uint> { settings.Table }, Rules: o.PoolRules));
             var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings));
-            if (tunnel.Action == HookAction.Up) ctx.CommitNames();
             ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            // Names only after the kernel took the changes: a failed up leaves no file behind either.
+            if (tunnel.Action == HookAction.Up) ctx.CommitNames();
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;

@@ -36,6 +36,15 @@ public static class ConfigLoader
         var exists = File.Exists(path);
         if (required && !exists) throw new InputException("--config", $"'{path}' does not exist");
 
+        // An unknown key set through the environment is named as the variable the admin wrote.
+        foreach (var key in env.Keys)
+        {
+            if (!key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || key == Kernel.FaultPoint.Variable) continue;
+            var top = key[EnvPrefix.Length..].Split("__")[0];
+            if (!Known.Contains(top, StringComparer.OrdinalIgnoreCase))
+                throw new InputException(key, $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", Known.Skip(1))})");
+        }
+
         var builder = new ConfigurationBuilder();
         if (exists)
         {
@@ -47,7 +56,7 @@ public static class ConfigLoader
         // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
         // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
         builder.AddInMemoryCollection(env
-            .Where(kv => kv.Key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase))
+            .Where(kv => kv.Key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) && kv.Key != Kernel.FaultPoint.Variable)
             .Select(kv => new KeyValuePair<string, string?>(kv.Key[EnvPrefix.Length..].Replace("__", ":"), kv.Value)));
         builder.AddInMemoryCollection(overrides.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
 
@@ -71,6 +80,8 @@ public static class ConfigLoader
 
         CheckMarksAndSysctls(root, source);
 
+        ConfigShape.Check(root, source);
+
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }
         catch (InvalidOperationException e)
@@ -78,7 +89,7 @@ public static class ConfigLoader
             // "Failed to convert configuration value at 'TableId' to type 'System.UInt32'."
             var key = Between(e.Message, "at '", "'") ?? "configuration";
             var value = root[key];
-            throw new InputException($"{source}: {key}", $"'{Net(value)}' is not a valid value");
+            throw new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value");
         }
         return (options, exists ? path : null);
     }
@@ -101,16 +112,11 @@ public static class ConfigLoader
     }
 
     /// <summary>Like sshd's StrictModes: a policy that others can write could route root's traffic anywhere.</summary>
-    static void CheckPermissions(string path)
-    {
-        if (Interop.Libc.geteuid() != 0) return;
-        foreach (var p in new[] { path, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))! })
-        {
-            var mode = File.GetUnixFileMode(p);
-            if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
-                throw new InputException(p, "is writable by group or others; refusing it (chmod go-w)");
-        }
-    }
+    static void CheckPermissions(string path) => StrictModes.Check(path);
+
+    /// <summary>"Uplinks:0:Priority" as the policy file spells it: "Uplinks[0].Priority".</summary>
+    static string PolicyPath(string key) =>
+        string.Concat(key.Split(':').Select((part, i) => part.All(char.IsAsciiDigit) && i > 0 ? $"[{part}]" : i == 0 ? part : "." + part));
 
     static string Net(string? value) => value is null ? "" : Core.Net.Printable(value);
 

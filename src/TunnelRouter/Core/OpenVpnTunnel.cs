@@ -121,10 +121,7 @@ public sealed record OpenVpnTunnel(
         return new OpenVpnTunnel(action, device, context, local4, local6, networks);
     }
 
-    static bool LooksLikeNetmask(string text)
-    {
-        if (!text.StartsWith("255.", StringComparison.Ordinal) || !Net.TryParseAddress(text, out _)) return false;
-        try { Net.NetmaskToPrefix("netmask", text); return true; }
-        catch (InputException) { return false; }
-    }
+    /// <summary>255.0.0.0/8 is reserved (class E) and never a peer, so a fifth argument starting with 255. is a
+    /// netmask, and a non-contiguous one is an error rather than a host route to 255.0.255.0.</summary>
+    static bool LooksLikeNetmask(string text) => text.StartsWith("255.", StringComparison.Ordinal);
 }

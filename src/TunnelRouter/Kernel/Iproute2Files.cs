@@ -37,13 +37,19 @@ public sealed class Iproute2Files
 
     static void LoadInto(NameMap map, string dir, string name)
     {
+        foreach (var f in Files(dir, name)) map.Load(File.ReadAllText(f));
+    }
+
+    /// <summary>The files iproute2 reads for rt_tables or rt_protos, in the order it reads them.</summary>
+    public static IEnumerable<string> Files(string dir, string name)
+    {
         var main = Path.Combine(dir, name);
         if (!File.Exists(main)) main = Path.Combine(VendorDir, name);
-        if (File.Exists(main)) map.Load(File.ReadAllText(main));
+        if (File.Exists(main)) yield return main;
         foreach (var d in new[] { Path.Combine(VendorDir, name + ".d"), Path.Combine(dir, name + ".d") })
             if (Directory.Exists(d))
                 foreach (var f in Directory.GetFiles(d, "*.conf").Order(StringComparer.Ordinal))
-                    map.Load(File.ReadAllText(f));
+                    yield return f;
     }
 
     /// <summary>Resolves a table name or number. An undefined name takes <paramref name="idIfUndefined"/>
@@ -59,6 +65,8 @@ public sealed class Iproute2Files
             throw new InputException(field, $"'{Net.Printable(nameOrId)}' is not a table number or a valid table name");
         if (idIfUndefined is not { } fresh)
             throw new InputException(field, $"table '{nameOrId}' is not defined in rt_tables; give it a number under Tables");
+        if (fresh is 0 or > int.MaxValue or TableNames.Default or TableNames.Main or TableNames.Local)
+            throw new InputException(field, $"table '{nameOrId}' cannot take id {fresh}: a table id (TableId, Tables) is 1 to {int.MaxValue}, except 253-255 (default, main, local)");
         if (Tables.TryGetName(fresh, out var other))
             throw new InputException(field, $"table '{nameOrId}' would take id {fresh}, which rt_tables already names '{other}'; choose another id");
         Tables.Add(fresh, nameOrId);
@@ -97,13 +105,22 @@ public sealed class Iproute2Files
     {
         if (entries.Count == 0) return;
         var dir = Path.Combine(_dir, sub);
-        Directory.CreateDirectory(dir);
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                                       | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         var path = Path.Combine(dir, DropInName);
         var text = File.Exists(path) ? File.ReadAllText(path) : "# Written by tunnel-router: names it introduced. Safe to edit.\n";
         if (!text.EndsWith('\n')) text += "\n";
         foreach (var (id, name) in entries) text += $"{id}\t{name}\n";
         var tmp = path + ".tmp." + Environment.ProcessId;
-        File.WriteAllText(tmp, text);
+        // 0644 whatever the umask (OpenVPN may run hooks with umask 0): a table name others could edit
+        // would let them redirect what a rule looks up.
+        using (var f = new FileStream(tmp, new FileStreamOptions
+               {
+                   Mode = FileMode.Create, Access = FileAccess.Write,
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+               }))
+            f.Write(System.Text.Encoding.UTF8.GetBytes(text));
+        File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         File.Move(tmp, path, overwrite: true);
     }
 

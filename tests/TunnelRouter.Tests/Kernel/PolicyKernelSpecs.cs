@@ -275,7 +275,7 @@ public class PolicyKernelSpecs
     [InlineData("""{ "Rulez": [] }""", "policy.json: Rulez: unknown key")]
     [InlineData("""{ "Tables": { "vpn": 200 }, "Rules": ["from 10.0.0.256/8 lookup vpn"] }""", "policy.json: Rules[0]: word 2 '10.0.0.256/8'")]
     [InlineData("""{ "Tables": { "vpn": 200 }, "Routes": ["default via 192.168.1.1 table vpn", "default via 192.168.1.x table vpn"] }""", "policy.json: Routes[1]: word 3 '192.168.1.x'")]
-    [InlineData("""{ "Tables": { "vpn": "x" } }""", "policy.json: Tables:vpn: 'x' is not a valid value")]
+    [InlineData("""{ "Tables": { "vpn": "x" } }""", "policy.json: Tables.vpn: 'x' is not a valid value")]
     [InlineData("""{ "Tables": { "vpn": 254 } }""", "policy.json: Tables.vpn: 254 is not a free table number")]
     [InlineData("""{ "Tables": { "lan1": 10 }, "Uplinks": [ { "Interface": "eth1", "Table": "lan1", "Gatway": "192.168.1.1" } ] }""", "policy.json: Uplinks[0].Gatway: unknown key")]
     [InlineData("""{ "Tables": { "lan1": 10 }, "Uplinks": [ { "Interface": "eth1", "Table": "lan1", "Gateway": "192.168.1.300" } ] }""", "policy.json: Uplinks[0].Gateway: '192.168.1.300' is not a valid")]

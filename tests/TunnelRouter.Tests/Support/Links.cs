@@ -12,7 +12,16 @@ public static class Links
         {
             foreach (var addr in addrs)
                 ns.Ip(addr.Contains(':') ? ["-6", "addr", "add", addr, "dev", dev, "nodad"] : ["addr", "add", addr, "dev", dev]);
+            // The link-local address comes from addrconf a moment after "up" (and its local route with it):
+            // without DAD it is usable at once, and waiting for its route keeps before/after dumps equal.
+            ns.Exec("/usr/sbin/sysctl", ["-qw", $"net.ipv6.conf.{dev}.accept_dad=0"]).ShouldSucceed();
             ns.Ip("link", "set", dev, "up");
+        }
+        foreach (var (ns, dev) in new[] { (a, aDev), (b, bDev) })
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(2);
+            while (!ns.Ip("-6", "route", "show", "table", "local", "dev", dev).Contains("fe80::") && DateTime.UtcNow < deadline)
+                Thread.Sleep(5);
         }
     }
 

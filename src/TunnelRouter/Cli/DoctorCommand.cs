@@ -1,0 +1,347 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+
+namespace TunnelRouter.Cli;
+
+public enum FindingLevel { Ok, Note, Problem }
+
+/// <summary>One line of the doctor's checklist, with what to do about it.</summary>
+public sealed record Finding(string Check, FindingLevel Level, string Message, string? Fix = null);
+
+/// <summary>
+/// <c>doctor</c>: the host settings that silently break policy routing, checked in the current network
+/// namespace, each with a fix — the troubleshooting sections of the seeds as a checklist. Exit 0 when
+/// nothing is a problem (notes do not count), 1 otherwise; --json for scripts.
+/// </summary>
+public static class DoctorCommand
+{
+    /// <summary>Probe rules sit far past the main (32766) and default (32767) rules, where only packets
+    /// that found no route anyway could reach them, and carry tunnel-router's protocol so a leftover is ours.</summary>
+    const uint ProbePriorityBase = 4_000_000_000;
+
+    public static int Run(Context ctx)
+    {
+        var findings = Check(ctx);
+        if (ctx.Args.Json) WriteJson(ctx, findings);
+        else WriteText(ctx, findings);
+        return findings.Any(f => f.Level == FindingLevel.Problem) ? App.Failed : App.Ok;
+    }
+
+    public static List<Finding> Check(Context ctx)
+    {
+        var findings = new List<Finding>();
+        var state = ctx.Kernel.Read(StateQuery.All);
+        var owned = ctx.Owned;
+        var ownedRoutes = state.Routes.Where(owned.Route).ToList();
+        var ownedRules = state.Rules.Where(owned.Rule).ToList();
+
+        // The apply plan: what the policy adds, and whether the kernel has drifted from it.
+        List<Change>? plan = null;
+        try { plan = Commands.PlanAll(ctx, (p, c) => p.Plan(c)); }
+        catch (TunnelRouterException e)
+        {
+            findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy cannot be planned: {e.Message}", "fix the policy file; 'tunnel-router plan' shows the same error"));
+        }
+        var plannedRoutes = plan?.OfType<AddRoute>().Select(a => a.Route).ToList() ?? [];
+        var plannedRules = plan?.OfType<AddRule>().Select(a => a.Rule).ToList() ?? [];
+        var routes = ownedRoutes.Concat(plannedRoutes).ToList();
+        var rules = ownedRules.Concat(plannedRules).ToList();
+
+        Forwarding(findings, routes, rules);
+        ReversePath(findings, state, routes, rules);
+        Managers(findings);
+        Selectors(ctx, findings, rules, state);
+        Tables(ctx, findings);
+        Nft(findings, rules, ctx.Options.Marks.Count);
+        if (plan is not null)
+        {
+            findings.Add(plan.Count == 0
+                ? new Finding("drift", FindingLevel.Ok, "the kernel matches the policy")
+                : new Finding("drift", FindingLevel.Problem,
+                    $"the kernel differs from the policy by {plan.Count} change(s), e.g. '{plan[0].Display(ctx.Names.Tables, ctx.Names.Protocols)}'",
+                    "'tunnel-router plan' lists them; 'tunnel-router apply' makes them"));
+        }
+        return findings;
+    }
+
+    static void Forwarding(List<Finding> findings, List<Route> routes, List<Rule> rules)
+    {
+        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        {
+            if (!routes.Any(r => r.Family == family) && !rules.Any(r => r.Family == family)) continue;
+            var (path, key) = family.IsV6()
+                ? ("net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding")
+                : ("net/ipv4/ip_forward", "net.ipv4.ip_forward");
+            var value = ProcSys.Read(path);
+            findings.Add(value == "1"
+                ? new Finding("forwarding", FindingLevel.Ok, $"{key} = 1")
+                : new Finding("forwarding", FindingLevel.Problem,
+                    $"{key} = {value ?? "?"}: the policy routes {(family.IsV6() ? "IPv6" : "IPv4")} traffic, but this host does not forward it",
+                    $"sysctl -w {key}=1, and put '{key} = 1' in /etc/sysctl.d/90-tunnel-router.conf"));
+        }
+    }
+
+    /// <summary>Strict reverse-path filtering (rp_filter=1) checks a packet's source against the route back
+    /// to it in the main lookup; policy routing sends replies another way, and the kernel drops the packet
+    /// as a martian without a word (seed 001's "packet seems to disappear").</summary>
+    static void ReversePath(List<Finding> findings, KernelState state, List<Route> routes, List<Rule> rules)
+    {
+        var tables = rules.Where(r => r.Action == RuleAction.Lookup).Select(r => r.Table).ToHashSet();
+        var devices = routes.Select(r => r.Device)
+            .Concat(rules.Select(r => r.Iif))
+            .Concat(state.Routes.Where(r => tables.Contains(r.Table) && r.Table != TableNames.Main).Select(r => r.Device))
+            .OfType<string>().Where(d => d != "lo").Distinct().Order(StringComparer.Ordinal).ToList();
+        if (devices.Count == 0) return;
+
+        foreach (var v in new[] { "ipv4" })
+        {
+            var all = ProcSys.Read($"net/{v}/conf/all/rp_filter");
+            var strict = new List<string>();
+            foreach (var dev in devices)
+            {
+                var own = ProcSys.Read($"net/{v}/conf/{dev}/rp_filter");
+                if (own is null) continue;
+                // The kernel uses the larger of "all" and the device's value.
+                if (Math.Max(Int(all), Int(own)) == 1) strict.Add(dev);
+            }
+            findings.Add(strict.Count == 0
+                ? new Finding("rp_filter", FindingLevel.Ok, $"no strict reverse-path filter on {string.Join(", ", devices)}")
+                : new Finding("rp_filter", FindingLevel.Problem,
+                    $"strict reverse-path filtering (rp_filter=1, all={all}) on {string.Join(", ", strict)}: policy routing makes replies asymmetric, and the kernel drops such packets as martians, silently",
+                    $"loose mode: sysctl -w net.{v}.conf.all.rp_filter=2 {string.Join(" ", strict.Select(d => $"net.{v}.conf.{d}.rp_filter=2"))}"));
+
+            var martians = Int(ProcSys.Read($"net/{v}/conf/all/log_martians"));
+            findings.Add(martians == 1
+                ? new Finding("log_martians", FindingLevel.Ok, "martian packets are logged")
+                : new Finding("log_martians", FindingLevel.Note,
+                    "martian drops are not logged, so a packet dropped by rp_filter disappears without a trace",
+                    $"sysctl -w net.{v}.conf.all.log_martians=1 net.{v}.conf.default.log_martians=1"));
+        }
+    }
+
+    static int Int(string? text) => int.TryParse(text, out var n) ? n : 0;
+
+    /// <summary>Network managers that delete routing rules and routes they did not create.</summary>
+    static void Managers(List<Finding> findings)
+    {
+        var running = RunningCommands();
+        // /proc/PID/comm keeps 15 bytes: "systemd-networkd" reads "systemd-network".
+        if (running.Contains("systemd-network"))
+        {
+            var rules = NetworkdSetting("ManageForeignRoutingPolicyRules");
+            var routes = NetworkdSetting("ManageForeignRoutes");
+            var bad = new List<string>();
+            if (!IsNo(rules)) bad.Add($"ManageForeignRoutingPolicyRules={rules ?? "yes (default)"}");
+            if (!IsNo(routes)) bad.Add($"ManageForeignRoutes={routes ?? "yes (default)"}");
+            findings.Add(bad.Count == 0
+                ? new Finding("systemd-networkd", FindingLevel.Ok, "systemd-networkd runs and leaves foreign rules and routes alone")
+                : new Finding("systemd-networkd", FindingLevel.Problem,
+                    $"systemd-networkd runs with {string.Join(" and ", bad)}: it deletes tunnel-router's rules and routes whenever it reconfigures a link",
+                    "/etc/systemd/networkd.conf.d/tunnel-router.conf: [Network] ManageForeignRoutingPolicyRules=no and ManageForeignRoutes=no; then systemctl restart systemd-networkd"));
+        }
+        if (running.Contains("NetworkManager"))
+            findings.Add(new Finding("NetworkManager", FindingLevel.Problem,
+                "NetworkManager runs: when it (re)activates a connection it may remove routing rules and routes it did not create",
+                "keep tunnel devices unmanaged (unmanaged-devices=interface-name:tun* in /etc/NetworkManager/conf.d/), and run 'tunnel-router apply' after NetworkManager brings links up"));
+    }
+
+    static bool IsNo(string? value) => value is not null && value.Trim().ToLowerInvariant() is "no" or "false" or "0" or "off";
+
+    static HashSet<string> RunningCommands()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!char.IsAsciiDigit(Path.GetFileName(dir)[0])) continue;
+            try { names.Add(File.ReadAllText(Path.Combine(dir, "comm")).Trim()); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return names;
+    }
+
+    /// <summary>A [Network] setting of networkd.conf, with drop-ins read in systemd's order (later wins).</summary>
+    static string? NetworkdSetting(string key)
+    {
+        var files = new List<string> { "/etc/systemd/networkd.conf" };
+        var dropIns = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var d in new[] { "/usr/lib/systemd/networkd.conf.d", "/run/systemd/networkd.conf.d", "/etc/systemd/networkd.conf.d" })
+            if (Directory.Exists(d))
+                foreach (var f in Directory.GetFiles(d, "*.conf")) dropIns[Path.GetFileName(f)] = f;
+        files.AddRange(dropIns.Values);
+        string? value = null;
+        foreach (var f in files.Where(File.Exists))
+        {
+            var section = "";
+            foreach (var raw in File.ReadLines(f))
+            {
+                var line = raw.Trim();
+                if (line.StartsWith('[')) { section = line; continue; }
+                if (section != "[Network]" || line.StartsWith('#') || line.StartsWith(';')) continue;
+                var eq = line.IndexOf('=');
+                if (eq > 0 && line[..eq].Trim() == key) value = line[(eq + 1)..].Trim();
+            }
+        }
+        return value;
+    }
+
+    /// <summary>An older kernel accepts a rule with a selector it does not know and silently drops the
+    /// selector, so the rule matches far more than it should. Each selector the policy uses is added once
+    /// on a probe rule, read back, and removed.</summary>
+    static void Selectors(Context ctx, List<Finding> findings, List<Rule> rules, KernelState state)
+    {
+        var kinds = new SortedDictionary<string, Rule>(StringComparer.Ordinal);
+        foreach (var r in rules)
+            foreach (var kind in SelectorKinds(r))
+                kinds.TryAdd(kind, r);
+        if (kinds.Count == 0) return;
+        if (ctx.Args.DryRun || !Capabilities.HasNetAdmin())
+        {
+            findings.Add(new Finding("selectors", FindingLevel.Note,
+                $"not probed ({(ctx.Args.DryRun ? "dry run" : "needs CAP_NET_ADMIN")}): {string.Join(", ", kinds.Keys)}", "run 'tunnel-router doctor' as root"));
+            return;
+        }
+        var used = state.Rules.Select(r => r.Priority).ToHashSet();
+        var priority = ProbePriorityBase;
+        var missing = new List<string>();
+        using (ctx.Lock())
+        {
+            foreach (var (kind, sample) in kinds)
+            {
+                while (used.Contains(priority)) priority++;
+                var probe = sample with { Priority = priority, Protocol = ctx.Protocol, Action = RuleAction.Unreachable, Table = 0 };
+                try
+                {
+                    // Equivalent to: ip rule add SELECTORS pref 4000000000 unreachable protocol 147
+                    ctx.Kernel.Apply([new AddRule(probe)]);
+                }
+                catch (KernelException e)
+                {
+                    missing.Add($"{kind} (refused: {e.Message})");
+                    continue;
+                }
+                try
+                {
+                    var back = ctx.Kernel.Read(new StateQuery(new HashSet<uint>(), Rules: true)).Rules
+                        .FirstOrDefault(r => r.Priority == priority && r.Family == probe.Family && r.Protocol == probe.Protocol);
+                    if (back is null || !SelectorKinds(back).Contains(kind)) missing.Add(kind);
+                }
+                finally
+                {
+                    ctx.Kernel.Apply([new DeleteRule(probe)]);
+                }
+            }
+        }
+        findings.Add(missing.Count == 0
+            ? new Finding("selectors", FindingLevel.Ok, $"this kernel keeps every selector the policy uses: {string.Join(", ", kinds.Keys)}")
+            : new Finding("selectors", FindingLevel.Problem,
+                $"this kernel drops or refuses the selector(s) {string.Join(", ", missing)}: rules using them would match more than they say",
+                "run a newer kernel (fwmark/protocol need 4.17+, sport/dport/ipproto 4.17+, uidrange 4.10+), or remove those selectors from the policy"));
+    }
+
+    static IEnumerable<string> SelectorKinds(Rule r)
+    {
+        if (r.From is not null) yield return "from";
+        if (r.To is not null) yield return "to";
+        if (r.Not) yield return "not";
+        if (r.FwMark is not null) yield return "fwmark";
+        if (r.Iif is not null) yield return "iif";
+        if (r.Oif is not null) yield return "oif";
+        if (r.IpProto is not null) yield return "ipproto";
+        if (r.SourcePort is not null) yield return "sport";
+        if (r.DestinationPort is not null) yield return "dport";
+        if (r.UidRange is not null) yield return "uidrange";
+        if (r.Tos != 0) yield return "tos";
+        if (r.SuppressPrefixLength is not null) yield return "suppress_prefixlength";
+        if (r.Protocol != 0) yield return "protocol";
+    }
+
+    /// <summary>A table name with two numbers, or a number with two names, across rt_tables and its
+    /// drop-ins: iproute2 silently takes the first, so two policies can end up sharing one table.</summary>
+    static void Tables(Context ctx, List<Finding> findings)
+    {
+        var byName = new Dictionary<string, List<(uint Id, string File)>>(StringComparer.Ordinal);
+        var byId = new Dictionary<uint, List<(string Name, string File)>>();
+        foreach (var file in Iproute2Files.Files(ctx.Options.Iproute2Dir, "rt_tables"))
+        {
+            var text = File.ReadAllText(file);
+            foreach (var raw in text.Split('\n'))
+            {
+                var line = raw.Split('#')[0].Trim();
+                var parts = line.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+                if (parts.Length < 2 || !NameMap.TryParseNumber(parts[0], out var id)) continue;
+                (byName.TryGetValue(parts[1], out var l) ? l : byName[parts[1]] = []).Add((id, file));
+                (byId.TryGetValue(id, out var n) ? n : byId[id] = []).Add((parts[1], file));
+            }
+        }
+        var twice = new List<string>();
+        foreach (var (name, defs) in byName)
+            if (defs.Select(d => d.Id).Distinct().Count() > 1)
+                twice.Add($"'{name}' is {string.Join(" and ", defs.Select(d => $"{d.Id} ({d.File})"))}");
+        foreach (var (id, defs) in byId)
+            if (defs.Select(d => d.Name).Distinct().Count() > 1)
+                twice.Add($"{id} is named {string.Join(" and ", defs.Select(d => $"'{d.Name}' ({d.File})"))}");
+
+        string? undefined = null;
+        try { ctx.Names.ResolveTable("Table", ctx.Options.Table, ctx.Options.TableId); }
+        catch (InputException e) { undefined = e.Message; }
+
+        if (twice.Count > 0)
+            findings.Add(new Finding("tables", FindingLevel.Problem, $"table names defined twice: {string.Join("; ", twice)}",
+                "keep one definition per name and number (rt_tables or one file in rt_tables.d)"));
+        if (undefined is not null)
+            findings.Add(new Finding("tables", FindingLevel.Problem, $"table not defined: {undefined}", "define it in rt_tables.d or give it a number under Tables"));
+        if (twice.Count == 0 && undefined is null)
+            findings.Add(new Finding("tables", FindingLevel.Ok, "every table name is defined once"));
+    }
+
+    /// <summary>Marks are set by nftables (the policy's Marks) and matched by fwmark rules: either needs nft.</summary>
+    static void Nft(List<Finding> findings, List<Rule> rules, int marks)
+    {
+        if (marks == 0 && !rules.Any(r => r.FwMark is not null)) return;
+        try
+        {
+            findings.Add(new Finding("nft", FindingLevel.Ok, $"the policy uses marks and nft is at {Tools.Nft}"));
+        }
+        catch (EnvironmentException e)
+        {
+            findings.Add(new Finding("nft", FindingLevel.Problem, $"the policy uses marks, but {e.Message.Split(';')[0]}", "apt-get install nftables"));
+        }
+    }
+
+    static void WriteText(Context ctx, List<Finding> findings)
+    {
+        foreach (var f in findings)
+        {
+            var tag = f.Level switch { FindingLevel.Ok => "ok     ", FindingLevel.Note => "note   ", _ => "PROBLEM" };
+            ctx.Out.WriteLine($"{tag}  {f.Check}: {f.Message}");
+            if (f.Level != FindingLevel.Ok && f.Fix is not null) ctx.Out.WriteLine($"         fix: {f.Fix}");
+        }
+        var problems = findings.Count(f => f.Level == FindingLevel.Problem);
+        ctx.Out.WriteLine(problems == 0 ? "No problems found." : $"{problems} problem(s) found.");
+    }
+
+    static void WriteJson(Context ctx, List<Finding> findings)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("ok", findings.All(f => f.Level != FindingLevel.Problem));
+            w.WriteStartArray("findings");
+            foreach (var f in findings)
+            {
+                w.WriteStartObject();
+                w.WriteString("check", f.Check);
+                w.WriteString("level", f.Level switch { FindingLevel.Ok => "ok", FindingLevel.Note => "note", _ => "problem" });
+                w.WriteString("message", f.Message);
+                if (f.Fix is not null) w.WriteString("fix", f.Fix);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+}

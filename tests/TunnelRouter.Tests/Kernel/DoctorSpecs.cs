@@ -1,0 +1,261 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TunnelRouter.Tests.Support;
+using Xunit;
+using static TunnelRouter.Tests.Support.Hardening;
+using static TunnelRouter.Tests.Support.TunnelRouterProcess;
+
+namespace TunnelRouter.Tests.Kernel;
+
+/// <summary>
+/// <c>doctor</c> in namespaces: each finding provoked for real, then fixed. The tests of this class run one
+/// after another (one xUnit class), since two of them start stand-in processes named like network managers,
+/// which the doctor of any other namespace would see too.
+/// </summary>
+public class DoctorSpecs
+{
+    /// <summary>The eduVPN gateway: a tunnel with its pool rule (hook), the policy's vpn table default route via
+    /// the NAT router on wan, a mark rule, all forwarding and logging set right.</summary>
+    static NetNs Gateway(out string policy)
+    {
+        var ns = new NetNs();
+        ns.AddTun("tun0", "10.10.10.1/24");
+        AddVeth(ns, "wan", "192.168.1.2/24");
+        Sysctl(ns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2",
+            "net.ipv4.conf.all.log_martians=1");
+        policy = WritePolicy(ns, Policy(["default via 192.168.1.1 dev wan table vpn"],
+            ["fwmark 0x10 lookup vpn pref 2000", "from 10.10.10.0/24 ipproto tcp dport 443 lookup vpn pref 2010"], "\"wan\": 100"));
+        var env = SubnetEnv("tun0", "10.10.10.1", "255.255.255.0");
+        env["TUNNEL_ROUTER_POOLRULES"] = "true";
+        env["TUNNEL_ROUTER_CONFIG"] = policy;
+        Run(ns, ["up"], env).ShouldSucceed();
+        Run(ns, ["apply", "--config", policy]).ShouldSucceed();
+        return ns;
+    }
+
+    static void Sysctl(NetNs ns, params string[] settings) => ns.Exec("/usr/sbin/sysctl", ["-qw", .. settings]).ShouldSucceed();
+
+    static RunResult Doctor(NetNs ns, string policy, params string[] extra) => Run(ns, ["doctor", "--config", policy, .. extra]);
+
+    static string Line(RunResult run, string check) =>
+        run.Stdout.Split('\n').FirstOrDefault(l => l.Contains($"  {check}: ")) ?? throw new Xunit.Sdk.XunitException($"no {check} line in:\n{run.Stdout}");
+
+    /// <summary>Runs the doctor in a mount namespace of its own, with <paramref name="mounts"/> done first
+    /// (shell commands of the test, never of the product).</summary>
+    static RunResult DoctorWithMounts(NetNs ns, string policy, string mounts)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2"),
+            ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock"),
+        };
+        return Sh.Run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
+            $"{mounts} && exec /usr/bin/ip netns exec \"$0\" \"$@\"", ns.Name, Prerequisites.Binary, "doctor", "--config", policy], env);
+    }
+
+    /// <summary>A process whose name the doctor reads in /proc: a copy of sleep, named as asked.</summary>
+    sealed class StandIn : IDisposable
+    {
+        readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-standin-").FullName;
+        readonly Process _process;
+
+        public StandIn(string name)
+        {
+            var path = Path.Combine(_dir, name);
+            File.Copy("/usr/bin/sleep", path);
+            File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+            _process = Process.Start(path, "60");
+        }
+
+        public void Dispose()
+        {
+            _process.Kill();
+            _process.WaitForExit();
+            _process.Dispose();
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_well_set_up_gateway_passes_every_check_and_exits_0()
+    {
+        using var ns = Gateway(out var policy);
+        var before = ns.Dump();
+
+        var run = Doctor(ns, policy);
+
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        Assert.Contains("No problems found.", run.Stdout);
+        Assert.StartsWith("ok", Line(run, "forwarding"));
+        Assert.StartsWith("ok", Line(run, "rp_filter"));
+        Assert.StartsWith("ok", Line(run, "log_martians"));
+        Assert.StartsWith("ok", Line(run, "tables"));
+        Assert.StartsWith("ok", Line(run, "drift"));
+        Assert.StartsWith("ok", Line(run, "nft"));
+        var selectors = Line(run, "selectors");
+        Assert.StartsWith("ok", selectors);
+        foreach (var s in new[] { "fwmark", "from", "ipproto", "dport", "protocol" }) Assert.Contains(s, selectors);
+        // The probe rules came and went; the doctor changed nothing.
+        Assert.Equal(before, ns.Dump());
+    }
+
+    [Fact]
+    public void Forwarding_off_where_the_policy_routes_traffic_is_a_problem_with_its_fix()
+    {
+        using var ns = Gateway(out var policy);
+        Sysctl(ns, "net.ipv4.ip_forward=0");
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.StartsWith("PROBLEM", Line(run, "forwarding"));
+        Assert.Contains("fix: sysctl -w net.ipv4.ip_forward=1", run.Stdout);
+    }
+
+    [Fact]
+    public void Strict_rp_filter_on_a_policy_interface_is_a_problem_and_silent_martians_a_note()
+    {
+        using var ns = Gateway(out var policy);
+        Sysctl(ns, "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.wan.rp_filter=1", "net.ipv4.conf.all.log_martians=0");
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(1, run.ExitCode);
+        var rp = Line(run, "rp_filter");
+        Assert.StartsWith("PROBLEM", rp);
+        Assert.Contains("wan", rp);
+        Assert.Contains("martian", rp);
+        Assert.Contains("net.ipv4.conf.wan.rp_filter=2", run.Stdout);
+        Assert.StartsWith("note", Line(run, "log_martians"));
+        Assert.Contains("log_martians=1", run.Stdout);
+
+        Sysctl(ns, "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.wan.rp_filter=2", "net.ipv4.conf.tun0.rp_filter=0", "net.ipv4.conf.all.log_martians=1");
+        Assert.Equal(0, Doctor(ns, policy).ExitCode);
+    }
+
+    [Fact]
+    public void Systemd_networkd_managing_foreign_rules_is_a_problem_until_it_is_told_not_to()
+    {
+        using var ns = Gateway(out var policy);
+        var etc = Path.Combine(ns.StateDir, "systemd");
+        Directory.CreateDirectory(Path.Combine(etc, "networkd.conf.d"));
+        File.WriteAllText(Path.Combine(etc, "networkd.conf"), "[Network]\n#ManageForeignRoutingPolicyRules=yes\n#ManageForeignRoutes=yes\n");
+        var mount = $"mount --bind {etc} /etc/systemd";
+        using var networkd = new StandIn("systemd-networkd");
+
+        var run = DoctorWithMounts(ns, policy, mount);
+
+        Assert.Equal(1, run.ExitCode);
+        var line = Line(run, "systemd-networkd");
+        Assert.StartsWith("PROBLEM", line);
+        Assert.Contains("ManageForeignRoutingPolicyRules=yes (default)", line);
+        Assert.Contains("ManageForeignRoutingPolicyRules=no", run.Stdout);
+
+        File.WriteAllText(Path.Combine(etc, "networkd.conf.d", "tunnel-router.conf"),
+            "[Network]\nManageForeignRoutingPolicyRules=no\nManageForeignRoutes=no\n");
+        var fixedRun = DoctorWithMounts(ns, policy, mount);
+
+        Assert.True(fixedRun.ExitCode == 0, fixedRun.Stdout + fixedRun.Stderr);
+        Assert.StartsWith("ok", Line(fixedRun, "systemd-networkd"));
+    }
+
+    [Fact]
+    public void NetworkManager_running_is_a_problem()
+    {
+        using var ns = Gateway(out var policy);
+        using var nm = new StandIn("NetworkManager");
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.StartsWith("PROBLEM", Line(run, "NetworkManager"));
+        Assert.Contains("unmanaged", run.Stdout);
+    }
+
+    [Fact]
+    public void A_table_name_defined_twice_or_a_taken_table_id_is_a_problem()
+    {
+        using var ns = Gateway(out var policy);
+        var d = Path.Combine(ns.StateDir, "iproute2", "rt_tables.d");
+        File.WriteAllText(Path.Combine(d, "a.conf"), "150 lan1\n");
+        File.WriteAllText(Path.Combine(d, "b.conf"), "151 lan1\n150 office\n");
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(1, run.ExitCode);
+        var tables = Line(run, "tables");
+        Assert.StartsWith("PROBLEM", tables);
+        Assert.Contains("'lan1' is 150", tables);
+        Assert.Contains("150 is named 'lan1'", tables);
+
+        File.Delete(Path.Combine(d, "a.conf"));
+        File.Delete(Path.Combine(d, "b.conf"));
+        // The hook's table "vpn2" would take id 100, which the policy already calls "wan".
+        var taken = Run(ns, ["doctor", "--config", policy, "Table=vpn2", "TableId=100"]);
+        Assert.Equal(1, taken.ExitCode);
+        Assert.Contains("'vpn2' would take id 100", Line(taken, "tables"));
+    }
+
+    [Fact]
+    public void A_table_the_policy_uses_but_nobody_defines_is_a_problem()
+    {
+        using var ns = Gateway(out _);
+        var broken = WritePolicy(ns, Policy(["default via 192.168.1.1 dev wan table office"], [], "\"wan\": 100"), "broken.json");
+
+        var run = Doctor(ns, broken);
+
+        Assert.Equal(1, run.ExitCode);
+        var line = Line(run, "policy");
+        Assert.StartsWith("PROBLEM", line);
+        Assert.Contains("office", line);
+    }
+
+    [Fact]
+    public void A_missing_nft_is_a_problem_when_the_policy_has_marks()
+    {
+        using var ns = Gateway(out var policy);
+
+        // /usr/sbin hidden: nft is gone, ip is still found as /usr/bin/ip.
+        var run = DoctorWithMounts(ns, policy, "mount -t tmpfs none /usr/sbin");
+
+        Assert.Equal(1, run.ExitCode);
+        var line = Line(run, "nft");
+        Assert.StartsWith("PROBLEM", line);
+        Assert.Contains("apt-get install nftables", run.Stdout);
+    }
+
+    [Fact]
+    public void Owned_state_that_differs_from_the_policy_is_drift_until_apply()
+    {
+        using var ns = Gateway(out var policy);
+        ns.Ip("route", "del", "default", "table", "200", "proto", "147");
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(1, run.ExitCode);
+        var drift = Line(run, "drift");
+        Assert.StartsWith("PROBLEM", drift);
+        Assert.Contains("route add default via 192.168.1.1 dev wan table vpn", drift);
+
+        Run(ns, ["apply", "--config", policy]).ShouldSucceed();
+        Assert.StartsWith("ok", Line(Doctor(ns, policy), "drift"));
+    }
+
+    [Fact]
+    public void Json_output_lists_every_finding_with_its_level_and_fix()
+    {
+        using var ns = Gateway(out var policy);
+        Sysctl(ns, "net.ipv4.ip_forward=0");
+
+        var run = Doctor(ns, policy, "--json");
+
+        Assert.Equal(1, run.ExitCode);
+        using var doc = JsonDocument.Parse(run.Stdout);
+        Assert.False(doc.RootElement.GetProperty("ok").GetBoolean());
+        var findings = doc.RootElement.GetProperty("findings").EnumerateArray().ToList();
+        var forwarding = Assert.Single(findings, f => f.GetProperty("check").GetString() == "forwarding");
+        Assert.Equal("problem", forwarding.GetProperty("level").GetString());
+        Assert.Contains("ip_forward=1", forwarding.GetProperty("fix").GetString());
+        Assert.Contains(findings, f => f.GetProperty("check").GetString() == "drift" && f.GetProperty("level").GetString() == "ok");
+    }
+}
