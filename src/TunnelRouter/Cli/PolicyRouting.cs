@@ -142,7 +142,7 @@ public sealed class PolicyRouting
     {
         var current = ctx.Kernel.Read(StateQuery.All);
         var desired = Desired(ctx, current);
-        // Routes over GRE tunnels carry the same protocol but belong to the tunnels part (Tunnels:N:Routes).
+        // Routes over GRE tunnels carry the same protocol but belong to the tunnels part (Tunnels[N].Routes).
         var overTunnels = TunnelsPart.RoutesOverTunnels(ctx, current.Routes);
         var owns = new Ownership(r => r.Protocol == ctx.Protocol && !overTunnels(r), r => r.Protocol == ctx.Protocol);
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which

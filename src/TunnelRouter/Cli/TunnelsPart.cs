@@ -99,7 +99,7 @@ public sealed class TunnelsPart : IPolicyPart
             for (var w = 0; w + 1 < words.Length; w++)
                 if (words[w] is "dev" or "oif" && entries.FirstOrDefault(e => e.Link.Name == words[w + 1]) is { } tunnel)
                     throw new InputException($"{ctx.ConfigPath ?? "configuration"}: Routes[{i}]",
-                        $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}:Routes, where it is made and removed with the tunnel");
+                        $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}.Routes, where it is made and removed with the tunnel");
         }
         return entries;
     }
@@ -123,11 +123,11 @@ public sealed class TunnelsPart : IPolicyPart
         if (t.Mtu != 0) return t;
         var underlay = t.Underlay ?? ctx.Kernel.RouteDevice(t.Remote)
             ?? throw new EnvironmentException(
-                $"{e.Field}:Remote: no route to {t.Remote}, so the tunnel's underlay and MTU are unknown; add that route first, or set Underlay or Mtu");
+                $"{e.Field}.Remote: no route to {t.Remote}, so the tunnel's underlay and MTU are unknown; add that route first, or set Underlay or Mtu");
         if (underlay == t.Name)
-            throw new EnvironmentException($"{e.Field}:Remote: the route to {t.Remote} goes over the tunnel itself; set Underlay or Mtu");
+            throw new EnvironmentException($"{e.Field}.Remote: the route to {t.Remote} goes over the tunnel itself; set Underlay or Mtu");
         var link = links.FirstOrDefault(l => l.Name == underlay)
-            ?? throw new EnvironmentException($"{e.Field}:Underlay: link '{underlay}' does not exist");
+            ?? throw new EnvironmentException($"{e.Field}.Underlay: link '{underlay}' does not exist");
         var overhead = t.Mode.Overhead(t.OKey is not null);
         var mtu = (uint)Math.Max(68, (int)link.Mtu - overhead);
         var stated = ctx.Args.Command == "plan" || ctx.Args.DryRun ? Serilog.Events.LogEventLevel.Information : Serilog.Events.LogEventLevel.Debug;

@@ -9,21 +9,6 @@ public static class ConfigLoader
     public const string DefaultPath = "/etc/tunnel-router/tunnel-router.json";
     public const string EnvPrefix = "TUNNEL_ROUTER_";
 
-    /// <summary>Top-level keys, as the binder matches them (case-insensitive). "Config" is the path itself.</summary>
-    static readonly string[] Known =
-    [
-        "Config", "Table", "TableId", "Protocol", "HookProtocol", "PoolRules", "PoolRulePriority", "Backend",
-        "LogFile", "Iproute2Dir", "LockFile", "LockTimeoutSeconds", "Tables", "Rules", "Routes",
-        "Uplinks", "Marks", "Sysctls", "Tunnels",
-    ];
-
-    /// <summary>Keys of the entries of list sections: a misspelt key inside an entry is an error too.</summary>
-    static readonly Dictionary<string, string[]> KnownInEntries = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["Tunnels"] = ["Name", "Mode", "Local", "Remote", "Key", "IKey", "OKey", "Ttl", "Tos", "PMtuDisc", "Mtu",
-            "Underlay", "Dev", "Addresses", "Routes"],
-    };
-
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
     /// <param name="overrides">Key=Value pairs from the command line.</param>
     /// <param name="explicitPath">--config PATH; then TUNNEL_ROUTER_CONFIG; then the default path, which may be absent.</param>
@@ -41,8 +26,8 @@ public static class ConfigLoader
         {
             if (!key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || key == Kernel.FaultPoint.Variable) continue;
             var top = key[EnvPrefix.Length..].Split("__")[0];
-            if (!Known.Contains(top, StringComparer.OrdinalIgnoreCase))
-                throw new InputException(key, $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", Known.Skip(1))})");
+            if (!ConfigSchema.IsKnown(top))
+                throw new InputException(key, $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", ConfigSchema.Known)})");
         }
 
         var builder = new ConfigurationBuilder();
@@ -68,19 +53,7 @@ public static class ConfigLoader
         }
 
         var source = exists ? path : "configuration";
-        foreach (var section in root.GetChildren())
-            if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
-                throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
-        PolicyShape.Check(root, source);
-        foreach (var (list, keys) in KnownInEntries)
-            foreach (var entry in root.GetSection(list).GetChildren())
-                foreach (var item in entry.GetChildren())
-                    if (!keys.Contains(item.Key, StringComparer.OrdinalIgnoreCase))
-                        throw new InputException($"{source}: {list}:{entry.Key}:{item.Key}", $"unknown key (known: {string.Join(", ", keys)})");
-
-        CheckMarksAndSysctls(root, source);
-
-        ConfigShape.Check(root, source);
+        ConfigSchema.Check(root, source);
 
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }
@@ -92,23 +65,6 @@ public static class ConfigLoader
             throw new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value");
         }
         return (options, exists ? path : null);
-    }
-
-    /// <summary>The binder ignores keys it does not know and flattens nesting; a typo in a mark entry
-    /// ("SourcePort") or a nested sysctl would silently match more traffic than meant.</summary>
-    static void CheckMarksAndSysctls(IConfiguration root, string source)
-    {
-        foreach (var entry in root.GetSection("Marks").GetChildren())
-        {
-            if (entry.Value is not null)
-                throw new InputException($"{source}: Marks[{entry.Key}]", "expected an object like { \"Chain\": \"output\", \"Mark\": \"0xf2\" }");
-            foreach (var key in entry.GetChildren())
-                if (!MarkOptions.Keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
-                    throw new InputException($"{source}: Marks[{entry.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", MarkOptions.Keys)})");
-        }
-        foreach (var entry in root.GetSection("Sysctls").GetChildren())
-            if (entry.Value is null)
-                throw new InputException($"{source}: Sysctls.{entry.Key}", "expected a value like \"1\", not an object; write keys dotted: \"net.ipv4.ip_forward\"");
     }
 
     /// <summary>Like sshd's StrictModes: a policy that others can write could route root's traffic anywhere.</summary>

@@ -21,11 +21,11 @@ public static class TunnelConfig
         var result = new List<TunnelConfigEntry>();
         for (var i = 0; i < tunnels.Count; i++)
         {
-            var entry = ParseOne(tunnels[i], $"Tunnels:{i}", protocol, tables);
+            var entry = ParseOne(tunnels[i], $"Tunnels[{i}]", protocol, tables);
             foreach (var other in result)
             {
                 if (other.Link.Name == entry.Link.Name)
-                    throw new InputException($"{entry.Field}:Name", $"'{entry.Link.Name}' is already the name of {other.Field}");
+                    throw new InputException($"{entry.Field}.Name", $"'{entry.Link.Name}' is already the name of {other.Field}");
                 if (SameEndpoints(other.Link, entry.Link))
                     throw new InputException(entry.Field,
                         $"has the same mode, local, remote and key as {other.Field}; the kernel could not tell their packets apart");
@@ -37,64 +37,64 @@ public static class TunnelConfig
 
     static TunnelConfigEntry ParseOne(TunnelOptions o, string field, byte protocol, TableResolver tables)
     {
-        var name = InterfaceName.Validate($"{field}:Name", o.Name);
+        var name = InterfaceName.Validate($"{field}.Name", o.Name);
         if (FallbackDevices.Contains(name))
-            throw new InputException($"{field}:Name", $"'{name}' is the kernel's own fallback device; choose another name");
+            throw new InputException($"{field}.Name", $"'{name}' is the kernel's own fallback device; choose another name");
 
         if (!GreModes.TryParse(o.Mode, out var mode))
-            throw new InputException($"{field}:Mode", $"'{Net.Printable(o.Mode ?? "")}' is not a GRE mode (gre, gretap, ip6gre, ip6gretap)");
+            throw new InputException($"{field}.Mode", $"'{Net.Printable(o.Mode ?? "")}' is not a GRE mode (gre, gretap, ip6gre, ip6gretap)");
         var family = mode.UnderlayFamily();
 
         if (string.IsNullOrEmpty(o.Remote))
-            throw new InputException($"{field}:Remote", $"is not set; a {mode.Kind()} tunnel needs the other end's {(family.IsV6() ? "IPv6" : "IPv4")} address");
-        var remote = Endpoint($"{field}:Remote", o.Remote, mode);
-        var local = string.IsNullOrEmpty(o.Local) ? null : Endpoint($"{field}:Local", o.Local, mode);
+            throw new InputException($"{field}.Remote", $"is not set; a {mode.Kind()} tunnel needs the other end's {(family.IsV6() ? "IPv6" : "IPv4")} address");
+        var remote = Endpoint($"{field}.Remote", o.Remote, mode);
+        var local = string.IsNullOrEmpty(o.Local) ? null : Endpoint($"{field}.Local", o.Local, mode);
         if (local is not null && local.Equals(remote))
-            throw new InputException($"{field}:Local", $"'{local}' is also Remote; a tunnel joins two different addresses");
+            throw new InputException($"{field}.Local", $"'{local}' is also Remote; a tunnel joins two different addresses");
 
         uint? ikey = null, okey = null;
         if (o.Key is not null)
         {
             if (o.IKey is not null || o.OKey is not null)
-                throw new InputException($"{field}:Key", "is set together with IKey/OKey; use Key for one key both ways, or IKey and OKey");
-            ikey = okey = ParseKey($"{field}:Key", o.Key);
+                throw new InputException($"{field}.Key", "is set together with IKey/OKey; use Key for one key both ways, or IKey and OKey");
+            ikey = okey = ParseKey($"{field}.Key", o.Key);
         }
         else
         {
-            if (o.IKey is not null) ikey = ParseKey($"{field}:IKey", o.IKey);
-            if (o.OKey is not null) okey = ParseKey($"{field}:OKey", o.OKey);
+            if (o.IKey is not null) ikey = ParseKey($"{field}.IKey", o.IKey);
+            if (o.OKey is not null) okey = ParseKey($"{field}.OKey", o.OKey);
         }
 
-        if (o.Ttl is > 255) throw new InputException($"{field}:Ttl", $"{o.Ttl} is not a TTL (0 = inherit, 1 to 255)");
-        if (o.Tos is > 255) throw new InputException($"{field}:Tos", $"{o.Tos} is not a TOS byte (0 to 255)");
+        if (o.Ttl is > 255) throw new InputException($"{field}.Ttl", $"{o.Ttl} is not a TTL (0 = inherit, 1 to 255)");
+        if (o.Tos is > 255) throw new InputException($"{field}.Tos", $"{o.Tos} is not a TOS byte (0 to 255)");
         if (o.PMtuDisc == false && family.IsV6())
-            throw new InputException($"{field}:PMtuDisc", $"applies to gre and gretap only; {mode.Kind()} has no such switch");
+            throw new InputException($"{field}.PMtuDisc", $"applies to gre and gretap only; {mode.Kind()} has no such switch");
 
         if (o.Underlay is not null && o.Dev is not null && o.Underlay != o.Dev)
-            throw new InputException($"{field}:Dev", $"'{Net.Printable(o.Dev)}' contradicts Underlay '{Net.Printable(o.Underlay)}'; set one of them");
-        var underlay = (o.Underlay ?? o.Dev) is { } u ? InterfaceName.Validate(o.Underlay is null ? $"{field}:Dev" : $"{field}:Underlay", u) : null;
-        if (underlay == name) throw new InputException($"{field}:Underlay", "is the tunnel itself");
+            throw new InputException($"{field}.Dev", $"'{Net.Printable(o.Dev)}' contradicts Underlay '{Net.Printable(o.Underlay)}'; set one of them");
+        var underlay = (o.Underlay ?? o.Dev) is { } u ? InterfaceName.Validate(o.Underlay is null ? $"{field}.Dev" : $"{field}.Underlay", u) : null;
+        if (underlay == name) throw new InputException($"{field}.Underlay", "is the tunnel itself");
 
         var addresses = new List<InterfaceAddress>();
         for (var i = 0; i < o.Addresses.Count; i++)
         {
-            var a = InterfaceAddress.Parse($"{field}:Addresses:{i}", o.Addresses[i]);
-            if (addresses.Contains(a)) throw new InputException($"{field}:Addresses:{i}", $"'{a}' is listed twice");
+            var a = InterfaceAddress.Parse($"{field}.Addresses[{i}]", o.Addresses[i]);
+            if (addresses.Contains(a)) throw new InputException($"{field}.Addresses[{i}]", $"'{a}' is listed twice");
             addresses.Add(a);
         }
 
         if (o.Mtu is { } m)
         {
-            if (m is < 68 or > 65535) throw new InputException($"{field}:Mtu", $"{m} is not an MTU (68 to 65535)");
+            if (m is < 68 or > 65535) throw new InputException($"{field}.Mtu", $"{m} is not an MTU (68 to 65535)");
             if (m < 1280 && addresses.Any(a => a.Family.IsV6()))
-                throw new InputException($"{field}:Mtu", $"{m} is below 1280, the least IPv6 needs, and the tunnel has IPv6 addresses");
+                throw new InputException($"{field}.Mtu", $"{m} is below 1280, the least IPv6 needs, and the tunnel has IPv6 addresses");
         }
 
         var routes = new List<Route>();
         for (var i = 0; i < o.Routes.Count; i++)
         {
-            var r = ParseRoute($"{field}:Routes:{i}", o.Routes[i], name, protocol, tables);
-            if (routes.Any(x => x.Key == r.Key)) throw new InputException($"{field}:Routes:{i}", $"'{Net.Printable(o.Routes[i])}' is listed twice");
+            var r = ParseRoute($"{field}.Routes[{i}]", o.Routes[i], name, protocol, tables);
+            if (routes.Any(x => x.Key == r.Key)) throw new InputException($"{field}.Routes[{i}]", $"'{Net.Printable(o.Routes[i])}' is listed twice");
             routes.Add(r);
         }
 

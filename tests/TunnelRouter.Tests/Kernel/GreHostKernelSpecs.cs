@@ -53,7 +53,7 @@ public class GreHostKernelSpecs
 
         Assert.Equal(1, run.ExitCode);
         var line = Assert.Single(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("tunnel-router: error: Tunnels:0 (gre_black, gre) needs the kernel module ip_gre: this kernel does not have it", line);
+        Assert.StartsWith("tunnel-router: error: Tunnels[0] (gre_black, gre) needs the kernel module ip_gre: this kernel does not have it", line);
         Assert.Equal(before, ns.Dump());
         Assert.False(Directory.Exists(Path.Combine(ns.StateDir, "iproute2")), "no name drop-in may be written either");
     }
@@ -78,7 +78,7 @@ public class GreHostKernelSpecs
         var run = TunnelRouterProcess.Run(ns, ["apply", "-c", Policy(ns), "Tunnels:0:Remote=2001:db8::2"]);
 
         Assert.Equal(1, run.ExitCode);
-        Assert.Equal("tunnel-router: error: Tunnels:0:Remote: '2001:db8::2' is IPv6 but mode gre runs over IPv4 (use ip6gre for that)\n", run.Stderr);
+        Assert.Equal("tunnel-router: error: Tunnels[0].Remote: '2001:db8::2' is IPv6 but mode gre runs over IPv4 (use ip6gre for that)\n", run.Stderr);
         Assert.Equal(before, ns.Dump());
     }
 

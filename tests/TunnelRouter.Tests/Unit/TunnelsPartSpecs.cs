@@ -96,6 +96,6 @@ public class TunnelsPartSpecs : IDisposable
 
         var e = Assert.Throws<InputException>(() => PlanAll(ctx));
 
-        Assert.Equal("policy.json: Routes[0]: goes over tunnel gre_black; list it in Tunnels:0:Routes, where it is made and removed with the tunnel", e.Message);
+        Assert.Equal("policy.json: Routes[0]: goes over tunnel gre_black; list it in Tunnels[0].Routes, where it is made and removed with the tunnel", e.Message);
     }
 }

@@ -4,7 +4,7 @@ using Xunit;
 namespace TunnelRouter.Tests.Unit;
 
 /// <summary>The routing sections of a policy file must have the shape they are read with; nothing binds to nothing silently.</summary>
-public class PolicyShapeSpecs : IDisposable
+public class ConfigSchemaSpecs : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
 

@@ -1,0 +1,98 @@
+using Microsoft.Extensions.Configuration;
+
+namespace TunnelRouter.Config;
+
+/// <summary>
+/// The shape of the policy, checked before binding. The binder forgives too much: an unknown key, "Rules"
+/// written as one string, a rule written as an object, a misspelt "Gatway" in an uplink or "SourcePort" in a
+/// mark, "TableId": { ... } — each would bind to nothing, silently, and apply would then remove what the
+/// policy meant to keep or match more traffic than meant. Each is an error naming the key as the policy
+/// file spells it ("Uplinks[0].Gateway").
+/// </summary>
+public static class ConfigSchema
+{
+    enum Shape { Value, Lines, Map, Entries }
+
+    sealed record Section(string Key, Shape Shape, string Example, string[]? EntryKeys = null, string[]? EntryLists = null);
+
+    public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Priority"];
+
+    public static readonly string[] TunnelKeys =
+        ["Name", "Mode", "Local", "Remote", "Key", "IKey", "OKey", "Ttl", "Tos", "PMtuDisc", "Mtu", "Underlay", "Dev", "Addresses", "Routes"];
+
+    /// <summary>Every top-level key. "Config" is the policy file's path itself (TUNNEL_ROUTER_CONFIG).</summary>
+    static readonly Section[] Sections =
+    [
+        new("Config", Shape.Value, ""),
+        new("Table", Shape.Value, ""), new("TableId", Shape.Value, ""), new("Protocol", Shape.Value, ""),
+        new("HookProtocol", Shape.Value, ""), new("PoolRules", Shape.Value, ""), new("PoolRulePriority", Shape.Value, ""),
+        new("Backend", Shape.Value, ""), new("LogFile", Shape.Value, ""), new("Iproute2Dir", Shape.Value, ""),
+        new("LockFile", Shape.Value, ""), new("LockTimeoutSeconds", Shape.Value, ""),
+        new("Tables", Shape.Map, "{ \"vpn\": 200 }"),
+        new("Rules", Shape.Lines, "\"from 10.10.10.0/24 lookup vpn\""),
+        new("Routes", Shape.Lines, "\"default via 192.168.1.1 table vpn\""),
+        new("Uplinks", Shape.Entries, "{ \"Interface\": \"eth0\", \"Table\": \"lan1\" }", UplinkKeys),
+        new("Marks", Shape.Entries, "{ \"Chain\": \"output\", \"Mark\": \"0xf2\" }", MarkOptions.Keys),
+        new("Sysctls", Shape.Map, "{ \"net.ipv4.ip_forward\": \"1\" }"),
+        new("Tunnels", Shape.Entries, "{ \"Name\": \"gre_black\", \"Remote\": \"203.0.113.2\" }", TunnelKeys, ["Addresses", "Routes"]),
+    ];
+
+    public static IEnumerable<string> Known => Sections.Skip(1).Select(s => s.Key);
+
+    public static bool IsKnown(string key) => Sections.Any(s => s.Key.Equals(key, StringComparison.OrdinalIgnoreCase));
+
+    public static void Check(IConfiguration root, string source)
+    {
+        InputException Error(string field, string message) => new($"{source}: {field}", message);
+
+        foreach (var section in root.GetChildren())
+        {
+            var schema = Array.Find(Sections, s => s.Key.Equals(section.Key, StringComparison.OrdinalIgnoreCase))
+                ?? throw Error(section.Key, $"unknown key (known: {string.Join(", ", Known)})");
+            var name = schema.Key;
+            switch (schema.Shape)
+            {
+                case Shape.Value:
+                    if (section.GetChildren().Any()) throw Error(name, "expected a single value, not a list or an object");
+                    break;
+                case Shape.Lines:
+                    CheckLines(section, name, schema.Example, Error);
+                    break;
+                case Shape.Map:
+                    if (!string.IsNullOrEmpty(section.Value))
+                        throw Error(name, $"expected an object of {(name == "Tables" ? "names and numbers" : "settings")}, e.g. {schema.Example}");
+                    foreach (var item in section.GetChildren())
+                        if (item.Value is null)
+                            throw Error($"{name}.{item.Key}", name == "Tables"
+                                ? "expected a table number, e.g. 200"
+                                : "expected a value like \"1\", not an object; write keys dotted: \"net.ipv4.ip_forward\"");
+                    break;
+                case Shape.Entries:
+                    if (!string.IsNullOrEmpty(section.Value)) throw Error(name, $"expected a list of objects, e.g. [ {schema.Example} ]");
+                    foreach (var item in section.GetChildren())
+                    {
+                        var entry = $"{name}[{item.Key}]";
+                        if (!int.TryParse(item.Key, out _) || item.Value is not null) throw Error(entry, $"expected an object like {schema.Example}");
+                        foreach (var member in item.GetChildren())
+                        {
+                            var key = Array.Find(schema.EntryKeys!, k => k.Equals(member.Key, StringComparison.OrdinalIgnoreCase))
+                                ?? throw Error($"{entry}.{member.Key}", $"unknown key (known: {string.Join(", ", schema.EntryKeys!)})");
+                            if (schema.EntryLists?.Contains(key) == true) CheckLines(member, $"{entry}.{key}", "\"...\"", Error);
+                            else if (member.GetChildren().Any()) throw Error($"{entry}.{key}", "expected a single value, not a list or an object");
+                        }
+                    }
+                    break;
+            }
+        }
+    }
+
+    static void CheckLines(IConfigurationSection section, string name, string example, Func<string, string, InputException> error)
+    {
+        if (!string.IsNullOrEmpty(section.Value)) throw error(name, $"expected a list of lines, e.g. [ {example} ], not a single string");
+        foreach (var item in section.GetChildren())
+        {
+            if (!int.TryParse(item.Key, out _)) throw error($"{name}.{item.Key}", $"expected a list of lines, e.g. [ {example} ], not an object");
+            if (item.Value is null) throw error($"{name}[{item.Key}]", $"expected a line as a string, e.g. {example}");
+        }
+    }
+}
