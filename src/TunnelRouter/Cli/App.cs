@@ -14,12 +14,15 @@ public static class App
 
     public static int Run(IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, TextWriter stdout, TextWriter stderr)
     {
+        StartupTrace.Enable(env, stderr);
         ILogger log = CreateLogger(LogEventLevel.Information, null, stderr);
+        StartupTrace.Mark("logger");
         try
         {
             var args = CliArgs.Parse(argv);
             var level = args.Verbose ? LogEventLevel.Debug : args.Quiet ? LogEventLevel.Warning : LogEventLevel.Information;
             log = CreateLogger(level, null, stderr);
+            StartupTrace.Mark("args, logger");
 
             switch (args.Command)
             {
@@ -28,6 +31,7 @@ public static class App
             }
 
             var (options, _) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
+            StartupTrace.Mark("configuration");
             if (options.LogFile is not null) log = CreateLogger(level, options.LogFile, stderr);
 
             if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
@@ -43,6 +47,7 @@ public static class App
                 Names = Iproute2Files.Load(options.Iproute2Dir),
                 KernelFactory = () => Backends.Create(options.Backend),
             };
+            StartupTrace.Mark("iproute2 names");
 
             return args.Command switch
             {

@@ -16,13 +16,18 @@ public static class HookCommand
             o.PoolRulePriority);
 
         var desired = tunnel.Action == HookAction.Up ? HookPolicy.Desired(tunnel, settings) : KernelState.Empty;
+        StartupTrace.Mark("tunnel parsed");
         using (ctx.Lock())
         {
+            StartupTrace.Mark("locked");
             // The whole table, not just this device's routes: a foreign route with the same key must be seen.
             var current = ctx.Kernel.Read(new StateQuery(new HashSet<uint> { settings.Table }, Rules: o.PoolRules));
+            StartupTrace.Mark("read");
             var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings));
             if (tunnel.Action == HookAction.Up) ctx.CommitNames();
+            StartupTrace.Mark("planned");
             ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            StartupTrace.Mark("applied");
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
