@@ -30,7 +30,7 @@ public static class App
                 case "version": stdout.WriteLine($"tunnel-router {Version}"); return Ok;
             }
 
-            var (options, _) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
+            var (options, configPath) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
             StartupTrace.Mark("configuration");
             if (options.LogFile is not null) log = CreateLogger(level, options.LogFile, stderr);
 
@@ -42,6 +42,7 @@ public static class App
                 Args = args,
                 Environment = env,
                 Options = options,
+                ConfigPath = configPath,
                 Log = log,
                 Out = stdout,
                 Names = Iproute2Files.Load(options.Iproute2Dir),

@@ -17,6 +17,9 @@ public sealed class Context
     public required Func<IKernel> KernelFactory { get; init; }
     public required Iproute2Files Names { get; init; }
 
+    /// <summary>The policy file read, or null when there was none (errors then name "configuration").</summary>
+    public string? ConfigPath { get; init; }
+
     IKernel? _kernel;
     public IKernel Kernel => _kernel ??= KernelFactory();
 

@@ -38,15 +38,17 @@ public static class PolicyParts
     ];
 }
 
-/// <summary>Routes and rules tunnel-router owns (both protocols): until the policy's own rules and routes
-/// are parsed, this part plans nothing for apply and removes everything owned on flush.</summary>
+/// <summary>Routes and rules: apply and plan reconcile the policy's Rules, Routes and Uplinks (protocol 147,
+/// see <see cref="PolicyRouting"/>); flush and status cover everything tunnel-router owns, the hook's too.</summary>
 public sealed class RoutingPart : IPolicyPart
 {
+    PolicyRouting? _policy;
+
     public string Name => "routing";
 
-    public void Validate(Context ctx) { }
+    public void Validate(Context ctx) => _policy = PolicyRouting.Validate(ctx);
 
-    public IReadOnlyList<Change> Plan(Context ctx) => [];
+    public IReadOnlyList<Change> Plan(Context ctx) => (_policy ??= PolicyRouting.Validate(ctx)).Plan(ctx);
 
     public IReadOnlyList<Change> Flush(Context ctx) => Planner.Remove(ctx.Kernel.Read(StateQuery.All), ctx.Owned);
 

@@ -14,7 +14,14 @@ public static class ConfigLoader
     [
         "Config", "Table", "TableId", "Protocol", "HookProtocol", "PoolRules", "PoolRulePriority", "Backend",
         "LogFile", "Iproute2Dir", "LockFile", "LockTimeoutSeconds", "Tables", "Rules", "Routes",
+        "Uplinks",
     ];
+
+    /// <summary>Keys of the objects in a list-of-objects section: a misspelt "Gatway" must not be ignored.</summary>
+    static readonly Dictionary<string, string[]> KnownItemKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Uplinks"] = ["Interface", "Table", "Address", "Gateway", "Priority"],
+    };
 
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
     /// <param name="overrides">Key=Value pairs from the command line.</param>
@@ -52,6 +59,11 @@ public static class ConfigLoader
         foreach (var section in root.GetChildren())
             if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
+        foreach (var (name, keys) in KnownItemKeys)
+            foreach (var item in root.GetSection(name).GetChildren())
+                foreach (var key in item.GetChildren())
+                    if (!keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
+                        throw new InputException($"{source}: {name}[{item.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", keys)})");
 
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }

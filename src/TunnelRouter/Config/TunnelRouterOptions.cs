@@ -49,4 +49,18 @@ public sealed class TunnelRouterOptions
 
     /// <summary>iproute2 route lines: "default via 192.168.1.1 table vpn".</summary>
     public List<string> Routes { get; set; } = [];
+
+    /// <summary>Uplinks of a multi-homed host: each gets its own table and "from ADDRESS lookup TABLE".</summary>
+    public List<UplinkOptions> Uplinks { get; set; } = [];
+}
+
+/// <summary>One uplink: { "Interface": "eth0", "Table": "lan1", "Address": "192.168.1.6/24", "Gateway": "192.168.1.1" }.
+/// Address and Gateway are read from the kernel when left out.</summary>
+public sealed class UplinkOptions
+{
+    public string? Interface { get; set; }
+    public string? Table { get; set; }
+    public string? Address { get; set; }
+    public string? Gateway { get; set; }
+    public uint? Priority { get; set; }
 }

@@ -17,6 +17,11 @@ public interface IKernel
     void Apply(IReadOnlyList<Change> changes);
 
     bool LinkExists(string name);
+
+    /// <summary>The global-scope addresses of <paramref name="device"/> (both families, in the kernel's
+    /// order, primary first); empty when the device does not exist. Uplinks read their address and prefix
+    /// here when the policy leaves them out. Equivalent to: ip -j addr show dev eth0 scope global</summary>
+    IReadOnlyList<InterfaceAddress> ReadAddresses(string device);
 }
 
 /// <summary>Applies changes that are not rtnetlink objects (an nftables table, a sysctl). Registered in

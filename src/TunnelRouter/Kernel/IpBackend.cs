@@ -75,6 +75,29 @@ public sealed class IpBackend(ProcessRunner runner) : IKernel
 
     public bool LinkExists(string name) => Interop.Libc.InterfaceIndex(name) != 0;
 
+    public IReadOnlyList<InterfaceAddress> ReadAddresses(string device)
+    {
+        if (!LinkExists(device)) return [];
+        // Equivalent to: ip -j addr show dev eth0 scope global
+        return ParseAddresses(Ip(["-j", "addr", "show", "dev", device, "scope", "global"])).ToList();
+    }
+
+    internal static IEnumerable<InterfaceAddress> ParseAddresses(string json)
+    {
+        if (string.IsNullOrWhiteSpace(json)) yield break;
+        using var doc = JsonDocument.Parse(json);
+        foreach (var link in doc.RootElement.EnumerateArray())
+        {
+            if (!link.TryGetProperty("addr_info", out var infos)) continue;
+            foreach (var a in infos.EnumerateArray())
+            {
+                if (Str(a, "family") is not ("inet" or "inet6") || Str(a, "local") is not { } local) continue;
+                if (Str(a, "scope") is { } scope && scope != "global") continue;
+                yield return new InterfaceAddress(IPAddress.Parse(local), a.GetProperty("prefixlen").GetInt32());
+            }
+        }
+    }
+
     string Ip(IReadOnlyList<string> args)
     {
         var result = runner.Run(Tools.Ip, args, check: false);

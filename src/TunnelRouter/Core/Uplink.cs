@@ -1,0 +1,49 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace TunnelRouter.Core;
+
+/// <summary>An address on an interface, as the kernel holds it (global scope only: what a source rule can match).</summary>
+public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
+{
+    public AddressFamily Family => Address.AddressFamily;
+    public IPNetwork Network => Net.Masked(Address, PrefixLength);
+    public override string ToString() => $"{Address}/{PrefixLength}";
+}
+
+/// <summary>
+/// One uplink of a multi-homed host (seed 004, OpenWrt's ip4table): its own table holds the uplink's
+/// connected route and default route, and "from ADDRESS lookup TABLE" sends every reply from that address
+/// back out the way its request came in. Addresses and gateways are already resolved (policy or kernel).
+/// </summary>
+public sealed record Uplink(string Device, uint Table, uint Priority, IReadOnlyList<InterfaceAddress> Addresses,
+    IReadOnlyList<IPAddress> Gateways)
+{
+    /// <summary>
+    /// Equivalent to, per address and gateway:
+    /// <c>ip route add 192.168.1.0/24 dev eth0 src 192.168.1.6 table lan1</c>,
+    /// <c>ip route add default via 192.168.1.1 dev eth0 table lan1</c>,
+    /// <c>ip rule add from 192.168.1.6 lookup lan1 pref 3000</c>.
+    /// </summary>
+    public KernelState Desired(byte protocol)
+    {
+        var routes = new List<Route>();
+        var rules = new List<Rule>();
+        foreach (var a in Addresses)
+        {
+            // A /32 (or /128) has no connected network beside the address itself.
+            if (a.PrefixLength < Net.MaxPrefix(a.Family))
+                routes.Add(new Route(a.Network, Table, protocol, device: Device, source: a.Address));
+            rules.Add(new Rule(a.Family, Priority, RuleAction.Lookup, Table, protocol, from: Net.Host(a.Address)));
+        }
+        foreach (var g in Gateways)
+        {
+            var any = g.AddressFamily.IsV6() ? IPAddress.IPv6Any : IPAddress.Any;
+            // A gateway outside every connected network of the uplink (a /32 from a provider) is reached on-link.
+            var onLink = !Addresses.Any(a => a.Family == g.AddressFamily && a.PrefixLength < Net.MaxPrefix(a.Family) && a.Network.Contains(g))
+                         && !(g.AddressFamily.IsV6() && g.IsIPv6LinkLocal);
+            routes.Add(new Route(new IPNetwork(any, 0), Table, protocol, device: Device, gateway: g, onLink: onLink));
+        }
+        return new KernelState(routes, rules);
+    }
+}

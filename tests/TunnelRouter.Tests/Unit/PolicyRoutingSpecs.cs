@@ -1,0 +1,268 @@
+using System.Net;
+using System.Net.Sockets;
+using Serilog;
+using TunnelRouter.Cli;
+using TunnelRouter.Config;
+using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+using Xunit;
+
+namespace TunnelRouter.Tests.Unit;
+
+/// <summary>A kernel made of plain data: what it reads back is what the test put in.</summary>
+sealed class FakeKernel(KernelState state, Dictionary<string, InterfaceAddress[]>? addresses = null) : IKernel
+{
+    public string Name => "fake";
+    public KernelState Read(StateQuery query) => state;
+    public void Apply(IReadOnlyList<Change> changes) => throw new InvalidOperationException("a plan must not apply");
+    public bool LinkExists(string name) => addresses?.ContainsKey(name) == true;
+    public IReadOnlyList<InterfaceAddress> ReadAddresses(string device) =>
+        addresses is not null && addresses.TryGetValue(device, out var a) ? a : [];
+}
+
+public class UplinkSpecs
+{
+    static IPAddress A(string s) => IPAddress.Parse(s);
+
+    [Fact]
+    public void An_uplink_gives_its_table_the_connected_route_the_default_route_and_a_source_rule()
+    {
+        var uplink = new Uplink("eth0", 10, 3000, [new InterfaceAddress(A("192.168.1.6"), 24)], [A("192.168.1.1")]);
+
+        var state = uplink.Desired(147);
+
+        Assert.Equal(
+        [
+            "192.168.1.0/24 dev eth0 src 192.168.1.6 table 10 proto 147",
+            "default via 192.168.1.1 dev eth0 table 10 proto 147",
+        ], state.Routes.Select(r => r.ToString()));
+        Assert.Equal(["from 192.168.1.6/32 pref 3000 lookup 10 protocol 147"], state.Rules.Select(r => r.ToString()));
+    }
+
+    [Fact]
+    public void Both_families_of_an_uplink_get_their_routes_and_rules()
+    {
+        var uplink = new Uplink("eth0", 10, 3000,
+            [new InterfaceAddress(A("192.168.1.6"), 24), new InterfaceAddress(A("fd00:1::6"), 64)], [A("192.168.1.1"), A("fd00:1::1")]);
+
+        var state = uplink.Desired(147);
+
+        Assert.Equal(4, state.Routes.Count);
+        Assert.Equal([AddressFamily.InterNetwork, AddressFamily.InterNetworkV6], state.Rules.Select(r => r.Family));
+    }
+
+    [Fact]
+    public void A_gateway_outside_the_uplinks_network_is_reached_on_link()
+    {
+        var uplink = new Uplink("ppp0", 10, 3000, [new InterfaceAddress(A("203.0.113.5"), 32)], [A("198.51.100.1")]);
+
+        var state = uplink.Desired(147);
+
+        var route = Assert.Single(state.Routes);
+        Assert.True(route.OnLink);
+    }
+}
+
+public class PolicyStateSpecs
+{
+    [Fact]
+    public void A_route_written_without_dev_matches_the_kernels_copy_with_the_device_it_chose()
+    {
+        var want = new Route(Net.ParsePrefix("d", "default"), 200, 147, gateway: IPAddress.Parse("192.168.1.1"));
+        var have = want with { Device = "eth1" };
+
+        var settled = PolicyState.Settle(new KernelState([want], []), new KernelState([have], []));
+
+        Assert.Equal([have], settled.Routes);
+        Assert.Empty(Planner.Plan(settled, new KernelState([have], []), Ownership.ByProtocol(147)));
+    }
+
+    [Fact]
+    public void A_route_differing_in_more_than_the_device_is_left_as_the_policy_wrote_it()
+    {
+        var want = new Route(Net.ParsePrefix("d", "default"), 200, 147, gateway: IPAddress.Parse("192.168.1.1"));
+        var other = want with { Device = "eth1", Gateway = IPAddress.Parse("192.168.1.2") };
+
+        Assert.Equal([want], PolicyState.Settle(new KernelState([want], []), new KernelState([other], [])).Routes);
+    }
+}
+
+/// <summary>The policy sections as apply validates and plans them, against a kernel of plain data.</summary>
+public class PolicyRoutingSpecs : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    Context Ctx(TunnelRouterOptions options, IKernel? kernel = null) => new()
+    {
+        Args = CliArgs.Parse(["plan"]),
+        Environment = new Dictionary<string, string>(),
+        Options = options,
+        ConfigPath = "policy.json",
+        Log = new LoggerConfiguration().CreateLogger(),
+        Out = TextWriter.Null,
+        Names = Iproute2Files.Load(_dir),
+        KernelFactory = () => kernel ?? new FakeKernel(KernelState.Empty),
+    };
+
+    static Route MainDefault(string via, string dev) =>
+        new(Net.ParsePrefix("d", "default"), TableNames.Main, 4, device: dev, gateway: IPAddress.Parse(via));
+
+    static string[] Lines(IEnumerable<Change> plan) => plan.Select(c => c.Batch()!).ToArray();
+
+    [Fact]
+    public void Rules_without_pref_take_2000_plus_10_per_line_and_explicit_ones_keep_theirs()
+    {
+        var ctx = Ctx(new TunnelRouterOptions
+        {
+            Tables = new() { ["vpn"] = 200 },
+            Rules = ["from 10.10.10.0/24 lookup vpn", "fwmark 0xf2 lookup vpn pref 1100", "from fd00::/64 lookup vpn"],
+        });
+
+        var policy = PolicyRouting.Validate(ctx);
+
+        Assert.Equal([2000u, 1100u, 2020u], policy.Rules.Select(r => r.Priority));
+        Assert.All(policy.Rules, r => Assert.Equal((byte)147, r.Protocol));
+    }
+
+    [Fact]
+    public void The_hooks_table_resolves_for_apply_without_a_Tables_entry()
+    {
+        var ctx = Ctx(new TunnelRouterOptions { Table = "vpn", TableId = 210, Rules = ["from 10.10.10.0/24 lookup vpn"] });
+
+        Assert.Equal(210u, PolicyRouting.Validate(ctx).Rules[0].Table);
+    }
+
+    [Fact]
+    public void A_Tables_entry_that_contradicts_the_hosts_rt_tables_is_an_error()
+    {
+        File.WriteAllText(Path.Combine(_dir, "rt_tables"), "42 vpn\n");
+        var ctx = Ctx(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 } });
+
+        var e = Assert.Throws<InputException>(() => PolicyRouting.Validate(ctx));
+
+        Assert.Equal("policy.json: Tables.vpn: 200: the host's rt_tables files already define 'vpn' as 42; use 42", e.Message);
+    }
+
+    [Fact]
+    public void Two_routes_with_one_key_are_an_error_naming_both()
+    {
+        var ctx = Ctx(new TunnelRouterOptions
+        {
+            Tables = new() { ["vpn"] = 200 },
+            Routes = ["default via 192.168.1.1 table vpn", "default via 192.168.1.2 table vpn"],
+        });
+
+        var e = Assert.Throws<InputException>(() => PolicyRouting.Validate(ctx));
+
+        Assert.StartsWith("policy.json: Routes[1]: 'default via 192.168.1.2 table vpn' has the same table, destination and metric as Routes[0]", e.Message);
+    }
+
+    [Fact]
+    public void An_uplink_reads_its_address_and_gateway_from_the_kernel()
+    {
+        var kernel = new FakeKernel(new KernelState([MainDefault("192.168.1.1", "eth0")], []),
+            new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24)] });
+        var ctx = Ctx(new TunnelRouterOptions
+        {
+            Tables = new() { ["lan1"] = 10 },
+            Uplinks = [new UplinkOptions { Interface = "eth0", Table = "lan1" }],
+        }, kernel);
+
+        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
+
+        Assert.Equal(
+        [
+            "route add 192.168.1.0/24 dev eth0 src 192.168.1.6 table 10 proto 147",
+            "route add default via 192.168.1.1 dev eth0 table 10 proto 147",
+            "rule add from 192.168.1.6/32 pref 3000 lookup 10 protocol 147",
+        ], Lines(plan));
+    }
+
+    [Fact]
+    public void An_uplink_takes_the_policys_address_and_gateway_over_the_kernels()
+    {
+        var ctx = Ctx(new TunnelRouterOptions
+        {
+            Tables = new() { ["lan2"] = 20 },
+            Uplinks = [new UplinkOptions { Interface = "eth1", Table = "lan2", Address = "192.168.2.2/24", Gateway = "192.168.2.1", Priority = 900 }],
+        });
+
+        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
+
+        Assert.Equal(
+        [
+            "route add 192.168.2.0/24 dev eth1 src 192.168.2.2 table 20 proto 147",
+            "route add default via 192.168.2.1 dev eth1 table 20 proto 147",
+            "rule add from 192.168.2.2/32 pref 900 lookup 20 protocol 147",
+        ], Lines(plan));
+    }
+
+    [Fact]
+    public void A_family_read_from_the_kernel_without_a_gateway_is_left_out()
+    {
+        var kernel = new FakeKernel(new KernelState([MainDefault("192.168.1.1", "eth0")], []),
+            new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24), new InterfaceAddress(IPAddress.Parse("fd00:1::6"), 64)] });
+        var ctx = Ctx(new TunnelRouterOptions
+        {
+            Tables = new() { ["lan1"] = 10 },
+            Uplinks = [new UplinkOptions { Interface = "eth0", Table = "lan1" }],
+        }, kernel);
+
+        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
+
+        Assert.All(plan, c => Assert.Equal(AddressFamily.InterNetwork, c.Family));
+    }
+
+    [Theory]
+    [InlineData("eth1", "192.168.2.2", null, "policy.json: Uplinks[0].Address: 192.168.2.2 is not on eth1, so its prefix length cannot be read; write it with its prefix, e.g. 192.168.2.2/24")]
+    [InlineData("eth0", "192.168.1.6", null, "policy.json: Uplinks[0].Gateway: is not set and table main has no default route via eth0 to read it from; set Gateway")]
+    [InlineData("eth1", null, null, "policy.json: Uplinks[0].Interface: eth1 has no global address (does it exist?); set Address")]
+    [InlineData("eth0", "192.168.1.6/24", "fd00::1", "policy.json: Uplinks[0].Gateway: 'fd00::1' is IPv6 but IPv4 was expected")]
+    [InlineData("eth0;x", null, null, "policy.json: Uplinks[0].Interface: 'eth0;x' is not a valid interface name")]
+    public void Uplink_errors_name_the_key(string dev, string? address, string? gateway, string expected)
+    {
+        var kernel = new FakeKernel(KernelState.Empty, new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24)] });
+        var ctx = Ctx(new TunnelRouterOptions
+        {
+            Tables = new() { ["lan1"] = 10 },
+            Uplinks = [new UplinkOptions { Interface = dev, Table = "lan1", Address = address, Gateway = gateway }],
+        }, kernel);
+
+        var e = Assert.Throws<InputException>(() => PolicyRouting.Validate(ctx).Plan(ctx));
+
+        Assert.StartsWith(expected, e.Message);
+    }
+
+    [Fact]
+    public void Apply_plans_against_protocol_147_only_and_leaves_the_hooks_and_foreign_objects()
+    {
+        var hookRule = new Rule(AddressFamily.InterNetwork, 1000, RuleAction.Lookup, 200, 148, from: Net.ParsePrefix("f", "10.10.10.0/24"));
+        var foreign = new Rule(AddressFamily.InterNetwork, 2000, RuleAction.Lookup, 200, 0, from: Net.ParsePrefix("f", "192.0.2.0/24"));
+        var stale = new Rule(AddressFamily.InterNetwork, 2010, RuleAction.Lookup, 200, 147, from: Net.ParsePrefix("f", "198.51.100.0/24"));
+        var ctx = Ctx(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Rules = ["from 10.10.10.0/24 lookup vpn"] },
+            new FakeKernel(new KernelState([], [hookRule, foreign, stale])));
+
+        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
+
+        Assert.Equal(
+        [
+            "rule add from 10.10.10.0/24 pref 2000 lookup 200 protocol 147",
+            "rule del from 198.51.100.0/24 pref 2010 lookup 200 protocol 147",
+        ], Lines(plan));
+    }
+
+    [Fact]
+    public void A_foreign_or_hook_route_with_the_key_of_a_policy_route_is_a_conflict_in_both_families()
+    {
+        var hook = new Route(Net.ParsePrefix("d", "default", AddressFamily.InterNetworkV6), 200, 148, device: "eth1",
+            gateway: IPAddress.Parse("fd00::9"));
+        var ctx = Ctx(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Routes = ["default via fd00::1 dev eth1 table vpn"] },
+            new FakeKernel(new KernelState([hook], [])));
+
+        var e = Assert.Throws<ConflictException>(() => PolicyRouting.Validate(ctx).Plan(ctx));
+
+        Assert.StartsWith("route 'default via fd00::9 dev eth1 table vpn proto 148' is in the way of the policy's 'default via fd00::1 dev eth1 table vpn", e.Message);
+    }
+}
