@@ -54,6 +54,7 @@ public static class Errno
         _ when text.Contains("No buffer space available") => ENOBUFS,
         _ when text.Contains("Network is unreachable") || text.Contains("Nexthop has invalid gateway") => ENETUNREACH,
         _ when text.Contains("Invalid argument") => EINVAL,
+        _ when text.Contains("Cannot assign requested address") => EADDRNOTAVAIL,
         _ when text.Contains("Operation not supported") => EOPNOTSUPP,
         _ when text.Contains("Address family not supported") => EAFNOSUPPORT,
         _ => 0,

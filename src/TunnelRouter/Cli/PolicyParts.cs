@@ -34,6 +34,7 @@ public static class PolicyParts
     /// <summary>In apply order: links before the addresses and routes that use them, marks and sysctls last.</summary>
     public static IReadOnlyList<IPolicyPart> All(Context ctx) =>
     [
+        new TunnelsPart(),
         new RoutingPart(),
     ];
 }

@@ -14,13 +14,20 @@ public static class ConfigLoader
     [
         "Config", "Table", "TableId", "Protocol", "HookProtocol", "PoolRules", "PoolRulePriority", "Backend",
         "LogFile", "Iproute2Dir", "LockFile", "LockTimeoutSeconds", "Tables", "Rules", "Routes",
-        "Uplinks",
+        "Uplinks", "Tunnels",
     ];
 
     /// <summary>Keys of the objects in a list-of-objects section: a misspelt "Gatway" must not be ignored.</summary>
     static readonly Dictionary<string, string[]> KnownItemKeys = new(StringComparer.OrdinalIgnoreCase)
     {
         ["Uplinks"] = ["Interface", "Table", "Address", "Gateway", "Priority"],
+    };
+
+    /// <summary>Keys of the entries of list sections: a misspelt key inside an entry is an error too.</summary>
+    static readonly Dictionary<string, string[]> KnownInEntries = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Tunnels"] = ["Name", "Mode", "Local", "Remote", "Key", "IKey", "OKey", "Ttl", "Tos", "PMtuDisc", "Mtu",
+            "Underlay", "Dev", "Addresses", "Routes"],
     };
 
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
@@ -64,6 +71,11 @@ public static class ConfigLoader
                 foreach (var key in item.GetChildren())
                     if (!keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
                         throw new InputException($"{source}: {name}[{item.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", keys)})");
+        foreach (var (list, keys) in KnownInEntries)
+            foreach (var entry in root.GetSection(list).GetChildren())
+                foreach (var item in entry.GetChildren())
+                    if (!keys.Contains(item.Key, StringComparer.OrdinalIgnoreCase))
+                        throw new InputException($"{source}: {list}:{entry.Key}:{item.Key}", $"unknown key (known: {string.Join(", ", keys)})");
 
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }

@@ -50,6 +50,9 @@ public sealed class TunnelRouterOptions
     /// <summary>iproute2 route lines: "default via 192.168.1.1 table vpn".</summary>
     public List<string> Routes { get; set; } = [];
 
+    /// <summary>GRE tunnels apply creates, changes and removes (see docs/gre.md).</summary>
+    public List<TunnelOptions> Tunnels { get; set; } = [];
+
     /// <summary>Uplinks of a multi-homed host: each gets its own table and "from ADDRESS lookup TABLE".</summary>
     public List<UplinkOptions> Uplinks { get; set; } = [];
 }

@@ -11,6 +11,10 @@ public abstract record Change
 {
     public abstract Change Inverse();
 
+    /// <summary>What rollback runs to undo this change: its <see cref="Inverse"/>, or more where one
+    /// inverse is not enough (a deleted link comes back with its mark, state and addresses).</summary>
+    public virtual IEnumerable<Change> Undo() => [Inverse()];
+
     /// <summary>The command a person would type, with names: "ip -4 route add ... table vpn".</summary>
     public abstract string Display(TableNames tables, ProtocolNames protocols);
 

@@ -3,14 +3,6 @@ using System.Net.Sockets;
 
 namespace TunnelRouter.Core;
 
-/// <summary>An address on an interface, as the kernel holds it (global scope only: what a source rule can match).</summary>
-public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
-{
-    public AddressFamily Family => Address.AddressFamily;
-    public IPNetwork Network => Net.Masked(Address, PrefixLength);
-    public override string ToString() => $"{Address}/{PrefixLength}";
-}
-
 /// <summary>
 /// One uplink of a multi-homed host (seed 004, OpenWrt's ip4table): its own table holds the uplink's
 /// connected route and default route, and "from ADDRESS lookup TABLE" sends every reply from that address

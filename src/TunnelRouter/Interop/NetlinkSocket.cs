@@ -186,6 +186,24 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         }
     }
 
+    /// <summary>Sends one request that is answered by one message (RTM_GETROUTE for an address) and hands
+    /// that answer to <paramref name="handler"/>. Returns 0, or the errno the kernel answered with.</summary>
+    public int Request(NetlinkWriter request, uint seq, MessageHandler handler)
+    {
+        Send(request.Span);
+        while (true)
+        {
+            var data = Receive();
+            while (NetlinkReader.NextMessage(ref data, out var header, out var payload))
+            {
+                if (header.nlmsg_seq != seq) continue;
+                if (header.nlmsg_type == Nl.NLMSG_ERROR) return -NetlinkReader.Read<nlmsgerr>(payload).error;
+                handler(header, payload);
+                return 0;
+            }
+        }
+    }
+
     public static NetlinkException Error(string what, int errno, string? kernelText = null) =>
         new($"{what}: {NetlinkException.Describe(errno)}{(string.IsNullOrEmpty(kernelText) ? "" : $" ({kernelText})")}") { Errno = errno };
 

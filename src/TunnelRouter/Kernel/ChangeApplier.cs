@@ -120,13 +120,16 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
     {
         AddRoute or AddRule => errno == Errno.EEXIST,
         DeleteRoute or DeleteRule => errno is Errno.ESRCH or Errno.ENOENT,
+        AddAddress => errno == Errno.EEXIST,
+        DeleteAddress => errno == Errno.EADDRNOTAVAIL,
+        DeleteLink => errno == Errno.ENODEV,
         _ => false,
     };
 
     void RollBack(List<Change> effective)
     {
         if (effective.Count == 0) return;
-        var undo = effective.AsEnumerable().Reverse().Select(c => c.Inverse()).ToList();
+        var undo = effective.AsEnumerable().Reverse().SelectMany(c => c.Undo()).ToList();
         foreach (var change in undo) log.Warning("[#] {Command}", IpCommand.Display(change, tables, protocols));
         try { Dispatch(undo); }
         catch (KernelException e)

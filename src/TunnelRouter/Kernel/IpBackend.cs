@@ -12,7 +12,7 @@ namespace TunnelRouter.Kernel;
 /// process per run of same-family changes, since a batch line cannot carry its own family and
 /// "from all"/"default" would otherwise be read as IPv4).
 /// </summary>
-public sealed class IpBackend(ProcessRunner runner) : IKernel
+public sealed partial class IpBackend(ProcessRunner runner) : IKernel
 {
     public string Name => "ip";
 

@@ -11,7 +11,7 @@ namespace TunnelRouter.Kernel;
 /// every failure carries the kernel's own errno. The wire format of each object lives in
 /// <see cref="NetlinkRoutes"/> and <see cref="NetlinkRules"/>; the socket and its errno in Interop/.
 /// </summary>
-public sealed class NetlinkBackend : IKernel, IDisposable
+public sealed partial class NetlinkBackend : IKernel, IDisposable
 {
     // Requests per send: their acks must fit the socket's receive buffer. An ack (NETLINK_CAP_ACK) takes
     // well under 1 KiB of it, so 1024 fit the 4 MiB asked for; 128 fit the default 208 KiB.
@@ -121,6 +121,29 @@ public sealed class NetlinkBackend : IKernel, IDisposable
     /// </summary>
     public void Apply(IReadOnlyList<Change> changes)
     {
+        // Runs of what rtnetlink here makes go out in batches; GRE links are made by iproute2 (see Links).
+        var i = 0;
+        while (i < changes.Count)
+        {
+            var native = IsNative(changes[i]);
+            var j = i;
+            while (j < changes.Count && IsNative(changes[j]) == native) j++;
+            var run = i == 0 && j == changes.Count ? changes : changes.Skip(i).Take(j - i).ToList();
+            try
+            {
+                if (native) ApplyNative(run);
+                else Iproute2.Apply(run);
+            }
+            catch (ChangeFailedException e) when (i > 0)
+            {
+                throw new ChangeFailedException(e.Message, e.Applied + i, e.Failed, e) { Errno = e.Errno };
+            }
+            i = j;
+        }
+    }
+
+    void ApplyNative(IReadOnlyList<Change> changes)
+    {
         if (changes.Count > SmallBatch && !_grown)
         {
             _grown = true;
@@ -163,7 +186,7 @@ public sealed class NetlinkBackend : IKernel, IDisposable
     {
         var undo = new List<Change>();
         for (var i = errnos.Length - 1; i >= 0; i--)
-            if (errnos[i] == 0) undo.Add(changes[from + i].Inverse());
+            if (errnos[i] == 0) undo.AddRange(changes[from + i].Undo());
         if (undo.Count == 0) return null;
         _writer.Reset();
         var firstSeq = Socket.ReserveSequences(undo.Count);
@@ -198,6 +221,8 @@ public sealed class NetlinkBackend : IKernel, IDisposable
             case DeleteRule d:
                 NetlinkRules.Write(_writer, Nl.RTM_DELRULE, 0, seq, d.Rule);
                 return 0;
+            case var link when IsNative(link):
+                return EncodeLinkChange(link, seq, devices, out reason);
             default:
                 reason = $"the netlink backend cannot apply {change.GetType().Name}";
                 return Errno.EOPNOTSUPP;

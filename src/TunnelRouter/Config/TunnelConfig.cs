@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using TunnelRouter.Core;
+
+namespace TunnelRouter.Config;
+
+/// <summary>A policy tunnel after validation: everything but the MTU when the policy leaves it to be
+/// computed from the underlay (Link.Mtu is 0 then).</summary>
+public sealed record TunnelConfigEntry(string Field, GreTunnel Link, IReadOnlyList<InterfaceAddress> Addresses, IReadOnlyList<Route> Routes);
+
+/// <summary>Checks the <c>Tunnels</c> section and turns it into values, with errors that name the key.</summary>
+public static class TunnelConfig
+{
+    /// <summary>Links the kernel creates itself when ip_gre / ip6_gre load; their names are taken.</summary>
+    static readonly string[] FallbackDevices = ["gre0", "gretap0", "erspan0", "ip6gre0", "ip6tnl0", "ip6erspan0"];
+
+    /// <param name="resolveTable">table name or number → id, throwing InputException(field, ...) when unknown.</param>
+    public static IReadOnlyList<TunnelConfigEntry> Parse(IReadOnlyList<TunnelOptions> tunnels, byte protocol,
+        Func<string, string, uint> resolveTable)
+    {
+        var result = new List<TunnelConfigEntry>();
+        for (var i = 0; i < tunnels.Count; i++)
+        {
+            var entry = ParseOne(tunnels[i], $"Tunnels:{i}", protocol, resolveTable);
+            foreach (var other in result)
+            {
+                if (other.Link.Name == entry.Link.Name)
+                    throw new InputException($"{entry.Field}:Name", $"'{entry.Link.Name}' is already the name of {other.Field}");
+                if (SameEndpoints(other.Link, entry.Link))
+                    throw new InputException(entry.Field,
+                        $"has the same mode, local, remote and key as {other.Field}; the kernel could not tell their packets apart");
+            }
+            result.Add(entry);
+        }
+        return result;
+    }
+
+    static TunnelConfigEntry ParseOne(TunnelOptions o, string field, byte protocol, Func<string, string, uint> resolveTable)
+    {
+        var name = InterfaceName.Validate($"{field}:Name", o.Name);
+        if (FallbackDevices.Contains(name))
+            throw new InputException($"{field}:Name", $"'{name}' is the kernel's own fallback device; choose another name");
+
+        if (!GreModes.TryParse(o.Mode, out var mode))
+            throw new InputException($"{field}:Mode", $"'{Net.Printable(o.Mode ?? "")}' is not a GRE mode (gre, gretap, ip6gre, ip6gretap)");
+        var family = mode.UnderlayFamily();
+
+        if (string.IsNullOrEmpty(o.Remote))
+            throw new InputException($"{field}:Remote", $"is not set; a {mode.Kind()} tunnel needs the other end's {(family.IsV6() ? "IPv6" : "IPv4")} address");
+        var remote = Endpoint($"{field}:Remote", o.Remote, mode);
+        var local = string.IsNullOrEmpty(o.Local) ? null : Endpoint($"{field}:Local", o.Local, mode);
+        if (local is not null && local.Equals(remote))
+            throw new InputException($"{field}:Local", $"'{local}' is also Remote; a tunnel joins two different addresses");
+
+        uint? ikey = null, okey = null;
+        if (o.Key is not null)
+        {
+            if (o.IKey is not null || o.OKey is not null)
+                throw new InputException($"{field}:Key", "is set together with IKey/OKey; use Key for one key both ways, or IKey and OKey");
+            ikey = okey = ParseKey($"{field}:Key", o.Key);
+        }
+        else
+        {
+            if (o.IKey is not null) ikey = ParseKey($"{field}:IKey", o.IKey);
+            if (o.OKey is not null) okey = ParseKey($"{field}:OKey", o.OKey);
+        }
+
+        if (o.Ttl is > 255) throw new InputException($"{field}:Ttl", $"{o.Ttl} is not a TTL (0 = inherit, 1 to 255)");
+        if (o.Tos is > 255) throw new InputException($"{field}:Tos", $"{o.Tos} is not a TOS byte (0 to 255)");
+        if (o.PMtuDisc == false && family.IsV6())
+            throw new InputException($"{field}:PMtuDisc", $"applies to gre and gretap only; {mode.Kind()} has no such switch");
+
+        if (o.Underlay is not null && o.Dev is not null && o.Underlay != o.Dev)
+            throw new InputException($"{field}:Dev", $"'{Net.Printable(o.Dev)}' contradicts Underlay '{Net.Printable(o.Underlay)}'; set one of them");
+        var underlay = (o.Underlay ?? o.Dev) is { } u ? InterfaceName.Validate(o.Underlay is null ? $"{field}:Dev" : $"{field}:Underlay", u) : null;
+        if (underlay == name) throw new InputException($"{field}:Underlay", "is the tunnel itself");
+
+        var addresses = new List<InterfaceAddress>();
+        for (var i = 0; i < o.Addresses.Count; i++)
+        {
+            var a = InterfaceAddress.Parse($"{field}:Addresses:{i}", o.Addresses[i]);
+            if (addresses.Contains(a)) throw new InputException($"{field}:Addresses:{i}", $"'{a}' is listed twice");
+            addresses.Add(a);
+        }
+
+        if (o.Mtu is { } m)
+        {
+            if (m is < 68 or > 65535) throw new InputException($"{field}:Mtu", $"{m} is not an MTU (68 to 65535)");
+            if (m < 1280 && addresses.Any(a => a.Family.IsV6()))
+                throw new InputException($"{field}:Mtu", $"{m} is below 1280, the least IPv6 needs, and the tunnel has IPv6 addresses");
+        }
+
+        var routes = new List<Route>();
+        for (var i = 0; i < o.Routes.Count; i++)
+        {
+            var r = ParseRoute($"{field}:Routes:{i}", o.Routes[i], name, protocol, resolveTable);
+            if (routes.Any(x => x.Key == r.Key)) throw new InputException($"{field}:Routes:{i}", $"'{Net.Printable(o.Routes[i])}' is listed twice");
+            routes.Add(r);
+        }
+
+        var link = new GreTunnel(name, mode, local, remote, ikey, okey, (byte?)o.Ttl, (byte)(o.Tos ?? 0), o.PMtuDisc ?? true,
+            o.Mtu ?? 0, underlay);
+        return new TunnelConfigEntry(field, link, addresses, routes);
+    }
+
+    static IPAddress Endpoint(string field, string text, GreMode mode)
+    {
+        var family = mode.UnderlayFamily();
+        if (!Net.TryParseAddress(text, out var address))
+            throw new InputException(field, $"'{Net.Printable(text)}' is not a valid {(family.IsV6() ? "IPv6" : "IPv4")} address");
+        if (address.AddressFamily != family)
+            throw new InputException(field,
+                $"'{text}' is {(family.IsV6() ? "IPv4" : "IPv6")} but a {mode.Kind()} tunnel runs over {(family.IsV6() ? "IPv6" : "IPv4")}" +
+                $" (use {(family.IsV6() ? (mode.IsTap() ? "gretap" : "gre") : (mode.IsTap() ? "ip6gretap" : "ip6gre"))} for that)");
+        if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
+            throw new InputException(field, $"'{text}' is the unspecified address; leave Local unset for 'any'");
+        return address;
+    }
+
+    /// <summary>A 32-bit GRE key: a number (0 to 4294967295) or a dotted quad, as iproute2 accepts it.</summary>
+    public static uint ParseKey(string field, string text)
+    {
+        if (text.Contains('.'))
+        {
+            if (Net.TryParseAddress(text, out var a) && a.AddressFamily == AddressFamily.InterNetwork)
+                return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(a.GetAddressBytes());
+        }
+        else if (text.Length is > 0 and <= 10 && text.All(char.IsAsciiDigit)
+                 && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= uint.MaxValue)
+            return (uint)n;
+        throw new InputException(field, $"'{Net.Printable(text)}' is not a GRE key (0 to 4294967295, or a dotted quad like 0.0.0.42)");
+    }
+
+    /// <summary>
+    /// A route over the tunnel: "DEST [dev NAME] [via GW] [table T] [metric N]". The smallest part of
+    /// iproute2's route syntax a tunnel needs; the policy's own route parser can take its place.
+    /// </summary>
+    public static Route ParseRoute(string field, string text, string device, byte protocol, Func<string, string, uint> resolveTable)
+    {
+        var words = (text ?? "").Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        if (words.Length == 0) throw new InputException(field, "is empty; expected a destination such as 192.168.50.0/24");
+        if (words[0] == "to" && words.Length > 1) words = words[1..];
+        var family = words[0] is "default" or "all" or "any" ? (AddressFamily?)null : Net.TryParseAddress(words[0].Split('/')[0], out var d) ? d.AddressFamily : null;
+        IPAddress? via = null;
+        uint table = TableNames.Main;
+        uint? metric = null;
+        for (var i = 1; i < words.Length; i += 2)
+        {
+            var key = words[i];
+            if (i + 1 >= words.Length) throw new InputException(field, $"'{Net.Printable(key)}' needs a value in '{Net.Printable(text!)}'");
+            var value = words[i + 1];
+            switch (key)
+            {
+                case "dev":
+                    if (value != device)
+                        throw new InputException(field, $"dev '{Net.Printable(value)}' is not this tunnel ({device}); a tunnel's routes go over the tunnel");
+                    break;
+                case "via":
+                    via = Net.ParseAddress(field, value);
+                    family ??= via.AddressFamily;
+                    break;
+                case "table":
+                    table = resolveTable(field, value);
+                    break;
+                case "metric" or "preference" or "priority":
+                    if (!NameMap.TryParseNumber(value, out var m)) throw new InputException(field, $"metric '{Net.Printable(value)}' is not a number");
+                    metric = m;
+                    break;
+                default:
+                    throw new InputException(field, $"'{Net.Printable(key)}' is not understood here (DEST [dev {device}] [via GW] [table T] [metric N])");
+            }
+        }
+        var destination = Net.ParsePrefix(field, words[0], family, strictHostBits: true);
+        if (via is not null && via.AddressFamily != destination.Family())
+            throw new InputException(field, $"via {via} is not of the family of {Net.Format(destination)}");
+        return new Route(destination, table, protocol, device: device, gateway: via, metric: metric);
+    }
+
+    static bool SameEndpoints(GreTunnel a, GreTunnel b) =>
+        a.Mode.UnderlayFamily() == b.Mode.UnderlayFamily() && a.Mode.IsTap() == b.Mode.IsTap()
+        && Equals(a.Local, b.Local) && a.Remote.Equals(b.Remote) && a.IKey == b.IKey;
+}
