@@ -18,6 +18,8 @@ sealed class FakeKernel(KernelState state, Dictionary<string, InterfaceAddress[]
     public bool LinkExists(string name) => addresses?.ContainsKey(name) == true;
     public IReadOnlyList<InterfaceAddress> ReadAddresses(string device) =>
         addresses is not null && addresses.TryGetValue(device, out var a) ? a : [];
+    public IReadOnlyList<Link> ReadLinks() => [];
+    public string? RouteDevice(IPAddress destination) => null;
 }
 
 public class UplinkSpecs
