@@ -17,8 +17,10 @@ public static class Commands
     {
         var parts = PolicyParts.All(ctx);
         foreach (var part in parts) part.Validate(ctx);
+        StartupTrace.Mark("validated");
         var changes = new List<Change>();
         foreach (var part in parts) changes.AddRange(plan(part, ctx));
+        StartupTrace.Mark("planned");
         return changes;
     }
 
@@ -29,6 +31,7 @@ public static class Commands
             var plan = PlanAll(ctx, (p, c) => p.Plan(c));
             ctx.CommitNames();
             ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Count);
         }
         return App.Ok;

@@ -46,14 +46,20 @@ public static class ConfigLoader
         if (exists)
         {
             CheckPermissions(path);
-            builder.AddJsonFile(path, optional: false, reloadOnChange: false);
+            // Absolute: a relative path given to AddJsonFile is taken relative to the binary's directory.
+            var jsonSource = new IndexedJsonConfigurationSource { Path = Path.GetFullPath(path), Optional = false, ReloadOnChange = false };
+            jsonSource.ResolveFileProvider();
+            builder.Add(jsonSource);
         }
         // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
         // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
-        builder.AddInMemoryCollection(env
-            .Where(kv => kv.Key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase))
-            .Select(kv => new KeyValuePair<string, string?>(kv.Key[EnvPrefix.Length..].Replace("__", ":"), kv.Value)));
-        builder.AddInMemoryCollection(overrides.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
+        // Only when there is something: every provider re-sorts the keys of the ones before it on each lookup.
+        var fromEnv = new List<KeyValuePair<string, string?>>();
+        foreach (var (key, value) in env)
+            if (key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase))
+                fromEnv.Add(new(key[EnvPrefix.Length..].Replace("__", ":"), value));
+        if (fromEnv.Count > 0) builder.AddInMemoryCollection(fromEnv);
+        if (overrides.Count > 0) builder.AddInMemoryCollection(overrides.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
 
         IConfigurationRoot root;
         try { root = builder.Build(); }
