@@ -35,7 +35,7 @@ sealed class IndexedJsonConfigurationProvider(JsonConfigurationSource source) : 
         if (earlierKeys is ICollection<string> { Count: 0 } || !earlierKeys.Any()) return mine;
         var merged = new List<string>(mine);
         merged.AddRange(earlierKeys);
-        merged.Sort(ConfigurationKeyComparer.Comparison);
+        merged.Sort(ConfigurationKeyComparer.Instance.Compare);
         return merged;
     }
 
@@ -64,7 +64,7 @@ sealed class IndexedJsonConfigurationProvider(JsonConfigurationSource source) : 
             if (children.TrueForAll(c => int.TryParse(c, out _)))
                 children.Sort((a, b) => int.Parse(a).CompareTo(int.Parse(b)));
             else
-                children.Sort(ConfigurationKeyComparer.Comparison);
+                children.Sort(ConfigurationKeyComparer.Instance.Compare);
             index[parent] = children;
         }
         return index;
