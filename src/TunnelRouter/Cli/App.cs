@@ -15,14 +15,15 @@ public static class App
     public static int Run(IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, TextWriter stdout, TextWriter stderr)
     {
         StartupTrace.Enable(env, stderr);
-        ILogger log = CreateLogger(LogEventLevel.Information, null, stderr);
+        // One logger, built once (the hook's start-up time adds to every VPN start); -v/-q only move its level.
+        var level = new Serilog.Core.LoggingLevelSwitch(LogEventLevel.Information);
+        ILogger log = CreateLogger(level, null, stderr);
         StartupTrace.Mark("logger");
         try
         {
             var args = CliArgs.Parse(argv);
-            var level = args.Verbose ? LogEventLevel.Debug : args.Quiet ? LogEventLevel.Warning : LogEventLevel.Information;
-            log = CreateLogger(level, null, stderr);
-            StartupTrace.Mark("args, logger");
+            level.MinimumLevel = args.Verbose ? LogEventLevel.Debug : args.Quiet ? LogEventLevel.Warning : LogEventLevel.Information;
+            StartupTrace.Mark("args");
 
             switch (args.Command)
             {
@@ -32,7 +33,11 @@ public static class App
 
             var (options, configPath) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
             StartupTrace.Mark("configuration");
-            if (options.LogFile is not null) log = CreateLogger(level, options.LogFile, stderr);
+            if (options.LogFile is not null)
+            {
+                (log as IDisposable)?.Dispose();
+                log = CreateLogger(level, options.LogFile, stderr);
+            }
 
             if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
                 throw new InputException(args.Extra[0], "unknown option; see 'tunnel-router help'");
@@ -79,10 +84,10 @@ public static class App
 
     public static string Version => typeof(App).Assembly.GetName().Version?.ToString(3) ?? "0";
 
-    static ILogger CreateLogger(LogEventLevel level, string? file, TextWriter stderr)
+    static ILogger CreateLogger(Serilog.Core.LoggingLevelSwitch level, string? file, TextWriter stderr)
     {
         var config = new LoggerConfiguration()
-            .MinimumLevel.Is(level)
+            .MinimumLevel.ControlledBy(level)
             // OpenVPN prefixes its own timestamps to what a hook prints on stderr.
             .WriteTo.Sink(new TextWriterSink(stderr));
         if (file is not null)

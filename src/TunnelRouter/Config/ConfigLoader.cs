@@ -42,6 +42,16 @@ public static class ConfigLoader
         var exists = File.Exists(path);
         if (required && !exists) throw new InputException("--config", $"'{path}' does not exist");
 
+        // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
+        // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
+        // Only when there is something: every provider re-sorts the keys of the ones before it on each lookup.
+        var fromEnv = new List<KeyValuePair<string, string?>>();
+        foreach (var (key, value) in env)
+            if (key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase))
+                fromEnv.Add(new(key[EnvPrefix.Length..].Replace("__", ":"), value));
+        // Nothing to bind (no policy file, no TUNNEL_ROUTER_*, no Key=Value): the defaults, without building a
+        // configuration at all. The OpenVPN hook on a host without a policy file takes this path.
+        if (!exists && fromEnv.Count == 0 && overrides.Count == 0) return (new TunnelRouterOptions(), null);
         var builder = new ConfigurationBuilder();
         if (exists)
         {
@@ -51,13 +61,6 @@ public static class ConfigLoader
             jsonSource.ResolveFileProvider();
             builder.Add(jsonSource);
         }
-        // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
-        // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
-        // Only when there is something: every provider re-sorts the keys of the ones before it on each lookup.
-        var fromEnv = new List<KeyValuePair<string, string?>>();
-        foreach (var (key, value) in env)
-            if (key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase))
-                fromEnv.Add(new(key[EnvPrefix.Length..].Replace("__", ":"), value));
         if (fromEnv.Count > 0) builder.AddInMemoryCollection(fromEnv);
         if (overrides.Count > 0) builder.AddInMemoryCollection(overrides.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
 
