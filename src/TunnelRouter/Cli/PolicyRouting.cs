@@ -46,6 +46,8 @@ public sealed class PolicyRouting
         var src = Source(ctx);
         var o = ctx.Options;
         var protocol = ctx.Protocol;
+        if (ctx.ConfigPath is null && o.Rules.Count + o.Routes.Count + o.Uplinks.Count == 0)
+            ctx.Log.Warning("no policy file ({Path}, or -c PATH): the policy has no rules or routes", Config.ConfigLoader.DefaultPath);
 
         foreach (var (name, id) in o.Tables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
@@ -141,7 +143,9 @@ public sealed class PolicyRouting
     {
         var current = ctx.Kernel.Read(StateQuery.All);
         var desired = Desired(ctx, current);
-        var owns = Ownership.ByProtocol(ctx.Protocol);
+        // Routes over GRE tunnels carry the same protocol but belong to the tunnels part (Tunnels:N:Routes).
+        var overTunnels = TunnelsPart.RoutesOverTunnels(ctx, current.Routes);
+        var owns = new Ownership(r => r.Protocol == ctx.Protocol && !overTunnels(r), r => r.Protocol == ctx.Protocol);
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
         // would read as "already there" while our route is not. Say so instead, for both families.
         var foreign = new Dictionary<RouteKey, Route>();

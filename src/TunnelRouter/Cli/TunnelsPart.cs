@@ -80,9 +80,41 @@ public sealed class TunnelsPart : IPolicyPart
     static List<Link> Owned(Context ctx) =>
         ctx.Kernel.ReadLinks().Where(TunnelPlanner.IsOwned).OrderBy(l => l.Name, StringComparer.Ordinal).ToList();
 
-    static IReadOnlyList<TunnelConfigEntry> Entries(Context ctx) =>
-        TunnelConfig.Parse(ctx.Options.Tunnels, ctx.Protocol,
-            (field, table) => ctx.Names.ResolveTable(field, table, ctx.Options.Tables.TryGetValue(table, out var id) ? id : null));
+    static IReadOnlyList<TunnelConfigEntry> Entries(Context ctx)
+    {
+        var o = ctx.Options;
+        // Tables as the routing part resolves them (host names, the policy's Tables, the hook's Table); this
+        // part validates first, so it registers a policy table name itself.
+        uint? Table(string name) =>
+            ctx.Names.Tables.TryGetId(name, out var id) ? id
+            : o.Tables.TryGetValue(name, out var fresh) ? ctx.Names.ResolveTable($"Tables.{name}", name, fresh)
+            : name == o.Table ? ctx.Names.ResolveTable("Table", name, o.TableId)
+            : null;
+        var entries = TunnelConfig.Parse(o.Tunnels, ctx.Protocol, Table);
+
+        // A route over a tunnel belongs to the tunnel (made and removed with it), not to the top-level Routes.
+        for (var i = 0; i < o.Routes.Count; i++)
+        {
+            var words = o.Routes[i].Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+            for (var w = 0; w + 1 < words.Length; w++)
+                if (words[w] is "dev" or "oif" && entries.FirstOrDefault(e => e.Link.Name == words[w + 1]) is { } tunnel)
+                    throw new InputException($"{ctx.ConfigPath ?? "configuration"}: Routes[{i}]",
+                        $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}:Routes, where it is made and removed with the tunnel");
+        }
+        return entries;
+    }
+
+    /// <summary>Which routes are this part's: ours (apply's protocol) on a tunnel of the policy or on a link
+    /// TunnelRouter owns (a tunnel just removed from the policy). The routing part leaves those alone.</summary>
+    public static Func<Route, bool> RoutesOverTunnels(Context ctx, IReadOnlyList<Route> current)
+    {
+        var names = ctx.Options.Tunnels.Select(t => t.Name).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var protocol = ctx.Protocol;
+        // Reading links costs a process with the ip backend: only when an owned route is on another device.
+        if (current.Any(r => r.Protocol == protocol && r.Device is { } d && !names.Contains(d)))
+            names.UnionWith(ctx.Kernel.ReadLinks().Where(TunnelPlanner.IsOwned).Select(l => l.Name));
+        return r => r.Protocol == protocol && r.Device is { } dev && names.Contains(dev);
+    }
 
     /// <summary>The policy's MTU, or the underlay's minus the encapsulation (stated in plan and --dry-run).</summary>
     static GreTunnel WithMtu(Context ctx, TunnelConfigEntry e, IReadOnlyList<Link> links)

@@ -17,12 +17,6 @@ public static class ConfigLoader
         "Uplinks", "Tunnels",
     ];
 
-    /// <summary>Keys of the objects in a list-of-objects section: a misspelt "Gatway" must not be ignored.</summary>
-    static readonly Dictionary<string, string[]> KnownItemKeys = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["Uplinks"] = ["Interface", "Table", "Address", "Gateway", "Priority"],
-    };
-
     /// <summary>Keys of the entries of list sections: a misspelt key inside an entry is an error too.</summary>
     static readonly Dictionary<string, string[]> KnownInEntries = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -75,11 +69,7 @@ public static class ConfigLoader
         foreach (var section in root.GetChildren())
             if (!Known.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
                 throw new InputException($"{source}: {section.Key}", $"unknown key (known: {string.Join(", ", Known.Skip(1))})");
-        foreach (var (name, keys) in KnownItemKeys)
-            foreach (var item in root.GetSection(name).GetChildren())
-                foreach (var key in item.GetChildren())
-                    if (!keys.Contains(key.Key, StringComparer.OrdinalIgnoreCase))
-                        throw new InputException($"{source}: {name}[{item.Key}].{key.Key}", $"unknown key (known: {string.Join(", ", keys)})");
+        PolicyShape.Check(root, source);
         foreach (var (list, keys) in KnownInEntries)
             foreach (var entry in root.GetSection(list).GetChildren())
                 foreach (var item in entry.GetChildren())

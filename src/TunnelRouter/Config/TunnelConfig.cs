@@ -15,14 +15,13 @@ public static class TunnelConfig
     /// <summary>Links the kernel creates itself when ip_gre / ip6_gre load; their names are taken.</summary>
     static readonly string[] FallbackDevices = ["gre0", "gretap0", "erspan0", "ip6gre0", "ip6tnl0", "ip6erspan0"];
 
-    /// <param name="resolveTable">table name or number → id, throwing InputException(field, ...) when unknown.</param>
-    public static IReadOnlyList<TunnelConfigEntry> Parse(IReadOnlyList<TunnelOptions> tunnels, byte protocol,
-        Func<string, string, uint> resolveTable)
+    /// <param name="tables">table name or number → id; null when unknown.</param>
+    public static IReadOnlyList<TunnelConfigEntry> Parse(IReadOnlyList<TunnelOptions> tunnels, byte protocol, TableResolver tables)
     {
         var result = new List<TunnelConfigEntry>();
         for (var i = 0; i < tunnels.Count; i++)
         {
-            var entry = ParseOne(tunnels[i], $"Tunnels:{i}", protocol, resolveTable);
+            var entry = ParseOne(tunnels[i], $"Tunnels:{i}", protocol, tables);
             foreach (var other in result)
             {
                 if (other.Link.Name == entry.Link.Name)
@@ -36,7 +35,7 @@ public static class TunnelConfig
         return result;
     }
 
-    static TunnelConfigEntry ParseOne(TunnelOptions o, string field, byte protocol, Func<string, string, uint> resolveTable)
+    static TunnelConfigEntry ParseOne(TunnelOptions o, string field, byte protocol, TableResolver tables)
     {
         var name = InterfaceName.Validate($"{field}:Name", o.Name);
         if (FallbackDevices.Contains(name))
@@ -94,7 +93,7 @@ public static class TunnelConfig
         var routes = new List<Route>();
         for (var i = 0; i < o.Routes.Count; i++)
         {
-            var r = ParseRoute($"{field}:Routes:{i}", o.Routes[i], name, protocol, resolveTable);
+            var r = ParseRoute($"{field}:Routes:{i}", o.Routes[i], name, protocol, tables);
             if (routes.Any(x => x.Key == r.Key)) throw new InputException($"{field}:Routes:{i}", $"'{Net.Printable(o.Routes[i])}' is listed twice");
             routes.Add(r);
         }
@@ -111,7 +110,7 @@ public static class TunnelConfig
             throw new InputException(field, $"'{Net.Printable(text)}' is not a valid {(family.IsV6() ? "IPv6" : "IPv4")} address");
         if (address.AddressFamily != family)
             throw new InputException(field,
-                $"'{text}' is {(family.IsV6() ? "IPv4" : "IPv6")} but a {mode.Kind()} tunnel runs over {(family.IsV6() ? "IPv6" : "IPv4")}" +
+                $"'{text}' is {(family.IsV6() ? "IPv4" : "IPv6")} but mode {mode.Kind()} runs over {(family.IsV6() ? "IPv6" : "IPv4")}" +
                 $" (use {(family.IsV6() ? (mode.IsTap() ? "gretap" : "gre") : (mode.IsTap() ? "ip6gretap" : "ip6gre"))} for that)");
         if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
             throw new InputException(field, $"'{text}' is the unspecified address; leave Local unset for 'any'");
@@ -133,48 +132,20 @@ public static class TunnelConfig
     }
 
     /// <summary>
-    /// A route over the tunnel: "DEST [dev NAME] [via GW] [table T] [metric N]". The smallest part of
-    /// iproute2's route syntax a tunnel needs; the policy's own route parser can take its place.
+    /// A route over the tunnel, in the policy's route syntax (<see cref="PolicyLine.ParseRoute"/>) with the
+    /// tunnel as its device: "192.168.50.0/24", "192.168.50.0/24 dev gre_black", "default table vpn",
+    /// "10.9.0.0/16 via 10.255.0.2 metric 10".
     /// </summary>
-    public static Route ParseRoute(string field, string text, string device, byte protocol, Func<string, string, uint> resolveTable)
+    public static Route ParseRoute(string field, string text, string device, byte protocol, TableResolver tables)
     {
         var words = (text ?? "").Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-        if (words.Length == 0) throw new InputException(field, "is empty; expected a destination such as 192.168.50.0/24");
-        if (words[0] == "to" && words.Length > 1) words = words[1..];
-        var family = words[0] is "default" or "all" or "any" ? (AddressFamily?)null : Net.TryParseAddress(words[0].Split('/')[0], out var d) ? d.AddressFamily : null;
-        IPAddress? via = null;
-        uint table = TableNames.Main;
-        uint? metric = null;
-        for (var i = 1; i < words.Length; i += 2)
-        {
-            var key = words[i];
-            if (i + 1 >= words.Length) throw new InputException(field, $"'{Net.Printable(key)}' needs a value in '{Net.Printable(text!)}'");
-            var value = words[i + 1];
-            switch (key)
-            {
-                case "dev":
-                    if (value != device)
-                        throw new InputException(field, $"dev '{Net.Printable(value)}' is not this tunnel ({device}); a tunnel's routes go over the tunnel");
-                    break;
-                case "via":
-                    via = Net.ParseAddress(field, value);
-                    family ??= via.AddressFamily;
-                    break;
-                case "table":
-                    table = resolveTable(field, value);
-                    break;
-                case "metric" or "preference" or "priority":
-                    if (!NameMap.TryParseNumber(value, out var m)) throw new InputException(field, $"metric '{Net.Printable(value)}' is not a number");
-                    metric = m;
-                    break;
-                default:
-                    throw new InputException(field, $"'{Net.Printable(key)}' is not understood here (DEST [dev {device}] [via GW] [table T] [metric N])");
-            }
-        }
-        var destination = Net.ParsePrefix(field, words[0], family, strictHostBits: true);
-        if (via is not null && via.AddressFamily != destination.Family())
-            throw new InputException(field, $"via {via} is not of the family of {Net.Format(destination)}");
-        return new Route(destination, table, protocol, device: device, gateway: via, metric: metric);
+        if (words.FirstOrDefault(w => w is not ("-4" or "-6" or "inet" or "inet6")) is "unreachable" or "blackhole" or "prohibit" or "throw")
+            throw new InputException(field, $"'{Net.Printable(text!)}' is a {words.First(w => !w.StartsWith('-') && !w.StartsWith("inet"))} route; only unicast routes go over a tunnel");
+        var line = words.Contains("dev") || words.Contains("oif") ? text : $"{text} dev {device}";
+        var route = PolicyLine.ParseRoute(field, line, tables, protocol);
+        if (route.Device != device)
+            throw new InputException(field, $"dev '{Net.Printable(route.Device ?? "")}' is not this tunnel ({device}); a tunnel's routes go over the tunnel");
+        return route;
     }
 
     static bool SameEndpoints(GreTunnel a, GreTunnel b) =>

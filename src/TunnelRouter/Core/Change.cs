@@ -28,7 +28,8 @@ public abstract record Change
     /// <summary>Rules and routes are ordered rules-last on the way in and rules-first on the way out.</summary>
     public virtual bool IsRule => false;
 
-    public override string ToString() => Display(TableNames.Numeric, ProtocolNames.Numeric);
+    // Sealed so that the records deriving from Change print as ip commands, not as generated member lists.
+    public sealed override string ToString() => Display(TableNames.Numeric, ProtocolNames.Numeric);
 }
 
 /// <summary>A change iproute2 makes: a route or rule line in <c>ip -batch</c>.</summary>

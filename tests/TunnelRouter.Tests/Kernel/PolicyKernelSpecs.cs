@@ -34,8 +34,18 @@ public class PolicyKernelSpecs
         ns.AddAddress("eth1", "fd00:1010:1010:1010::100/64");
         ns.Ip("link", "set", "eth1", "up");
         ns.Ip("link", "set", "eth1-peer", "up");
-        // The carrier comes up a moment later; a dump taken before and one after would differ by "linkdown".
-        for (var i = 0; i < 100 && ns.Ip("route", "show", "dev", "eth1").Contains("linkdown"); i++) Thread.Sleep(20);
+        // The carrier and the IPv6 link-local addresses come a moment after "up": wait until the kernel has
+        // settled, or a dump before and one after a run would differ by what the kernel added meanwhile.
+        for (var i = 0; i < 100; i++)
+        {
+            var dump = ns.Dump();
+            if (!dump.Contains("linkdown") && dump.Contains("fe80::/64 dev eth1 ") && dump.Contains("fe80::/64 dev eth1-peer "))
+            {
+                Thread.Sleep(50);
+                if (ns.Dump() == dump) break;
+            }
+            Thread.Sleep(20);
+        }
         return ns;
     }
 
@@ -175,6 +185,18 @@ public class PolicyKernelSpecs
 
         var broken = Run(ns, ["plan", "-c", Topology.Policy(ns, """{ "Rules": ["from 10.0.0.0/8 lokup vpn"] }""", "broken.json")]);
         Assert.Equal(1, broken.ExitCode);
+    }
+
+    [Fact]
+    public void A_relative_policy_path_is_read_from_the_working_directory_not_from_beside_the_binary()
+    {
+        using var ns = Host();
+        var relative = Path.GetRelativePath(Directory.GetCurrentDirectory(), Topology.Policy(ns, Policy));
+
+        var plan = Run(ns, ["plan", "-c", relative]);
+
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains("lookup vpn", plan.Stdout);
     }
 
     [Fact]

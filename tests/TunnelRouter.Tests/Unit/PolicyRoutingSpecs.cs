@@ -65,6 +65,26 @@ public class UplinkSpecs
     }
 }
 
+public class InterfaceAddressSpecs
+{
+    [Fact]
+    public void The_ip_backend_reads_global_addresses_of_both_families_primary_first()
+    {
+        // ip -j addr show dev eth0 (iproute2 6.1), with a link-local address added to show it is skipped.
+        const string json = """
+            [{"ifindex":3,"ifname":"eth0","addr_info":[
+              {"family":"inet","local":"192.168.1.6","prefixlen":24,"scope":"global","label":"eth0"},
+              {"family":"inet","local":"192.168.1.7","prefixlen":24,"scope":"global","secondary":true,"label":"eth0"},
+              {"family":"inet6","local":"fd00:1::6","prefixlen":64,"scope":"global","nodad":true},
+              {"family":"inet6","local":"fe80::1","prefixlen":64,"scope":"link"}]}]
+            """;
+
+        var addresses = TunnelRouter.Kernel.IpBackend.ParseAddresses(json).ToList();
+
+        Assert.Equal(["192.168.1.6/24", "192.168.1.7/24", "fd00:1::6/64"], addresses.Select(a => a.ToString()));
+    }
+}
+
 public class PolicyStateSpecs
 {
     [Fact]

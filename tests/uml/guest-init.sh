@@ -1,0 +1,39 @@
+#!/bin/sh
+# PID 1 of a User-Mode Linux guest that boots the host's root filesystem read-only over hostfs.
+# Everything the guest writes goes to tmpfs mounted here, so the host's files are never changed.
+# The kernel command line passes (as environment): TR_SCENARIO (script to run), TR_BIN (the published
+# tunnel-router), TR_WORK (a host directory with the test's policies). Results are lines "@@ KEY VALUE"
+# on the console, which the test reads; the guest always powers off, whatever happens.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /run
+# The test's policies may live under the host's /tmp, which the guest's own /tmp hides: bind them first.
+if [ -n "${TR_WORK:-}" ]; then
+    mkdir -p /run/work && mount --bind "$TR_WORK" /run/work && export TR_WORK=/run/work
+fi
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /etc/iproute2
+
+# The Debian user-mode-linux package ships its modules under /usr/lib/uml/modules/<version>, where
+# modprobe does not look (and /lib/modules cannot be created on the read-only root): insmod by path, in
+# dependency order (modules.dep).
+modules=$(ls -d /usr/lib/uml/modules/6.1.* 2>/dev/null | head -1)
+if [ -z "$modules" ]; then
+    echo "@@ fatal no UML modules under /usr/lib/uml/modules"
+else
+    for m in lib/crc-ccitt net/ipv6/ipv6 net/ipv4/gre net/ipv4/ip_tunnel net/ipv4/ip_gre \
+             net/ipv6/tunnel6 net/ipv6/ip6_tunnel net/ipv6/ip6_gre drivers/net/veth; do
+        insmod "$modules/kernel/$m.ko" || echo "@@ fatal insmod $m failed"
+    done
+fi
+echo "@@ ready $(cut -d' ' -f1 /proc/uptime)"
+if [ -x "$TR_SCENARIO" ] || [ -f "$TR_SCENARIO" ]; then
+    sh "$TR_SCENARIO"
+    echo "@@ scenario.rc $?"
+else
+    echo "@@ fatal no scenario '$TR_SCENARIO'"
+fi
+echo "@@ end $(cut -d' ' -f1 /proc/uptime)"
+poweroff -f
