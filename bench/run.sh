@@ -125,7 +125,7 @@ if [ -z "$bin" ]; then
 fi
 bin=$(realpath "$bin")
 
-work=$(mktemp -d /tmp/tunnel-router-bench-XXXXXX)
+work=$(mktemp -d -t tunnel-router-bench-XXXXXX)
 ns=trbench-$$
 cleanup() { ip netns del "$ns" 2>/dev/null || true; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
