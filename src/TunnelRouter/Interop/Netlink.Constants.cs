@@ -53,7 +53,12 @@ internal static class Nl
     public const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_LINK = 5, IFLA_LINKINFO = 18, IFLA_IFALIAS = 20;
     public const ushort IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2;
     public const ushort IFLA_GRE_LINK = 1, IFLA_GRE_IFLAGS = 2, IFLA_GRE_OFLAGS = 3, IFLA_GRE_IKEY = 4, IFLA_GRE_OKEY = 5,
-        IFLA_GRE_LOCAL = 6, IFLA_GRE_REMOTE = 7, IFLA_GRE_TTL = 8;
+        IFLA_GRE_LOCAL = 6, IFLA_GRE_REMOTE = 7, IFLA_GRE_TTL = 8, IFLA_GRE_TOS = 9, IFLA_GRE_PMTUDISC = 10,
+        IFLA_GRE_ENCAP_LIMIT = 11, IFLA_GRE_FLOWINFO = 12, IFLA_GRE_FLAGS = 13;
+    // ip6_tnl flags (IFLA_GRE_FLAGS)
+    public const uint IP6_TNL_F_USE_ORIG_TCLASS = 0x2;
+    /// <summary>iproute2's default for ip6gre (IPV6_DEFAULT_TNL_ENCAP_LIMIT): the 8-byte option every packet carries.</summary>
+    public const byte IPV6_DEFAULT_TNL_ENCAP_LIMIT = 4;
     public const ushort GRE_KEY = 0x2000; // big-endian on the wire, as the kernel's __be16 flags
     public const uint IFF_UP = 0x1;
 

@@ -149,16 +149,22 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
             _grown = true;
             if (Socket.GrowReceiveBuffer(ReceiveBuffer)) _batch = LargeBatch;
         }
-        var devices = new DeviceIndexes();
         var done = 0;
         while (done < changes.Count)
         {
             _writer.Reset();
+            // Interface indexes are resolved when a request is written, so a link made or removed in this
+            // batch ends it: what uses that name goes in the next batch, resolved afresh.
+            var devices = new DeviceIndexes();
+            var relinked = new HashSet<string>(StringComparer.Ordinal);
             var firstSeq = Socket.ReserveSequences(_batch);
             var end = done;
             var refused = 0;
             while (end < changes.Count && end - done < _batch && _writer.Length < MaxBatchBytes)
             {
+                if (end > done && relinked.Count > 0 && DevicesOf(changes[end]).Any(relinked.Contains)) break;
+                if (changes[end] is AddLink made) relinked.Add(made.Tunnel.Name);
+                if (changes[end] is DeleteLink gone) relinked.Add(gone.Tunnel.Name);
                 refused = Encode(changes[end], firstSeq + (uint)(end - done), devices, out var reason);
                 if (refused != 0)
                 {
@@ -179,6 +185,24 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
             done = end;
         }
     }
+
+    /// <summary>The interface names a change's request refers to.</summary>
+    static IEnumerable<string> DevicesOf(Change change) => change switch
+    {
+        AddRoute c when c.Route.Device is { } d => [d],
+        DeleteRoute c when c.Route.Device is { } d => [d],
+        ReplaceRoute c when c.New.Device is { } d => [d],
+        AddLink c when c.Tunnel.Underlay is { } u => [u],
+        ChangeLink c => c.New.Underlay is { } u ? [c.New.Name, u] : [c.New.Name],
+        DeleteLink c => [c.Tunnel.Name],
+        SetLinkUp c => [c.Name],
+        SetLinkDown c => [c.Name],
+        SetLinkMtu c => [c.Name],
+        SetLinkAlias c => [c.Name],
+        AddAddress c => [c.Device],
+        DeleteAddress c => [c.Device],
+        _ => [],
+    };
 
     /// <summary>Reverts, newest first, the changes from <paramref name="from"/> on that took effect
     /// (<paramref name="errnos"/>[i] == 0). Returns null, or what could not be undone.</summary>

@@ -68,6 +68,30 @@ public class BackendDifferentialSpecs
         Assert.Contains("10.99.0.0/16", viaNetlink.Ip("rule", "show"));
     }
 
+    [Fact]
+    public void Both_backends_read_the_same_links_addresses_and_route_devices()
+    {
+        using var ns = Namespace();
+        using var peer = new NetNs();
+        Topology.Link(ns, "eth1", ["192.168.1.6/24", "fd00:1010::6/64"], peer, "eth1", ["192.168.1.1/24"]);
+        ns.Ip("link", "set", "tun1", "alias", "tunnel-router", "mtu", "1400");
+        ns.Settle();
+
+        var (netlink, ip) = ns.Inside(() =>
+        {
+            string Read(IKernel k) => string.Join("\n", k.ReadLinks().Select(l =>
+                    $"{l.Name} {l.Index} {l.Kind} {l.Mtu} {l.Up} {l.Alias} {l.Gre} [{string.Join(", ", l.Addresses)}]"))
+                + $"\n{string.Join(", ", k.ReadAddresses("eth1"))}\n{k.RouteDevice(IPAddress.Parse("192.168.1.77"))}"
+                + $"\n{k.RouteDevice(IPAddress.Parse("fd00:1010::77"))}\n{k.RouteDevice(IPAddress.Parse("203.0.113.1"))}";
+            return (Read(Backends.Create("netlink")), Read(Backends.Create("ip")));
+        });
+
+        Assert.Equal(ip, netlink);
+        Assert.Contains("tun1 ", netlink);
+        Assert.Contains("1400 True tunnel-router", netlink);
+        Assert.Contains("eth1 ", netlink);
+    }
+
     static List<string> Converge(NetNs ns, string backend, KernelState desired) => ns.Inside(() =>
     {
         var kernel = Backends.Create(backend);
