@@ -45,6 +45,9 @@ public static class Errno
     {
         _ when text.Contains("File exists") => EEXIST,
         _ when text.Contains("No such process") => ESRCH,
+        // iproute2 prints the kernel's extended ack instead of strerror when there is one.
+        _ when text.Contains("FIB table does not exist") => ESRCH,
+        _ when text.Contains("ddress not found") => EADDRNOTAVAIL,
         _ when text.Contains("No such file or directory") => ENOENT,
         _ when text.Contains("No such device") || text.Contains("Cannot find device") => ENODEV,
         _ when text.Contains("Operation not permitted") => EPERM,

@@ -14,12 +14,16 @@ public static class App
 
     public static int Run(IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, TextWriter stdout, TextWriter stderr)
     {
-        ILogger log = CreateLogger(LogEventLevel.Information, null, stderr);
+        StartupTrace.Enable(env, stderr);
+        // One logger, built once (the hook's start-up time adds to every VPN start); -v/-q only move its level.
+        var level = new Serilog.Core.LoggingLevelSwitch(LogEventLevel.Information);
+        ILogger log = CreateLogger(level, null, stderr);
+        StartupTrace.Mark("logger");
         try
         {
             var args = CliArgs.Parse(argv);
-            var level = args.Verbose ? LogEventLevel.Debug : args.Quiet ? LogEventLevel.Warning : LogEventLevel.Information;
-            log = CreateLogger(level, null, stderr);
+            level.MinimumLevel = args.Verbose ? LogEventLevel.Debug : args.Quiet ? LogEventLevel.Warning : LogEventLevel.Information;
+            StartupTrace.Mark("args");
 
             switch (args.Command)
             {
@@ -28,7 +32,12 @@ public static class App
             }
 
             var (options, configPath) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
-            if (options.LogFile is not null) log = CreateLogger(level, options.LogFile, stderr);
+            StartupTrace.Mark("configuration");
+            if (options.LogFile is not null)
+            {
+                (log as IDisposable)?.Dispose();
+                log = CreateLogger(level, options.LogFile, stderr);
+            }
 
             if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
                 throw new InputException(args.Extra[0], "unknown option; see 'tunnel-router help'");
@@ -50,6 +59,7 @@ public static class App
             // Both owners' protocols are checked for every command: a bad one in the environment is an error
             // even for the hook, which only uses its own.
             _ = (ctx.Protocol, ctx.HookProtocol);
+            StartupTrace.Mark("iproute2 names");
 
             return args.Command switch
             {
@@ -80,10 +90,10 @@ public static class App
 
     public static string Version => typeof(App).Assembly.GetName().Version?.ToString(3) ?? "0";
 
-    static ILogger CreateLogger(LogEventLevel level, string? file, TextWriter stderr)
+    static ILogger CreateLogger(Serilog.Core.LoggingLevelSwitch level, string? file, TextWriter stderr)
     {
         var config = new LoggerConfiguration()
-            .MinimumLevel.Is(level)
+            .MinimumLevel.ControlledBy(level)
             // OpenVPN prefixes its own timestamps to what a hook prints on stderr.
             .WriteTo.Sink(new TextWriterSink(stderr));
         if (file is not null)

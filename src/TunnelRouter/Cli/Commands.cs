@@ -20,8 +20,10 @@ public static class Commands
     {
         var parts = PolicyParts.All(ctx);
         foreach (var part in parts) part.Validate(ctx);
+        StartupTrace.Mark("validated");
         var changes = new List<Change>();
         foreach (var part in parts) changes.AddRange(plan(part, ctx));
+        StartupTrace.Mark("planned");
         return changes;
     }
 
@@ -33,6 +35,7 @@ public static class Commands
             ctx.Applier().Apply(plan, ctx.Args.DryRun);
             // Names only after the kernel took the changes: a failed apply leaves no file behind either.
             ctx.CommitNames();
+            StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Count);
         }
         return App.Ok;

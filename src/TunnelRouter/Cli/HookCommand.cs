@@ -16,12 +16,17 @@ public static class HookCommand
             o.PoolRulePriority);
 
         var desired = tunnel.Action == HookAction.Up ? HookPolicy.Desired(tunnel, settings) : KernelState.Empty;
+        StartupTrace.Mark("tunnel parsed");
         using (ctx.Lock())
         {
+            StartupTrace.Mark("locked");
             // The whole table, not just this device's routes: a foreign route with the same key must be seen.
             var current = ctx.Kernel.Read(new StateQuery(new HashSet<uint> { settings.Table }, Rules: o.PoolRules));
+            StartupTrace.Mark("read");
             var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings));
+            StartupTrace.Mark("planned");
             ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            StartupTrace.Mark("applied");
             // Names only after the kernel took the changes: a failed up leaves no file behind either.
             if (tunnel.Action == HookAction.Up) ctx.CommitNames();
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);

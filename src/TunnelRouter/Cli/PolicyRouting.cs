@@ -60,25 +60,26 @@ public sealed class PolicyRouting
             ctx.Names.ResolveTable(field, name, id);
         }
 
+        // Duplicates are found through dictionaries: a policy of 10,000 routes must not compare 50 million pairs.
         var rules = new List<Rule>();
+        var ruleIndex = new Dictionary<Rule, int>();
         for (var i = 0; i < o.Rules.Count; i++)
         {
             var field = $"{src}: Rules[{i}]";
             uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
             var rule = PolicyLine.ParseRule(field, o.Rules[i], n => ResolveTable(ctx, field, n), protocol, automatic);
-            var same = rules.IndexOf(rule);
-            if (same >= 0) throw new InputException(field, $"'{Net.Printable(o.Rules[i])}' is the same rule as Rules[{same}]");
+            if (!ruleIndex.TryAdd(rule, i)) throw new InputException(field, $"'{Net.Printable(o.Rules[i])}' is the same rule as Rules[{ruleIndex[rule]}]");
             rules.Add(rule);
         }
 
         var routes = new List<Route>();
+        var routeIndex = new Dictionary<RouteKey, int>();
         for (var i = 0; i < o.Routes.Count; i++)
         {
             var field = $"{src}: Routes[{i}]";
             var route = PolicyLine.ParseRoute(field, o.Routes[i], n => ResolveTable(ctx, field, n), protocol);
-            var same = routes.FindIndex(r => r.Key == route.Key);
-            if (same >= 0)
-                throw new InputException(field, $"'{Net.Printable(o.Routes[i])}' has the same table, destination and metric as Routes[{same}]; a table holds one such route");
+            if (!routeIndex.TryAdd(route.Key, i))
+                throw new InputException(field, $"'{Net.Printable(o.Routes[i])}' has the same table, destination and metric as Routes[{routeIndex[route.Key]}]; a table holds one such route");
             routes.Add(route);
         }
 
@@ -147,8 +148,11 @@ public sealed class PolicyRouting
         var owns = new Ownership(r => r.Protocol == ctx.Protocol && !overTunnels(r), r => r.Protocol == ctx.Protocol);
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
         // would read as "already there" while our route is not. Say so instead, for both families.
+        var foreign = new Dictionary<RouteKey, Route>();
+        foreach (var have in current.Routes)
+            if (!owns.Route(have)) foreign.TryAdd(have.Key, have);
         foreach (var want in desired.Routes)
-            if (current.Routes.FirstOrDefault(have => have.Key == want.Key && !owns.Route(have)) is { } theirs)
+            if (foreign.TryGetValue(want.Key, out var theirs))
                 throw new ConflictException(
                     $"route '{IpCommand.RouteArgs(theirs, ctx.Names.Tables, ctx.Names.Protocols)}' is in the way of the policy's '{IpCommand.RouteArgs(want, ctx.Names.Tables, ctx.Names.Protocols)}' and is not owned by tunnel-router apply (protocol {ctx.Protocol}); remove it or change the policy's metric");
         return Planner.Plan(desired, current, owns);

@@ -21,29 +21,35 @@ public static class ConfigLoader
         var exists = File.Exists(path);
         if (required && !exists) throw new InputException("--config", $"'{path}' does not exist");
 
-        // An unknown key set through the environment is named as the variable the admin wrote.
-        foreach (var key in env.Keys)
+        // An unknown key set through the environment is named as the variable the admin wrote; the fault point
+        // (test only) is not a configuration key. What AddEnvironmentVariables(prefix) does, over the
+        // environment we were handed rather than the process's own, so a command can be run with any
+        // environment (tests, OpenVPN's setenv).
+        var fromEnv = new List<KeyValuePair<string, string?>>();
+        foreach (var (key, value) in env)
         {
             if (!key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || key == Kernel.FaultPoint.Variable) continue;
             var top = key[EnvPrefix.Length..].Split("__")[0];
             if (!ConfigSchema.IsKnown(top))
                 throw new InputException(key, $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", ConfigSchema.Known)})");
+            fromEnv.Add(new(key[EnvPrefix.Length..].Replace("__", ":"), value));
         }
+        // Nothing to bind (no policy file, no TUNNEL_ROUTER_*, no Key=Value): the defaults, without building a
+        // configuration at all. The OpenVPN hook on a host without a policy file takes this path.
+        if (!exists && fromEnv.Count == 0 && overrides.Count == 0) return (new TunnelRouterOptions(), null);
 
         var builder = new ConfigurationBuilder();
         if (exists)
         {
             CheckPermissions(path);
-            // Relative to the working directory, as a user means "-c policy.json"; the JSON provider alone
-            // would look for it next to the binary.
-            builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
+            // Absolute: a relative path given to AddJsonFile is taken relative to the binary's directory.
+            var jsonSource = new IndexedJsonConfigurationSource { Path = Path.GetFullPath(path), Optional = false, ReloadOnChange = false };
+            jsonSource.ResolveFileProvider();
+            builder.Add(jsonSource);
         }
-        // What AddEnvironmentVariables(prefix) does, over the environment we were handed rather than the
-        // process's own, so a command can be run with any environment (tests, OpenVPN's setenv).
-        builder.AddInMemoryCollection(env
-            .Where(kv => kv.Key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) && kv.Key != Kernel.FaultPoint.Variable)
-            .Select(kv => new KeyValuePair<string, string?>(kv.Key[EnvPrefix.Length..].Replace("__", ":"), kv.Value)));
-        builder.AddInMemoryCollection(overrides.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
+        // Only providers with something in them: every provider re-sorts the keys of the ones before it on each lookup.
+        if (fromEnv.Count > 0) builder.AddInMemoryCollection(fromEnv);
+        if (overrides.Count > 0) builder.AddInMemoryCollection(overrides.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
 
         IConfigurationRoot root;
         try { root = builder.Build(); }

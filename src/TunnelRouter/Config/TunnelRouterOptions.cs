@@ -28,8 +28,8 @@ public sealed class TunnelRouterOptions
     /// <summary>Priority of pool rules: the hook's band is 1000–1999.</summary>
     public uint PoolRulePriority { get; set; } = 1000;
 
-    /// <summary>"ip" (iproute2) or "netlink".</summary>
-    public string Backend { get; set; } = "ip";
+    /// <summary>"netlink" (rtnetlink over a socket: no fork, exact errno) or "ip" (iproute2).</summary>
+    public string Backend { get; set; } = "netlink";
 
     public string? LogFile { get; set; }
 

@@ -10,10 +10,26 @@ public static class PolicyState
     /// </summary>
     public static KernelState Settle(KernelState desired, KernelState current)
     {
-        var routes = desired.Routes.Select(want =>
-            want.Device is not null || want.Gateway is null ? want
-            : current.Routes.FirstOrDefault(have => have.Device is not null && have.Protocol == want.Protocol
-                                                    && (have with { Device = null }) == want) ?? want).ToList();
+        // Indexed by key, built only when a route needs it: 10,000 routes must not scan 10,000 each.
+        Dictionary<RouteKey, List<Route>>? byKey = null;
+        Route Settled(Route want)
+        {
+            if (want.Device is not null || want.Gateway is null) return want;
+            if (byKey is null)
+            {
+                byKey = [];
+                foreach (var have in current.Routes)
+                    if (have.Device is not null)
+                    {
+                        if (!byKey.TryGetValue(have.Key, out var list)) byKey[have.Key] = list = [];
+                        list.Add(have);
+                    }
+            }
+            return byKey.TryGetValue(want.Key, out var candidates)
+                ? candidates.FirstOrDefault(have => have.Protocol == want.Protocol && (have with { Device = null }) == want) ?? want
+                : want;
+        }
+        var routes = desired.Routes.Select(Settled).ToList();
         return new KernelState(routes, desired.Rules);
     }
 }

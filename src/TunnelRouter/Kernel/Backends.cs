@@ -4,7 +4,8 @@ public static class Backends
 {
     public static IKernel Create(string name) => name switch
     {
+        "netlink" => new NetlinkBackend(),
         "ip" or "iproute2" => new IpBackend(new ProcessRunner()),
-        _ => throw new InputException("Backend", $"'{Core.Net.Printable(name)}' is not a backend (ip)"),
+        _ => throw new InputException("Backend", $"'{Core.Net.Printable(name)}' is not a backend (netlink, ip)"),
     };
 }

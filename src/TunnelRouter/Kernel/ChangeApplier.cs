@@ -21,7 +21,9 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
     /// <summary>Returns how many changes took effect.</summary>
     public int Apply(IReadOnlyList<Change> plan, bool dryRun)
     {
-        foreach (var change in plan) log.Information("[#] {Command}", IpCommand.Display(change, tables, protocols));
+        // Rendering 10,000 lines nobody sees (--quiet) costs more than sending them to the kernel.
+        if (log.IsEnabled(Serilog.Events.LogEventLevel.Information))
+            foreach (var change in plan) log.Information("[#] {Command}", IpCommand.Display(change, tables, protocols));
         if (dryRun || plan.Count == 0) return 0;
 
         var effective = new List<Change>(plan.Count);

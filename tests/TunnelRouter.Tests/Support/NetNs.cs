@@ -13,6 +13,10 @@ public sealed class NetNs : IDisposable
         Name = name ?? $"trt-{Guid.NewGuid().ToString("N")[..10]}";
         Sh.Ip("netns", "add", Name);
         Ip("link", "set", "lo", "up");
+        // IPv6 addresses usable at once: with duplicate address detection the kernel adds their local routes
+        // a second later, in the middle of whatever a test compares.
+        Sh.Run("/usr/sbin/ip", ["netns", "exec", Name, "/usr/sbin/sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0"]).ShouldSucceed();
         StateDir = Directory.CreateTempSubdirectory("tunnel-router-test-").FullName;
     }
 
@@ -49,10 +53,28 @@ public sealed class NetNs : IDisposable
     }
 
     /// <summary>Everything a test may compare before and after: routes of every table, rules, links.</summary>
-    public string Dump() =>
-        string.Join("\n---\n",
+    public string Dump()
+    {
+        Settle();
+        return string.Join("\n---\n",
             Ip("-4", "route", "show", "table", "all"), Ip("-6", "route", "show", "table", "all"),
             Ip("-4", "rule", "show"), Ip("-6", "rule", "show"), Ip("-o", "link", "show"));
+    }
+
+    /// <summary>Waits for the kernel's deferred link events: a link that has its carrier (LOWER_UP) but whose
+    /// operational state is not up yet gets its IPv6 link-local route when linkwatch runs, up to a second later.</summary>
+    public void Settle()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            var pending = Ip("-o", "link", "show").Split('\n').Any(l =>
+                l.Contains(",LOWER_UP", StringComparison.Ordinal) && !l.Contains(" state UP ", StringComparison.Ordinal)
+                && !l.Contains(" state UNKNOWN ", StringComparison.Ordinal));
+            if (!pending) return;
+            Thread.Sleep(20);
+        }
+    }
 
     public void Dispose()
     {

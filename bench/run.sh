@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# TunnelRouter's benchmarks, each side by side with what it replaces, in one go, in a throwaway network
+# namespace (and a private mount namespace, so /etc/iproute2 and /run/tunnel-router are tmpfs copies):
+#   P1  the OpenVPN hook "up" for the eduVPN scenario vs the eduVPN up script (bench/eduvpn-up.sh)
+#   P2  apply a policy of 10,000 routes + 1,000 rules from empty vs ip -batch with the same lines
+#   P3  apply again with all of it in place (dump + diff, nothing to change)
+#   P4  peak RSS during P2, and the binary's size
+# Prints a table of medians (min-max) and ratios. Runs are interleaved in rounds, so a busy machine slows
+# both sides alike. Benchmarks only: nothing here is asserted by the test suite.
+#
+#   bench/run.sh [--rounds N] [--markdown FILE]     (root; TUNNEL_ROUTER_BIN=path to skip the build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+here=$PWD
+
+rounds=5
+markdown=
+inside=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) rounds=$2; shift 2 ;;
+        --markdown) markdown=$2; shift 2 ;;
+        --inside) inside=$2; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+routes=10000
+rules=1000
+
+# ---------------------------------------------------------------------------------------------------------
+# Inside the namespaces: prepare and measure; results go to $work as hyperfine JSON and plain numbers.
+if [ -n "$inside" ]; then
+    work=$inside
+    # Configuration comes from the defaults, as on a host without a policy file; TUNNEL_ROUTER_BIN and
+    # friends in the caller's environment would be read as configuration keys.
+    for v in $(compgen -e); do case $v in TUNNEL_ROUTER_*) unset "$v" ;; esac; done
+    bin=$(cat "$work/bin")
+    rounds=$(cat "$work/rounds")
+    quiet=(--style none)
+    [ -z "${BENCH_TRACE:-}" ] || quiet=(--show-output)
+    # The host's iproute2 files and lock directory stay untouched: tmpfs over both, in this mount namespace.
+    mount -t tmpfs tunnel-router-bench /etc/iproute2
+    printf '255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n200\tvpn\n' >/etc/iproute2/rt_tables
+    mkdir -p /run/tunnel-router && mount -t tmpfs tunnel-router-bench /run/tunnel-router
+
+    ip link set lo up
+    ip tuntap add dev tun0 mode tun
+    ip addr add 10.10.10.1/24 dev tun0
+    ip addr add fd00:4242:4242:4242::1/64 dev tun0
+    ip link set tun0 up
+
+    # OpenVPN's environment for topology subnet, IPv4 /24 and IPv6 /64 (PATH kept: the script runs cut).
+    export script_type=up script_context=init dev=tun0 dev_type=tun tun_mtu=1500 \
+        ifconfig_local=10.10.10.1 ifconfig_netmask=255.255.255.0 \
+        ifconfig_ipv6_local=fd00:4242:4242:4242::1 ifconfig_ipv6_netbits=64 verb=3 daemon=0 config=server.conf
+    args="tun0 1500 0 10.10.10.1 255.255.255.0 init"
+    flush200="sh -c 'ip -4 route flush table 200 2>/dev/null; ip -6 route flush table 200 2>/dev/null; true'"
+
+    "$bin" $args >/dev/null 2>&1
+    [ "$(ip -4 route show table 200 proto 148 | wc -l)+$(ip -6 route show table 200 proto 148 | wc -l)" = "1+1" ] \
+        || { echo "bench: tunnel-router up did not install the eduVPN routes" >&2; exit 1; }
+    eval "$flush200"
+    "$here/bench/eduvpn-up.sh" $args >/dev/null
+    [ "$(ip -4 route show table 200 | wc -l)+$(ip -6 route show table 200 | wc -l)" = "1+1" ] \
+        || { echo "bench: the eduVPN script did not install its routes (ipcalc-ng?)" >&2; exit 1; }
+
+    for r in $(seq "$rounds"); do
+        hyperfine -N "${quiet[@]}" --warmup 3 --runs 20 --prepare "$flush200" \
+            --export-json "$work/p1-$r.json" \
+            -n tunnel-router "$bin $args" \
+            -n script "$here/bench/eduvpn-up.sh $args" >/dev/null
+    done
+    eval "$flush200"
+
+    # P2/P3: table 300, tun0; the batch lines carry the protocol apply sets, so both make the same objects.
+    # ip rule flush deletes while it dumps and leaves some of 800 rules behind: repeat until none is left.
+    emptied="sh -c 'ip -4 route flush table 300 2>/dev/null; ip -6 route flush table 300 2>/dev/null; for f in -4 -6; do while ip -N \$f rule show | grep -q proto.147; do ip \$f rule flush protocol 147; done; done'"
+    cd "$work"
+    eval "$emptied"
+    "$bin" apply -q -c "$work/policy.json" || { echo "bench: apply of the P2 policy failed" >&2; exit 1; }
+    for r in $(seq "$rounds"); do
+        hyperfine -N "${quiet[@]}" --runs 2 --prepare "$emptied" \
+            --export-json "$work/p2-$r.json" \
+            -n tunnel-router "$bin apply -q -c $work/policy.json" \
+            -n "ip -batch" "sh -c 'ip -4 -batch $work/v4.batch && ip -6 -batch $work/v6.batch'" >/dev/null
+        # What ip -batch left is exactly the policy: apply has nothing to change.
+        "$bin" plan -q -c "$work/policy.json" >/dev/null \
+            || { echo "bench: after P2 the plan is not empty; P3 would not measure a steady state" >&2; exit 1; }
+        hyperfine -N "${quiet[@]}" --warmup 1 --runs 4 \
+            --export-json "$work/p3-$r.json" \
+            -n tunnel-router "$bin apply -q -c $work/policy.json" >/dev/null
+    done
+    [ "$(ip -4 route show table 300 proto 147 | wc -l)+$(ip -6 route show table 300 proto 147 | wc -l)" = "8000+2000" ] \
+        || { echo "bench: the policy's routes are not all in table 300" >&2; exit 1; }
+
+    # P4: peak RSS of apply from empty (and of the two ip -batch processes, for comparison).
+    for r in $(seq "$rounds"); do
+        eval "$emptied"
+        /usr/bin/time -f %M -o "$work/rss-$r" "$bin" apply -q -c "$work/policy.json"
+        eval "$emptied"
+        /usr/bin/time -f %M -o "$work/rss-ip4-$r" ip -4 -batch "$work/v4.batch"
+        /usr/bin/time -f %M -o "$work/rss-ip6-$r" ip -6 -batch "$work/v6.batch"
+    done
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root (it creates a network namespace)" >&2; exit 1; }
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[ -x /usr/bin/ipcalc-ng ] || need+=(ipcalc-ng)
+[ -x /usr/bin/time ] || need+=(time)
+command -v jq >/dev/null || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "bench: installing ${need[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+bin=${TUNNEL_ROUTER_BIN:-}
+if [ -z "$bin" ]; then
+    ./install.sh --prefix artifacts/bench-install >&2
+    bin=$here/artifacts/bench-install/sbin/tunnel-router
+fi
+bin=$(realpath "$bin")
+
+work=$(mktemp -d -t tunnel-router-bench-XXXXXX)
+ns=trbench-$$
+cleanup() { ip netns del "$ns" 2>/dev/null || true; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"; }
+trap cleanup EXIT
+echo "$bin" >"$work/bin"
+echo "$rounds" >"$work/rounds"
+
+# The P2 policy and the same lines for ip -batch: 8,000 IPv4 + 2,000 IPv6 routes, 800 + 200 source rules.
+{
+    echo '{ "Rules": ['
+    for ((i = 0; i < rules; i++)); do
+        if ((i < rules * 8 / 10)); then from="100.64.$((i / 250)).$((i % 250))"; else from="fd00:ff:$(printf %x $i)::/64"; fi
+        printf '  "from %s lookup 300 pref %d"%s\n' "$from" $((5000 + i)) "$([ $i -lt $((rules - 1)) ] && echo ,)"
+    done
+    echo '], "Routes": ['
+    for ((i = 0; i < routes; i++)); do
+        if ((i < routes * 8 / 10)); then dst="10.$((i / 250 + 1)).$((i % 250)).0/24"; else j=$((i - routes * 8 / 10)); dst="fd00:$(printf %x $((j / 250 + 1))):$(printf %x $((j % 250)))::/64"; fi
+        printf '  "%s dev tun0 table 300"%s\n' "$dst" "$([ $i -lt $((routes - 1)) ] && echo ,)"
+    done
+    echo '] }'
+} >"$work/policy.json"
+chmod 600 "$work/policy.json"
+jq -r '.Rules[] | "rule add \(.) protocol 147"' "$work/policy.json" | grep -v ':' >"$work/v4.batch"
+jq -r '.Routes[] | "route add \(.) proto 147"' "$work/policy.json" | grep -v 'fd00:' >>"$work/v4.batch"
+jq -r '.Rules[] | "rule add \(.) protocol 147"' "$work/policy.json" | grep ':' >"$work/v6.batch"
+jq -r '.Routes[] | "route add \(.) proto 147"' "$work/policy.json" | grep 'fd00:' >>"$work/v6.batch"
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+ip netns add "$ns"
+echo "bench: $rounds interleaved rounds in namespace $ns ..." >&2
+ip netns exec "$ns" unshare -m --propagation private bash ${BENCH_TRACE:+-x} "$here/bench/run.sh" --inside "$work"
+
+# ---------------------------------------------------------------------------------------------------------
+# Statistics over every round: median (min-max) in ms, CPU time (user+sys) per run.
+times() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .times[]' "$work"/$1-*.json; }
+cpu() { jq -r --arg n "$2" '.results[] | select(.command == $n) | (.user + .system)' "$work"/$1-*.json; }
+stat3() { sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.6f %.6f %.6f %d\n", m, v[1], v[NR], NR }'; }
+ms() { awk -v m="$1" -v lo="$2" -v hi="$3" 'BEGIN { printf "%.1f (%.1f–%.1f)", m * 1000, lo * 1000, hi * 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+read -r p1a p1a_lo p1a_hi p1a_n < <(times p1 tunnel-router | stat3)
+read -r p1b p1b_lo p1b_hi p1b_n < <(times p1 script | stat3)
+read -r p1a_cpu _ < <(cpu p1 tunnel-router | stat3)
+read -r p1b_cpu _ < <(cpu p1 script | stat3)
+read -r p2a p2a_lo p2a_hi p2a_n < <(times p2 tunnel-router | stat3)
+read -r p2b p2b_lo p2b_hi p2b_n < <(times p2 "ip -batch" | stat3)
+read -r p2a_cpu _ < <(cpu p2 tunnel-router | stat3)
+read -r p2b_cpu _ < <(cpu p2 "ip -batch" | stat3)
+read -r p3a p3a_lo p3a_hi p3a_n < <(times p3 tunnel-router | stat3)
+read -r rss rss_lo rss_hi _ < <(cat "$work"/rss-[0-9]* | stat3)
+read -r rss_ip _ < <(paste "$work"/rss-ip4-* "$work"/rss-ip6-* | tr '\t' '\n' | stat3)
+size=$(stat -c %s "$bin")
+
+table=$(cat <<EOF
+| Benchmark | tunnel-router | baseline | ratio (CPU ratio) | target |
+|---|---|---|---|---|
+| P1 hook \`up\`, eduVPN (subnet, /24 + /64, table 200), ms | $(ms "$p1a" "$p1a_lo" "$p1a_hi") | eduVPN up script: $(ms "$p1b" "$p1b_lo" "$p1b_hi") | $(ratio "$p1a" "$p1b") ($(ratio "$p1a_cpu" "$p1b_cpu")) | ≤ 0.35 |
+| P2 \`apply\` $routes routes + $rules rules from empty, ms | $(ms "$p2a" "$p2a_lo" "$p2a_hi") | \`ip -4/-6 -batch\`: $(ms "$p2b" "$p2b_lo" "$p2b_hi") | $(ratio "$p2a" "$p2b") ($(ratio "$p2a_cpu" "$p2b_cpu")) | ≤ 1.0 |
+| P3 \`apply\` again, nothing to change, ms | $(ms "$p3a" "$p3a_lo" "$p3a_hi") | – | – | < 150 ms |
+| P4 peak RSS during P2, MB | $(awk -v a="$rss" -v lo="$rss_lo" -v hi="$rss_hi" 'BEGIN { printf "%.1f (%.1f–%.1f)", a / 1024, lo / 1024, hi / 1024 }') | \`ip -batch\`: $(awk -v a="$rss_ip" 'BEGIN { printf "%.1f", a / 1024 }') | – | < 40 MB |
+| P4 binary size, MB | $(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1048576 }') | – | – | < 12 MB |
+EOF
+)
+header="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), Linux $(uname -r), load average at start $load; $rounds rounds: P1 $p1a_n runs per side, P2 $p2a_n, P3 $p3a_n."
+echo
+echo "$header"
+echo
+echo "$table"
+if [ -n "$markdown" ]; then
+    { echo "$header"; echo; echo "$table"; } >"$markdown"
+fi

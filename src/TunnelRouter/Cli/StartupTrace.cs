@@ -1,0 +1,27 @@
+using System.Diagnostics;
+
+namespace TunnelRouter.Cli;
+
+/// <summary>
+/// Phase timings of one run on stderr, when TRACE_TUNNEL_ROUTER_STARTUP is set (not TUNNEL_ROUTER_*: those are configuration keys): the OpenVPN hook's wall
+/// time adds to every VPN start, so what it builds before touching the kernel is worth seeing.
+/// </summary>
+public static class StartupTrace
+{
+    static long _start;
+    static TextWriter? _out;
+
+    public static void Enable(IReadOnlyDictionary<string, string> env, TextWriter stderr)
+    {
+        if (!env.ContainsKey("TRACE_TUNNEL_ROUTER_STARTUP")) return;
+        _out = stderr;
+        _start = Stopwatch.GetTimestamp();
+        Mark("main");
+    }
+
+    public static void Mark(string phase)
+    {
+        if (_out is null) return;
+        _out.Write($"trace: {Stopwatch.GetElapsedTime(_start).TotalMilliseconds,7:0.000} ms  {phase}\n");
+    }
+}

@@ -1,0 +1,40 @@
+using System.Runtime.InteropServices;
+
+namespace TunnelRouter.Interop;
+
+/// <summary>socket(2), bind(2), send(2), recv(2), setsockopt(2) for the netlink socket. C names kept;
+/// <see cref="NetlinkSocket"/> turns their errno into exceptions.</summary>
+internal static unsafe partial class Libc
+{
+    public const int AF_NETLINK = 16;
+    public const int SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000;
+    public const int SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
+    public const int MSG_TRUNC = 0x20;
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    public static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+    public static partial int bind(int sockfd, void* addr, uint addrlen);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    public static partial nint send(int sockfd, void* buf, nuint len, int flags);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    public static partial nint recv(int sockfd, void* buf, nuint len, int flags);
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    public static partial int setsockopt(int sockfd, int level, int optname, void* optval, uint optlen);
+
+    [LibraryImport("libc", EntryPoint = "if_indextoname", SetLastError = true)]
+    public static partial byte* if_indextoname(uint ifindex, byte* ifname);
+
+    public const int IF_NAMESIZE = 16;
+
+    /// <summary>null when no interface has that index (any more).</summary>
+    public static string? InterfaceName(uint index)
+    {
+        var buffer = stackalloc byte[IF_NAMESIZE];
+        return if_indextoname(index, buffer) == null ? null : Marshal.PtrToStringUTF8((nint)buffer);
+    }
+}

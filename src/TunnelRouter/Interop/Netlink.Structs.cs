@@ -1,0 +1,104 @@
+using System.Runtime.InteropServices;
+
+namespace TunnelRouter.Interop;
+
+// Wire structs of <linux/netlink.h>, <linux/rtnetlink.h>, <linux/fib_rules.h>, <linux/if_addr.h>: blittable,
+// field names as in C, so the kernel headers are the documentation.
+#pragma warning disable IDE1006, CS8981 // C names, as in the kernel headers
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct sockaddr_nl
+{
+    public ushort nl_family;
+    public ushort nl_pad;
+    public uint nl_pid;
+    public uint nl_groups;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct nlmsghdr
+{
+    public uint nlmsg_len;
+    public ushort nlmsg_type;
+    public ushort nlmsg_flags;
+    public uint nlmsg_seq;
+    public uint nlmsg_pid;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct nlmsgerr
+{
+    public int error;
+    /// <summary>The request's header (its payload too, unless NETLINK_CAP_ACK is set).</summary>
+    public nlmsghdr msg;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct rtattr
+{
+    public ushort rta_len;
+    public ushort rta_type;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct rtmsg
+{
+    public byte rtm_family;
+    public byte rtm_dst_len;
+    public byte rtm_src_len;
+    public byte rtm_tos;
+    public byte rtm_table;
+    public byte rtm_protocol;
+    public byte rtm_scope;
+    public byte rtm_type;
+    public uint rtm_flags;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct fib_rule_hdr
+{
+    public byte family;
+    public byte dst_len;
+    public byte src_len;
+    public byte tos;
+    public byte table;
+    public byte res1;
+    public byte res2;
+    public byte action;
+    public uint flags;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct fib_rule_port_range
+{
+    public ushort start;
+    public ushort end;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct fib_rule_uid_range
+{
+    public uint start;
+    public uint end;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct ifinfomsg
+{
+    public byte ifi_family;
+    public byte __ifi_pad;
+    public ushort ifi_type;
+    public int ifi_index;
+    public uint ifi_flags;
+    public uint ifi_change;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct ifaddrmsg
+{
+    public byte ifa_family;
+    public byte ifa_prefixlen;
+    public byte ifa_flags;
+    public byte ifa_scope;
+    public uint ifa_index;
+}

@@ -1,0 +1,159 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace TunnelRouter.Interop;
+
+/// <summary>
+/// Builds netlink requests back to back in one buffer, so a whole batch goes to the kernel in one send:
+/// each message is a <see cref="nlmsghdr"/>, a family header (rtmsg, fib_rule_hdr ...) and rtattrs, every
+/// part padded to 4 bytes (NLMSG_ALIGN / RTA_ALIGN).
+/// </summary>
+internal sealed class NetlinkWriter
+{
+    byte[] _buffer = new byte[4096];
+    int _length;
+    int _messageStart = -1;
+
+    public int Length => _length;
+    public int Messages { get; private set; }
+    public ReadOnlySpan<byte> Span => _buffer.AsSpan(0, _length);
+
+    public void Reset()
+    {
+        _length = 0;
+        _messageStart = -1;
+        Messages = 0;
+    }
+
+    public void BeginMessage(ushort type, ushort flags, uint seq)
+    {
+        _messageStart = _length;
+        Put(new nlmsghdr { nlmsg_type = type, nlmsg_flags = flags, nlmsg_seq = seq });
+    }
+
+    public void EndMessage()
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(_messageStart), (uint)(_length - _messageStart));
+        _messageStart = -1;
+        Messages++;
+    }
+
+    /// <summary>A fixed header (rtmsg, fib_rule_hdr, ifinfomsg ...), padded.</summary>
+    public void Put<T>(in T value) where T : unmanaged
+    {
+        var size = Marshal.SizeOf<T>();
+        var span = Reserve(Nl.Align(size));
+        MemoryMarshal.Write(span, in value);
+    }
+
+    public void Attr(ushort type, ReadOnlySpan<byte> data)
+    {
+        var len = 4 + data.Length;
+        var span = Reserve(Nl.Align(len));
+        MemoryMarshal.Write(span, new rtattr { rta_len = (ushort)len, rta_type = type });
+        data.CopyTo(span[4..]);
+    }
+
+    public void AttrU8(ushort type, byte value) => Attr(type, [value]);
+
+    public void AttrU32(ushort type, uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, value); // host order: x86-64 and arm64 are little-endian
+        Attr(type, b);
+    }
+
+    public void AttrStruct<T>(ushort type, in T value) where T : unmanaged =>
+        Attr(type, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
+
+    /// <summary>A NUL-terminated string (interface names, kinds).</summary>
+    public void AttrString(ushort type, string value)
+    {
+        Span<byte> b = stackalloc byte[Encoding.UTF8.GetMaxByteCount(value.Length) + 1];
+        var n = Encoding.UTF8.GetBytes(value, b);
+        b[n] = 0;
+        Attr(type, b[..(n + 1)]);
+    }
+
+    /// <summary>Network byte order, 4 or 16 bytes.</summary>
+    public void AttrAddress(ushort type, IPAddress address)
+    {
+        Span<byte> b = stackalloc byte[16];
+        address.TryWriteBytes(b, out var n);
+        Attr(type, b[..n]);
+    }
+
+    /// <summary>Opens a nested attribute (RTA_METRICS, IFLA_LINKINFO); returns what <see cref="EndNest"/> takes.</summary>
+    public int BeginNest(ushort type)
+    {
+        var start = _length;
+        var span = Reserve(4);
+        MemoryMarshal.Write(span, new rtattr { rta_type = type });
+        return start;
+    }
+
+    public void EndNest(int start) =>
+        BinaryPrimitives.WriteUInt16LittleEndian(_buffer.AsSpan(start), (ushort)(_length - start));
+
+    Span<byte> Reserve(int size)
+    {
+        if (_length + size > _buffer.Length) Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _length + size));
+        var span = _buffer.AsSpan(_length, size);
+        span.Clear();
+        _length += size;
+        return span;
+    }
+}
+
+/// <summary>Reads what the kernel sends: messages in a datagram, attributes in a message.</summary>
+internal static class NetlinkReader
+{
+    public static readonly int HeaderSize = Marshal.SizeOf<nlmsghdr>();
+
+    /// <summary>The next message of <paramref name="data"/>: its header and payload; false at the end.</summary>
+    public static bool NextMessage(ref ReadOnlySpan<byte> data, out nlmsghdr header, out ReadOnlySpan<byte> payload)
+    {
+        header = default;
+        payload = default;
+        if (data.Length < HeaderSize) return false;
+        header = MemoryMarshal.Read<nlmsghdr>(data);
+        var len = (int)header.nlmsg_len;
+        if (len < HeaderSize || len > data.Length) return false;
+        payload = data[HeaderSize..len];
+        data = data[Math.Min(Nl.Align(len), data.Length)..];
+        return true;
+    }
+
+    public static T Read<T>(ReadOnlySpan<byte> payload) where T : unmanaged =>
+        payload.Length >= Marshal.SizeOf<T>() ? MemoryMarshal.Read<T>(payload) : default;
+
+    /// <summary>The attributes after a fixed header of <paramref name="headerSize"/> bytes.</summary>
+    public static ReadOnlySpan<byte> AttributesAfter(ReadOnlySpan<byte> payload, int headerSize) =>
+        payload.Length >= Nl.Align(headerSize) ? payload[Nl.Align(headerSize)..] : default;
+
+    public static bool NextAttribute(ref ReadOnlySpan<byte> attrs, out ushort type, out ReadOnlySpan<byte> value)
+    {
+        type = 0;
+        value = default;
+        if (attrs.Length < 4) return false;
+        var len = BinaryPrimitives.ReadUInt16LittleEndian(attrs);
+        if (len < 4 || len > attrs.Length) return false;
+        // NLA_F_NESTED and NLA_F_NET_BYTEORDER ride in the top bits of the type.
+        type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(attrs[2..]) & 0x3FFF);
+        value = attrs[4..len];
+        attrs = attrs[Math.Min(Nl.Align(len), attrs.Length)..];
+        return true;
+    }
+
+    public static uint U32(ReadOnlySpan<byte> value) => value.Length >= 4 ? BinaryPrimitives.ReadUInt32LittleEndian(value) : 0;
+
+    public static IPAddress Address(ReadOnlySpan<byte> value) => new(value.Length >= 16 ? value[..16] : value[..Math.Min(4, value.Length)]);
+
+    public static string String(ReadOnlySpan<byte> value)
+    {
+        var nul = value.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(nul < 0 ? value : value[..nul]);
+    }
+}
