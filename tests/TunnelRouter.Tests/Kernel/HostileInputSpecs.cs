@@ -14,6 +14,9 @@ namespace TunnelRouter.Tests.Kernel;
 /// in one namespace: every case fails with exit ≠ 0 and one line naming the field, and the full kernel dump
 /// (routes of every table, rules, links) is the same after it as before.
 /// </summary>
+// Once, not per backend: nothing here may reach the kernel, and a per-backend run would set
+// TUNNEL_ROUTER_BACKEND, which overrides the corpus's own hostile "Backend" values.
+[BackendIndependent]
 public class HostileInputSpecs(ITestOutputHelper output)
 {
     public sealed record Case(string Source, int Number, string Field, Func<NetNs, RunResult> Run)
