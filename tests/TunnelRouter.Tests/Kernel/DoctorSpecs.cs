@@ -53,7 +53,9 @@ public class DoctorSpecs
             $"{mounts} && exec /usr/bin/ip netns exec \"$0\" \"$@\"", ns.Name, Prerequisites.Binary, "doctor", "--config", policy], env);
     }
 
-    /// <summary>A process whose name the doctor reads in /proc: a copy of sleep, named as asked.</summary>
+    /// <summary>A process whose name the doctor reads in /proc: sleep, through a symlink named as asked (the
+    /// kernel takes comm from the path exec'd). A link, not a copy: a copy still open for writing in a child
+    /// another test thread forks at that moment fails exec with "Text file busy".</summary>
     sealed class StandIn : IDisposable
     {
         readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-standin-").FullName;
@@ -62,8 +64,7 @@ public class DoctorSpecs
         public StandIn(string name)
         {
             var path = Path.Combine(_dir, name);
-            File.Copy("/usr/bin/sleep", path);
-            File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+            File.CreateSymbolicLink(path, "/usr/bin/sleep");
             _process = Process.Start(path, "60");
         }
 
