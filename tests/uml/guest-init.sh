@@ -9,9 +9,17 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /run
-# The test's policies may live under the host's /tmp, which the guest's own /tmp hides: bind them first.
+# What the test hands over may live under the host's /tmp (its policies, a checkout there with its scenario
+# scripts and published binary), which the guest's own /tmp hides: bind each under /run first.
 if [ -n "${TR_WORK:-}" ]; then
     mkdir -p /run/work && mount --bind "$TR_WORK" /run/work && export TR_WORK=/run/work
+fi
+if [ -n "${TR_SCENARIO:-}" ]; then
+    mkdir -p /run/scenarios && mount --bind "$(dirname "$TR_SCENARIO")" /run/scenarios &&
+        export TR_SCENARIO="/run/scenarios/$(basename "$TR_SCENARIO")"
+fi
+if [ -n "${TR_BIN:-}" ]; then
+    : >/run/tunnel-router && mount --bind "$TR_BIN" /run/tunnel-router && export TR_BIN=/run/tunnel-router
 fi
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /etc/iproute2
