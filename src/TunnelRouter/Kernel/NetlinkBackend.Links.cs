@@ -79,20 +79,31 @@ public sealed partial class NetlinkBackend
         _writer.EndMessage();
         return Socket.Dump(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
         {
-            if (h.nlmsg_type != Nl.RTM_NEWADDR) return;
-            var m = NetlinkReader.Read<ifaddrmsg>(payload);
-            if (m.ifa_family is not (Nl.AF_INET or Nl.AF_INET6)) return;
-            IPAddress? local = null, address = null;
-            var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<ifaddrmsg>());
-            while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
-            {
-                if (t == Nl.IFA_LOCAL) local = NetlinkReader.Address(value);
-                else if (t == Nl.IFA_ADDRESS) address = NetlinkReader.Address(value);
-            }
-            if ((local ?? address) is not { } a) return;
+            if (!TryReadAddress(h, payload, out var m, out var a)) return;
             if (!into.TryGetValue((int)m.ifa_index, out var list)) into[(int)m.ifa_index] = list = [];
             list.Add(new InterfaceAddress(a, m.ifa_prefixlen));
         });
+    }
+
+    /// <summary>An RTM_NEWADDR message of family inet or inet6 and its address: IFA_LOCAL, the interface's own
+    /// address, before IFA_ADDRESS, which on point-to-point links is the peer's.</summary>
+    static bool TryReadAddress(in nlmsghdr h, ReadOnlySpan<byte> payload, out ifaddrmsg m, out IPAddress address)
+    {
+        m = default;
+        address = IPAddress.None;
+        if (h.nlmsg_type != Nl.RTM_NEWADDR) return false;
+        m = NetlinkReader.Read<ifaddrmsg>(payload);
+        if (m.ifa_family is not (Nl.AF_INET or Nl.AF_INET6)) return false;
+        IPAddress? local = null, peer = null;
+        var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<ifaddrmsg>());
+        while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
+        {
+            if (t == Nl.IFA_LOCAL) local = NetlinkReader.Address(value);
+            else if (t == Nl.IFA_ADDRESS) peer = NetlinkReader.Address(value);
+        }
+        if ((local ?? peer) is not { } a) return false;
+        address = a;
+        return true;
     }
 
     /// <summary>IFLA_INFO_DATA of a GRE link as the kernel reports it (ipgre_fill_info, ip6gre_fill_info).</summary>
@@ -155,19 +166,8 @@ public sealed partial class NetlinkBackend
             _writer.EndMessage();
             if (Socket.Dump(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
                 {
-                    if (h.nlmsg_type != Nl.RTM_NEWADDR) return;
-                    var m = NetlinkReader.Read<ifaddrmsg>(payload);
-                    if (m.ifa_index != index || m.ifa_scope != Nl.RT_SCOPE_UNIVERSE) return;
-                    if (m.ifa_family is not (Nl.AF_INET or Nl.AF_INET6)) return;
-                    IPAddress? local = null, address = null;
-                    var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<ifaddrmsg>());
-                    while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
-                    {
-                        if (t == Nl.IFA_LOCAL) local = NetlinkReader.Address(value);
-                        else if (t == Nl.IFA_ADDRESS) address = NetlinkReader.Address(value);
-                    }
-                    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on point-to-point links.
-                    if ((local ?? address) is { } a) result.Add(new InterfaceAddress(a, m.ifa_prefixlen));
+                    if (TryReadAddress(h, payload, out var m, out var a) && m.ifa_index == index && m.ifa_scope == Nl.RT_SCOPE_UNIVERSE)
+                        result.Add(new InterfaceAddress(a, m.ifa_prefixlen));
                 }))
                 return result;
             result.Clear();
