@@ -21,7 +21,8 @@ public sealed class Nftables(ProcessRunner? runner = null)
         catch (EnvironmentException) { return false; }
     }
 
-    /// <summary>Null when the table does not exist. Equivalent to: nft list table inet tunnel_router</summary>
+    /// <summary>Null when the table does not exist. Equivalent to: nft list table inet tunnel_router
+    /// (the text listing, not <c>-j</c>: nft 1.0.6's JSON leaves out the table's comment, where the fingerprint is).</summary>
     public NftTableState? Read()
     {
         var result = _runner.Run(Tools.Nft, ["list", "table", NftMarks.Family, NftMarks.Name], check: false);
