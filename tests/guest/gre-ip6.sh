@@ -1,6 +1,6 @@
 #!/bin/sh
 # ip6gre between two sites' IPv6 underlay addresses, and the MTU of every mode against the kernel's own
-# choice, inside the UML guest. The xUnit test (GreIp6UmlSpecs) asserts on what this reports.
+# choice, inside the guest kernel (UML or QEMU). The xUnit test (GreIp6GuestSpecs) asserts on what this reports.
 . "$(dirname "$0")/lib.sh"
 two_sites
 

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Seed 000 for real, inside the UML guest: two sites joined by a veth "internet", each applying its own
-# policy with the published tunnel-router. The xUnit test (GreSitesUmlSpecs) asserts on what this reports.
+# Seed 000 for real, inside the guest kernel (UML or QEMU): two sites joined by a veth "internet", each applying its own
+# policy with the published tunnel-router. The xUnit test (GreSitesGuestSpecs) asserts on what this reports.
 # Policies come from TR_WORK: the contrib example, and variants the test writes.
 . "$(dirname "$0")/lib.sh"
 two_sites

@@ -1,4 +1,4 @@
-# Helpers for the UML guest scenarios (sourced). Results are "@@ KEY VALUE" lines on the console.
+# Helpers for the guest scenarios (sourced). Results are "@@ KEY VALUE" lines on the console.
 set -u
 W=$TR_WORK
 

@@ -3,7 +3,7 @@ using TunnelRouter.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
 
-namespace TunnelRouter.Tests.Uml;
+namespace TunnelRouter.Tests.Guest;
 
 /// <summary>The policies the guest scenarios read: seed 000's example from contrib/examples, and variants.</summary>
 public abstract class GreGuest : IDisposable
@@ -11,7 +11,7 @@ public abstract class GreGuest : IDisposable
     protected GreGuest(string scenario)
     {
         Work = Directory.CreateTempSubdirectory("tunnel-router-gre-").FullName;
-        var examples = Path.Combine(UmlGuest.RepoRoot, "contrib", "examples");
+        var examples = Path.Combine(GuestKernel.RepoRoot, "contrib", "examples");
         File.Copy(Path.Combine(examples, "site-to-site-gre.site-a.json"), Path.Combine(Work, "site-a.json"));
         File.Copy(Path.Combine(examples, "site-to-site-gre.site-b.json"), Path.Combine(Work, "site-b.json"));
         File.WriteAllText(Path.Combine(Work, "empty.json"), """{ "Tunnels": [] }""");
@@ -25,7 +25,7 @@ public abstract class GreGuest : IDisposable
               { "Name": "t_ip6gretap", "Mode": "ip6gretap", "Local": "2001:db8:51::1", "Remote": "2001:db8:51::11", "Key": "7" }
             ] }
             """);
-        Run = UmlGuest.Run(Path.Combine(UmlGuest.RepoRoot, "tests", "uml", scenario), Work, TimeSpan.FromSeconds(120));
+        Run = GuestKernel.Run(Path.Combine(GuestKernel.RepoRoot, "tests", "guest", scenario), Work, TimeSpan.FromSeconds(120));
     }
 
     static string Ip6Gre(string local, string remote, string host, string route) => $$"""
@@ -37,7 +37,7 @@ public abstract class GreGuest : IDisposable
         """;
 
     public string Work { get; }
-    public UmlRun Run { get; }
+    public GuestRun Run { get; }
 
     public void Dispose()
     {
@@ -45,10 +45,10 @@ public abstract class GreGuest : IDisposable
     }
 }
 
-/// <summary>One guest for <see cref="GreSitesUmlSpecs"/>: tests/uml/gre-sites.sh.</summary>
+/// <summary>One guest for <see cref="GreSitesGuestSpecs"/>: tests/guest/gre-sites.sh.</summary>
 public sealed class GreSitesGuest() : GreGuest("gre-sites.sh");
 
-/// <summary>One guest for <see cref="GreIp6UmlSpecs"/>: tests/uml/gre-ip6.sh, booted in parallel with the other.</summary>
+/// <summary>One guest for <see cref="GreIp6GuestSpecs"/>: tests/guest/gre-ip6.sh, booted in parallel with the other.</summary>
 public sealed class GreIp6Guest() : GreGuest("gre-ip6.sh");
 
 static class LinkJson
@@ -67,24 +67,25 @@ static class LinkJson
 
     public static bool IsUp(this JsonElement link) => link.GetProperty("flags").EnumerateArray().Any(f => f.GetString() == "UP");
 
-    public static void ReportTimes(UmlRun run, ITestOutputHelper output)
+    public static void ReportTimes(GuestRun run, ITestOutputHelper output)
     {
-        output.WriteLine($"UML guest: ready (modules loaded) after {run.Ready!.Value.TotalSeconds:0.0} s, powered off after {run.Wall.TotalSeconds:0.0} s");
+        // Times are reported, never asserted: the bed (and how loaded the machine is) decides them.
+        output.WriteLine($"guest bed: {run.Bed} ({GuestKernel.Why})");
+        output.WriteLine($"{run.Bed} guest: ready (modules loaded) after {run.Ready!.Value.TotalSeconds:0.0} s, powered off after {run.Wall.TotalSeconds:0.0} s");
         foreach (var line in run.Console.Where(l => l.Contains(".uptime ", StringComparison.Ordinal))) output.WriteLine(line);
         Assert.Equal("0", run.One("scenario.rc"));
-        Assert.True(run.Ready < TimeSpan.FromSeconds(30), $"boot took {run.Ready}");
-        Assert.True(run.Wall < TimeSpan.FromSeconds(90), $"the guest ran {run.Wall}");
+        Assert.Equal(run.Bed.ToString().ToLowerInvariant(), run.One("bed").Split(' ')[0]);
     }
 }
 
-/// <summary>Seed 000 in a UML guest: two sites, one GRE tunnel, created, re-keyed, removed by policy.</summary>
-[Collection("uml-sites")]
-public class GreSitesUmlSpecs(GreSitesGuest guest, ITestOutputHelper output) : IClassFixture<GreSitesGuest>
+/// <summary>Seed 000 in a guest kernel (UML or QEMU): two sites, one GRE tunnel, created, re-keyed, removed by policy.</summary>
+[Collection("guest-sites")]
+public class GreSitesGuestSpecs(GreSitesGuest guest, ITestOutputHelper output) : IClassFixture<GreSitesGuest>
 {
-    readonly UmlRun _run = guest.Run;
+    readonly GuestRun _run = guest.Run;
 
     [Fact]
-    public void The_guest_boots_in_seconds_and_runs_the_whole_scenario() => LinkJson.ReportTimes(_run, output);
+    public void The_guest_boots_and_runs_the_whole_scenario() => LinkJson.ReportTimes(_run, output);
 
     [Fact]
     public void Seed_000_each_site_applies_its_policy_and_LAN_reaches_LAN_over_the_tunnel()
@@ -205,14 +206,14 @@ public class GreSitesUmlSpecs(GreSitesGuest guest, ITestOutputHelper output) : I
     }
 }
 
-/// <summary>ip6gre between IPv6 underlay addresses, and the computed MTU of every mode, in a UML guest.</summary>
-[Collection("uml-ip6")]
-public class GreIp6UmlSpecs(GreIp6Guest guest, ITestOutputHelper output) : IClassFixture<GreIp6Guest>
+/// <summary>ip6gre between IPv6 underlay addresses, and the computed MTU of every mode, in a guest kernel (UML or QEMU).</summary>
+[Collection("guest-ip6")]
+public class GreIp6GuestSpecs(GreIp6Guest guest, ITestOutputHelper output) : IClassFixture<GreIp6Guest>
 {
-    readonly UmlRun _run = guest.Run;
+    readonly GuestRun _run = guest.Run;
 
     [Fact]
-    public void The_guest_boots_in_seconds_and_runs_the_whole_scenario() => LinkJson.ReportTimes(_run, output);
+    public void The_guest_boots_and_runs_the_whole_scenario() => LinkJson.ReportTimes(_run, output);
 
     [Fact]
     public void Ip6gre_between_IPv6_underlay_addresses_carries_IPv6_and_IPv4()
