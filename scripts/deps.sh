@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh build|test
 set -euo pipefail
 want=(iproute2)
-[ "${1:-build}" = test ] && want+=(nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd iputils-ping strace qemu-system-x86 busybox-static cpio)
+[ "${1:-build}" = test ] && want+=(nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd iputils-ping strace qemu-system-x86 busybox-static cpio bird2 frr)
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,173 @@
+using TunnelRouter.Tests.Support;
+using Xunit;
+using static TunnelRouter.Tests.Support.TunnelRouterProcess;
+
+namespace TunnelRouter.Tests.Kernel;
+
+/// <summary>
+/// TunnelRouter's routes and a routing daemon's routes in one table, on the host's kernel with veth links:
+/// real BIRD and FRR processes learn a neighbour's LAN over OSPF while tunnel-router applies its policy to
+/// the same table. The kernel keys a route by table, destination and metric (not by protocol), so the two
+/// owners stay apart by metric: ours in the policy's own band, BIRD's at 32, FRR's at its distance-encoded
+/// metric. Neither ever deletes the other's.
+/// </summary>
+public class RoutingDaemonKernelSpecs
+{
+    const string Lan = "192.168.77.0/24";
+
+    // Our route to the same LAN as a fallback behind the daemon's (metric 500 > BIRD's 32), a fail-closed
+    // default, and the source rule that sends the local LAN into the table.
+    const string Policy = """
+        { "Tables": { "mesh": 100 },
+          "Rules": [ "from 192.168.10.0/24 lookup mesh" ],
+          "Routes": [ "192.168.77.0/24 via 10.99.0.2 table mesh metric 500",
+                      "unreachable default table mesh metric 4278198272" ] }
+        """;
+
+    /// <summary>Gateway A (tunnel-router and a daemon) and neighbour B (a daemon announcing its LAN) joined by
+    /// a veth "o0": 10.99.0.1/30 — 10.99.0.2/30. A's LAN is lan0, 192.168.10.1/24; B's 192.168.77.1/24.</summary>
+    static (NetNs A, NetNs B) Sites()
+    {
+        var a = new NetNs();
+        var b = new NetNs();
+        Links.Veth(a, "o0", ["10.99.0.1/30"], b, "o0", ["10.99.0.2/30"]);
+        foreach (var (ns, lan) in new[] { (a, "192.168.10.1/24"), (b, "192.168.77.1/24") })
+        {
+            ns.Ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan0p");
+            ns.Ip("addr", "add", lan, "dev", "lan0");
+            ns.Ip("link", "set", "lan0", "up");
+            ns.Ip("link", "set", "lan0p", "up");
+        }
+        return (a, b);
+    }
+
+    /// <summary>The route entry the kernel picks for the local LAN's traffic to B's LAN (fibmatch: the entry
+    /// itself, with its protocol and metric).</summary>
+    static string Decides(NetNs a) => a.Ip("-4", "route", "get", "fibmatch", "192.168.77.5", "from", "192.168.10.1");
+
+    static string BirdConfig(string routerId, bool gateway) => $$"""
+        router id {{routerId}};
+        protocol device { scan time 2; }
+        {{(gateway ? """
+            ipv4 table mesh4;
+            protocol kernel { kernel table 100; ipv4 { table mesh4; export all; import none; }; }
+            protocol ospf v2 mesh { ipv4 { table mesh4; import all; export none; };
+            """ : """
+            protocol ospf v2 mesh { ipv4 { import all; export none; };
+            """)}}
+          area 0 { interface "o0" { type ptp; hello 1; dead 4; }; interface "lan0" { stub yes; }; }; }
+        """;
+
+    /// <summary>Table 100 (empty while nothing has made it: ip then says the table does not exist).</summary>
+    static string Table(NetNs ns) => ns.Exec("/usr/sbin/ip", ["-4", "route", "show", "table", "100"]).Stdout;
+
+    static bool BirdsRoute(NetNs ns) => Table(ns).Contains($"{Lan} via 10.99.0.2 dev o0 proto bird metric 32");
+
+    const string Ours = $"{Lan} via 10.99.0.2 dev o0 proto 147 metric 500";
+
+    [Fact]
+    public void Bird_and_tunnel_router_share_a_table_by_metric_and_flush_removes_only_ours()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        using var birdB = new Bird(b, BirdConfig("10.99.0.2", gateway: false));
+        using var birdA = new Bird(a, BirdConfig("10.99.0.1", gateway: true));
+        birdA.WaitFor(() => BirdsRoute(a), "BIRD's OSPF route in table 100");
+
+        Run(a, ["apply", "-c", Topology.Policy(a, Policy)]).ShouldSucceed();
+
+        var table = Table(a);
+        Assert.Contains($"{Lan} via 10.99.0.2 dev o0 proto bird metric 32", table);
+        Assert.Contains(Ours, table);
+        Assert.Contains("unreachable default proto 147 metric 4278198272", table);
+        // The daemon's route decides while it is there: the lowest metric wins.
+        Assert.Contains($"{Lan} via 10.99.0.2 dev o0 table 100 proto bird metric 32", Decides(a));
+
+        Run(a, ["flush", "-c", Topology.Policy(a, Policy)]).ShouldSucceed();
+
+        table = Table(a);
+        Assert.Contains($"{Lan} via 10.99.0.2 dev o0 proto bird metric 32", table);
+        Assert.DoesNotContain("proto 147", table);
+        Assert.DoesNotContain("lookup 100", a.Ip("-4", "rule", "show"));
+    }
+
+    [Fact]
+    public void Restarting_or_stopping_bird_leaves_tunnel_router_s_routes_and_rules_alone()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        using var birdB = new Bird(b, BirdConfig("10.99.0.2", gateway: false));
+        using var birdA = new Bird(a, BirdConfig("10.99.0.1", gateway: true));
+        birdA.WaitFor(() => BirdsRoute(a), "BIRD's OSPF route in table 100");
+        Run(a, ["apply", "-c", Topology.Policy(a, Policy)]).ShouldSucceed();
+        var rules = a.Ip("-4", "rule", "show");
+
+        birdA.Stop();
+        // BIRD withdraws its own routes when it stops; ours stay, and now decide.
+        birdA.WaitFor(() => !Table(a).Contains("proto bird"), "BIRD's withdrawal of its routes");
+        Assert.Contains(Ours, Table(a));
+        Assert.Contains($"{Lan} via 10.99.0.2 dev o0 table 100 proto 147 metric 500", Decides(a));
+
+        birdA.Start();
+        birdA.WaitFor(() => BirdsRoute(a), "BIRD's OSPF route after its restart");
+        Assert.Contains(Ours, Table(a));
+        Assert.Contains("unreachable default proto 147 metric 4278198272", Table(a));
+        Assert.Equal(rules, a.Ip("-4", "rule", "show"));
+        // And a second apply sees nothing to change beside the daemon's routes.
+        Assert.Equal(0, Run(a, ["plan", "-c", Topology.Policy(a, Policy)]).ExitCode);
+    }
+
+    [Fact]
+    public void Frr_and_tunnel_router_share_a_table_and_neither_removes_the_others_routes()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        // FRR installs OSPF routes in main (table 254) by default; ours go there too. zebra reads a foreign
+        // route's metric as (distance << 24) | metric: a plain 4000 would be distance 0 and beat OSPF's 110 in
+        // zebra's own choice, so ours yields on purpose with distance 200: (200 << 24) | 4000 = 3355447200.
+        const string frrB = """
+            hostname b
+            interface o0
+             ip ospf network point-to-point
+             ip ospf hello-interval 1
+             ip ospf dead-interval 4
+            router ospf
+             ospf router-id 10.99.0.2
+             network 10.99.0.0/30 area 0
+             network 192.168.77.0/24 area 0
+            """;
+        const string frrA = """
+            hostname a
+            interface o0
+             ip ospf network point-to-point
+             ip ospf hello-interval 1
+             ip ospf dead-interval 4
+            router ospf
+             ospf router-id 10.99.0.1
+             network 10.99.0.0/30 area 0
+            """;
+        using var frrDaemonB = new Frr(b, frrB);
+        using var frrDaemonA = new Frr(a, frrA);
+        bool ZebrasRoute() => a.Ip("-4", "route", "show", Lan).Contains("proto ospf metric 20");
+        frrDaemonA.WaitFor(ZebrasRoute, "FRR's OSPF route in main");
+        const string policy = """
+            { "Rules": [ "from 192.168.10.0/24 lookup main pref 2500" ],
+              "Routes": [ "192.168.77.0/24 via 10.99.0.2 metric 3355447200" ] }
+            """;
+
+        Run(a, ["apply", "-c", Topology.Policy(a, policy)]).ShouldSucceed();
+
+        var main = a.Ip("-4", "route", "show", Lan);
+        Assert.Contains("proto ospf metric 20", main);
+        Assert.Contains("via 10.99.0.2 dev o0 proto 147 metric 3355447200", main);
+
+        Run(a, ["flush", "-c", Topology.Policy(a, policy)]).ShouldSucceed();
+
+        main = a.Ip("-4", "route", "show", Lan);
+        Assert.Contains("proto ospf metric 20", main);
+        Assert.DoesNotContain("proto 147", main);
+    }
+}
