@@ -5,6 +5,7 @@
 #   ./install.sh --prefix DIR     build, install to DIR/sbin/tunnel-router, touch nothing else
 #   ./install.sh --uninstall      remove what ./install.sh installed (files changed since are kept)
 #   --destdir DIR                 stage everything under DIR (packaging, tests); --binary FILE installs FILE unbuilt
+#   --fault-injection             the test flavour (test.sh): TUNNEL_ROUTER_FAULT_AFTER works; never for a host
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +15,7 @@ uninstall=0
 openvpn_hook=0
 destdir=
 binary=
+fault_injection=false
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix="$2"; custom_prefix=1; shift 2 ;;
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
         --destdir=*) destdir="${1#*=}"; shift ;;
         --binary) binary="$2"; shift 2 ;;
         --binary=*) binary="${1#*=}"; shift ;;
+        --fault-injection) fault_injection=true; shift ;;
         -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -97,7 +100,7 @@ else
     publish() {
         local tfm=$1
         dotnet publish src/TunnelRouter/TunnelRouter.csproj -c Release -r linux-x64 -f "$tfm" \
-            -p:AotTargetFramework="$tfm" -o "artifacts/publish/$tfm" -nologo -v quiet >"artifacts/publish-$tfm.log" 2>&1
+            -p:AotTargetFramework="$tfm" -p:FaultInjection=$fault_injection -o "artifacts/publish/$tfm" -nologo -v quiet >"artifacts/publish-$tfm.log" 2>&1
     }
     mkdir -p artifacts
     if publish net10.0; then

@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (kernel tests create network namespaces)" >&2; exit 1; }
 
 scripts/deps.sh test
-./install.sh --prefix artifacts/test-install
+# The test flavour: the same program plus the fault point the reliability specs inject failures with
+# (TUNNEL_ROUTER_FAULT_AFTER); a release build has no such point.
+./install.sh --prefix artifacts/test-install --fault-injection
 export TUNNEL_ROUTER_BIN="$PWD/artifacts/test-install/sbin/tunnel-router"
 
 # The tests must never touch the host's own routing: what they may change lives in namespaces they create.

@@ -21,7 +21,7 @@ public static class App
         StartupTrace.Mark("logger");
         try
         {
-            var args = CliArgs.Parse(argv);
+            var args = CliArgs.Parse(argv, CliArgs.OpenVpnWords(argv, env));
             level.MinimumLevel = args.Verbose ? LogEventLevel.Debug : args.Quiet ? LogEventLevel.Warning : LogEventLevel.Information;
             StartupTrace.Mark("args");
 
@@ -40,7 +40,7 @@ public static class App
             }
 
             if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
-                throw new InputException(args.Extra[0], "unknown option; see 'tunnel-router help'");
+                throw new InputException(Net.Printable(args.Extra[0]), "unknown option; see 'tunnel-router help'");
 
             var ctx = new Context
             {
@@ -86,7 +86,11 @@ public static class App
         }
     }
 
-    static string OneLine(string text) => text.ReplaceLineEndings(" ");
+    /// <summary>The error line as printed: one line, and whatever a name or value smuggled into it (ESC, other
+    /// controls, bidi overrides) escaped, so an error can never drive the terminal or forge a second line. The
+    /// last defence: the messages escape what they echo themselves.</summary>
+    internal static string OneLine(string text) => string.Concat(text.ReplaceLineEndings(" ").Select(c =>
+        char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format ? $"\\x{(int)c:x2}" : c.ToString()));
 
     public static string Version => typeof(App).Assembly.GetName().Version?.ToString(3) ?? "0";
 
@@ -96,8 +100,8 @@ public static class App
             .MinimumLevel.ControlledBy(level)
             // OpenVPN prefixes its own timestamps to what a hook prints on stderr.
             .WriteTo.Sink(new TextWriterSink(stderr));
-        if (file is not null)
-            config = config.WriteTo.File(file, outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level:u3}] {Message:lj}{NewLine}");
+        if (file is not null && LogFile.Open(file, stderr) is { } sink)
+            config = config.WriteTo.Sink(sink);
         return config.CreateLogger();
     }
 
@@ -135,14 +139,21 @@ sealed class TextWriterSink(TextWriter writer) : Serilog.Core.ILogEventSink
 {
     public void Emit(LogEvent logEvent)
     {
-        // Strings unquoted (RenderMessage would quote them): these lines are meant to be pasted into a shell.
-        foreach (var token in logEvent.MessageTemplate.Tokens)
-        {
-            if (token is Serilog.Parsing.TextToken text) writer.Write(text.Text);
-            else if (token is Serilog.Parsing.PropertyToken p && logEvent.Properties.TryGetValue(p.PropertyName, out var value))
-                writer.Write(value is ScalarValue { Value: string s } ? s : value.ToString());
-        }
+        writer.Write(Render(logEvent));
         writer.Write('\n');
         writer.Flush();
+    }
+
+    /// <summary>Strings unquoted (RenderMessage would quote them): these lines are meant to be pasted into a shell.</summary>
+    public static string Render(LogEvent logEvent)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var token in logEvent.MessageTemplate.Tokens)
+        {
+            if (token is Serilog.Parsing.TextToken t) text.Append(t.Text);
+            else if (token is Serilog.Parsing.PropertyToken p && logEvent.Properties.TryGetValue(p.PropertyName, out var value))
+                text.Append(value is ScalarValue { Value: string s } ? s : value.ToString());
+        }
+        return text.ToString();
     }
 }

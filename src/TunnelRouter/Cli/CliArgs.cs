@@ -21,7 +21,22 @@ public sealed record CliArgs(
         ["--log-file"] = "LogFile", ["--backend"] = "Backend", ["--table"] = "Table", ["--lock-file"] = "LockFile",
     };
 
-    public static CliArgs Parse(IReadOnlyList<string> args)
+    /// <summary>
+    /// How many trailing words are OpenVPN's: it runs --up/--down as
+    /// <c>cmd [the admin's words] dev tun_mtu link_mtu ifconfig_local ifconfig_remote|netmask init|restart</c>
+    /// with script_type set. Those six words are data, never a command, a flag or Key=Value: a device named
+    /// "flush" is a device.
+    /// </summary>
+    public static int OpenVpnWords(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> env)
+    {
+        if (!env.TryGetValue("script_type", out var type) || type is not ("up" or "down") || args.Count < 6) return 0;
+        var t = args.Count - 6;
+        return IsDigits(args[t + 1]) && IsDigits(args[t + 2]) && args[t + 5] is "init" or "restart" ? 6 : 0;
+    }
+
+    static bool IsDigits(string s) => s.Length > 0 && s.All(char.IsAsciiDigit);
+
+    public static CliArgs Parse(IReadOnlyList<string> args, int openVpnWords = 0)
     {
         string? command = null, config = null;
         bool dryRun = false, verbose = false, quiet = false, json = false;
@@ -29,13 +44,14 @@ public sealed record CliArgs(
         var overrides = new List<KeyValuePair<string, string>>();
         var extra = new List<string>();
 
-        for (var i = 0; i < args.Count; i++)
+        var own = args.Count - openVpnWords;
+        for (var i = 0; i < own; i++)
         {
             var a = args[i];
             string? inline = null;
             var eq = a.IndexOf('=');
             if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0) { inline = a[(eq + 1)..]; a = a[..eq]; }
-            string Value() => inline ?? (i + 1 < args.Count ? args[++i] : throw new InputException(a, "needs a value"));
+            string Value() => inline ?? (i + 1 < own ? args[++i] : throw new InputException(Core.Net.Printable(a), "needs a value"));
 
             switch (a)
             {
@@ -55,7 +71,7 @@ public sealed record CliArgs(
                 case var f when f.StartsWith('-') && f.Length > 1 && !IsNumber(f):
                     extra.Add(f);
                     if (inline is not null) extra.Add(inline);
-                    else if (i + 1 < args.Count && !args[i + 1].StartsWith('-')) extra.Add(args[++i]);
+                    else if (i + 1 < own && !args[i + 1].StartsWith('-')) extra.Add(args[++i]);
                     break;
                 case var w when command is null && positional.Count == 0 && Commands.Contains(w):
                     command = w;
@@ -68,6 +84,7 @@ public sealed record CliArgs(
                     break;
             }
         }
+        for (var i = own; i < args.Count; i++) positional.Add(args[i]);
         return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json) { Extra = extra };
     }
 

@@ -32,9 +32,7 @@ public static class Commands
         using (ctx.Lock())
         {
             var plan = PlanAll(ctx, (p, c) => p.Plan(c));
-            ctx.Applier().Apply(plan, ctx.Args.DryRun);
-            // Names only after the kernel took the changes: a failed apply leaves no file behind either.
-            ctx.CommitNames();
+            ctx.ApplyWithNames(plan);
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Count);
         }

@@ -15,7 +15,9 @@ public sealed class Context
     public required ILogger Log { get; init; }
     public required TextWriter Out { get; init; }
     public required Func<IKernel> KernelFactory { get; init; }
-    public required Iproute2Files Names { get; init; }
+    /// <summary>iproute2's names, read again under the host lock (<see cref="Lock"/>): what another run named
+    /// meanwhile is seen, and a name is never given an id twice.</summary>
+    public required Iproute2Files Names { get; set; }
 
     /// <summary>The policy file read, or null when there was none (errors then name "configuration").</summary>
     public string? ConfigPath { get; init; }
@@ -24,7 +26,9 @@ public sealed class Context
     public IKernel Kernel => _kernel ??= KernelFactory();
 
     public byte Protocol => Names.ResolveProtocol("Protocol", Options.Protocol, "tunnel-router");
-    public byte HookProtocol => Names.ResolveProtocol("HookProtocol", Options.HookProtocol, "tunnel-router-hook");
+    public byte HookProtocol => Options.HookProtocol == Options.Protocol
+        ? throw new InputException("HookProtocol", $"{Options.HookProtocol} is also Protocol; the hook and apply need numbers of their own, or each would delete the other's routes and rules")
+        : Names.ResolveProtocol("HookProtocol", Options.HookProtocol, "tunnel-router-hook");
 
     public Ownership Owned => Ownership.ByProtocol(Protocol, HookProtocol);
 
@@ -38,13 +42,38 @@ public sealed class Context
     {
         if (Args.DryRun) return NoLock.Instance;
         Capabilities.RequireNetAdmin();
-        return HostLock.Acquire(Options.LockFile, TimeSpan.FromSeconds(Options.LockTimeoutSeconds));
+        var hostLock = HostLock.Acquire(Options.LockFile, TimeSpan.FromSeconds(Options.LockTimeoutSeconds));
+        try
+        {
+            // Two hooks naming vpnA and vpnB with the same default id must not both take it: names are resolved
+            // from what the files say now, with nobody else writing them.
+            Names = Iproute2Files.Load(Options.Iproute2Dir);
+            _ = (Protocol, HookProtocol);
+        }
+        catch
+        {
+            hostLock.Dispose();
+            throw;
+        }
+        return hostLock;
     }
 
-    /// <summary>Writes names the host lacked to the drop-ins, unless this is a dry run.</summary>
-    public void CommitNames()
+    /// <summary>Writes names the host lacked to the drop-ins (unless this is a dry run), before the kernel
+    /// changes that use them; returns what undoes the write, for a run whose kernel changes fail.</summary>
+    public Action CommitNames() =>
+        !Args.DryRun && Names.HasPendingNames ? Names.WriteDropIns() : () => { };
+
+    /// <summary>Names first, then the kernel: a name file that cannot be written (a read-only /etc/iproute2,
+    /// ENOSPC) fails the run before the kernel changed; kernel changes that fail take the names back.</summary>
+    public void ApplyWithNames(IReadOnlyList<Change> plan, bool writeNames = true)
     {
-        if (!Args.DryRun && Names.HasPendingNames) Names.WriteDropIns();
+        var undoNames = writeNames ? CommitNames() : () => { };
+        try { Applier().Apply(plan, Args.DryRun); }
+        catch
+        {
+            undoNames();
+            throw;
+        }
     }
 
     sealed class NoLock : IDisposable

@@ -140,6 +140,13 @@ public sealed class DemoCommand
         Ip("-n", Vpn, "addr", "add", Gateway6 + "/64", "dev", "tun0", "nodad");
         Ip("-n", Vpn, "link", "set", "tun0", "up");
 
+        // 0644 whatever the umask: StrictModes refuses a policy others may write, and the demo's apply would too.
+        using (var f = new FileStream(Policy, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew, Access = FileAccess.Write,
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+               }))
+            File.SetUnixFileMode(f.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         File.WriteAllText(Policy, $$"""
             {
               "Rules": [],

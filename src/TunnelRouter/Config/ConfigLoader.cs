@@ -18,8 +18,10 @@ public static class ConfigLoader
         var path = explicitPath ?? (env.TryGetValue(EnvPrefix + "CONFIG", out var p) ? p : null);
         var required = path is not null;
         path ??= DefaultPath;
-        var exists = File.Exists(path);
-        if (required && !exists) throw new InputException("--config", $"'{path}' does not exist");
+        // Checked and read in one go, from one descriptor (StrictModes): what was checked is what is parsed.
+        var content = StrictModes.Read(path);
+        var exists = content is not null;
+        if (required && !exists) throw new InputException("--config", $"'{Core.Net.Printable(path)}' does not exist");
 
         // An unknown key set through the environment is named as the variable the admin wrote; the fault point
         // (test only) is not a configuration key. What AddEnvironmentVariables(prefix) does, over the
@@ -31,7 +33,7 @@ public static class ConfigLoader
             if (!key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || key == Kernel.FaultPoint.Variable) continue;
             var top = key[EnvPrefix.Length..].Split("__")[0];
             if (!ConfigSchema.IsKnown(top))
-                throw new InputException(key, $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", ConfigSchema.Known)})");
+                throw new InputException(Core.Net.Printable(key), $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", ConfigSchema.Known)})");
             fromEnv.Add(new(key[EnvPrefix.Length..].Replace("__", ":"), value));
         }
         // Nothing to bind (no policy file, no TUNNEL_ROUTER_*, no Key=Value): the defaults, without building a
@@ -41,11 +43,7 @@ public static class ConfigLoader
         var builder = new ConfigurationBuilder();
         if (exists)
         {
-            CheckPermissions(path);
-            // Absolute: a relative path given to AddJsonFile is taken relative to the binary's directory.
-            var jsonSource = new IndexedJsonConfigurationSource { Path = Path.GetFullPath(path), Optional = false, ReloadOnChange = false };
-            jsonSource.ResolveFileProvider();
-            builder.Add(jsonSource);
+            builder.Add(new IndexedJsonConfigurationSource { Content = content!, Path = path, Optional = false, ReloadOnChange = false });
         }
         // Only providers with something in them: every provider re-sorts the keys of the ones before it on each lookup.
         if (fromEnv.Count > 0) builder.AddInMemoryCollection(fromEnv);
@@ -72,9 +70,6 @@ public static class ConfigLoader
         }
         return (options, exists ? path : null);
     }
-
-    /// <summary>Like sshd's StrictModes: a policy that others can write could route root's traffic anywhere.</summary>
-    static void CheckPermissions(string path) => StrictModes.Check(path);
 
     /// <summary>"Uplinks:0:Priority" as the policy file spells it: "Uplinks[0].Priority".</summary>
     static string PolicyPath(string key) =>

@@ -8,23 +8,24 @@ namespace TunnelRouter.Config;
 /// GetChildren by scanning and sorting all its keys: a policy of 10,000 routes was sorted again for each
 /// section the binder and the key check visit (~45 ms of a 150 ms apply). Same file format, same keys, same
 /// order (ConfigurationKeyComparer); only the lookup is cheaper.
+/// Parsed from bytes already read (and checked) by <see cref="StrictModes"/>, never from the file's name again.
 /// </summary>
 sealed class IndexedJsonConfigurationSource : JsonConfigurationSource
 {
-    public override IConfigurationProvider Build(IConfigurationBuilder builder)
-    {
-        EnsureDefaults(builder);
-        return new IndexedJsonConfigurationProvider(this);
-    }
+    public required byte[] Content { get; init; }
+
+    public override IConfigurationProvider Build(IConfigurationBuilder builder) => new IndexedJsonConfigurationProvider(this);
 }
 
-sealed class IndexedJsonConfigurationProvider(JsonConfigurationSource source) : JsonConfigurationProvider(source)
+sealed class IndexedJsonConfigurationProvider(IndexedJsonConfigurationSource source) : JsonConfigurationProvider(source)
 {
     Dictionary<string, List<string>>? _children;
 
     public override void Load()
     {
-        base.Load();
+        // As the file provider reports a parse error: wrapped once, the parser's message inside.
+        try { Load(new MemoryStream(source.Content, writable: false)); }
+        catch (FormatException e) { throw new InvalidDataException(e.Message, e); }
         _children = null;
     }
 

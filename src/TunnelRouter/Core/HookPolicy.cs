@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace TunnelRouter.Core;
 
 /// <summary>What the hook needs from the configuration, resolved to numbers.</summary>
@@ -20,23 +18,31 @@ public static class HookPolicy
             .Select(n => new Route(n.Network, s.Table, s.Protocol, device: tunnel.Device, gateway: n.Gateway,
                 onLink: n.Gateway is not null))
             .ToList();
+        // Pool rules only from the tunnel's own pools (OpenVpnTunnel decides which networks those are): a route
+        // a VPN server pushed never becomes a rule that outranks main.
         var rules = !s.PoolRules ? [] : tunnel.Networks
-            .Where(n => n.Network.PrefixLength < Net.MaxPrefix(n.Network.Family()))
+            .Where(n => n.Pool)
             .Select(n => new Rule(n.Network.Family(), s.PoolRulePriority, RuleAction.Lookup, s.Table, s.Protocol, from: n.Network))
             .ToList();
         return new KernelState(routes, rules);
     }
 
     /// <summary>
-    /// The hook's objects on this tunnel: routes with the hook's protocol on the device in the policy
-    /// table, and hook rules at the pool priority whose source network holds one of the tunnel's own
-    /// addresses (so a pool that changed size between two ups is cleaned up too).
+    /// The hook's objects this run may delete or replace: exactly what this tunnel's up recorded, never what
+    /// merely has its device name or overlaps its addresses. Up takes over the device's previous record (that
+    /// tunnel is gone: the device is this one's now) and what it installs itself. Down removes its own record's
+    /// objects; a record of another tunnel on the same device (OpenVPN A closed tun0, B took it, A's down comes
+    /// late) is left alone; with no record at all (a record lost, or written by nobody), exactly what this
+    /// tunnel's up would have installed.
     /// </summary>
-    public static Ownership Scope(OpenVpnTunnel tunnel, HookSettings s) => new(
-        r => r.Protocol == s.Protocol && r.Table == s.Table && r.Device == tunnel.Device,
-        r => r.Protocol == s.Protocol && r.Table == s.Table && r.Priority == s.PoolRulePriority
-             && r.From is { } from && (Contains(from, tunnel.Local4) || Contains(from, tunnel.Local6)
-                                       || tunnel.Networks.Any(n => n.Network.Equals(from))));
+    public static Ownership Scope(OpenVpnTunnel tunnel, HookSettings s, KernelState desired, TunnelRecord? record)
+    {
+        if (tunnel.Action == HookAction.Up)
+            return TunnelRecord.ScopeOf([.. desired.Routes, .. record?.Routes ?? []], [.. desired.Rules, .. record?.Rules ?? []]);
+        if (record is not null) return record.Matches(tunnel) ? record.Scope() : Nothing;
+        var wouldInstall = Desired(tunnel with { Action = HookAction.Up }, s);
+        return TunnelRecord.ScopeOf(wouldInstall.Routes, wouldInstall.Rules);
+    }
 
-    static bool Contains(IPNetwork net, IPAddress? address) => address is not null && net.Contains(address);
+    static readonly Ownership Nothing = new(_ => false, _ => false);
 }

@@ -5,8 +5,9 @@ namespace TunnelRouter.Core;
 
 public enum HookAction { Up, Down }
 
-/// <summary>A network reached through the tunnel: connected (no gateway) or routed via the peer.</summary>
-public readonly record struct TunnelNetwork(IPNetwork Network, IPAddress? Gateway = null);
+/// <summary>A network reached through the tunnel: connected (no gateway) or routed via the peer. A pool is a
+/// network of the tunnel's own clients, which may get a pool rule ("from POOL lookup TABLE").</summary>
+public readonly record struct TunnelNetwork(IPNetwork Network, IPAddress? Gateway = null, bool Pool = false);
 
 /// <summary>
 /// What OpenVPN tells a hook about one tunnel, parsed once at the edge from its environment and
@@ -14,6 +15,14 @@ public readonly record struct TunnelNetwork(IPNetwork Network, IPAddress? Gatewa
 /// with <c>script_type</c> set; the down-root plugin runs <c>tunnel-router down</c> with no
 /// <c>script_type</c> and no arguments, but with <c>dev</c> and <c>ifconfig_*</c> in the environment.
 /// </summary>
+/// <remarks>
+/// Trust: on a client, the VPN server decides the pushed routes (route_network_N, route_ipv6_network_N,
+/// route-gateway) and even the tunnel's addresses. Only the tunnel's own ifconfig networks, no wider than
+/// <see cref="MinPrefix4"/>/<see cref="MinPrefix6"/>, become networks of the tunnel; a route_network_N is taken
+/// only on a server (no remote_N: nobody pushed it), and only the one that is the net30/p2p pool (via the peer,
+/// holding both tunnel addresses). Every other pushed route is validated and then ignored: OpenVPN installs it
+/// in main itself, and it never becomes a route in the policy table nor a rule that outranks main.
+/// </remarks>
 public sealed record OpenVpnTunnel(
     HookAction Action,
     string Device,
@@ -22,6 +31,14 @@ public sealed record OpenVpnTunnel(
     IPAddress? Local6,
     IReadOnlyList<TunnelNetwork> Networks)
 {
+    /// <summary>The widest tunnel network accepted: 10.0.0.0/8 is the largest private block, and a wider pool
+    /// rule would take over traffic of addresses that are not the tunnel's (a pushed 0.0.0.0/1 is half of all).</summary>
+    public const int MinPrefix4 = 8;
+
+    /// <summary>The widest IPv6 tunnel network accepted: /32 is the smallest allocation a registry makes to a
+    /// provider; OpenVPN's own server-ipv6 pools are /64 to /112.</summary>
+    public const int MinPrefix6 = 32;
+
     public static OpenVpnTunnel Parse(IReadOnlyDictionary<string, string> env, IReadOnlyList<string> args, HookAction? commanded)
     {
         string? Get(string key) => env.TryGetValue(key, out var v) ? v : null;
@@ -49,7 +66,7 @@ public sealed record OpenVpnTunnel(
         // IPv4: topology subnet (and tap) give a netmask; net30 and p2p give the peer address.
         var localField = Get("ifconfig_local") is null && Arg(3) is not null ? "argument 4 (ifconfig_local)" : "ifconfig_local";
         var localText = Get("ifconfig_local") ?? Arg(3);
-        IPAddress? local4 = null;
+        IPAddress? local4 = null, peer4 = null;
         if (localText is not null)
         {
             local4 = Net.ParseAddress(localField, localText, AddressFamily.InterNetwork);
@@ -64,14 +81,15 @@ public sealed record OpenVpnTunnel(
             if (netmask is not null)
             {
                 var prefix = Net.NetmaskToPrefix(Get("ifconfig_netmask") is null ? "argument 5 (netmask)" : "ifconfig_netmask", netmask);
-                if (prefix == 0) throw new InputException("ifconfig_netmask", $"'{netmask}' would route every address into the tunnel");
-                networks.Add(new(Net.Masked(local4, prefix)));
+                if (prefix < MinPrefix4)
+                    throw new InputException("ifconfig_netmask", $"'{netmask}' (/{prefix}) is wider than /{MinPrefix4}; it would route addresses that are not the tunnel's into it");
+                networks.Add(new(Net.Masked(local4, prefix), Pool: prefix < 32));
             }
             else if (remote is not null)
             {
-                var peer = Net.ParseAddress(Get("ifconfig_remote") is null ? "argument 5 (ifconfig_remote)" : "ifconfig_remote",
+                peer4 = Net.ParseAddress(Get("ifconfig_remote") is null ? "argument 5 (ifconfig_remote)" : "ifconfig_remote",
                     remote, AddressFamily.InterNetwork);
-                networks.Add(new(Net.Host(peer)));
+                networks.Add(new(Net.Host(peer4)));
             }
             else throw new InputException("ifconfig_netmask", "is not set, nor ifconfig_remote; cannot tell the tunnel's network");
         }
@@ -84,15 +102,19 @@ public sealed record OpenVpnTunnel(
             var bits = Get("ifconfig_ipv6_netbits");
             if (bits is null) throw new InputException("ifconfig_ipv6_netbits", "is not set but ifconfig_ipv6_local is");
             var prefix = Net.ParsePrefixLength("ifconfig_ipv6_netbits", bits, AddressFamily.InterNetworkV6);
-            if (prefix == 0) throw new InputException("ifconfig_ipv6_netbits", "0 would route every address into the tunnel");
-            networks.Add(new(Net.Masked(local6, prefix)));
+            if (prefix < MinPrefix6)
+                throw new InputException("ifconfig_ipv6_netbits", $"{prefix} is wider than /{MinPrefix6}; it would route addresses that are not the tunnel's into it");
+            networks.Add(new(Net.Masked(local6, prefix), Pool: prefix < 128));
         }
         else if (Get("ifconfig_ipv6_netbits") is not null)
             throw new InputException("ifconfig_ipv6_local", "is not set but ifconfig_ipv6_netbits is");
 
-        // Routes OpenVPN installs via the peer after up (the server's pool in net30): they belong in the
-        // policy table too, or the pool is unreachable from it.
+        // Routes OpenVPN installs via the peer after up. Each is validated (a malformed value is an error), but
+        // only one may join the tunnel's networks: on a server, the net30/p2p pool via the peer (OpenVPN's
+        // "server" directive adds it), which holds both tunnel addresses. A client's routes were pushed by the
+        // server: OpenVPN installs them in main, and they never reach the policy table or a pool rule.
         var vpnGateway = Get("route_vpn_gateway") ?? Get("ifconfig_remote");
+        var server = !env.ContainsKey("remote_1");
         for (var i = 1; i <= 1024; i++)
         {
             var netText = Get($"route_network_{i}");
@@ -103,16 +125,16 @@ public sealed record OpenVpnTunnel(
             var prefix = Net.NetmaskToPrefix($"route_netmask_{i}", Get($"route_netmask_{i}") ?? "255.255.255.255");
             var gateway = Net.ParseAddress($"route_gateway_{i}", gw, AddressFamily.InterNetwork);
             var network = Net.Masked(net, prefix);
-            if (!networks.Any(n => n.Network.Equals(network))) networks.Add(new(network, gateway));
+            var isPool = server && local4 is not null && peer4 is not null && gateway.Equals(peer4)
+                         && prefix >= MinPrefix4 && prefix < 32 && network.Contains(local4) && network.Contains(peer4);
+            if (isPool && !networks.Any(n => n.Network.Equals(network))) networks.Add(new(network, gateway, Pool: true));
         }
         for (var i = 1; i <= 1024; i++)
         {
             var netText = Get($"route_ipv6_network_{i}");
             if (netText is null) break;
-            var network = Net.ParsePrefix($"route_ipv6_network_{i}", netText, AddressFamily.InterNetworkV6);
-            IPAddress? gateway = Get($"route_ipv6_gateway_{i}") is { } g
-                ? Net.ParseAddress($"route_ipv6_gateway_{i}", g, AddressFamily.InterNetworkV6) : null;
-            if (!networks.Any(n => n.Network.Equals(network))) networks.Add(new(network, gateway));
+            Net.ParsePrefix($"route_ipv6_network_{i}", netText, AddressFamily.InterNetworkV6);
+            if (Get($"route_ipv6_gateway_{i}") is { } g) Net.ParseAddress($"route_ipv6_gateway_{i}", g, AddressFamily.InterNetworkV6);
         }
 
         if (action == HookAction.Up && networks.Count == 0)

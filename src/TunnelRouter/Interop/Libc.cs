@@ -5,7 +5,9 @@ namespace TunnelRouter.Interop;
 /// <summary>The few libc calls TunnelRouter needs. C names kept; errno turned into exceptions by callers.</summary>
 internal static partial class Libc
 {
-    public const int O_RDWR = 0x2, O_CREAT = 0x40, O_CLOEXEC = 0x80000, O_NOFOLLOW = 0x20000;
+    public const int O_RDONLY = 0x0, O_WRONLY = 0x1, O_RDWR = 0x2, O_CREAT = 0x40, O_NOCTTY = 0x100, O_APPEND = 0x400,
+        O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
+    public const int ENOENT = 2, ELOOP = 40;
     public const int LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -13,6 +15,17 @@ internal static partial class Libc
 
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     public static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
+    public static partial int fchmod(int fd, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    public static partial int fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int fcntl(int fd, int cmd, int arg);
+
+    public const int F_GETFL = 3, F_SETFL = 4;
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int close(int fd);

@@ -47,6 +47,11 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
                     effective.AddRange(rest.Take(e.Applied));
                     next += e.Applied;
                     if (e.Applied >= rest.Count || !AlreadySo(plan[next], e.Errno)) throw;
+                    if (!Confirmed(plan[next]))
+                        throw new ChangeFailedException(
+                            $"{e.Message}: the kernel counts another {(plan[next].IsRule ? "rule" : "route")} as this one " +
+                            "(it compares only the selectors the new rule has: 'from all pref P lookup T' is refused beside 'from X pref P lookup T'); give the rules different priorities",
+                            e.Applied, plan[next], e) { Errno = e.Errno };
                     log.Debug("already so: {Change}", IpCommand.Display(plan[next], tables, protocols));
                     next++;
                 }
@@ -126,6 +131,19 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         DeleteAddress => errno == Errno.EADDRNOTAVAIL,
         DeleteLink => errno == Errno.ENODEV,
         _ => false,
+    };
+
+    /// <summary>EEXIST is "already so" only when the very object is there: the kernel also answers EEXIST for a
+    /// rule it merely counts as a duplicate (it compares only the selectors the new rule has, so 'from all pref P
+    /// lookup T' is refused beside 'from X pref P lookup T'), and counting that as done would report a rule that
+    /// does not exist.</summary>
+    bool Confirmed(Change change) => change switch
+    {
+        AddRule add => kernel.Read(new StateQuery(new HashSet<uint>(), Rules: true)).Rules.Contains(add.Rule),
+        // One route per key and table: it is "already so" when the route at that key is ours.
+        AddRoute add => kernel.Read(new StateQuery(new HashSet<uint> { add.Route.Table }, Rules: false)).Routes
+            .Any(r => r.Key == add.Route.Key && r.Protocol == add.Route.Protocol),
+        _ => true,
     };
 
     void RollBack(List<Change> effective)

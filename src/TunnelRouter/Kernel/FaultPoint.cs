@@ -3,7 +3,9 @@ using TunnelRouter.Core;
 namespace TunnelRouter.Kernel;
 
 /// <summary>
-/// TEST ONLY. A failure injected after the first k kernel changes of a run, so that tests can prove a
+/// TEST ONLY, and only in the test flavour (built with FaultInjection=true, which defines FAULT_INJECTION;
+/// install.sh --fault-injection, test.sh). In any other build <see cref="Wrap"/> returns the kernel as is and the
+/// variable has no effect. A failure injected after the first k kernel changes of a run, so that tests can prove a
 /// failure at every step of a multi-step apply leaves the kernel as it was. Enabled only by the
 /// environment variable <see cref="Variable"/> (read once, at the edge, in <see cref="Cli.App"/>); without
 /// it the kernel is used as is and this type costs nothing. It is not a configuration key and is not
@@ -19,11 +21,23 @@ public sealed class FaultPoint(IKernel inner, int after) : IKernel
     /// <summary>The kernel itself, or the kernel wrapped in a fault point when the variable is set.</summary>
     public static IKernel Wrap(IKernel kernel, IReadOnlyDictionary<string, string> env)
     {
+#if !FAULT_INJECTION
+        return kernel;
+#else
         if (!env.TryGetValue(Variable, out var text)) return kernel;
         if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var k))
             throw new InputException(Variable, $"'{Net.Printable(text)}' is not a number of changes");
         return new FaultPoint(kernel, k);
+#endif
     }
+
+    /// <summary>Whether this build has the fault point at all.</summary>
+    public static bool Compiled =>
+#if FAULT_INJECTION
+        true;
+#else
+        false;
+#endif
 
     public string Name => inner.Name;
 

@@ -17,15 +17,21 @@ public sealed class HostLock : IDisposable
 
     public static HostLock Acquire(string path, TimeSpan timeout)
     {
-        var dir = Path.GetDirectoryName(path);
-        if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir))
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                                           | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
-                                           | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        // 0600: nobody but root may hold (and so block) the lock.
-        var fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC | Libc.O_NOFOLLOW, 0b110_000_000);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(dir))
+        {
+            // 0755 whatever the umask (OpenVPN may run hooks with umask 0).
+            Directory.CreateDirectory(dir);
+            File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+        }
+        CheckDirectory(path, dir);
+        // 0600: nobody but root may hold (and so block) the lock. O_NONBLOCK: a FIFO put at its name must not
+        // block the open.
+        var fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0b110_000_000);
         if (fd < 0)
             throw new EnvironmentException($"cannot open lock file {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        try { CheckLockFile(path, fd); }
+        catch { Libc.close(fd); throw; }
 
         var clock = Stopwatch.StartNew();
         var pause = 1;
@@ -40,6 +46,34 @@ public sealed class HostLock : IDisposable
             pause = Math.Min(pause * 2, 20);
         }
         return new HostLock(fd);
+    }
+
+    /// <summary>The lock's directory: a real directory (not a link), root's, writable by nobody else; else whoever
+    /// could write it could put their own file (or FIFO) at the lock's name.</summary>
+    static void CheckDirectory(string path, string dir)
+    {
+        if (Stat.NoFollow(dir) is not { } st)
+            throw new EnvironmentException($"cannot stat {dir}: {Marshal.GetLastPInvokeErrorMessage()}");
+        if (!st.IsDirectory)
+            throw new EnvironmentException($"the lock's directory {dir} is not a directory (a symlink?); refusing {path}");
+        if (st.Uid != Libc.geteuid())
+            throw new EnvironmentException($"the lock's directory {dir} is owned by uid {st.Uid}, not root; refusing {path} (chown root {dir})");
+        if ((st.Permissions & 0b000_010_010) != 0)
+            throw new EnvironmentException($"the lock's directory {dir} is writable by group or others (mode {Convert.ToString(st.Permissions, 8)}); refusing {path} (chmod go-w {dir})");
+    }
+
+    /// <summary>A regular file of root's; a lock left wider than 0600 is narrowed, so that nobody else can
+    /// hold it and stall every hook until the timeout (fatal to OpenVPN).</summary>
+    static void CheckLockFile(string path, int fd)
+    {
+        if (Stat.OfDescriptor(fd) is not { } st)
+            throw new EnvironmentException($"cannot stat lock file {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        if (!st.IsRegular)
+            throw new EnvironmentException($"lock file {path} is not a regular file; refusing it (remove it)");
+        if (st.Uid != Libc.geteuid())
+            throw new EnvironmentException($"lock file {path} is owned by uid {st.Uid}, not root; refusing it (remove it)");
+        if ((st.Permissions & ~0b110_000_000u) != 0 && Libc.fchmod(fd, 0b110_000_000) != 0)
+            throw new EnvironmentException($"cannot chmod 600 lock file {path}: {Marshal.GetLastPInvokeErrorMessage()}");
     }
 
     public void Dispose()

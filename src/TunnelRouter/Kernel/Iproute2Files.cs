@@ -1,4 +1,7 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using TunnelRouter.Core;
+using TunnelRouter.Interop;
 
 namespace TunnelRouter.Kernel;
 
@@ -74,14 +77,26 @@ public sealed class Iproute2Files
         return fresh;
     }
 
+    /// <summary>
+    /// Route protocol numbers taken by others, whether or not this host's rt_protos names them: 0–18 (the
+    /// kernel's RTPROT_* up to zebra 11, bird 12, dnrouted 13, xorp 14, ntk 15, dhcp 16, mrouted 17, keepalived 18),
+    /// 42 (babel), 84 (openr), 99 (the reserved 99 of rt_protos), 186–192 (bgp, isis, ospf, rip, eigrp and their
+    /// neighbours). flush deletes every route and rule carrying our number: one of theirs would delete theirs.
+    /// </summary>
+    public static bool IsReservedProtocol(uint id) => id is <= 18 or 42 or 84 or 99 or (>= 186 and <= 192);
+
     public byte ResolveProtocol(string field, uint id, string name)
     {
         if (id is 0 or > 255) throw new InputException(field, $"{id} is not a route protocol number (1 to 255)");
         if (Protocols.TryGetName(id, out var existing))
         {
-            if (existing != name && existing is "kernel" or "boot" or "static" or "redirect" or "unspec")
-                throw new InputException(field, $"{id} is iproute2's '{existing}'; TunnelRouter must own its own number");
+            if (existing != name)
+                throw new InputException(field, $"{id} is '{Net.Printable(existing)}' in rt_protos; tunnel-router deletes every route and rule " +
+                                                "with its own number, so it must be one nobody else uses (the defaults: Protocol 147, HookProtocol 148)");
         }
+        else if (IsReservedProtocol(id))
+            throw new InputException(field, $"{id} is reserved for another routing daemon (0-18, 42, 84, 99, 186-192 are taken); tunnel-router " +
+                                            "deletes every route and rule with its own number, so it must be one nobody else uses (the defaults: Protocol 147, HookProtocol 148)");
         else
         {
             Protocols.Add(id, name);
@@ -92,36 +107,152 @@ public sealed class Iproute2Files
 
     public bool HasPendingNames => _pendingTables.Count + _pendingProtocols.Count > 0;
 
-    /// <summary>Writes names the host lacked to TunnelRouter's drop-ins (atomically, by rename).</summary>
-    public void WriteDropIns()
+    /// <summary>
+    /// Writes names the host lacked to TunnelRouter's drop-ins, and returns how to take them back (a run whose
+    /// kernel changes fail leaves no name behind). Written before the kernel changes, under the host lock:
+    /// names read under the same lock, so only what is still missing is appended.
+    /// </summary>
+    public Action WriteDropIns()
     {
-        Write("rt_tables.d", _pendingTables);
-        Write("rt_protos.d", _pendingProtocols);
+        var undo = new List<Action>();
+        try
+        {
+            Write("rt_tables.d", _pendingTables, undo);
+            Write("rt_protos.d", _pendingProtocols, undo);
+        }
+        catch
+        {
+            Undo(undo);
+            throw;
+        }
         _pendingTables.Clear();
         _pendingProtocols.Clear();
+        return () => Undo(undo);
     }
 
-    void Write(string sub, List<(uint Id, string Name)> entries)
+    static void Undo(List<Action> undo)
+    {
+        for (var i = undo.Count - 1; i >= 0; i--)
+        {
+            try { undo[i](); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException) { }
+        }
+        undo.Clear();
+    }
+
+    const UnixFileMode DirMode = (UnixFileMode)0b111_101_101, FileMode644 = (UnixFileMode)0b110_100_100;
+
+    /// <summary>The largest drop-in read back: a few lines per table; anything near this is not ours.</summary>
+    const int MaxDropInBytes = 1 << 20;
+
+    void Write(string sub, List<(uint Id, string Name)> entries, List<Action> undo)
     {
         if (entries.Count == 0) return;
+        // Root writes here on every VPN start: a directory someone else can write would let them put a symlink
+        // at the drop-in's name (or its temporary name) and have root write, or chmod, any file.
+        foreach (var d in new[] { _dir, Path.Combine(_dir, sub) })
+        {
+            if (!Directory.Exists(d))
+            {
+                Directory.CreateDirectory(d);
+                File.SetUnixFileMode(d, DirMode);
+                undo.Add(() => Directory.Delete(d));
+            }
+            CheckDirectory(d);
+        }
         var dir = Path.Combine(_dir, sub);
-        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                                       | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         var path = Path.Combine(dir, DropInName);
-        var text = File.Exists(path) ? File.ReadAllText(path) : "# Written by tunnel-router: names it introduced. Safe to edit.\n";
+        var old = ReadOwned(path);
+        var text = old ?? "# Written by tunnel-router: names it introduced. Safe to edit.\n";
         if (!text.EndsWith('\n')) text += "\n";
-        foreach (var (id, name) in entries) text += $"{id}\t{name}\n";
-        var tmp = path + ".tmp." + Environment.ProcessId;
-        // 0644 whatever the umask (OpenVPN may run hooks with umask 0): a table name others could edit
-        // would let them redirect what a rule looks up.
-        using (var f = new FileStream(tmp, new FileStreamOptions
-               {
-                   Mode = FileMode.Create, Access = FileAccess.Write,
-                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
-               }))
-            f.Write(System.Text.Encoding.UTF8.GetBytes(text));
-        File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        File.Move(tmp, path, overwrite: true);
+        NameMap present = sub.StartsWith("rt_tables", StringComparison.Ordinal) ? new TableNames() : new ProtocolNames();
+        present.Load(text);
+        var added = 0;
+        foreach (var (id, name) in entries)
+        {
+            if (present.TryGetName(id, out var existing) && existing == name) continue;
+            text += $"{id}\t{name}\n";
+            added++;
+        }
+        if (added == 0) return;
+        Replace(dir, path, text);
+        undo.Add(old is null ? () => File.Delete(path) : () => Replace(dir, path, old));
+    }
+
+    /// <summary>The drop-in's text; null when there is none. Never through a symlink, and only a regular file of
+    /// root's (one that is someone else's could be a secret root would republish 0644).</summary>
+    static string? ReadOwned(string path)
+    {
+        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == Libc.ENOENT) return null;
+            throw new EnvironmentException(errno == Libc.ELOOP
+                ? $"{path} is a symlink; refusing to write through it (remove it)"
+                : $"cannot read {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (Stat.OfDescriptor(fd) is not { } st || !st.IsRegular || st.Uid != Libc.geteuid() || st.Size > MaxDropInBytes)
+            throw new EnvironmentException($"{path} is not a regular file of root's under 1 MiB; refusing to rewrite it (remove it)");
+        var buffer = new byte[st.Size];
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
+            if (n == 0) break;
+            total += n;
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+    }
+
+    /// <summary>Replaces <paramref name="path"/> atomically: a new file under a random name nobody could have
+    /// prepared (O_EXCL: a symlink there fails the create), 0644 set through the handle whatever the umask,
+    /// synced, renamed over the old one, and the directory synced, so a crash leaves the old file or the new one.</summary>
+    static void Replace(string dir, string path, string text)
+    {
+        var tmp = $"{path}.tmp.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
+        try
+        {
+            using (var f = new FileStream(tmp, new FileStreamOptions
+                   {
+                       Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = FileMode644,
+                   }))
+            {
+                File.SetUnixFileMode(f.SafeFileHandle, FileMode644);
+                f.Write(System.Text.Encoding.UTF8.GetBytes(text));
+                f.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+        SyncDirectory(dir);
+    }
+
+    static void SyncDirectory(string dir)
+    {
+        var fd = Libc.open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+        if (fd < 0) return;
+        Libc.fsync(fd);
+        Libc.close(fd);
+    }
+
+    /// <summary>StrictModes for the directories root writes names into: a real directory, root's, writable by
+    /// nobody else.</summary>
+    static void CheckDirectory(string dir)
+    {
+        if (Stat.NoFollow(dir) is not { } st)
+            throw new EnvironmentException($"cannot stat {dir}: {Marshal.GetLastPInvokeErrorMessage()}");
+        if (!st.IsDirectory)
+            throw new EnvironmentException($"{dir} is not a directory (a symlink?); refusing to write table or protocol names there");
+        if (st.Uid != Libc.geteuid())
+            throw new EnvironmentException($"{dir} is owned by uid {st.Uid}, not root; refusing to write table or protocol names there (chown root {dir})");
+        if ((st.Permissions & 0b000_010_010) != 0)
+            throw new EnvironmentException($"{dir} is writable by group or others (mode {Convert.ToString(st.Permissions, 8)}); refusing to write table or protocol names there (chmod go-w {dir})");
     }
 
     static bool IsValidName(string name) =>

@@ -215,7 +215,7 @@ public sealed class OpenVpnLab : IDisposable
         return path;
     }
 
-    public OpenVpnProcess StartClient(int index, int port = 1194)
+    public OpenVpnProcess StartClient(int index, int port = 1194, IReadOnlyList<string>? extra = null)
     {
         var pki = Pki.Instance;
         var name = Pki.Clients[index];
@@ -225,6 +225,7 @@ public sealed class OpenVpnLab : IDisposable
             "client", "dev tun", "proto udp", $"remote {ServerLan} {port}", "nobind", "remote-cert-tls server",
             $"ca {pki.Ca}", $"cert {pki.Cert(name)}", $"key {pki.Key(name)}", "verb 3",
             $"log {Path.Combine(Dir, name + ".log")}",
+            .. extra ?? [],
         ]);
         return Track(new OpenVpnProcess(Clients[index], name, config, Path.Combine(Dir, name + ".log")));
     }

@@ -1,0 +1,77 @@
+using Microsoft.Win32.SafeHandles;
+using TunnelRouter.Core;
+using TunnelRouter.Interop;
+
+namespace TunnelRouter.Kernel;
+
+/// <summary>
+/// The hook's records (<see cref="TunnelRecord"/>), one file per device under the run directory (the lock's:
+/// /run/tunnel-router/tunnels/tun0), read and written only under the host lock. /run is emptied at boot,
+/// with the kernel state the records describe. The directory is root's and 0700; a record is read without
+/// following links and only when it is a regular file of root's.
+/// </summary>
+public sealed class TunnelRecords(string runDir)
+{
+    readonly string _dir = Path.Combine(runDir, "tunnels");
+
+    const int MaxRecordBytes = 1 << 20;
+
+    public static TunnelRecords ForLock(string lockFile) => new(Path.GetDirectoryName(Path.GetFullPath(lockFile))!);
+
+    string PathOf(string device) => Path.Combine(_dir, InterfaceName.Validate("dev", device));
+
+    /// <summary>Null when there is no record (or one this version cannot read: then nothing is taken from it).</summary>
+    public TunnelRecord? Read(string device)
+    {
+        var path = PathOf(device);
+        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
+        if (fd < 0) return null;
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (Stat.OfDescriptor(fd) is not { IsRegular: true } st || st.Uid != Libc.geteuid() || st.Size > MaxRecordBytes) return null;
+        var buffer = new byte[st.Size];
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
+            if (n == 0) break;
+            total += n;
+        }
+        return TunnelRecord.Parse(device, System.Text.Encoding.UTF8.GetString(buffer, 0, total));
+    }
+
+    /// <summary>Records what up installed; atomically, so a crash leaves the old record or the new one.</summary>
+    public void Write(TunnelRecord record)
+    {
+        EnsureDirectory();
+        var path = PathOf(record.Device);
+        var tmp = $"{path}.tmp.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
+        try
+        {
+            using (var f = new FileStream(tmp, new FileStreamOptions
+                   {
+                       Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
+                       UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                   }))
+                f.Write(System.Text.Encoding.UTF8.GetBytes(record.Format()));
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+    }
+
+    public void Delete(string device) => File.Delete(PathOf(device));
+
+    void EnsureDirectory()
+    {
+        if (!Directory.Exists(_dir))
+        {
+            Directory.CreateDirectory(_dir);
+            File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        if (Stat.NoFollow(_dir) is not { IsDirectory: true } st || st.Uid != Libc.geteuid() || (st.Permissions & 0b000_010_010) != 0)
+            throw new EnvironmentException($"{_dir} is not a directory of root's writable by root alone; refusing to record tunnels there");
+    }
+}
