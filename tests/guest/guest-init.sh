@@ -9,7 +9,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mount -t tmpfs tmpfs /run
+mount -t tmpfs -o mode=755 tmpfs /run
 # What the test hands over may live under the host's /tmp (its policies, a checkout there with its scenario
 # scripts and published binary), which the guest's own /tmp hides: bind each under /run first.
 if [ -n "${TR_WORK:-}" ]; then

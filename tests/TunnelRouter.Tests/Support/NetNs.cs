@@ -42,7 +42,7 @@ public sealed class NetNs : IDisposable
         if (v6Cidr is not null) WaitForLocalRoute(System.Net.IPAddress.Parse(v6Cidr[..v6Cidr.IndexOf('/')]).ToString());
     }
 
-    void WaitForLocalRoute(string address)
+    public void WaitForLocalRoute(string address)
     {
         var deadline = DateTime.UtcNow.AddSeconds(5);
         while (!Ip("-6", "route", "show", "table", "local").Contains($"local {address} "))
