@@ -19,9 +19,18 @@ public sealed class HostLock : IDisposable
     {
         var dir = Path.GetDirectoryName(path);
         if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir))
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                                           | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
-                                           | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        {
+            try
+            {
+                Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                                               | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+                                               | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new EnvironmentException($"cannot create the lock file's directory {dir}: {FrameworkMessages.Reason(e)}");
+            }
+        }
         // 0600: nobody but root may hold (and so block) the lock.
         var fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC | Libc.O_NOFOLLOW, 0b110_000_000);
         if (fd < 0)
