@@ -15,7 +15,8 @@ mkdir "$scratch/upper" "$scratch/work"
 mount -t overlay tunnel-router-hermetic -o "lowerdir=/etc,upperdir=$scratch/upper,workdir=$scratch/work" /etc
 mkdir -p /etc/tunnel-router /etc/iproute2/rt_tables.d /etc/iproute2/rt_protos.d
 printf '{ "Table": "a broken policy that no test may read",\n' >/etc/tunnel-router/tunnel-router.json
-printf '201\tvpn\n' >/etc/iproute2/rt_tables.d/zz-hermetic-test.conf
-printf '149\ttunnel-router\n150\ttunnel-router-hook\n' >/etc/iproute2/rt_protos.d/zz-hermetic-test.conf
+# Numbers no test uses, so that the tests' own ip listings (which read /etc/iproute2 too) stay as they were.
+printf '250\tvpn\n' >/etc/iproute2/rt_tables.d/zz-hermetic-test.conf
+printf '245\ttunnel-router\n246\ttunnel-router-hook\n' >/etc/iproute2/rt_protos.d/zz-hermetic-test.conf
 [ ! -d /run/tunnel-router ] || mount -t tmpfs tunnel-router-hermetic /run/tunnel-router
 "$@"
