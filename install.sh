@@ -95,21 +95,12 @@ if [ -n "$binary" ]; then
     built="$binary"
     tfm=prebuilt
 else
-    # Native AOT: net10.0 where its NativeAOT runtime pack restores, else net9.0 (the pack for net10.0 is not in
-    # every registry; the binary is the same program either way).
-    publish() {
-        local tfm=$1
-        dotnet publish src/TunnelRouter/TunnelRouter.csproj -c Release -r linux-x64 -f "$tfm" \
-            -p:AotTargetFramework="$tfm" -p:FaultInjection=$fault_injection -o "artifacts/publish/$tfm" -nologo -v quiet >"artifacts/publish-$tfm.log" 2>&1
-    }
+    # Native AOT for net10.0, the one target framework.
+    tfm=net10.0
     mkdir -p artifacts
-    if publish net10.0; then
-        tfm=net10.0
-    elif grep -q "NativeAOT\|ILCompiler" artifacts/publish-net10.0.log && publish net9.0; then
-        tfm=net9.0
-        echo "install.sh: native AOT for net10.0 is not available here (no NativeAOT runtime pack); built for net9.0 instead" >&2
-    else
-        cat artifacts/publish-net*.log >&2
+    if ! dotnet publish src/TunnelRouter/TunnelRouter.csproj -c Release -r linux-x64 -p:FaultInjection=$fault_injection \
+            -o "artifacts/publish/$tfm" -nologo -v quiet >"artifacts/publish-$tfm.log" 2>&1; then
+        cat "artifacts/publish-$tfm.log" >&2
         echo "install.sh: build failed" >&2
         exit 1
     fi

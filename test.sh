@@ -23,7 +23,8 @@ host_state >artifacts/host-before.txt
 
 rm -rf artifacts/test-results
 set +e
-dotnet test tests/TunnelRouter.Tests/TunnelRouter.Tests.csproj -c Release -nologo \
+# Hermetic: the host's /etc/tunnel-router, /etc/iproute2 and /run/tunnel-router are replaced by decoys (a broken policy).
+scripts/hermetic.sh dotnet test tests/TunnelRouter.Tests/TunnelRouter.Tests.csproj -c Release -nologo \
     --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
     --results-directory artifacts/test-results "$@" 2>&1 | tee artifacts/test.log
 rc=${PIPESTATUS[0]}

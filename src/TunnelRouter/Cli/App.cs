@@ -31,7 +31,15 @@ public static class App
                 case "version": stdout.WriteLine($"tunnel-router {Version}"); return Ok;
             }
 
-            var (options, configPath) = ConfigLoader.Load(env, args.Overrides, args.ConfigPath);
+            var (policy, required) = ConfigLoader.Locate(args.ConfigPath, env);
+            var (options, configPath) = args.Command switch
+            {
+                "flush" => ConfigLoader.LoadOrSetAside(env, args.Overrides, policy, required,
+                    warning => log.Warning("tunnel-router: warning: {Message}", warning)),
+                // The demo brings its own policy (its steps run with --config); the host's is none of its business.
+                "demo" => ConfigLoader.Load(env, args.Overrides, null),
+                _ => ConfigLoader.Load(env, args.Overrides, policy, required),
+            };
             StartupTrace.Mark("configuration");
             if (options.LogFile is not null)
             {
@@ -77,12 +85,22 @@ public static class App
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            log.Error("tunnel-router: error: {Message}", OneLine(e.Message));
+            log.Error("tunnel-router: error: {Message}", OneLine(FrameworkMessages.Of(e)));
             return Failed;
         }
         finally
         {
-            (log as IDisposable)?.Dispose();
+            Close(log, stderr);
+        }
+    }
+
+    /// <summary>Closing flushes the log file, which can fail (a full disk, a path that takes no writes): one line, not a crash.</summary>
+    static void Close(ILogger log, TextWriter stderr)
+    {
+        try { (log as IDisposable)?.Dispose(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.Write($"tunnel-router: warning: log file: {OneLine(FrameworkMessages.Of(e))}\n");
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using TunnelRouter.Kernel;
@@ -28,7 +27,7 @@ public sealed class DemoCommand
     readonly List<string> _namespaces = [];
     readonly CancellationTokenSource _cancel = new();
     string? _dir;
-    Process? _running;
+    readonly ProcessRunner _runner = new();
 
     DemoCommand(Context ctx, string self)
     {
@@ -90,7 +89,6 @@ public sealed class DemoCommand
         // Keep the process alive: the lab must be removed first. The step in progress is stopped.
         signal.Cancel = true;
         _cancel.Cancel();
-        try { _running?.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
     }
 
     void Intro()
@@ -269,29 +267,12 @@ public sealed class DemoCommand
         if (r.ExitCode != 0) throw new EnvironmentException($"demo: ip {string.Join(' ', args)}: {r.StandardError.Trim()}");
     }
 
+    /// <summary>A step of the demo: Ctrl-C kills it (and ends the demo), except for the clean-up steps.</summary>
     ProcessResult Run(string file, IReadOnlyList<string> args, Dictionary<string, string>? env, bool cancellable = true)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        if (env is not null)
-        {
-            psi.Environment.Clear();
-            foreach (var (k, v) in env) psi.Environment[k] = v;
-        }
-        psi.Environment["LC_ALL"] = "C";
-        using var p = Process.Start(psi)!;
-        if (cancellable) _running = p;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(30)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new EnvironmentException($"demo: {Path.GetFileName(file)} {string.Join(' ', args)} did not finish in 30 s");
-        }
-        p.WaitForExit();
-        _running = null;
+        var result = _runner.Run(file, args, check: false, environment: env, cancellation: cancellable ? _cancel.Token : default);
         if (cancellable) _cancel.Token.ThrowIfCancellationRequested();
-        return new ProcessResult(p.ExitCode, stdout.Result, stderr.Result);
+        return result;
     }
 
     /// <summary>Labs of demos that were killed (SIGKILL leaves no chance to clean up): their process is gone.</summary>

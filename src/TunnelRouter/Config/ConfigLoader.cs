@@ -9,19 +9,29 @@ public static class ConfigLoader
     public const string DefaultPath = "/etc/tunnel-router/tunnel-router.json";
     public const string EnvPrefix = "TUNNEL_ROUTER_";
 
+    /// <summary>Where the policy is: --config PATH, then TUNNEL_ROUTER_CONFIG (both must exist; empty for no policy
+    /// file at all), then the default path, which may be absent. Only the composition root asks; everything else is
+    /// handed the answer.</summary>
+    public static (string? Path, bool Required) Locate(string? explicitPath, IReadOnlyDictionary<string, string> env) =>
+        (explicitPath ?? (env.TryGetValue(EnvPrefix + "CONFIG", out var p) ? p : null)) switch
+        {
+            null => (DefaultPath, false),
+            "" => (null, false),
+            var named => (named, true),
+        };
+
     /// <param name="env">the process environment (OpenVPN's, for a hook).</param>
     /// <param name="overrides">Key=Value pairs from the command line.</param>
-    /// <param name="explicitPath">--config PATH; then TUNNEL_ROUTER_CONFIG; then the default path, which may be absent.</param>
+    /// <param name="path">the policy file (see <see cref="Locate"/>); null for none: the defaults, the
+    /// environment and the command line only.</param>
+    /// <param name="required">whether a missing file is an error (it was named) or means "no policy".</param>
     public static (TunnelRouterOptions Options, string? Path) Load(
-        IReadOnlyDictionary<string, string> env, IReadOnlyList<KeyValuePair<string, string>> overrides, string? explicitPath)
+        IReadOnlyDictionary<string, string> env, IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required = true)
     {
-        var path = explicitPath ?? (env.TryGetValue(EnvPrefix + "CONFIG", out var p) ? p : null);
-        var required = path is not null;
-        path ??= DefaultPath;
         // Checked and read in one go, from one descriptor (StrictModes): what was checked is what is parsed.
-        var content = StrictModes.Read(path);
+        var content = path is null ? null : StrictModes.Read(path);
         var exists = content is not null;
-        if (required && !exists) throw new InputException("--config", $"'{Core.Net.Printable(path)}' does not exist");
+        if (required && path is not null && !exists) throw new InputException("--config", $"'{Core.Net.Printable(path)}' does not exist");
 
         // An unknown key set through the environment is named as the variable the admin wrote; the fault point
         // (test only) is not a configuration key. What AddEnvironmentVariables(prefix) does, over the
@@ -43,7 +53,7 @@ public static class ConfigLoader
         var builder = new ConfigurationBuilder();
         if (exists)
         {
-            builder.Add(new IndexedJsonConfigurationSource { Content = content!, Path = path, Optional = false, ReloadOnChange = false });
+            builder.Add(new IndexedJsonConfigurationSource { Content = content!, Path = path!, Optional = false, ReloadOnChange = false });
         }
         // Only providers with something in them: every provider re-sorts the keys of the ones before it on each lookup.
         if (fromEnv.Count > 0) builder.AddInMemoryCollection(fromEnv);
@@ -53,10 +63,12 @@ public static class ConfigLoader
         try { root = builder.Build(); }
         catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
-            throw new InputException(exists ? path : "configuration", OneLine(e.InnerException?.Message ?? e.Message));
+            // The reader says only that it failed, and in this build as a resource key: ask the file itself.
+            var problem = exists ? PolicyJson.Problem(content!) : null;
+            throw new InputException(exists ? path! : "configuration", OneLine(problem ?? FrameworkMessages.Of(e.InnerException ?? e)));
         }
 
-        var source = exists ? path : "configuration";
+        var source = exists ? path! : "configuration";
         ConfigSchema.Check(root, source);
 
         var options = new TunnelRouterOptions();
@@ -69,6 +81,20 @@ public static class ConfigLoader
             throw new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value");
         }
         return (options, exists ? path : null);
+    }
+
+    /// <summary>For flush, which needs only the protocol numbers: a policy file that does not load is set aside
+    /// with one warning, and the defaults, the environment and the command line are used.</summary>
+    public static (TunnelRouterOptions Options, string? Path) LoadOrSetAside(IReadOnlyDictionary<string, string> env,
+        IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required, Action<string> warn)
+    {
+        try { return Load(env, overrides, path, required); }
+        catch (InputException e) when (path is not null && File.Exists(path))
+        {
+            var (options, _) = Load(env, overrides, null);
+            warn($"{OneLine(e.Message)}; the policy file is set aside: flush removes what carries protocol {options.Protocol} or {options.HookProtocol}");
+            return (options, null);
+        }
     }
 
     /// <summary>"Uplinks:0:Priority" as the policy file spells it: "Uplinks[0].Priority".</summary>

@@ -20,9 +20,16 @@ public sealed class HostLock : IDisposable
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(dir))
         {
-            // 0755 whatever the umask (OpenVPN may run hooks with umask 0).
-            Directory.CreateDirectory(dir);
-            File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+            try
+            {
+                // 0755 whatever the umask (OpenVPN may run hooks with umask 0).
+                Directory.CreateDirectory(dir);
+                File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new EnvironmentException($"cannot create the lock file's directory {dir}: {FrameworkMessages.Reason(e)}");
+            }
         }
         CheckDirectory(path, dir);
         // 0600: nobody but root may hold (and so block) the lock. O_NONBLOCK: a FIFO put at its name must not

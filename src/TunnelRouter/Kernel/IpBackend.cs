@@ -104,9 +104,7 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
         if (result.ExitCode == 0) return result.StandardOutput;
         // A table that never held a route does not exist yet: it is empty, not an error.
         if (result.StandardError.Contains("FIB table does not exist", StringComparison.Ordinal)) return "";
-        var err = result.StandardError.Trim();
-        throw new ProcessException(ProcessRunner.Describe(Tools.Ip, args), result.ExitCode, err,
-            $"{ProcessRunner.Describe(Tools.Ip, args)} failed (exit {result.ExitCode}): {err.Split('\n')[0]}") { Errno = Errno.FromMessage(err) };
+        throw ProcessException.Failed(Tools.Ip, args, result);
     }
 
     static int FailedLine(string stderr)

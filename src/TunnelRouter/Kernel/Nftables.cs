@@ -25,7 +25,8 @@ public sealed class Nftables(ProcessRunner? runner = null)
     /// (the text listing, not <c>-j</c>: nft 1.0.6's JSON leaves out the table's comment, where the fingerprint is).</summary>
     public NftTableState? Read()
     {
-        var result = _runner.Run(Tools.Nft, ["list", "table", NftMarks.Family, NftMarks.Name], check: false);
+        string[] args = ["list", "table", NftMarks.Family, NftMarks.Name];
+        var result = _runner.Run(Tools.Nft, args, check: false);
         if (result.ExitCode == 0)
             return new NftTableState(result.StandardOutput, NftMarks.FingerprintOf(result.StandardOutput));
         var err = result.StandardError.Trim();
@@ -33,8 +34,7 @@ public sealed class Nftables(ProcessRunner? runner = null)
         // A kernel without nf_tables (a minimal or User-Mode Linux kernel) cannot hold our table either;
         // a policy with marks still fails there, when the table is loaded, with the kernel's own words.
         if (err.Contains("Protocol not supported") || err.Contains("Operation not supported")) return null;
-        throw new ProcessException(ProcessRunner.Describe(Tools.Nft, ["list", "table", NftMarks.QualifiedName]), result.ExitCode, err,
-            $"nft list table {NftMarks.QualifiedName} failed (exit {result.ExitCode}): {err.Split('\n')[0]}") { Errno = Errno.FromMessage(err) };
+        throw ProcessException.Failed(Tools.Nft, args, result);
     }
 
     /// <summary>Loads one script as one transaction. Equivalent to: nft -f - &lt;&lt;EOF ... EOF</summary>

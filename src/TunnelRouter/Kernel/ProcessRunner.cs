@@ -1,5 +1,8 @@
+using System.ComponentModel;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
+using CliWrap;
 
 namespace TunnelRouter.Kernel;
 
@@ -13,75 +16,93 @@ public sealed class ProcessException(string command, int exitCode, string standa
     public string Command { get; } = command;
     public int ExitCode { get; } = exitCode;
     public string StandardError { get; } = standardError;
+
+    /// <summary>"ip -4 route show failed (exit 2): Error: ..." with the errno iproute2's words stand for.</summary>
+    public static ProcessException Failed(string tool, IReadOnlyList<string> arguments, ProcessResult result)
+    {
+        var err = result.StandardError.Trim();
+        var command = ProcessRunner.Describe(tool, arguments);
+        return new ProcessException(command, result.ExitCode, err, $"{command} failed (exit {result.ExitCode}): {FirstLine(err)}")
+            { Errno = TunnelRouter.Errno.FromMessage(err) };
+    }
+
+    internal static string FirstLine(string text)
+    {
+        var nl = text.IndexOf('\n');
+        return nl < 0 ? text : text[..nl];
+    }
 }
 
 /// <summary>
-/// The small process runner CliWrap would have been: an absolute tool path, an argument array (never a
-/// shell), optional standard input, captured output, a timeout that kills the process tree, and stderr
-/// kept in the exception. OpenVPN gives hooks no PATH, so callers pass absolute paths.
+/// Every external tool (ip, nft, modprobe) runs here, through CliWrap: an absolute tool path, an argument
+/// list (never a shell), optional standard input, captured output, and stderr kept in the exception.
+/// One deadline covers writing stdin and waiting for the exit: a tool that stops reading its input (an
+/// <c>nft -f -</c> fed more than a pipe holds) is killed with its children when it passes, instead of
+/// hanging while this process holds the host lock.
+/// Children get an empty environment plus <c>LC_ALL=C</c>: a hook's environment is OpenVPN's, and
+/// variables such as <c>MODPROBE_OPTIONS</c> or <c>LD_PRELOAD</c> must not reach the tools run as root.
+/// The OpenVPN hook's netlink path never calls <see cref="Run"/>, so it never loads CliWrap.
 /// </summary>
 public sealed class ProcessRunner(TimeSpan? timeout = null)
 {
     readonly TimeSpan _timeout = timeout ?? TimeSpan.FromSeconds(30);
 
-    public ProcessResult Run(string tool, IReadOnlyList<string> arguments, string? standardInput = null, bool check = true)
+    /// <param name="environment">variables the child gets on top of <c>LC_ALL=C</c>; nothing else is inherited.</param>
+    /// <param name="cancellation">ends the run early (the demo's Ctrl-C): the child is killed and
+    /// <see cref="OperationCanceledException"/> thrown.</param>
+    public ProcessResult Run(string tool, IReadOnlyList<string> arguments, string? standardInput = null, bool check = true,
+        IReadOnlyDictionary<string, string>? environment = null, CancellationToken cancellation = default)
     {
         if (!Path.IsPathRooted(tool)) throw new ArgumentException($"tool path must be absolute: {tool}", nameof(tool));
-        var psi = new ProcessStartInfo(tool)
-        {
-            RedirectStandardInput = standardInput is not null,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        foreach (var a in arguments) psi.ArgumentList.Add(a);
-        // The tools we run print errors we parse; keep their language fixed.
-        psi.Environment["LC_ALL"] = "C";
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        var command = CliWrap.Cli.Wrap(tool)
+            .WithArguments(arguments)
+            .WithStandardInputPipe(standardInput is null ? PipeSource.Null : PipeSource.FromString(standardInput, Encoding.UTF8))
+            .WithStandardOutputPipe(PipeTarget.ToStringBuilder(stdout, Encoding.UTF8))
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr, Encoding.UTF8))
+            .WithValidation(CommandResultValidation.None);
 
-        using var process = new Process { StartInfo = psi };
-        try { process.Start(); }
-        catch (System.ComponentModel.Win32Exception e)
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        deadline.CancelAfter(_timeout);
+        int exitCode;
+        try
         {
-            throw new EnvironmentException($"cannot run {tool}: {e.Message}");
+            // CliWrap's environment setting only adds or removes named variables; the start info is where the
+            // inherited ones can be dropped all at once.
+            exitCode = command.ExecuteAsync(startInfo => OnlyOwnEnvironment(startInfo, environment), null, deadline.Token)
+                .GetAwaiter().GetResult().ExitCode;
         }
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (standardInput is not null)
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
         {
-            try
-            {
-                process.StandardInput.Write(standardInput);
-                process.StandardInput.Close();
-            }
-            catch (IOException) { /* the tool exited early; its stderr says why */ }
+            var err = stderr.ToString().Trim();
+            var said = err.Length > 0 ? $"; it had said: {ProcessException.FirstLine(err)}" : "";
+            throw new ProcessException(Describe(tool, arguments), -1, err,
+                $"{Describe(tool, arguments)} did not finish within {_timeout.TotalSeconds:0.#} s and was killed{said}");
         }
-        if (!process.WaitForExit(_timeout))
+        catch (Win32Exception e)
         {
-            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            throw new ProcessException(Describe(tool, arguments), -1, "", $"{Describe(tool, arguments)} timed out after {_timeout.TotalSeconds:0} s");
+            // The framework's own message is a resource key in this build; errno's words are not.
+            var errno = (e.InnerException as Win32Exception ?? e).NativeErrorCode;
+            throw new EnvironmentException($"cannot run {tool}: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
-        process.WaitForExit();
-        var result = new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
-        if (check && result.ExitCode != 0)
-        {
-            var err = result.StandardError.Trim();
-            throw new ProcessException(Describe(tool, arguments), result.ExitCode, err,
-                $"{Describe(tool, arguments)} failed (exit {result.ExitCode}): {FirstLine(err)}")
-            { Errno = Errno.FromMessage(err) };
-        }
+
+        var result = new ProcessResult(exitCode, stdout.ToString(), stderr.ToString());
+        if (check && result.ExitCode != 0) throw ProcessException.Failed(tool, arguments, result);
         return result;
+    }
+
+    static void OnlyOwnEnvironment(ProcessStartInfo startInfo, IReadOnlyDictionary<string, string>? environment)
+    {
+        startInfo.Environment.Clear();
+        if (environment is not null)
+            foreach (var (key, value) in environment) startInfo.Environment[key] = value;
+        // The tools we run print errors we parse; keep their language fixed.
+        startInfo.Environment["LC_ALL"] = "C";
     }
 
     public static string Describe(string tool, IReadOnlyList<string> arguments) =>
         string.Join(' ', [Path.GetFileName(tool), .. arguments]);
-
-    static string FirstLine(string text)
-    {
-        var nl = text.IndexOf('\n');
-        return nl < 0 ? text : text[..nl];
-    }
 }
 
 /// <summary>Absolute paths of the external tools, found once. OpenVPN gives hooks no PATH.</summary>

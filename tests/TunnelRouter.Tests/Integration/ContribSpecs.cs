@@ -66,6 +66,7 @@ public class ContribSpecs
         // What OpenVPN gives /etc/openvpn/up: script_type and the tunnel, no PATH; plus the test's own state dir.
         var env = TunnelRouterProcess.SubnetEnv("tun0", "10.10.10.1", "255.255.255.0", "fd00:4242:4242:4242::1");
         env["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2");
+        env["TUNNEL_ROUTER_CONFIG"] = ""; // no policy file: the host's is never read
         env["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock");
         string[] openVpnArgs = ["tun0", "1500", "0", "10.10.10.1", "255.255.255.0", "init"];
 

@@ -47,6 +47,7 @@ public class DoctorSpecs
         var env = new Dictionary<string, string>
         {
             ["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2"),
+            ["TUNNEL_ROUTER_CONFIG"] = "", // no policy file: the host's is never read
             ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock"),
         };
         return Sh.Run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",

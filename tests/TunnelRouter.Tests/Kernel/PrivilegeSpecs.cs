@@ -43,6 +43,7 @@ public class PrivilegeSpecs
         var full = new Dictionary<string, string>(env)
         {
             ["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2"),
+            ["TUNNEL_ROUTER_CONFIG"] = "", // no policy file: the host's is never read
             ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(lockDir, "lock"),
         };
         return ns.Exec("/usr/bin/setpriv", [.. setpriv, bin, .. args], full);
@@ -188,6 +189,7 @@ public class PrivilegeSpecs
         var env = new Dictionary<string, string>(Hook())
         {
             ["TUNNEL_ROUTER_IPROUTE2DIR"] = names,
+            ["TUNNEL_ROUTER_CONFIG"] = "", // no policy file: the host's is never read
             ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(run, "lock"),
         };
 
@@ -232,6 +234,7 @@ public class PrivilegeSpecs
                 {
                     ["PATH"] = fake,
                     ["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2"),
+                    ["TUNNEL_ROUTER_CONFIG"] = "", // no policy file: the host's is never read
                     ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock"),
                 };
                 var run = ns.Exec("/usr/bin/strace", ["-f", "-qq", "-e", "trace=execve", "-o", trace, Prerequisites.Binary, .. args], full);

@@ -222,6 +222,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         foreach (var a in (string[])["netns", "exec", ns.Name, Prerequisites.Binary, "apply", "--config", policy]) psi.ArgumentList.Add(a);
         psi.Environment.Clear();
         psi.Environment["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2");
+        psi.Environment["TUNNEL_ROUTER_CONFIG"] = ""; // no policy file: the host's is never read
         psi.Environment["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock");
         if (KernelBackend.Current is { } backend) psi.Environment["TUNNEL_ROUTER_BACKEND"] = backend;
         using var firstChange = new ManualResetEventSlim();

@@ -32,6 +32,7 @@ public static class Hardening
             var env = new Dictionary<string, string>
             {
                 ["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2"),
+                ["TUNNEL_ROUTER_CONFIG"] = "", // no policy file: the host's is never read
                 ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock"),
             };
             foreach (var (k, v) in r.Env) env[k] = v;

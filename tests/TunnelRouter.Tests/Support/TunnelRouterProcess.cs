@@ -12,6 +12,8 @@ public static class TunnelRouterProcess
             ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock"),
         };
         if (env is not null) foreach (var (k, v) in env) full[k] = v;
+        // No policy file unless the test names one: the host's /etc/tunnel-router is never read.
+        full.TryAdd("TUNNEL_ROUTER_CONFIG", "");
         // Per-backend kernel tests (see KernelBackend) run the binary with their backend, unless the test chose one.
         if (KernelBackend.Current is { } backend) full.TryAdd("TUNNEL_ROUTER_BACKEND", backend);
         return ns.Exec(Prerequisites.Binary, args, full, stdin);
