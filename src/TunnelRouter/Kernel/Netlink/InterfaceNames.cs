@@ -1,6 +1,6 @@
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Kernel.Netlink;
 
 /// <summary>if_indextoname, once per index per read: a dump of 10,000 routes names a handful of devices.</summary>
 internal sealed class InterfaceNames

@@ -3,13 +3,14 @@ using System.Net.Sockets;
 using TunnelRouter.Core;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Kernel.Netlink;
 
 /// <summary>
 /// The rtnetlink backend (the default): routes and rules go to the kernel over one NETLINK_ROUTE socket,
 /// many requests per send with one ack each, matched back by sequence number. No process is forked, and
 /// every failure carries the kernel's own errno. The wire format of each object lives in
-/// <see cref="NetlinkRoutes"/> and <see cref="NetlinkRules"/>; the socket and its errno in Interop/.
+/// <see cref="NetlinkRoutes"/> and <see cref="NetlinkRules"/>; the socket and the dump in <see cref="NetlinkSocket"/>,
+/// the libc calls under it in Interop/.
 /// </summary>
 public sealed partial class NetlinkBackend : IKernel, IDisposable
 {
@@ -19,7 +20,6 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
     const int ReceiveBuffer = 4 << 20;
     // A send must stay below the socket's send buffer (default 208 KiB).
     const int MaxBatchBytes = 128 * 1024;
-    const int DumpAttempts = 5;
 
     NetlinkSocket? _socket;
     readonly NetlinkWriter _writer = new();
@@ -64,53 +64,33 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
     void DumpRoutes(List<Route> into, byte family, uint? table, uint? oif, InterfaceNames names)
     {
         var start = into.Count;
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            _writer.Reset();
-            var seq = Socket.NextSequence();
-            NetlinkRoutes.WriteDump(_writer, seq, family, table, oif);
-            try
-            {
-                if (Socket.Dump(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
-                    {
-                        if (h.nlmsg_type != Nl.RTM_NEWROUTE) return;
-                        // Without strict checking the kernel ignores the filter: it is applied here as well.
-                        if (NetlinkRoutes.Parse(payload, names) is { } r && (table is null || r.Table == table)
-                            && (oif is null || r.Device == names.Of(oif.Value)))
-                            into.Add(r);
-                    }))
-                    return;
-            }
-            // A table that never held a route does not exist yet: it is empty, not an error.
-            catch (NetlinkException e) when (e.Errno == Errno.ENOENT && table is not null)
-            {
-                into.RemoveRange(start, into.Count - start);
-                return;
-            }
-            into.RemoveRange(start, into.Count - start);
-            if (attempt == DumpAttempts)
-                throw new NetlinkException($"the routing table kept changing while it was read ({DumpAttempts} attempts)") { Errno = Errno.EAGAIN };
+            Socket.Dump(_writer, "the routing table", (w, seq) => NetlinkRoutes.WriteDump(w, seq, family, table, oif),
+                (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
+                {
+                    if (h.nlmsg_type != Nl.RTM_NEWROUTE) return;
+                    // Without strict checking the kernel ignores the filter: it is applied here as well.
+                    if (NetlinkRoutes.Parse(payload, names) is { } r && (table is null || r.Table == table)
+                        && (oif is null || r.Device == names.Of(oif.Value)))
+                        into.Add(r);
+                },
+                () => into.RemoveRange(start, into.Count - start));
         }
+        // A table that never held a route does not exist yet: it is empty, not an error.
+        catch (NetlinkException e) when (e.Errno == Errno.ENOENT && table is not null) { }
     }
 
     /// <summary>Equivalent to: ip -4 rule show</summary>
     void DumpRules(List<Rule> into, byte family)
     {
         var start = into.Count;
-        for (var attempt = 1; ; attempt++)
-        {
-            _writer.Reset();
-            var seq = Socket.NextSequence();
-            NetlinkRules.WriteDump(_writer, seq, family);
-            if (Socket.Dump(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
-                {
-                    if (h.nlmsg_type == Nl.RTM_NEWRULE && NetlinkRules.Parse(payload) is { } r) into.Add(r);
-                }))
-                return;
-            into.RemoveRange(start, into.Count - start);
-            if (attempt == DumpAttempts)
-                throw new NetlinkException($"the rules kept changing while they were read ({DumpAttempts} attempts)") { Errno = Errno.EAGAIN };
-        }
+        Socket.Dump(_writer, "the rule list", (w, seq) => NetlinkRules.WriteDump(w, seq, family),
+            (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
+            {
+                if (h.nlmsg_type == Nl.RTM_NEWRULE && NetlinkRules.Parse(payload) is { } r) into.Add(r);
+            },
+            () => into.RemoveRange(start, into.Count - start));
     }
 
     /// <summary>
@@ -120,29 +100,6 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
     /// the caller's rollback or "already so" handling stays right.
     /// </summary>
     public void Apply(IReadOnlyList<Change> changes)
-    {
-        // Runs of what rtnetlink here makes go out in batches; GRE links are made by iproute2 (see Links).
-        var i = 0;
-        while (i < changes.Count)
-        {
-            var native = IsNative(changes[i]);
-            var j = i;
-            while (j < changes.Count && IsNative(changes[j]) == native) j++;
-            var run = i == 0 && j == changes.Count ? changes : changes.Skip(i).Take(j - i).ToList();
-            try
-            {
-                if (native) ApplyNative(run);
-                else Iproute2.Apply(run);
-            }
-            catch (ChangeFailedException e) when (i > 0)
-            {
-                throw new ChangeFailedException(e.Message, e.Applied + i, e.Failed, e) { Errno = e.Errno };
-            }
-            i = j;
-        }
-    }
-
-    void ApplyNative(IReadOnlyList<Change> changes)
     {
         if (changes.Count > SmallBatch && !_grown)
         {
@@ -245,11 +202,8 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
             case DeleteRule d:
                 NetlinkRules.Write(_writer, Nl.RTM_DELRULE, 0, seq, d.Rule);
                 return 0;
-            case var link when IsNative(link):
-                return EncodeLinkChange(link, seq, devices, out reason);
             default:
-                reason = $"the netlink backend cannot apply {change.GetType().Name}";
-                return Errno.EOPNOTSUPP;
+                return EncodeLinkChange(change, seq, devices, out reason);
         }
     }
 

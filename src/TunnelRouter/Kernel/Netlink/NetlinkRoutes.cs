@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using TunnelRouter.Core;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Kernel.Netlink;
 
 /// <summary>Routes as rtnetlink messages (rtmsg + RTA_* attributes), both ways.</summary>
 internal static class NetlinkRoutes
@@ -59,7 +59,7 @@ internal static class NetlinkRoutes
     /// multicast and anycast routes, cached clones, source-specific IPv6 routes).</summary>
     public static Route? Parse(ReadOnlySpan<byte> payload, InterfaceNames names)
     {
-        var m = NetlinkReader.Read<rtmsg>(payload);
+        var m = NetlinkReader.Read<rtmsg>(payload, "rtmsg");
         var type = (RouteType)m.rtm_type;
         if (!Enum.IsDefined(type) || (m.rtm_flags & Nl.RTM_F_CLONED) != 0 || m.rtm_src_len != 0) return null;
         if (m.rtm_family is not (Nl.AF_INET or Nl.AF_INET6)) return null;

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using TunnelRouter.Core;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Kernel.Netlink;
 
 /// <summary>Policy routing rules as rtnetlink messages (fib_rule_hdr + FRA_* attributes), both ways.</summary>
 internal static class NetlinkRules
@@ -57,7 +57,7 @@ internal static class NetlinkRules
 
     public static Rule? Parse(ReadOnlySpan<byte> payload)
     {
-        var h = NetlinkReader.Read<fib_rule_hdr>(payload);
+        var h = NetlinkReader.Read<fib_rule_hdr>(payload, "fib_rule_hdr");
         if (h.family is not (Nl.AF_INET or Nl.AF_INET6)) return null;
         var family = h.family == Nl.AF_INET6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
 
@@ -77,18 +77,18 @@ internal static class NetlinkRules
             {
                 case Nl.FRA_PRIORITY: priority = NetlinkReader.U32(value); break;
                 case Nl.FRA_TABLE: table = NetlinkReader.U32(value); break;
-                case Nl.FRA_PROTOCOL: protocol = value.Length > 0 ? value[0] : (byte)0; break;
+                case Nl.FRA_PROTOCOL: protocol = NetlinkReader.U8(value); break;
                 case Nl.FRA_SRC: from = Net.Masked(NetlinkReader.Address(value), h.src_len); break;
                 case Nl.FRA_DST: to = Net.Masked(NetlinkReader.Address(value), h.dst_len); break;
                 case Nl.FRA_FWMARK: mark = NetlinkReader.U32(value); break;
                 case Nl.FRA_FWMASK: mask = NetlinkReader.U32(value); break;
                 case Nl.FRA_IIFNAME: iif = NetlinkReader.String(value); break;
                 case Nl.FRA_OIFNAME: oif = NetlinkReader.String(value); break;
-                case Nl.FRA_IP_PROTO: ipProto = value.Length > 0 ? value[0] : null; break;
+                case Nl.FRA_IP_PROTO: ipProto = NetlinkReader.U8(value); break;
                 case Nl.FRA_SPORT_RANGE: sport = Ports(value); break;
                 case Nl.FRA_DPORT_RANGE: dport = Ports(value); break;
                 case Nl.FRA_UID_RANGE:
-                    var u = NetlinkReader.Read<fib_rule_uid_range>(value);
+                    var u = NetlinkReader.Read<fib_rule_uid_range>(value, "FRA_UID_RANGE");
                     uid = new UidRange(u.start, u.end);
                     break;
                 case Nl.FRA_SUPPRESS_PREFIXLEN: suppress = unchecked((int)NetlinkReader.U32(value)); break;
@@ -102,7 +102,7 @@ internal static class NetlinkRules
 
     static PortRange Ports(ReadOnlySpan<byte> value)
     {
-        var p = NetlinkReader.Read<fib_rule_port_range>(value);
+        var p = NetlinkReader.Read<fib_rule_port_range>(value, "a port range");
         return new PortRange(p.start, p.end);
     }
 }

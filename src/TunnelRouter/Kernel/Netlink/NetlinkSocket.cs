@@ -1,62 +1,39 @@
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using TunnelRouter.Kernel;
+using System.Security.Cryptography;
 
-namespace TunnelRouter.Interop;
+namespace TunnelRouter.Kernel.Netlink;
 
 /// <summary>
-/// A NETLINK_ROUTE socket: the thin layer that turns errno (of the syscalls and of the kernel's acks)
-/// into <see cref="NetlinkException"/>. Requests and dumps go through <see cref="Exchange"/> and
-/// <see cref="Dump"/>; nothing above this class sees a file descriptor or a raw errno.
+/// Requests and answers over rtnetlink: batches matched to their acks by sequence number, and dumps. The
+/// transport underneath is the socket; this layer decides what of what arrives is believed. Only the
+/// kernel's datagrams (sender port id 0) are read, sequence numbers start at a random value, every request
+/// is acked at most once, and a message shorter than its header says is an error, not a crash.
 /// </summary>
-internal sealed unsafe class NetlinkSocket : IDisposable
+internal sealed class NetlinkSocket : IDisposable
 {
-    // Big enough for the largest dump datagram the kernel builds (it caps them at 32 KiB).
+    // Big enough for the largest dump datagram the kernel builds (it caps them at 32 KiB, or a page more).
     const int ReceiveBufferSize = 64 * 1024;
+    const int DumpAttempts = 5;
 
-    int _fd;
-    uint _seq;
+    readonly INetlinkTransport _transport;
     readonly byte[] _receive = new byte[ReceiveBufferSize];
+    uint _seq;
 
-    NetlinkSocket(int fd)
+    /// <param name="firstSequence">the first sequence number less one; random unless a spec fixes it, so a
+    /// process on the host cannot guess which answers to forge.</param>
+    public NetlinkSocket(INetlinkTransport transport, uint? firstSequence = null)
     {
-        _fd = fd;
-        // Sequence numbers only need to differ between the requests of this socket.
-        _seq = (uint)Environment.TickCount;
+        _transport = transport;
+        _seq = firstSequence ?? BinaryPrimitives.ReadUInt32LittleEndian(RandomNumberGenerator.GetBytes(4));
     }
 
-    /// <summary>True when the kernel filters dumps by the request's attributes (NETLINK_GET_STRICT_CHK, Linux 4.20).</summary>
-    public bool StrictDumps { get; private set; }
+    public static NetlinkSocket Open() => new(LibcNetlinkTransport.Open());
 
-    public static NetlinkSocket Open()
-    {
-        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Nl.NETLINK_ROUTE);
-        if (fd < 0) throw Error("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
-        var socket = new NetlinkSocket(fd);
-        try
-        {
-            // Acks without a copy of the request (they stay small, so thousands fit the receive buffer),
-            // with the kernel's own error text ("Nexthop device is not up").
-            socket.Option(Nl.SOL_NETLINK, Nl.NETLINK_CAP_ACK, 1);
-            socket.Option(Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, 1);
-            socket.StrictDumps = socket.Option(Nl.SOL_NETLINK, Nl.NETLINK_GET_STRICT_CHK, 1);
-            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK };
-            if (Libc.bind(fd, &address, (uint)sizeof(sockaddr_nl)) != 0) throw Error("bind(AF_NETLINK)", Marshal.GetLastPInvokeError());
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-        return socket;
-    }
+    /// <summary>The sequence number the next request gets.</summary>
+    public uint PeekSequence => _seq + 1;
 
-    /// <summary>Raises the receive buffer for big batches and dumps; best effort, since the default works
-    /// too (only slower, in smaller batches).</summary>
-    /// <returns>true when the buffer now holds <paramref name="bytes"/> (SO_RCVBUFFORCE, which root may
-    /// use beyond net.core.rmem_max).</returns>
-    public bool GrowReceiveBuffer(int bytes) => Option(Libc.SOL_SOCKET, Libc.SO_RCVBUFFORCE, bytes);
-
-    bool Option(int level, int name, int value) => Libc.setsockopt(_fd, level, name, &value, sizeof(int)) == 0;
+    public bool GrowReceiveBuffer(int bytes) => _transport.GrowReceiveBuffer(bytes);
 
     public uint NextSequence() => ++_seq;
 
@@ -68,34 +45,17 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         return first;
     }
 
-    public void Send(ReadOnlySpan<byte> data)
-    {
-        fixed (byte* p = data)
-        {
-            while (true)
-            {
-                var n = Libc.send(_fd, p, (nuint)data.Length, 0);
-                if (n >= 0) return;
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == TunnelRouter.Errno.EINTR) continue;
-                throw Error("send(netlink)", errno);
-            }
-        }
-    }
-
+    /// <summary>The next datagram from the kernel. Anything another process sent (a unicast to our port id
+    /// from user space) is dropped unread: only port id 0 is the kernel.</summary>
     ReadOnlySpan<byte> Receive()
     {
-        fixed (byte* p = _receive)
+        while (true)
         {
-            while (true)
-            {
-                var n = Libc.recv(_fd, p, (nuint)_receive.Length, Libc.MSG_TRUNC);
-                if (n > _receive.Length) throw new NetlinkException("recv(netlink): a message larger than the receive buffer was cut short") { Errno = TunnelRouter.Errno.ENOBUFS };
-                if (n >= 0) return _receive.AsSpan(0, (int)n);
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == TunnelRouter.Errno.EINTR) continue;
-                throw Error("recv(netlink)", errno);
-            }
+            var n = _transport.Receive(_receive, out var sender);
+            if (n > _receive.Length)
+                throw new NetlinkException("recvmsg(netlink): a message larger than the receive buffer was cut short") { Errno = Errno.ENOBUFS };
+            if (sender != 0) continue;
+            return _receive.AsSpan(0, n);
         }
     }
 
@@ -103,15 +63,16 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     /// Sends the requests in <paramref name="requests"/> (sequence numbers <paramref name="firstSeq"/> on, each
     /// with NLM_F_ACK) in one send and reads one ack per request. The kernel works through every request
     /// even after one fails, so every outcome is reported: <paramref name="errnos"/>[i] is 0 or the errno of
-    /// request i (the request with sequence number firstSeq + i). Returns the kernel's text for the first
-    /// failure, if it gave one.
+    /// request i. A second ack for the same request is ignored (the first one counts). Returns the kernel's
+    /// text for the first failure, if it gave one.
     /// </summary>
     public string? Exchange(NetlinkWriter requests, uint firstSeq, Span<int> errnos)
     {
         if (requests.Messages == 0) return null;
-        Send(requests.Span);
+        _transport.Send(requests.Span);
         var count = errnos.Length;
-        var pending = requests.Messages;
+        var acked = new bool[count];
+        var pending = Math.Min(requests.Messages, count);
         string? firstMessage = null;
         var firstFailed = int.MaxValue;
         while (pending > 0)
@@ -121,8 +82,9 @@ internal sealed unsafe class NetlinkSocket : IDisposable
             {
                 if (header.nlmsg_type != Nl.NLMSG_ERROR) continue;
                 var index = unchecked((int)(header.nlmsg_seq - firstSeq));
-                if (index < 0 || index >= count) continue; // a late answer to something earlier
-                var ack = NetlinkReader.Read<nlmsgerr>(payload);
+                if (index < 0 || index >= count || acked[index]) continue; // a late answer to something earlier, or a repeat
+                var ack = NetlinkReader.Read<nlmsgerr>(payload, "ack");
+                acked[index] = true;
                 errnos[index] = -ack.error;
                 pending--;
                 if (ack.error != 0 && index < firstFailed)
@@ -141,7 +103,7 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         if ((header.nlmsg_flags & Nl.NLM_F_ACK_TLVS) == 0) return null;
         var errSize = Marshal.SizeOf<nlmsgerr>();
         // Without NLM_F_CAPPED the request's payload is echoed after the header and the TLVs follow it.
-        var echoed = (header.nlmsg_flags & Nl.NLM_F_CAPPED) != 0 ? 0 : (int)NetlinkReader.Read<nlmsgerr>(payload).msg.nlmsg_len - NetlinkReader.HeaderSize;
+        var echoed = (header.nlmsg_flags & Nl.NLM_F_CAPPED) != 0 ? 0 : (int)NetlinkReader.Read<nlmsgerr>(payload, "ack").msg.nlmsg_len - NetlinkReader.HeaderSize;
         var start = Nl.Align(errSize + Math.Max(0, echoed));
         if (start > payload.Length) return null;
         var attrs = payload[start..];
@@ -152,12 +114,42 @@ internal sealed unsafe class NetlinkSocket : IDisposable
 
     public delegate void MessageHandler(in nlmsghdr header, ReadOnlySpan<byte> payload);
 
-    /// <summary>Sends one dump request and hands every answer to <paramref name="handler"/>. Returns false
-    /// when the kernel flagged the dump as interrupted (NLM_F_DUMP_INTR: the table changed while it was
-    /// read), in which case the caller discards what it got and dumps again.</summary>
-    public bool Dump(NetlinkWriter request, uint seq, MessageHandler handler)
+    /// <summary>Writes one dump request with the sequence number given.</summary>
+    public delegate void RequestWriter(NetlinkWriter writer, uint seq);
+
+    /// <summary>
+    /// A consistent dump: sends the request <paramref name="request"/> writes and hands every answer to
+    /// <paramref name="handler"/>. When the kernel flags the dump as interrupted (NLM_F_DUMP_INTR: the
+    /// objects changed while they were read), <paramref name="restart"/> discards what the attempt collected
+    /// and the dump runs again, up to 5 times. Equivalent to what iproute2 does for "show".
+    /// </summary>
+    /// <param name="what">what is read, for the error when it never settles: "the routing table".</param>
+    public void Dump(NetlinkWriter writer, string what, RequestWriter request, MessageHandler handler, Action restart)
     {
-        Send(request.Span);
+        for (var attempt = 1; ; attempt++)
+        {
+            writer.Reset();
+            var seq = NextSequence();
+            request(writer, seq);
+            try
+            {
+                if (DumpOnce(writer, seq, handler)) return;
+            }
+            catch
+            {
+                restart();
+                throw;
+            }
+            restart();
+            if (attempt == DumpAttempts)
+                throw new NetlinkException($"{what} kept changing while it was read ({DumpAttempts} attempts)") { Errno = Errno.EAGAIN };
+        }
+    }
+
+    /// <summary>One dump; false when the kernel flagged it as interrupted.</summary>
+    bool DumpOnce(NetlinkWriter request, uint seq, MessageHandler handler)
+    {
+        _transport.Send(request.Span);
         var consistent = true;
         while (true)
         {
@@ -169,13 +161,13 @@ internal sealed unsafe class NetlinkSocket : IDisposable
                 switch (header.nlmsg_type)
                 {
                     case Nl.NLMSG_DONE:
-                        var done = payload.Length >= 4 ? -System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(payload) : 0;
-                        if (done != 0) throw Error("netlink dump", done);
+                        var done = payload.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(payload) : 0;
+                        if (done != 0) throw NetlinkException.Of("netlink dump", done);
                         return consistent;
                     case Nl.NLMSG_ERROR:
-                        var ack = NetlinkReader.Read<nlmsgerr>(payload);
+                        var ack = NetlinkReader.Read<nlmsgerr>(payload, "ack");
                         if (ack.error == 0) return consistent;
-                        throw Error("netlink dump", -ack.error, ExtendedAckMessage(header, payload));
+                        throw NetlinkException.Of("netlink dump", -ack.error, ExtendedAckMessage(header, payload));
                     case Nl.NLMSG_NOOP:
                         continue;
                     default:
@@ -190,27 +182,19 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     /// that answer to <paramref name="handler"/>. Returns 0, or the errno the kernel answered with.</summary>
     public int Request(NetlinkWriter request, uint seq, MessageHandler handler)
     {
-        Send(request.Span);
+        _transport.Send(request.Span);
         while (true)
         {
             var data = Receive();
             while (NetlinkReader.NextMessage(ref data, out var header, out var payload))
             {
                 if (header.nlmsg_seq != seq) continue;
-                if (header.nlmsg_type == Nl.NLMSG_ERROR) return -NetlinkReader.Read<nlmsgerr>(payload).error;
+                if (header.nlmsg_type == Nl.NLMSG_ERROR) return -NetlinkReader.Read<nlmsgerr>(payload, "ack").error;
                 handler(header, payload);
                 return 0;
             }
         }
     }
 
-    public static NetlinkException Error(string what, int errno, string? kernelText = null) =>
-        new($"{what}: {NetlinkException.Describe(errno)}{(string.IsNullOrEmpty(kernelText) ? "" : $" ({kernelText})")}") { Errno = errno };
-
-    public void Dispose()
-    {
-        if (_fd <= 0) return;
-        Libc.close(_fd);
-        _fd = 0;
-    }
+    public void Dispose() => _transport.Dispose();
 }

@@ -3,7 +3,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace TunnelRouter.Interop;
+namespace TunnelRouter.Kernel.Netlink;
 
 /// <summary>
 /// Builds netlink requests back to back in one buffer, so a whole batch goes to the kernel in one send:
