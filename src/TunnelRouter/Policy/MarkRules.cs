@@ -2,8 +2,9 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using TunnelRouter.Config;
+using TunnelRouter.Core;
 
-namespace TunnelRouter.Core;
+namespace TunnelRouter.Policy;
 
 /// <summary>Parses <see cref="TunnelRouterOptions.Marks"/> into <see cref="MarkRule"/>s, with errors that
 /// name the entry, the key and the value: "Marks[3].Source: '5.5.5.300' is not a valid IP address".</summary>
