@@ -31,25 +31,22 @@ public static class Commands
         return policy;
     }
 
-    /// <summary>Parse, read, plan: what apply, plan and doctor share. <paramref name="stated"/>: the plan's
-    /// notes (a computed MTU) at Information rather than Debug.</summary>
-    internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, KernelSnapshot snapshot, bool stated)
-    {
-        var plan = Reconciler.Plan(policy, snapshot, ReconcileMode.Converge);
-        StartupTrace.Mark("planned");
-        foreach (var note in plan.Notes) ctx.Log.Write(stated ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note);
-        return plan;
-    }
-
-    /// <summary>Before anything changes: a kernel without GRE is one line naming the module. Apply loads it;
-    /// plan and --dry-run only check that modprobe would find it.</summary>
-    static void RequireModules(IReadOnlyList<Change> changes, bool load)
+    /// <summary>Plan from one snapshot: what apply, plan and doctor share. Before anything changes, a kernel
+    /// without GRE is one line naming the module: <paramref name="loadModules"/> (apply) loads it; plan, doctor
+    /// and --dry-run only check that modprobe would find it. <paramref name="stated"/>: the plan's notes (a
+    /// computed MTU) at Information rather than Debug.</summary>
+    internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, KernelSnapshot snapshot, bool stated, bool loadModules = false)
     {
         KernelModules? modules = null;
-        foreach (var c in changes)
-            if (c is AddLink add)
-                (modules ??= new KernelModules(new ProcessRunner())).Require(add.Tunnel.Mode.Module(),
-                    $"tunnel {add.Tunnel.Name} ({add.Tunnel.Mode.Kind()})", load);
+        foreach (var e in policy.Tunnels)
+            if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))
+                (modules ??= new KernelModules(new ProcessRunner())).Require(e.Link.Mode.Module(),
+                    $"{e.Field} ({e.Link.Name}, {e.Link.Mode.Kind()})", loadModules);
+        var plan = Reconciler.Plan(policy, snapshot, ReconcileMode.Converge);
+        StartupTrace.Mark("planned");
+        foreach (var note in plan.Notes)
+            ctx.Log.Write(stated && note.Stated ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
+        return plan;
     }
 
     static int Apply(Context ctx)
@@ -58,8 +55,7 @@ public static class Commands
         {
             var policy = ParsePolicy(ctx);
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
-            var plan = PlanPolicy(ctx, policy, snapshot, stated: ctx.Args.DryRun);
-            RequireModules(plan.Changes, load: !ctx.Args.DryRun);
+            var plan = PlanPolicy(ctx, policy, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
             ctx.Applier().Apply(plan.Changes, ctx.Args.DryRun);
             // Names only after the kernel took the changes: a failed apply leaves no file behind either.
             ctx.CommitNames();
@@ -76,7 +72,6 @@ public static class Commands
         var policy = ParsePolicy(ctx);
         var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
         var plan = PlanPolicy(ctx, policy, snapshot, stated: true);
-        RequireModules(plan.Changes, load: false);
         foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))
             ctx.Out.WriteLine(line);
         if (plan.Changes.Count == 0) ctx.Log.Information("nothing to change");

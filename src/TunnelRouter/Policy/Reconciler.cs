@@ -7,8 +7,12 @@ namespace TunnelRouter.Policy;
 /// <summary>What a reconciliation does: make the kernel match the policy, or remove everything owned.</summary>
 public enum ReconcileMode { Converge, Flush }
 
-/// <summary>Ordered changes, and what a person should know about how they were worked out (a computed MTU).</summary>
-public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<string> Notes);
+/// <summary>How a plan was worked out. <paramref name="Stated"/>: worth saying when a person reads the plan
+/// (a computed MTU); otherwise only for -v.</summary>
+public sealed record PlanNote(string Text, bool Stated);
+
+/// <summary>Ordered changes, and notes on how they were worked out.</summary>
+public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<PlanNote> Notes);
 
 /// <summary>
 /// The one pure function from (parsed policy, kernel snapshot, mode) to ordered changes. The policy's
@@ -30,7 +34,7 @@ public static class Reconciler
     {
         if (mode == ReconcileMode.Flush)
             return new PolicyPlan([.. Marks(null, snapshot), .. Planner.Remove(snapshot.State, policy.Owned), .. TunnelPlanner.Remove(snapshot.Links)], []);
-        var notes = new List<string>();
+        var notes = new List<PlanNote>();
         return new PolicyPlan(
             [.. Tunnels(policy, snapshot, notes), .. Routing(policy, snapshot, notes), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot)],
             notes);
@@ -38,7 +42,7 @@ public static class Reconciler
 
     /// <summary>GRE tunnels: links TunnelRouter creates, marks with its alias, brings up and addresses, and
     /// the routes over them. Only links carrying the alias are ever changed or deleted.</summary>
-    static IReadOnlyList<Change> Tunnels(ParsedPolicy policy, KernelSnapshot snapshot, List<string> notes)
+    static IReadOnlyList<Change> Tunnels(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
     {
         var links = snapshot.Links;
         if (policy.Tunnels.Count == 0 && !links.Any(TunnelPlanner.IsOwned)) return [];
@@ -47,7 +51,7 @@ public static class Reconciler
     }
 
     /// <summary>The policy's MTU, or the underlay's minus the encapsulation (stated in the notes).</summary>
-    static GreTunnel WithMtu(TunnelConfigEntry e, KernelSnapshot snapshot, List<string> notes)
+    static GreTunnel WithMtu(TunnelConfigEntry e, KernelSnapshot snapshot, List<PlanNote> notes)
     {
         var t = e.Link;
         if (t.Mtu != 0) return t;
@@ -60,7 +64,7 @@ public static class Reconciler
             ?? throw new EnvironmentException($"{e.Field}.Underlay: link '{underlay}' does not exist");
         var overhead = t.Mode.Overhead(t.OKey is not null);
         var mtu = (uint)Math.Max(68, (int)link.Mtu - overhead);
-        notes.Add($"{t.Name}: mtu {mtu} = {underlay} mtu {link.Mtu} - {overhead} ({t.Mode.Kind()}{(t.OKey is null ? "" : " with key")})");
+        notes.Add(new($"{t.Name}: mtu {mtu} = {underlay} mtu {link.Mtu} - {overhead} ({t.Mode.Kind()}{(t.OKey is null ? "" : " with key")})", Stated: true));
         return t with { Mtu = mtu };
     }
 
@@ -69,7 +73,7 @@ public static class Reconciler
     /// only: the hook's and every foreign object, including ones in the same tables and the same priority
     /// band, are never touched; routes over GRE tunnels carry the same protocol but belong to the tunnels.
     /// </summary>
-    static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<string> notes)
+    static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
     {
         var current = snapshot.State;
         var protocol = policy.Protocol;
@@ -95,7 +99,7 @@ public static class Reconciler
     }
 
     /// <summary>Everything the policy wants, uplinks resolved against the snapshot's addresses and main table.</summary>
-    static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<string> notes)
+    static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
     {
         if (policy.Uplinks.Count == 0) return PolicyState.Settle(new KernelState(policy.Routes, policy.Rules), snapshot.State);
         var routes = new List<Route>(policy.Routes);
@@ -119,7 +123,7 @@ public static class Reconciler
 
     /// <summary>Fills what the policy left out from the snapshot: the address and prefix of the interface,
     /// and the gateway of its default route in the main table.</summary>
-    static Uplink Resolve(UplinkSpec s, KernelSnapshot snapshot, List<string> notes)
+    static Uplink Resolve(UplinkSpec s, KernelSnapshot snapshot, List<PlanNote> notes)
     {
         IReadOnlyList<InterfaceAddress> KernelAddresses() =>
             snapshot.GlobalAddresses.TryGetValue(s.Device, out var list) ? list : [];
@@ -155,7 +159,7 @@ public static class Reconciler
                     $"is not set and table main has no default route via {s.Device} to read it from; set Gateway");
             // A family read from the kernel without a gateway: reply routing to the connected network only
             // would send the rest to main's default route, the very thing uplinks exist to avoid; leave it out.
-            notes.Add($"{s.Field}: {s.Device} has no {(address.Family.IsV6() ? "IPv6" : "IPv4")} default route in main; that family is left out");
+            notes.Add(new($"{s.Field}: {s.Device} has no {(address.Family.IsV6() ? "IPv6" : "IPv4")} default route in main; that family is left out", Stated: false));
             addresses.Remove(address);
         }
         if (addresses.Count == 0)
