@@ -38,7 +38,7 @@ public static class Errno
 {
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
         EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENETUNREACH = 101, ENOBUFS = 105,
-        EADDRNOTAVAIL = 99, EOPNOTSUPP = 95, EAFNOSUPPORT = 97;
+        EADDRNOTAVAIL = 99, EOPNOTSUPP = 95, EAFNOSUPPORT = 97, EBADMSG = 74;
 
     /// <summary>Maps the messages iproute2 prints ("RTNETLINK answers: File exists") back to errno.</summary>
     public static int FromMessage(string text) => text switch

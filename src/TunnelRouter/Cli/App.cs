@@ -61,8 +61,8 @@ public static class App
                 Names = Iproute2Files.Load(options.Iproute2Dir),
                 KernelFactory = () => FaultPoint.Wrap(Backends.Create(options.Backend), env),
             };
-            ctx.Handlers.Add(new NftHandler(new Nftables()));
-            ctx.Handlers.Add(new SysctlHandler(new Sysctls()));
+            ctx.Handlers.Add(new NftHandler(ctx.Nft));
+            ctx.Handlers.Add(new SysctlHandler(ctx.Sysctls));
 
             // Both owners' protocols are checked for every command: a bad one in the environment is an error
             // even for the hook, which only uses its own.

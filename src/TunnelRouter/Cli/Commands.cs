@@ -1,8 +1,13 @@
+using System.Globalization;
+using Serilog.Events;
 using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+using TunnelRouter.Policy;
 
 namespace TunnelRouter.Cli;
 
-/// <summary>Policy commands: apply, plan, flush over every <see cref="IPolicyPart"/>.</summary>
+/// <summary>Policy commands: apply, plan, flush. Each parses the policy once, reads the kernel once and
+/// plans once (<see cref="Reconciler"/>).</summary>
 public static class Commands
 {
     public static int Run(Context ctx) => ctx.Args.Command switch
@@ -16,46 +21,103 @@ public static class Commands
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not a command; see 'tunnel-router help'"),
     };
 
-    internal static List<Change> PlanAll(Context ctx, Func<IPolicyPart, Context, IReadOnlyList<Change>> plan)
+    /// <summary>The policy, parsed and validated; throws <see cref="InputException"/> before anything is read or changed.</summary>
+    internal static ParsedPolicy ParsePolicy(Context ctx)
     {
-        var parts = PolicyParts.All(ctx);
-        foreach (var part in parts) part.Validate(ctx);
+        if (ctx.ConfigPath is null && PolicyParser.RoutesNothing(ctx.Options))
+            ctx.Log.Warning("no policy file ({Path}, or -c PATH): the policy has no rules or routes", Config.ConfigLoader.DefaultPath);
+        var policy = PolicyParser.Parse(ctx.Options, ctx.Names, ctx.ConfigPath);
         StartupTrace.Mark("validated");
-        var changes = new List<Change>();
-        foreach (var part in parts) changes.AddRange(plan(part, ctx));
+        return policy;
+    }
+
+    /// <summary>Plan from one snapshot: what apply, plan and doctor share. Before anything changes, a kernel
+    /// without GRE is one line naming the module: <paramref name="loadModules"/> (apply) loads it; plan, doctor
+    /// and --dry-run only check that modprobe would find it. <paramref name="stated"/>: the plan's notes (a
+    /// computed MTU) at Information rather than Debug.</summary>
+    internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, KernelSnapshot snapshot, bool stated, bool loadModules = false)
+    {
+        KernelModules? modules = null;
+        foreach (var e in policy.Tunnels)
+            if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))
+                (modules ??= new KernelModules(new ProcessRunner())).Require(e.Link.Mode.Module(),
+                    $"{e.Field} ({e.Link.Name}, {e.Link.Mode.Kind()})", loadModules);
+        var plan = Reconciler.Plan(policy, snapshot, ReconcileMode.Converge);
         StartupTrace.Mark("planned");
-        return changes;
+        foreach (var note in plan.Notes)
+            ctx.Log.Write(stated && note.Stated ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
+        return plan;
     }
 
     static int Apply(Context ctx)
     {
         using (ctx.Lock())
         {
-            var plan = PlanAll(ctx, (p, c) => p.Plan(c));
-            ctx.ApplyWithNames(plan);
+            var policy = ParsePolicy(ctx);
+            var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
+            var plan = PlanPolicy(ctx, policy, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
+            ctx.ApplyWithNames(plan.Changes);
             StartupTrace.Mark("applied");
-            ctx.Log.Debug("apply: {Count} change(s)", plan.Count);
+            ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
         }
         return App.Ok;
     }
 
-    /// <summary>Prints the changes apply would make, one command per line; exit 2 when there are any.</summary>
+    /// <summary>Prints the changes apply would make, one command per line (the routes of a prefix file as one
+    /// summary line, unless -v); exit 2 when there are any.</summary>
     static int Plan(Context ctx)
     {
-        var plan = PlanAll(ctx, (p, c) => p.Plan(c));
-        foreach (var change in plan) ctx.Out.WriteLine(change.Display(ctx.Names.Tables, ctx.Names.Protocols));
-        if (plan.Count == 0) ctx.Log.Information("nothing to change");
-        return plan.Count == 0 ? App.Ok : App.PlanHasChanges;
+        var policy = ParsePolicy(ctx);
+        var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
+        var plan = PlanPolicy(ctx, policy, snapshot, stated: true);
+        foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))
+            ctx.Out.WriteLine(line);
+        if (plan.Changes.Count == 0) ctx.Log.Information("nothing to change");
+        return plan.Changes.Count == 0 ? App.Ok : App.PlanHasChanges;
+    }
+
+    /// <summary>The plan as a person reads it: every change as its command, except that the routes a prefix
+    /// file adds are one line where the first of them would be ("+ 48,211 routes in table vpn from ru.txt").</summary>
+    public static IEnumerable<string> PlanLines(IReadOnlyList<Change> changes, ParsedPolicy policy, TableNames tables, ProtocolNames protocols,
+        bool verbose)
+    {
+        if (verbose || policy.PrefixLists.Count == 0)
+        {
+            foreach (var c in changes) yield return c.Display(tables, protocols);
+            yield break;
+        }
+        // By reference: the planner adds the very route objects the policy holds.
+        var listOf = new Dictionary<Route, int>(ReferenceEqualityComparer.Instance);
+        for (var i = 0; i < policy.PrefixLists.Count; i++)
+            foreach (var r in policy.PrefixLists[i].Routes) listOf.TryAdd(r, i);
+        var counts = new int[policy.PrefixLists.Count];
+        foreach (var c in changes)
+            if (c is AddRoute a && listOf.TryGetValue(a.Route, out var k)) counts[k]++;
+        var shown = new bool[counts.Length];
+        foreach (var c in changes)
+        {
+            if (c is AddRoute a && listOf.TryGetValue(a.Route, out var k))
+            {
+                if (shown[k]) continue;
+                shown[k] = true;
+                var list = policy.PrefixLists[k];
+                yield return string.Create(CultureInfo.InvariantCulture,
+                    $"+ {counts[k]:N0} route{(counts[k] == 1 ? "" : "s")} in table {tables.Format(list.Table)} from {list.File}");
+                continue;
+            }
+            yield return c.Display(tables, protocols);
+        }
     }
 
     static int Flush(Context ctx)
     {
         using (ctx.Lock())
         {
-            // Flush removes what is owned even when the policy file is broken: no Validate here.
-            var plan = new List<Change>();
-            foreach (var part in PolicyParts.All(ctx).Reverse()) plan.AddRange(part.Flush(ctx));
-            ctx.Applier().Apply(plan, ctx.Args.DryRun);
+            // Flush removes what is owned even when the policy file is broken: the policy is not parsed.
+            var snapshot = ctx.ReadSnapshot(new SnapshotQuery());
+            var owner = ParsedPolicy.Empty(ctx.ConfigPath ?? "configuration", ctx.Protocol, ctx.HookProtocol);
+            var plan = Reconciler.Plan(owner, snapshot, ReconcileMode.Flush);
+            ctx.Applier().Apply(plan.Changes, ctx.Args.DryRun);
         }
         return App.Ok;
     }

@@ -32,6 +32,17 @@ public sealed class Context
 
     public Ownership Owned => Ownership.ByProtocol(Protocol, HookProtocol);
 
+    public Nftables Nft { get; init; } = new();
+    public Sysctls Sysctls { get; init; } = new();
+
+    /// <summary>One snapshot of the kernel for this run (under the lock, for commands that change it).</summary>
+    public KernelSnapshot ReadSnapshot(SnapshotQuery query)
+    {
+        var snapshot = new SnapshotReader(Kernel, Nft, Sysctls).Read(query);
+        StartupTrace.Mark("kernel read");
+        return snapshot;
+    }
+
     /// <summary>Appliers of non-rtnetlink changes (nftables, sysctls).</summary>
     public List<IChangeHandler> Handlers { get; } = [];
 

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;
+using TunnelRouter.Policy;
 
 namespace TunnelRouter.Cli;
 
@@ -32,18 +33,24 @@ public static class DoctorCommand
     public static List<Finding> Check(Context ctx)
     {
         var findings = new List<Finding>();
-        var state = ctx.Kernel.Read(StateQuery.All);
-        var owned = ctx.Owned;
-        var ownedRoutes = state.Routes.Where(owned.Route).ToList();
-        var ownedRules = state.Rules.Where(owned.Rule).ToList();
-
-        // The apply plan: what the policy adds, and whether the kernel has drifted from it.
-        List<Change>? plan = null;
-        try { plan = Commands.PlanAll(ctx, (p, c) => p.Plan(c)); }
+        // One snapshot for the checks and the apply plan: what the policy adds, and whether the kernel has drifted from it.
+        KernelSnapshot? snapshot = null;
+        IReadOnlyList<Change>? plan = null;
+        try
+        {
+            var policy = Commands.ParsePolicy(ctx);
+            snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
+            plan = Commands.PlanPolicy(ctx, policy, snapshot, stated: false).Changes;
+        }
         catch (TunnelRouterException e)
         {
             findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy cannot be planned: {e.Message}", "fix the policy file; 'tunnel-router plan' shows the same error"));
         }
+        snapshot ??= ctx.ReadSnapshot(new SnapshotQuery());
+        var state = snapshot.State;
+        var owned = ctx.Owned;
+        var ownedRoutes = state.Routes.Where(owned.Route).ToList();
+        var ownedRules = state.Rules.Where(owned.Rule).ToList();
         var plannedRoutes = plan?.OfType<AddRoute>().Select(a => a.Route).ToList() ?? [];
         var plannedRules = plan?.OfType<AddRule>().Select(a => a.Rule).ToList() ?? [];
         var routes = ownedRoutes.Concat(plannedRoutes).ToList();

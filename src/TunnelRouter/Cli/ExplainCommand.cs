@@ -262,13 +262,3 @@ public static class ExplainCommand
         NameMap.TryParseNumber(text, out var n) && n <= max ? n
         : throw new InputException(field, $"'{Net.Printable(text)}' is not a number from 0 to {max}");
 }
-
-/// <summary>Reads a sysctl of the current network namespace; null when it does not exist.</summary>
-public static class ProcSys
-{
-    public static string? Read(string path)
-    {
-        try { return File.ReadAllText("/proc/sys/" + path).Trim(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-    }
-}

@@ -1,21 +1,28 @@
 using System.Text.Json;
 using TunnelRouter.Core;
+using TunnelRouter.Policy;
 
 namespace TunnelRouter.Cli;
 
-/// <summary><c>status</c>: what TunnelRouter owns, part by part (routing, marks, tunnels ...).</summary>
+/// <summary><c>status</c>: what TunnelRouter owns, from one snapshot: tunnels, routes and rules, the
+/// nftables table, the policy's sysctls. It works on a broken policy too: it shows the kernel.</summary>
 public static class StatusCommand
 {
     public static int Status(Context ctx)
     {
-        var parts = PolicyParts.All(ctx);
+        var sysctls = SysctlKeys(ctx);
+        var snapshot = ctx.ReadSnapshot(new SnapshotQuery(Sysctls: sysctls.Select(s => s.Key).ToList()));
+        var view = new View(ctx, snapshot, sysctls);
         if (ctx.Args.Json)
         {
             using var stream = new MemoryStream();
             using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
             {
                 w.WriteStartObject();
-                foreach (var part in parts) part.WriteJson(ctx, w);
+                view.TunnelsJson(w);
+                view.RoutingJson(w);
+                view.MarksJson(w);
+                view.SysctlsJson(w);
                 w.WriteEndObject();
             }
             ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
@@ -23,65 +30,187 @@ public static class StatusCommand
         }
 
         var text = new StringWriter();
-        foreach (var part in parts) part.Status(ctx, text);
+        view.Tunnels(text);
+        view.Routing(text);
+        view.Marks(text);
+        view.Sysctls(text);
         ctx.Out.Write(text.GetStringBuilder().Length == 0 ? "tunnel-router owns nothing in the kernel.\n" : text.ToString());
         return App.Ok;
     }
 
-    static (List<Route> Routes, List<Rule> Rules) Owned(Context ctx)
+    /// <summary>Valid policy entries; status skips invalid keys rather than reading whatever path they spell.</summary>
+    static List<(string Key, string Want)> SysctlKeys(Context ctx)
     {
-        var state = ctx.Kernel.Read(StateQuery.All);
-        var owned = ctx.Owned;
-        return (
-            state.Routes.Where(owned.Route).OrderBy(r => r.Table).ThenBy(r => r.Family).ThenBy(r => r.Destination.ToString()).ToList(),
-            state.Rules.Where(owned.Rule).OrderBy(r => r.Priority).ThenBy(r => r.Family).ToList());
+        var rows = new List<(string, string)>();
+        foreach (var (key, value) in ctx.Options.Sysctls)
+        {
+            try
+            {
+                Sysctl.ValidateKey("Sysctls", key);
+                rows.Add((key, Sysctl.ValidateValue("Sysctls", value)));
+            }
+            catch (InputException) { }
+        }
+        return rows;
     }
 
-    /// <summary>Owned routes table by table, then owned rules, as ip arguments with names.</summary>
-    public static void WriteRouting(Context ctx, TextWriter o)
+    sealed class View(Context ctx, KernelSnapshot snapshot, List<(string Key, string Want)> sysctls)
     {
-        var (routes, rules) = Owned(ctx);
-        var t = ctx.Names.Tables;
-        var p = ctx.Names.Protocols;
-        foreach (var group in routes.GroupBy(r => r.Table))
-        {
-            o.WriteLine($"table {t.Format(group.Key)} ({group.Key}):");
-            foreach (var r in group) o.WriteLine($"  {Net.FamilyFlag(r.Family)} {IpCommand.RouteArgs(r, t, p)}");
-        }
-        if (rules.Count > 0)
-        {
-            o.WriteLine("rules:");
-            foreach (var r in rules) o.WriteLine($"  {Net.FamilyFlag(r.Family)} {IpCommand.RuleArgs(r, t, p)}");
-        }
-    }
+        readonly TableNames _t = ctx.Names.Tables;
+        readonly ProtocolNames _p = ctx.Names.Protocols;
 
-    public static void WriteRoutingJson(Context ctx, Utf8JsonWriter w)
-    {
-        var (routes, rules) = Owned(ctx);
-        var t = ctx.Names.Tables;
-        var p = ctx.Names.Protocols;
-        w.WriteStartArray("routes");
-        foreach (var r in routes)
+        List<Link> OwnedLinks() =>
+            snapshot.Links.Where(TunnelPlanner.IsOwned).OrderBy(l => l.Name, StringComparer.Ordinal).ToList();
+
+        (List<Route> Routes, List<Rule> Rules) Owned()
         {
-            w.WriteStartObject();
-            w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
-            w.WriteNumber("table", r.Table);
-            w.WriteString("tableName", t.Format(r.Table));
-            w.WriteString("route", IpCommand.RouteArgs(r, t, p));
-            w.WriteString("owner", p.Format(r.Protocol));
-            w.WriteEndObject();
+            var owned = ctx.Owned;
+            return (
+                snapshot.State.Routes.Where(owned.Route).OrderBy(r => r.Table).ThenBy(r => r.Family).ThenBy(r => r.Destination.ToString()).ToList(),
+                snapshot.State.Rules.Where(owned.Rule).OrderBy(r => r.Priority).ThenBy(r => r.Family).ToList());
         }
-        w.WriteEndArray();
-        w.WriteStartArray("rules");
-        foreach (var r in rules)
+
+        public void Tunnels(TextWriter o)
         {
-            w.WriteStartObject();
-            w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
-            w.WriteNumber("priority", r.Priority);
-            w.WriteString("rule", IpCommand.RuleArgs(r, t, p));
-            w.WriteString("owner", p.Format(r.Protocol));
-            w.WriteEndObject();
+            var owned = OwnedLinks();
+            if (owned.Count == 0) return;
+            o.WriteLine("tunnels:");
+            foreach (var l in owned)
+            {
+                o.WriteLine($"  {l.Gre} {(l.Up ? "up" : "down")}");
+                foreach (var a in l.Addresses.Where(a => !a.IsLinkLocal)) o.WriteLine($"    {a}");
+            }
         }
-        w.WriteEndArray();
+
+        public void TunnelsJson(Utf8JsonWriter w)
+        {
+            w.WriteStartArray("tunnels");
+            foreach (var l in OwnedLinks())
+            {
+                var g = l.Gre!;
+                w.WriteStartObject();
+                w.WriteString("name", g.Name);
+                w.WriteString("mode", g.Mode.Kind());
+                if (g.Local is not null) w.WriteString("local", g.Local.ToString());
+                w.WriteString("remote", g.Remote.ToString());
+                if (g.IKey is { } ik) w.WriteNumber("ikey", ik);
+                if (g.OKey is { } ok) w.WriteNumber("okey", ok);
+                w.WriteNumber("ttl", g.Ttl);
+                w.WriteNumber("tos", g.Tos);
+                w.WriteBoolean("pmtudisc", g.PMtuDisc);
+                w.WriteNumber("mtu", g.Mtu);
+                if (g.Underlay is not null) w.WriteString("underlay", g.Underlay);
+                w.WriteBoolean("up", l.Up);
+                w.WriteStartArray("addresses");
+                foreach (var a in l.Addresses.Where(a => !a.IsLinkLocal)) w.WriteStringValue(a.ToString());
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+
+        /// <summary>Owned routes table by table, then owned rules, as ip arguments with names.</summary>
+        public void Routing(TextWriter o)
+        {
+            var (routes, rules) = Owned();
+            foreach (var group in routes.GroupBy(r => r.Table))
+            {
+                o.WriteLine($"table {_t.Format(group.Key)} ({group.Key}):");
+                foreach (var r in group) o.WriteLine($"  {Net.FamilyFlag(r.Family)} {IpCommand.RouteArgs(r, _t, _p)}");
+            }
+            if (rules.Count > 0)
+            {
+                o.WriteLine("rules:");
+                foreach (var r in rules) o.WriteLine($"  {Net.FamilyFlag(r.Family)} {IpCommand.RuleArgs(r, _t, _p)}");
+            }
+        }
+
+        public void RoutingJson(Utf8JsonWriter w)
+        {
+            var (routes, rules) = Owned();
+            w.WriteStartArray("routes");
+            foreach (var r in routes)
+            {
+                w.WriteStartObject();
+                w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
+                w.WriteNumber("table", r.Table);
+                w.WriteString("tableName", _t.Format(r.Table));
+                w.WriteString("route", IpCommand.RouteArgs(r, _t, _p));
+                w.WriteString("owner", _p.Format(r.Protocol));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("rules");
+            foreach (var r in rules)
+            {
+                w.WriteStartObject();
+                w.WriteString("family", r.Family.IsV6() ? "inet6" : "inet");
+                w.WriteNumber("priority", r.Priority);
+                w.WriteString("rule", IpCommand.RuleArgs(r, _t, _p));
+                w.WriteString("owner", _p.Format(r.Protocol));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+
+        public void Marks(TextWriter o)
+        {
+            if (snapshot.Nft is not { } current) return;
+            o.WriteLine($"nftables table {NftMarks.QualifiedName} ({SyncState(current)}):");
+            // The chains, one level in: the table's own first and last lines and its comment say nothing new.
+            foreach (var line in current.Definition.Split('\n'))
+                if (line.StartsWith('\t') && line.Trim() is { Length: > 0 } t && !t.StartsWith("comment ", StringComparison.Ordinal))
+                    o.WriteLine("  " + line.TrimEnd()[1..].Replace("\t", "  "));
+        }
+
+        public void MarksJson(Utf8JsonWriter json)
+        {
+            json.WritePropertyName("marks");
+            if (snapshot.Nft is not { } current) { json.WriteNullValue(); return; }
+            json.WriteStartObject();
+            json.WriteString("table", NftMarks.QualifiedName);
+            json.WriteString("fingerprint", current.Fingerprint);
+            json.WriteString("state", SyncState(current));
+            json.WriteString("ruleset", current.Definition);
+            json.WriteEndObject();
+        }
+
+        /// <summary>Whether the table is what the policy asks for; status works even on a broken policy.</summary>
+        string SyncState(NftTableState current)
+        {
+            try
+            {
+                var desired = NftMarks.Render(MarkRules.Parse(ctx.Options.Marks));
+                return desired?.Fingerprint == current.Fingerprint ? "as in the policy" : "differs from the policy; run apply";
+            }
+            catch (InputException) { return "the policy's Marks are invalid"; }
+        }
+
+        IEnumerable<(string Key, string Want, string? Have)> SysctlRows() =>
+            sysctls.Select(s => (s.Key, s.Want, snapshot.Sysctls.TryGetValue(s.Key, out var v) ? v : null));
+
+        public void Sysctls(TextWriter o)
+        {
+            if (sysctls.Count == 0) return;
+            o.WriteLine("sysctls (set by the policy, left as they are by flush):");
+            foreach (var (key, want, have) in SysctlRows())
+                o.WriteLine(have is not null && Sysctl.SameValue(have, want) ? $"  {key} = {Sysctl.Normalize(have)}"
+                    : $"  {key} = {(have is null ? "(absent)" : Sysctl.Normalize(have))} (policy: {want}; run apply)");
+        }
+
+        public void SysctlsJson(Utf8JsonWriter json)
+        {
+            json.WriteStartArray("sysctls");
+            foreach (var (key, want, have) in SysctlRows())
+            {
+                json.WriteStartObject();
+                json.WriteString("key", key);
+                json.WriteString("policy", want);
+                if (have is null) json.WriteNull("value"); else json.WriteString("value", Sysctl.Normalize(have));
+                json.WriteBoolean("asInPolicy", have is not null && Sysctl.SameValue(have, want));
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+        }
     }
 }

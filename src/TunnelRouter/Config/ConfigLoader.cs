@@ -80,6 +80,7 @@ public static class ConfigLoader
             var value = root[key];
             throw new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value");
         }
+        MergeLines(root, options);
         return (options, exists ? path : null);
     }
 
@@ -94,6 +95,28 @@ public static class ConfigLoader
             var (options, _) = Load(env, overrides, null);
             warn($"{OneLine(e.Message)}; the policy file is set aside: flush removes what carries protocol {options.Protocol} or {options.HookProtocol}");
             return (options, null);
+        }
+    }
+
+    /// <summary>The file's Rules and Routes, which its provider keeps out of the key/value data, with any
+    /// line the environment or the command line sets by index ("Routes:3") over the file's.</summary>
+    static void MergeLines(IConfigurationRoot root, TunnelRouterOptions options)
+    {
+        foreach (var provider in root.Providers)
+        {
+            if (provider is not IndexedJsonConfigurationProvider json) continue;
+            foreach (var (name, fileLines) in json.Lines)
+            {
+                var lines = new List<string>(fileLines);
+                foreach (var item in root.GetSection(name).GetChildren())
+                    if (int.TryParse(item.Key, out var i) && i >= 0 && item.Value is { } v)
+                    {
+                        while (lines.Count <= i) lines.Add("");
+                        lines[i] = v;
+                    }
+                if (name == "Rules") options.Rules = lines;
+                else options.Routes = lines;
+            }
         }
     }
 

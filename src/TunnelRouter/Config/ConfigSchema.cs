@@ -15,6 +15,8 @@ public static class ConfigSchema
 
     sealed record Section(string Key, Shape Shape, string Example, string[]? EntryKeys = null, string[]? EntryLists = null);
 
+    public static readonly string[] PrefixListKeys = ["File", "Route"];
+
     public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Priority"];
 
     public static readonly string[] TunnelKeys =
@@ -31,6 +33,7 @@ public static class ConfigSchema
         new("Tables", Shape.Map, "{ \"vpn\": 200 }"),
         new("Rules", Shape.Lines, "\"from 10.10.10.0/24 lookup vpn\""),
         new("Routes", Shape.Lines, "\"default via 192.168.1.1 table vpn\""),
+        new("PrefixLists", Shape.Entries, "{ \"File\": \"/etc/tunnel-router/lists/ru.txt\", \"Route\": \"dev tun0 table vpn\" }", PrefixListKeys),
         new("Uplinks", Shape.Entries, "{ \"Interface\": \"eth0\", \"Table\": \"lan1\" }", UplinkKeys),
         new("Marks", Shape.Entries, "{ \"Chain\": \"output\", \"Mark\": \"0xf2\" }", MarkOptions.Keys),
         new("Sysctls", Shape.Map, "{ \"net.ipv4.ip_forward\": \"1\" }"),

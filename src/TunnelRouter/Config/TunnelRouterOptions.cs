@@ -50,6 +50,9 @@ public sealed class TunnelRouterOptions
     /// <summary>iproute2 route lines: "default via 192.168.1.1 table vpn".</summary>
     public List<string> Routes { get; set; } = [];
 
+    /// <summary>Routes made from prefix files: lists of 10,000s of prefixes kept as text, not JSON.</summary>
+    public List<PrefixListOptions> PrefixLists { get; set; } = [];
+
     /// <summary>GRE tunnels apply creates, changes and removes (see docs/gre.md).</summary>
     public List<TunnelOptions> Tunnels { get; set; } = [];
 
@@ -74,4 +77,12 @@ public sealed class UplinkOptions
     public string? Address { get; set; }
     public string? Gateway { get; set; }
     public uint? Priority { get; set; }
+}
+
+/// <summary>One prefix file: { "File": "/etc/tunnel-router/lists/ru.txt", "Route": "via 10.8.0.1 dev tun0 table vpn" }.
+/// Each prefix of the file (one a line, IPv4 and IPv6 mixed, # comments) becomes that route.</summary>
+public sealed class PrefixListOptions
+{
+    public string? File { get; set; }
+    public string? Route { get; set; }
 }

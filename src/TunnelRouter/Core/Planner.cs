@@ -65,8 +65,6 @@ public static class Planner
     static IEnumerable<Change> Order(List<Change> changes, bool ruleFirst) =>
         changes.OrderBy(c => c.IsRule == ruleFirst ? 0 : 1)
             .ThenBy(c => c.Family == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1);
-
-    public static System.Net.Sockets.AddressFamily FamilyOf(Change change) => change.Family;
 }
 
 /// <summary>Which objects a run may delete or replace. Anything else it leaves alone.</summary>

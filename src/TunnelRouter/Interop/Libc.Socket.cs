@@ -2,8 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace TunnelRouter.Interop;
 
-/// <summary>socket(2), bind(2), send(2), recv(2), setsockopt(2) for the netlink socket. C names kept;
-/// <see cref="NetlinkSocket"/> turns their errno into exceptions.</summary>
+/// <summary>socket(2), bind(2), send(2), recvmsg(2), setsockopt(2) for the netlink socket. C names kept;
+/// Kernel/Netlink turns their errno into exceptions.</summary>
 internal static unsafe partial class Libc
 {
     public const int AF_NETLINK = 16;
@@ -20,8 +20,8 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     public static partial nint send(int sockfd, void* buf, nuint len, int flags);
 
-    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
-    public static partial nint recv(int sockfd, void* buf, nuint len, int flags);
+    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
+    public static partial nint recvmsg(int sockfd, msghdr* msg, int flags);
 
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     public static partial int setsockopt(int sockfd, int level, int optname, void* optval, uint optlen);
@@ -37,4 +37,34 @@ internal static unsafe partial class Libc
         var buffer = stackalloc byte[IF_NAMESIZE];
         return if_indextoname(index, buffer) == null ? null : Marshal.PtrToStringUTF8((nint)buffer);
     }
+}
+
+#pragma warning disable IDE1006, CS8981 // C names
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct sockaddr_nl
+{
+    public ushort nl_family;
+    public ushort nl_pad;
+    public uint nl_pid;
+    public uint nl_groups;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct iovec
+{
+    public void* iov_base;
+    public nuint iov_len;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct msghdr
+{
+    public void* msg_name;
+    public uint msg_namelen;
+    public iovec* msg_iov;
+    public nuint msg_iovlen;
+    public void* msg_control;
+    public nuint msg_controllen;
+    public int msg_flags;
 }

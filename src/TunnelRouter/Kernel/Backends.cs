@@ -1,3 +1,5 @@
+using TunnelRouter.Kernel.Netlink;
+
 namespace TunnelRouter.Kernel;
 
 public static class Backends

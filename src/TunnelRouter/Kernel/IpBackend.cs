@@ -51,10 +51,10 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
         var done = 0;
         while (done < changes.Count)
         {
-            var family = Planner.FamilyOf(changes[done]);
+            var family = changes[done].Family;
             var end = done;
             var batch = new StringBuilder();
-            while (end < changes.Count && Planner.FamilyOf(changes[end]) == family)
+            while (end < changes.Count && changes[end].Family == family)
                 batch.Append(IpCommand.Batch(changes[end++])).Append('\n');
             try
             {

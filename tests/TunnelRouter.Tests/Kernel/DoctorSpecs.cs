@@ -23,7 +23,7 @@ public class DoctorSpecs
         AddVeth(ns, "wan", "192.168.1.2/24");
         Sysctl(ns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2",
             "net.ipv4.conf.all.log_martians=1");
-        policy = WritePolicy(ns, Policy(["default via 192.168.1.1 dev wan table vpn"],
+        policy = WritePolicy(ns, Hardening.Policy(["default via 192.168.1.1 dev wan table vpn"],
             ["fwmark 0x10 lookup vpn pref 2000", "from 10.10.10.0/24 ipproto tcp dport 443 lookup vpn pref 2010"], "\"wan\": 100"));
         var env = SubnetEnv("tun0", "10.10.10.1", "255.255.255.0");
         env["TUNNEL_ROUTER_POOLRULES"] = "true";
@@ -202,7 +202,7 @@ public class DoctorSpecs
     public void A_table_the_policy_uses_but_nobody_defines_is_a_problem()
     {
         using var ns = Gateway(out _);
-        var broken = WritePolicy(ns, Policy(["default via 192.168.1.1 dev wan table office"], [], "\"wan\": 100"), "broken.json");
+        var broken = WritePolicy(ns, Hardening.Policy(["default via 192.168.1.1 dev wan table office"], [], "\"wan\": 100"), "broken.json");
 
         var run = Doctor(ns, broken);
 

@@ -20,7 +20,7 @@ public class ExplainSpecs
         AddVeth(ns, "lan", "192.168.2.2/24");
         ns.Ip("route", "add", "default", "via", "192.168.2.1");
         ns.Exec("/usr/sbin/sysctl", ["-qw", "net.ipv4.ip_forward=1"]).ShouldSucceed();
-        var policy = WritePolicy(ns, Policy(["default via 192.168.1.1 dev wan table vpn"], [], "\"wan\": 100"));
+        var policy = WritePolicy(ns, Hardening.Policy(["default via 192.168.1.1 dev wan table vpn"], [], "\"wan\": 100"));
         var env = SubnetEnv("tun0", "10.10.10.1", "255.255.255.0");
         env["TUNNEL_ROUTER_POOLRULES"] = "true";
         Run(ns, ["up"], env).ShouldSucceed();
@@ -35,7 +35,7 @@ public class ExplainSpecs
         AddVeth(ns, "wan1", "192.168.1.2/24");
         AddVeth(ns, "wan2", "192.168.2.2/24");
         ns.Ip("route", "add", "default", "via", "192.168.1.1");
-        var policy = WritePolicy(ns, Policy(["default via 192.168.2.1 dev wan2 table uplink2"],
+        var policy = WritePolicy(ns, Hardening.Policy(["default via 192.168.2.1 dev wan2 table uplink2"],
             ["ipproto tcp dport 80 lookup uplink2 pref 2000", "fwmark 0x2 lookup uplink2 pref 2010"], "\"uplink2\": 102"));
         Run(ns, ["apply", "--config", policy]).ShouldSucceed();
         return ns;

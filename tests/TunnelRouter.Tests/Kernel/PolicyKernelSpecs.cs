@@ -57,6 +57,30 @@ public class PolicyKernelSpecs
     static string Rules(NetNs ns) => ns.Ip("-4", "rule", "show") + ns.Ip("-6", "rule", "show");
 
     [Fact]
+    public void A_prefix_file_of_100000_lines_is_applied_read_back_and_then_has_nothing_to_change()
+    {
+        using var ns = Host();
+        // 90,000 IPv4 /24s and 10,000 IPv6 /48s, with comments and a duplicate, as list files come.
+        var lines = new List<string> { "# a provider's list" };
+        for (var i = 0; i < 90_000; i++) lines.Add($"{16 + i / 65536}.{i / 256 % 256}.{i % 256}.0/24");
+        for (var i = 0; i < 10_000; i++) lines.Add($"2001:db8:{i:x}::/48");
+        lines.Add("16.0.0.0/24");
+        var list = Path.Combine(ns.StateDir, "list.txt");
+        File.WriteAllLines(list, lines);
+        var policy = Hardening.WritePolicy(ns,
+            $$"""{ "Tables": { "bulk": 300 }, "PrefixLists": [ { "File": "{{list}}", "Route": "dev eth1 table bulk" } ] }""");
+
+        var plan = Run(ns, ["plan", "-c", policy]);
+        Apply(ns, policy, "-q").ShouldSucceed();
+
+        Assert.Contains("+ 100,000 routes in table bulk from list.txt", plan.Stdout);
+        Assert.Equal(90_000, ns.Ip("-4", "route", "show", "table", "300", "proto", "147").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(10_000, ns.Ip("-6", "route", "show", "table", "300", "proto", "147").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Contains("16.0.0.0/24 dev eth1 proto 147", ns.Ip("-4", "route", "show", "table", "300"));
+        Assert.Equal(0, Run(ns, ["plan", "-q", "-c", policy]).ExitCode);
+    }
+
+    [Fact]
     public void Apply_installs_the_rules_and_routes_with_protocol_147_and_the_priority_band()
     {
         using var ns = Host();

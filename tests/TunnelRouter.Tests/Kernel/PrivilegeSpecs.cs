@@ -16,7 +16,7 @@ public class PrivilegeSpecs
         return env;
     }
 
-    static string PolicyA => Policy(["default via 192.168.1.1 dev wan table wan"], ["from 10.10.10.0/24 lookup wan pref 2000"]);
+    static string PolicyA => Hardening.Policy(["default via 192.168.1.1 dev wan table wan"], ["from 10.10.10.0/24 lookup wan pref 2000"]);
 
     static NetNs Prepared(out string policy)
     {
@@ -70,7 +70,7 @@ public class PrivilegeSpecs
         // Root, but with CAP_NET_ADMIN gone from its bounding set: it could still write files, so a lock or
         // a name file appearing would show that the check came too late.
         string[] dropped = ["--bounding-set=-net_admin", "--inh-caps=-net_admin"];
-        var other = WritePolicy(ns, Policy(["default via 192.168.1.254 dev wan table wan"], [], "\"wan2\": 101"), "other.json");
+        var other = WritePolicy(ns, Hardening.Policy(["default via 192.168.1.254 dev wan table wan"], [], "\"wan2\": 101"), "other.json");
 
         var runs = new (string[] Args, Dictionary<string, string> Env)[]
         {

@@ -130,11 +130,11 @@ public class ReliabilitySpecs(ITestOutputHelper output)
 
     /// <summary>Policy A, then B: B adds, replaces and deletes routes and rules, so every kind of step and
     /// its inverse is interrupted somewhere.</summary>
-    static string PolicyA => Policy(
+    static string PolicyA => Hardening.Policy(
         ["default via 192.168.1.1 dev wan table wan", "192.0.2.0/24 via 192.168.1.1 dev wan table wan", "blackhole 198.51.100.0/24 table wan"],
         ["from 10.10.10.0/24 lookup wan pref 2000", "fwmark 0x1 lookup wan pref 2010"]);
 
-    static string PolicyB => Policy(
+    static string PolicyB => Hardening.Policy(
         ["default via 192.168.1.254 dev wan table wan", "203.0.113.0/24 via 192.168.1.1 dev wan table wan", "blackhole 198.51.100.0/24 table wan",
          "2001:db8:1::/48 dev wan table wan"],
         ["from 10.10.10.0/24 lookup wan pref 2000", "from 10.20.0.0/16 lookup wan pref 2020", "-6 from fd00::/64 lookup wan pref 2030"]);
@@ -194,7 +194,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         var before = ns.Dump();
         // Routes on wan come first in the batch; the one on lan then fails for real, because lan is gone
         // when apply reaches it (removed between planning and applying, as a device vanishes under a hook).
-        var policy = WritePolicy(ns, Policy(
+        var policy = WritePolicy(ns, Hardening.Policy(
             ["192.0.2.0/24 via 192.168.1.1 dev wan table wan", "198.51.100.0/24 via 192.168.2.1 dev lan table wan"], []));
         var plan = Run(ns, ["plan", "--config", policy]);
         Assert.Equal(2, plan.ExitCode);
@@ -252,7 +252,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         using var ns = WithUplink();
         // Two policies that share half their routes: a run killed on the way from one to the other leaves
         // adds or deletes half done.
-        string PolicyOf(int first) => WritePolicy(ns, Policy(
+        string PolicyOf(int first) => WritePolicy(ns, Hardening.Policy(
             Enumerable.Range(first, 5000).Select(i => $"blackhole 10.{100 + i / 256}.{i % 256}.0/24 table wan"),
             [$"from 10.10.{first % 256}.0/24 lookup wan pref 2000", "-6 from fd00::/64 lookup wan pref 2010"]), $"p{first}.json");
         string[] policies = [PolicyOf(0), PolicyOf(2500)];

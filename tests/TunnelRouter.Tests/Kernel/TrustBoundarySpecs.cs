@@ -22,8 +22,8 @@ public class TrustBoundarySpecs
         return env;
     }
 
-    static string Good => Policy(["default via 192.168.1.1 dev wan table wan"], []);
-    static string Evil => Policy(["default via 192.168.1.66 dev wan table main"], [], "\"wan\": 100");
+    static string Good => Hardening.Policy(["default via 192.168.1.1 dev wan table wan"], []);
+    static string Evil => Hardening.Policy(["default via 192.168.1.66 dev wan table main"], [], "\"wan\": 100");
 
     static NetNs Prepared()
     {
@@ -506,7 +506,7 @@ public class TrustBoundarySpecs
         using var ns = Prepared();
         // The kernel compares only the selectors a new rule has: after 'from 10.0.0.0/8 pref 2000 lookup wan' it
         // answers EEXIST to 'from all pref 2000 lookup wan', which is then not there.
-        var policy = WritePolicy(ns, Policy(["default via 192.168.1.1 dev wan table wan"],
+        var policy = WritePolicy(ns, Hardening.Policy(["default via 192.168.1.1 dev wan table wan"],
             ["from 10.0.0.0/8 pref 2000 lookup wan", "from all pref 2000 lookup wan"]));
         var before = ns.Dump();
 

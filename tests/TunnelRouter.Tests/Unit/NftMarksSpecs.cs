@@ -1,5 +1,6 @@
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Policy;
 using TunnelRouter.Tests.Support;
 using Xunit;
 

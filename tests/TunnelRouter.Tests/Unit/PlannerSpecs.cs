@@ -83,7 +83,7 @@ public class PlannerSpecs
         var desired = new KernelState([R("fd00::/64"), R("10.0.0.0/8")], []);
 
         Assert.Equal([AddressFamily.InterNetwork, AddressFamily.InterNetworkV6],
-            Planner.Plan(desired, KernelState.Empty, Owns).Select(Planner.FamilyOf).ToArray());
+            Planner.Plan(desired, KernelState.Empty, Owns).Select(c => c.Family).ToArray());
     }
 
     [Fact]

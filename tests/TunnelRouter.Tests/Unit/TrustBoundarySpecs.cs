@@ -190,7 +190,8 @@ public class TrustBoundarySpecs
     [Fact]
     public void The_fault_point_is_not_in_a_release_build()
     {
-        var kernel = new FakeKernel(KernelState.Empty);
+        // Any kernel will do: nothing is called on it.
+        var kernel = System.Reflection.DispatchProxy.Create<IKernel, UncalledKernel>();
 
         var wrapped = FaultPoint.Wrap(kernel, new Dictionary<string, string> { [FaultPoint.Variable] = "0" });
 
@@ -198,4 +199,11 @@ public class TrustBoundarySpecs
         Assert.False(FaultPoint.Compiled);
         Assert.Same(kernel, wrapped);
     }
+}
+
+/// <summary>An <see cref="IKernel"/> that fails any call: for code that must only hold one.</summary>
+public class UncalledKernel : System.Reflection.DispatchProxy
+{
+    protected override object? Invoke(System.Reflection.MethodInfo? targetMethod, object?[]? args) =>
+        throw new InvalidOperationException($"{targetMethod?.Name} was called");
 }

@@ -1,5 +1,6 @@
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Policy;
 using Xunit;
 
 namespace TunnelRouter.Tests.Unit;

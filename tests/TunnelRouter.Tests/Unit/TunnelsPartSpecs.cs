@@ -1,30 +1,18 @@
 using System.Net;
-using Serilog;
-using TunnelRouter.Cli;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;
+using TunnelRouter.Policy;
 using Xunit;
 
 namespace TunnelRouter.Tests.Unit;
 
-/// <summary>The tunnels part and the routing part planning together, against a kernel of plain data.</summary>
+/// <summary>Tunnels and routing planned together by the reconciler, against a snapshot of plain data.</summary>
 public class TunnelsPartSpecs : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    sealed class LinkKernel(IReadOnlyList<Link> links, IReadOnlyList<Route> routes) : IKernel
-    {
-        public string Name => "fake";
-        public KernelState Read(StateQuery query) => new(routes, []);
-        public void Apply(IReadOnlyList<Change> changes) => throw new InvalidOperationException("a plan must not apply");
-        public bool LinkExists(string name) => links.Any(l => l.Name == name);
-        public IReadOnlyList<InterfaceAddress> ReadAddresses(string device) => links.FirstOrDefault(l => l.Name == device)?.Addresses ?? [];
-        public IReadOnlyList<Link> ReadLinks() => links;
-        public string? RouteDevice(IPAddress destination) => "inet0";
-    }
 
     static readonly GreTunnel Black = new("gre_black", GreMode.Gre, IPAddress.Parse("203.0.113.1"), IPAddress.Parse("203.0.113.2"), mtu: 1476);
     static readonly InterfaceAddress Inner = InterfaceAddress.Parse("a", "10.255.0.1/30");
@@ -37,43 +25,33 @@ public class TunnelsPartSpecs : IDisposable
         Name = "gre_black", Local = "203.0.113.1", Remote = "203.0.113.2", Addresses = ["10.255.0.1/30"], Routes = ["192.168.20.0/24"],
     };
 
-    Context Ctx(TunnelRouterOptions options, IKernel kernel) => new()
+    /// <summary>A kernel of plain data: the links and routes given; the route to any remote goes out of inet0.</summary>
+    static KernelSnapshot Kernel(IReadOnlyList<Link> links, IReadOnlyList<Route> routes) => new()
     {
-        Args = CliArgs.Parse(["plan"]),
-        Environment = new Dictionary<string, string>(),
-        Options = options,
-        ConfigPath = "policy.json",
-        Log = new LoggerConfiguration().CreateLogger(),
-        Out = TextWriter.Null,
-        Names = Iproute2Files.Load(_dir),
-        KernelFactory = () => kernel,
+        State = new KernelState(routes, []),
+        Links = links,
+        RouteDevices = new Dictionary<IPAddress, string?> { [IPAddress.Parse("203.0.113.2")] = "inet0" },
     };
 
-    /// <summary>The parts that plan against the fake kernel; marks and sysctls read nft and /proc, which
-    /// a unit test leaves alone.</summary>
-    static List<string> PlanAll(Context ctx)
-    {
-        var parts = PolicyParts.All(ctx).Where(p => p.Name is "tunnels" or "routing").ToList();
-        foreach (var p in parts) p.Validate(ctx);
-        return parts.SelectMany(p => p.Plan(ctx)).Select(c => c.ToString()).ToList();
-    }
+    List<string> PlanAll(TunnelRouterOptions options, KernelSnapshot snapshot) =>
+        Reconciler.Plan(PolicyParser.Parse(options, Iproute2Files.Load(_dir), "policy.json"), snapshot, ReconcileMode.Converge)
+            .Changes.Select(c => c.ToString()).ToList();
 
     [Fact]
     public void Tunnels_come_first_and_their_routes_are_not_the_routing_parts_to_delete()
     {
-        var ctx = Ctx(new TunnelRouterOptions { Tunnels = [Seed()], Routes = ["10.20.0.0/16 via 203.0.113.254"] },
-            new LinkKernel([Inet0, BlackLink], [OverBlack]));
+        var plan = PlanAll(new TunnelRouterOptions { Tunnels = [Seed()], Routes = ["10.20.0.0/16 via 203.0.113.254"] },
+            Kernel([Inet0, BlackLink], [OverBlack]));
 
-        Assert.Equal(["tunnels", "routing", "marks", "sysctls"], PolicyParts.All(ctx).Select(p => p.Name));
-        Assert.Equal(["ip -4 route add 10.20.0.0/16 via 203.0.113.254 table 254 proto 147"], PlanAll(ctx));
+        Assert.Equal(["ip -4 route add 10.20.0.0/16 via 203.0.113.254 table 254 proto 147"], plan);
     }
 
     [Fact]
     public void A_tunnel_removed_from_the_policy_loses_its_route_once_then_its_link()
     {
-        var ctx = Ctx(new TunnelRouterOptions(), new LinkKernel([Inet0, BlackLink], [OverBlack]));
+        var plan = PlanAll(new TunnelRouterOptions(), Kernel([Inet0, BlackLink], [OverBlack]));
 
-        Assert.Equal(["ip -4 route del 192.168.20.0/24 dev gre_black table 254 proto 147", "ip link del gre_black"], PlanAll(ctx));
+        Assert.Equal(["ip -4 route del 192.168.20.0/24 dev gre_black table 254 proto 147", "ip link del gre_black"], plan);
     }
 
     [Fact]
@@ -81,9 +59,8 @@ public class TunnelsPartSpecs : IDisposable
     {
         var keyed = Seed();
         keyed.Key = "5";
-        var ctx = Ctx(new TunnelRouterOptions { Tunnels = [keyed] }, new LinkKernel([Inet0, BlackLink with { Gre = Black with { IKey = 4, OKey = 4, Mtu = 1472 }, Mtu = 1472 }], [OverBlack]));
-
-        var change = Assert.Single(PlanAll(ctx));
+        var change = Assert.Single(PlanAll(new TunnelRouterOptions { Tunnels = [keyed] },
+            Kernel([Inet0, BlackLink with { Gre = Black with { IKey = 4, OKey = 4, Mtu = 1472 }, Mtu = 1472 }], [OverBlack])));
 
         Assert.StartsWith("ip link set gre_black mtu 1472 type gre remote 203.0.113.2 local 203.0.113.1 ikey 5 okey 5", change);
     }
@@ -91,10 +68,8 @@ public class TunnelsPartSpecs : IDisposable
     [Fact]
     public void A_top_level_route_over_a_tunnel_is_an_error_pointing_at_the_tunnels_routes()
     {
-        var ctx = Ctx(new TunnelRouterOptions { Tunnels = [Seed()], Routes = ["192.168.30.0/24 dev gre_black"] },
-            new LinkKernel([Inet0], []));
-
-        var e = Assert.Throws<InputException>(() => PlanAll(ctx));
+        var e = Assert.Throws<InputException>(() =>
+            PlanAll(new TunnelRouterOptions { Tunnels = [Seed()], Routes = ["192.168.30.0/24 dev gre_black"] }, Kernel([Inet0], [])));
 
         Assert.Equal("policy.json: Routes[0]: goes over tunnel gre_black; list it in Tunnels[0].Routes, where it is made and removed with the tunnel", e.Message);
     }

@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using TunnelRouter.Config;
 using TunnelRouter.Core;
 
-namespace TunnelRouter.Config;
+namespace TunnelRouter.Policy;
 
 /// <summary>A policy tunnel after validation: everything but the MTU when the policy leaves it to be
 /// computed from the underlay (Link.Mtu is 0 then).</summary>

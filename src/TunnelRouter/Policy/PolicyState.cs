@@ -1,4 +1,6 @@
-namespace TunnelRouter.Core;
+using TunnelRouter.Core;
+
+namespace TunnelRouter.Policy;
 
 /// <summary>Pure helpers between the parsed policy and the planner.</summary>
 public static class PolicyState

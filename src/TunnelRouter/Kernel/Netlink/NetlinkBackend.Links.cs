@@ -4,7 +4,7 @@ using System.Text;
 using TunnelRouter.Core;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Kernel.Netlink;
 
 /// <summary>
 /// Links and addresses over rtnetlink: GRE links (gre, gretap, ip6gre, ip6gretap) created, changed and read
@@ -13,30 +13,22 @@ namespace TunnelRouter.Kernel;
 /// </summary>
 public sealed partial class NetlinkBackend
 {
-    IpBackend? _iproute2;
-
-    /// <summary>For changes that are not kernel objects of rtnetlink (none so far; handlers take nft and sysctls).</summary>
-    IpBackend Iproute2 => _iproute2 ??= new IpBackend(new ProcessRunner());
-
-    static bool IsNative(Change change) => change is IpChange;
-
     /// <summary>Equivalent to: ip -j -d address show</summary>
     public IReadOnlyList<Link> ReadLinks()
     {
-        for (var attempt = 1; ; attempt++)
-        {
-            var names = new InterfaceNames();
-            var addresses = new Dictionary<int, List<InterfaceAddress>>();
-            var raw = new List<(ifinfomsg Info, string Name, uint Mtu, string? Alias, string? Kind, GreData? Gre)>();
-            _writer.Reset();
-            var seq = Socket.NextSequence();
-            _writer.BeginMessage(Nl.RTM_GETLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP, seq);
-            _writer.Put(new ifinfomsg());
-            _writer.EndMessage();
-            var consistent = Socket.Dump(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
+        var names = new InterfaceNames();
+        var raw = new List<(ifinfomsg Info, string Name, uint Mtu, string? Alias, string? Kind, GreData? Gre)>();
+        Socket.Dump(_writer, "the link list",
+            (w, seq) =>
+            {
+                w.BeginMessage(Nl.RTM_GETLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP, seq);
+                w.Put(new ifinfomsg());
+                w.EndMessage();
+            },
+            (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
             {
                 if (h.nlmsg_type != Nl.RTM_NEWLINK) return;
-                var info = NetlinkReader.Read<ifinfomsg>(payload);
+                var info = NetlinkReader.Read<ifinfomsg>(payload, "ifinfomsg");
                 string? name = null, alias = null, kind = null;
                 uint mtu = 0;
                 GreData? gre = null;
@@ -58,32 +50,34 @@ public sealed partial class NetlinkBackend
                     }
                 }
                 if (name is not null) raw.Add((info, name, mtu, string.IsNullOrEmpty(alias) ? null : alias, kind, gre));
-            });
-            consistent &= DumpAddresses(addresses);
-            if (consistent)
-                return raw.Select(l => new Link(l.Name, l.Info.ifi_index, l.Kind, l.Mtu, (l.Info.ifi_flags & Nl.IFF_UP) != 0, l.Alias,
-                        l.Gre?.Tunnel(l.Name, l.Mtu, names), addresses.TryGetValue(l.Info.ifi_index, out var a) ? a : []))
-                    .ToList();
-            if (attempt == DumpAttempts)
-                throw new NetlinkException($"the links kept changing while they were read ({DumpAttempts} attempts)") { Errno = Errno.EAGAIN };
-        }
+            },
+            raw.Clear);
+        var addresses = new Dictionary<int, List<InterfaceAddress>>();
+        DumpAddresses(addresses, 0, globalOnly: false);
+        return raw.Select(l => new Link(l.Name, l.Info.ifi_index, l.Kind, l.Mtu, (l.Info.ifi_flags & Nl.IFF_UP) != 0, l.Alias,
+                l.Gre?.Tunnel(l.Name, l.Mtu, names), addresses.TryGetValue(l.Info.ifi_index, out var a) ? a : []))
+            .ToList();
     }
 
-    /// <summary>Every address of every link, by link index, in the kernel's order. Equivalent to: ip -j address show</summary>
-    bool DumpAddresses(Dictionary<int, List<InterfaceAddress>> into)
-    {
-        _writer.Reset();
-        var seq = Socket.NextSequence();
-        _writer.BeginMessage(Nl.RTM_GETADDR, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP, seq);
-        _writer.Put(new ifaddrmsg { ifa_family = Nl.AF_UNSPEC });
-        _writer.EndMessage();
-        return Socket.Dump(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
-        {
-            if (!TryReadAddress(h, payload, out var m, out var a)) return;
-            if (!into.TryGetValue((int)m.ifa_index, out var list)) into[(int)m.ifa_index] = list = [];
-            list.Add(new InterfaceAddress(a, m.ifa_prefixlen));
-        });
-    }
+    /// <summary>The addresses of every link (<paramref name="index"/> 0) or of one, by link index, in the kernel's
+    /// order. Equivalent to: ip -j address show [dev DEV] [scope global]</summary>
+    void DumpAddresses(Dictionary<int, List<InterfaceAddress>> into, uint index, bool globalOnly) =>
+        Socket.Dump(_writer, "the address list",
+            (w, seq) =>
+            {
+                w.BeginMessage(Nl.RTM_GETADDR, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP, seq);
+                w.Put(new ifaddrmsg { ifa_family = Nl.AF_UNSPEC, ifa_index = index });
+                w.EndMessage();
+            },
+            (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
+            {
+                if (!TryReadAddress(h, payload, out var m, out var a)) return;
+                if (index != 0 && m.ifa_index != index) return;
+                if (globalOnly && m.ifa_scope != Nl.RT_SCOPE_UNIVERSE) return;
+                if (!into.TryGetValue((int)m.ifa_index, out var list)) into[(int)m.ifa_index] = list = [];
+                list.Add(new InterfaceAddress(a, m.ifa_prefixlen));
+            },
+            into.Clear);
 
     /// <summary>An RTM_NEWADDR message of family inet or inet6 and its address: IFA_LOCAL, the interface's own
     /// address, before IFA_ADDRESS, which on point-to-point links is the peer's.</summary>
@@ -92,7 +86,7 @@ public sealed partial class NetlinkBackend
         m = default;
         address = IPAddress.None;
         if (h.nlmsg_type != Nl.RTM_NEWADDR) return false;
-        m = NetlinkReader.Read<ifaddrmsg>(payload);
+        m = NetlinkReader.Read<ifaddrmsg>(payload, "ifaddrmsg");
         if (m.ifa_family is not (Nl.AF_INET or Nl.AF_INET6)) return false;
         IPAddress? local = null, peer = null;
         var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<ifaddrmsg>());
@@ -123,15 +117,15 @@ public sealed partial class NetlinkBackend
                 {
                     case Nl.IFLA_GRE_LOCAL: local = NetlinkReader.Address(v); break;
                     case Nl.IFLA_GRE_REMOTE: remote = NetlinkReader.Address(v); break;
-                    case Nl.IFLA_GRE_IKEY: ikey = BigEndian32(v); break;
-                    case Nl.IFLA_GRE_OKEY: okey = BigEndian32(v); break;
-                    case Nl.IFLA_GRE_IFLAGS: iflags = BigEndian16(v); break;
-                    case Nl.IFLA_GRE_OFLAGS: oflags = BigEndian16(v); break;
+                    case Nl.IFLA_GRE_IKEY: ikey = NetlinkReader.U32BigEndian(v); break;
+                    case Nl.IFLA_GRE_OKEY: okey = NetlinkReader.U32BigEndian(v); break;
+                    case Nl.IFLA_GRE_IFLAGS: iflags = NetlinkReader.U16BigEndian(v); break;
+                    case Nl.IFLA_GRE_OFLAGS: oflags = NetlinkReader.U16BigEndian(v); break;
                     case Nl.IFLA_GRE_LINK: link = NetlinkReader.U32(v); break;
-                    case Nl.IFLA_GRE_TTL: ttl = v.Length > 0 ? v[0] : (byte)0; break;
-                    case Nl.IFLA_GRE_TOS: tos = v.Length > 0 ? v[0] : (byte)0; break;
-                    case Nl.IFLA_GRE_PMTUDISC: pmtu = v.Length > 0 && v[0] != 0; break;
-                    case Nl.IFLA_GRE_FLOWINFO: flowinfo = BigEndian32(v); break;
+                    case Nl.IFLA_GRE_TTL: ttl = NetlinkReader.U8(v); break;
+                    case Nl.IFLA_GRE_TOS: tos = NetlinkReader.U8(v); break;
+                    case Nl.IFLA_GRE_PMTUDISC: pmtu = NetlinkReader.U8(v) != 0; break;
+                    case Nl.IFLA_GRE_FLOWINFO: flowinfo = NetlinkReader.U32BigEndian(v); break;
                     case Nl.IFLA_GRE_FLAGS: flags = NetlinkReader.U32(v); break;
                 }
             }
@@ -146,9 +140,6 @@ public sealed partial class NetlinkBackend
         /// <summary>Null for a GRE link without a remote: a multipoint or fallback device, never one of ours.</summary>
         public GreTunnel? Tunnel(string name, uint mtu, InterfaceNames names) => Remote is null ? null
             : new GreTunnel(name, Mode, Local, Remote, IKey, OKey, Ttl, Tos, PMtuDisc, mtu, Link == 0 ? null : names.Of(Link));
-
-        static uint BigEndian32(ReadOnlySpan<byte> v) => v.Length >= 4 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(v) : 0;
-        static ushort BigEndian16(ReadOnlySpan<byte> v) => v.Length >= 2 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(v) : (ushort)0;
     }
 
     /// <summary>Equivalent to: ip -j addr show dev DEV scope global</summary>
@@ -156,24 +147,9 @@ public sealed partial class NetlinkBackend
     {
         var index = Libc.InterfaceIndex(device);
         if (index == 0) return [];
-        var result = new List<InterfaceAddress>();
-        for (var attempt = 1; ; attempt++)
-        {
-            _writer.Reset();
-            var seq = Socket.NextSequence();
-            _writer.BeginMessage(Nl.RTM_GETADDR, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP, seq);
-            _writer.Put(new ifaddrmsg { ifa_family = Nl.AF_UNSPEC, ifa_index = index });
-            _writer.EndMessage();
-            if (Socket.Dump(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
-                {
-                    if (TryReadAddress(h, payload, out var m, out var a) && m.ifa_index == index && m.ifa_scope == Nl.RT_SCOPE_UNIVERSE)
-                        result.Add(new InterfaceAddress(a, m.ifa_prefixlen));
-                }))
-                return result;
-            result.Clear();
-            if (attempt == DumpAttempts)
-                throw new NetlinkException($"the addresses of {device} kept changing while they were read") { Errno = Errno.EAGAIN };
-        }
+        var result = new Dictionary<int, List<InterfaceAddress>>();
+        DumpAddresses(result, index, globalOnly: true);
+        return result.TryGetValue((int)index, out var list) ? list : [];
     }
 
     /// <summary>Equivalent to: ip -j route get ADDRESS</summary>

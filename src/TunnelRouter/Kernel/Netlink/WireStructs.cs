@@ -1,19 +1,10 @@
 using System.Runtime.InteropServices;
 
-namespace TunnelRouter.Interop;
+namespace TunnelRouter.Kernel.Netlink;
 
 // Wire structs of <linux/netlink.h>, <linux/rtnetlink.h>, <linux/fib_rules.h>, <linux/if_addr.h>: blittable,
 // field names as in C, so the kernel headers are the documentation.
 #pragma warning disable IDE1006, CS8981 // C names, as in the kernel headers
-
-[StructLayout(LayoutKind.Sequential)]
-internal struct sockaddr_nl
-{
-    public ushort nl_family;
-    public ushort nl_pad;
-    public uint nl_pid;
-    public uint nl_groups;
-}
 
 [StructLayout(LayoutKind.Sequential)]
 internal struct nlmsghdr

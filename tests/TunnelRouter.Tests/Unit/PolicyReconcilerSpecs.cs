@@ -1,26 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
-using Serilog;
-using TunnelRouter.Cli;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Policy;
 using TunnelRouter.Kernel;
 using Xunit;
 
 namespace TunnelRouter.Tests.Unit;
-
-/// <summary>A kernel made of plain data: what it reads back is what the test put in.</summary>
-sealed class FakeKernel(KernelState state, Dictionary<string, InterfaceAddress[]>? addresses = null) : IKernel
-{
-    public string Name => "fake";
-    public KernelState Read(StateQuery query) => state;
-    public void Apply(IReadOnlyList<Change> changes) => throw new InvalidOperationException("a plan must not apply");
-    public bool LinkExists(string name) => addresses?.ContainsKey(name) == true;
-    public IReadOnlyList<InterfaceAddress> ReadAddresses(string device) =>
-        addresses is not null && addresses.TryGetValue(device, out var a) ? a : [];
-    public IReadOnlyList<Link> ReadLinks() => [];
-    public string? RouteDevice(IPAddress destination) => null;
-}
 
 public class UplinkSpecs
 {
@@ -109,23 +95,23 @@ public class PolicyStateSpecs
     }
 }
 
-/// <summary>The policy sections as apply validates and plans them, against a kernel of plain data.</summary>
-public class PolicyRoutingSpecs : IDisposable
+/// <summary>The policy parsed once and reconciled against hand-made snapshots.</summary>
+public class PolicyReconcilerSpecs : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    Context Ctx(TunnelRouterOptions options, IKernel? kernel = null) => new()
+    ParsedPolicy Parse(TunnelRouterOptions options) => PolicyParser.Parse(options, Iproute2Files.Load(_dir), "policy.json");
+
+    IReadOnlyList<Change> Plan(TunnelRouterOptions options, KernelSnapshot? snapshot = null) =>
+        Reconciler.Plan(Parse(options), snapshot ?? KernelSnapshot.Empty, ReconcileMode.Converge).Changes;
+
+    /// <summary>A snapshot of plain data: routes and rules, and the global addresses of devices.</summary>
+    static KernelSnapshot Kernel(KernelState state, Dictionary<string, InterfaceAddress[]>? addresses = null) => new()
     {
-        Args = CliArgs.Parse(["plan"]),
-        Environment = new Dictionary<string, string>(),
-        Options = options,
-        ConfigPath = "policy.json",
-        Log = new LoggerConfiguration().CreateLogger(),
-        Out = TextWriter.Null,
-        Names = Iproute2Files.Load(_dir),
-        KernelFactory = () => kernel ?? new FakeKernel(KernelState.Empty),
+        State = state,
+        GlobalAddresses = (addresses ?? []).ToDictionary(kv => kv.Key, kv => (IReadOnlyList<InterfaceAddress>)kv.Value),
     };
 
     static Route MainDefault(string via, string dev) =>
@@ -136,13 +122,11 @@ public class PolicyRoutingSpecs : IDisposable
     [Fact]
     public void Rules_without_pref_take_2000_plus_10_per_line_and_explicit_ones_keep_theirs()
     {
-        var ctx = Ctx(new TunnelRouterOptions
+        var policy = Parse(new TunnelRouterOptions
         {
             Tables = new() { ["vpn"] = 200 },
             Rules = ["from 10.10.10.0/24 lookup vpn", "fwmark 0xf2 lookup vpn pref 1100", "from fd00::/64 lookup vpn"],
         });
-
-        var policy = PolicyRouting.Validate(ctx);
 
         Assert.Equal([2000u, 1100u, 2020u], policy.Rules.Select(r => r.Priority));
         Assert.All(policy.Rules, r => Assert.Equal((byte)147, r.Protocol));
@@ -151,18 +135,18 @@ public class PolicyRoutingSpecs : IDisposable
     [Fact]
     public void The_hooks_table_resolves_for_apply_without_a_Tables_entry()
     {
-        var ctx = Ctx(new TunnelRouterOptions { Table = "vpn", TableId = 210, Rules = ["from 10.10.10.0/24 lookup vpn"] });
+        var policy = Parse(new TunnelRouterOptions { Table = "vpn", TableId = 210, Rules = ["from 10.10.10.0/24 lookup vpn"] });
 
-        Assert.Equal(210u, PolicyRouting.Validate(ctx).Rules[0].Table);
+        Assert.Equal(210u, policy.Rules[0].Table);
     }
 
     [Fact]
     public void A_Tables_entry_that_contradicts_the_hosts_rt_tables_is_an_error()
     {
         File.WriteAllText(Path.Combine(_dir, "rt_tables"), "42 vpn\n");
-        var ctx = Ctx(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 } });
+        var options = new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 } };
 
-        var e = Assert.Throws<InputException>(() => PolicyRouting.Validate(ctx));
+        var e = Assert.Throws<InputException>(() => Parse(options));
 
         Assert.Equal("policy.json: Tables.vpn: 200: the host's rt_tables files already define 'vpn' as 42; use 42", e.Message);
     }
@@ -170,13 +154,13 @@ public class PolicyRoutingSpecs : IDisposable
     [Fact]
     public void Two_routes_with_one_key_are_an_error_naming_both()
     {
-        var ctx = Ctx(new TunnelRouterOptions
+        var options = new TunnelRouterOptions
         {
             Tables = new() { ["vpn"] = 200 },
             Routes = ["default via 192.168.1.1 table vpn", "default via 192.168.1.2 table vpn"],
-        });
+        };
 
-        var e = Assert.Throws<InputException>(() => PolicyRouting.Validate(ctx));
+        var e = Assert.Throws<InputException>(() => Parse(options));
 
         Assert.StartsWith("policy.json: Routes[1]: 'default via 192.168.1.2 table vpn' has the same table, destination and metric as Routes[0]", e.Message);
     }
@@ -184,15 +168,13 @@ public class PolicyRoutingSpecs : IDisposable
     [Fact]
     public void An_uplink_reads_its_address_and_gateway_from_the_kernel()
     {
-        var kernel = new FakeKernel(new KernelState([MainDefault("192.168.1.1", "eth0")], []),
+        var kernel = Kernel(new KernelState([MainDefault("192.168.1.1", "eth0")], []),
             new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24)] });
-        var ctx = Ctx(new TunnelRouterOptions
+        var plan = Plan(new TunnelRouterOptions
         {
             Tables = new() { ["lan1"] = 10 },
             Uplinks = [new UplinkOptions { Interface = "eth0", Table = "lan1" }],
         }, kernel);
-
-        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
 
         Assert.Equal(
         [
@@ -205,13 +187,11 @@ public class PolicyRoutingSpecs : IDisposable
     [Fact]
     public void An_uplink_takes_the_policys_address_and_gateway_over_the_kernels()
     {
-        var ctx = Ctx(new TunnelRouterOptions
+        var plan = Plan(new TunnelRouterOptions
         {
             Tables = new() { ["lan2"] = 20 },
             Uplinks = [new UplinkOptions { Interface = "eth1", Table = "lan2", Address = "192.168.2.2/24", Gateway = "192.168.2.1", Priority = 900 }],
         });
-
-        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
 
         Assert.Equal(
         [
@@ -224,15 +204,13 @@ public class PolicyRoutingSpecs : IDisposable
     [Fact]
     public void A_family_read_from_the_kernel_without_a_gateway_is_left_out()
     {
-        var kernel = new FakeKernel(new KernelState([MainDefault("192.168.1.1", "eth0")], []),
+        var kernel = Kernel(new KernelState([MainDefault("192.168.1.1", "eth0")], []),
             new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24), new InterfaceAddress(IPAddress.Parse("fd00:1::6"), 64)] });
-        var ctx = Ctx(new TunnelRouterOptions
+        var plan = Plan(new TunnelRouterOptions
         {
             Tables = new() { ["lan1"] = 10 },
             Uplinks = [new UplinkOptions { Interface = "eth0", Table = "lan1" }],
         }, kernel);
-
-        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
 
         Assert.All(plan, c => Assert.Equal(AddressFamily.InterNetwork, c.Family));
     }
@@ -245,14 +223,14 @@ public class PolicyRoutingSpecs : IDisposable
     [InlineData("eth0;x", null, null, "policy.json: Uplinks[0].Interface: 'eth0;x' is not a valid interface name")]
     public void Uplink_errors_name_the_key(string dev, string? address, string? gateway, string expected)
     {
-        var kernel = new FakeKernel(KernelState.Empty, new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24)] });
-        var ctx = Ctx(new TunnelRouterOptions
+        var kernel = Kernel(KernelState.Empty, new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24)] });
+        var options = new TunnelRouterOptions
         {
             Tables = new() { ["lan1"] = 10 },
             Uplinks = [new UplinkOptions { Interface = dev, Table = "lan1", Address = address, Gateway = gateway }],
-        }, kernel);
+        };
 
-        var e = Assert.Throws<InputException>(() => PolicyRouting.Validate(ctx).Plan(ctx));
+        var e = Assert.Throws<InputException>(() => Plan(options, kernel));
 
         Assert.StartsWith(expected, e.Message);
     }
@@ -263,10 +241,8 @@ public class PolicyRoutingSpecs : IDisposable
         var hookRule = new Rule(AddressFamily.InterNetwork, 1000, RuleAction.Lookup, 200, 148, from: Net.ParsePrefix("f", "10.10.10.0/24"));
         var foreign = new Rule(AddressFamily.InterNetwork, 2000, RuleAction.Lookup, 200, 0, from: Net.ParsePrefix("f", "192.0.2.0/24"));
         var stale = new Rule(AddressFamily.InterNetwork, 2010, RuleAction.Lookup, 200, 147, from: Net.ParsePrefix("f", "198.51.100.0/24"));
-        var ctx = Ctx(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Rules = ["from 10.10.10.0/24 lookup vpn"] },
-            new FakeKernel(new KernelState([], [hookRule, foreign, stale])));
-
-        var plan = PolicyRouting.Validate(ctx).Plan(ctx);
+        var plan = Plan(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Rules = ["from 10.10.10.0/24 lookup vpn"] },
+            Kernel(new KernelState([], [hookRule, foreign, stale])));
 
         Assert.Equal(
         [
@@ -280,11 +256,10 @@ public class PolicyRoutingSpecs : IDisposable
     {
         var hook = new Route(Net.ParsePrefix("d", "default", AddressFamily.InterNetworkV6), 200, 148, device: "eth1",
             gateway: IPAddress.Parse("fd00::9"));
-        var ctx = Ctx(new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Routes = ["default via fd00::1 dev eth1 table vpn"] },
-            new FakeKernel(new KernelState([hook], [])));
+        var options = new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Routes = ["default via fd00::1 dev eth1 table vpn"] };
 
-        var e = Assert.Throws<ConflictException>(() => PolicyRouting.Validate(ctx).Plan(ctx));
+        var e = Assert.Throws<ConflictException>(() => Plan(options, Kernel(new KernelState([hook], []))));
 
-        Assert.StartsWith("route 'default via fd00::9 dev eth1 table vpn proto 148' is in the way of the policy's 'default via fd00::1 dev eth1 table vpn", e.Message);
+        Assert.StartsWith("route 'default via fd00::9 dev eth1 table vpn proto tunnel-router-hook' is in the way of the policy's 'default via fd00::1 dev eth1 table vpn", e.Message);
     }
 }

@@ -1,4 +1,4 @@
-namespace TunnelRouter.Interop;
+namespace TunnelRouter.Kernel.Netlink;
 
 #pragma warning disable IDE1006 // C names
 

@@ -1,0 +1,86 @@
+using System.Runtime.InteropServices;
+using TunnelRouter.Interop;
+
+namespace TunnelRouter.Kernel.Netlink;
+
+/// <summary>A NETLINK_ROUTE socket through libc: errno of the syscalls becomes <see cref="NetlinkException"/>.</summary>
+internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
+{
+    int _fd;
+
+    LibcNetlinkTransport(int fd) => _fd = fd;
+
+    public static LibcNetlinkTransport Open()
+    {
+        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Nl.NETLINK_ROUTE);
+        if (fd < 0) throw NetlinkException.Of("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
+        var transport = new LibcNetlinkTransport(fd);
+        try
+        {
+            // Acks without a copy of the request (they stay small, so thousands fit the receive buffer),
+            // with the kernel's own error text ("Nexthop device is not up").
+            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_CAP_ACK, 1);
+            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, 1);
+            // Dumps filtered by the kernel where it can (Linux 4.20); the filter is applied on reading as well.
+            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_GET_STRICT_CHK, 1);
+            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK };
+            if (Libc.bind(fd, &address, (uint)sizeof(sockaddr_nl)) != 0)
+                throw NetlinkException.Of("bind(AF_NETLINK)", Marshal.GetLastPInvokeError());
+        }
+        catch
+        {
+            transport.Dispose();
+            throw;
+        }
+        return transport;
+    }
+
+    /// <summary>SO_RCVBUFFORCE, which root may use beyond net.core.rmem_max.</summary>
+    public bool GrowReceiveBuffer(int bytes) => Option(Libc.SOL_SOCKET, Libc.SO_RCVBUFFORCE, bytes);
+
+    bool Option(int level, int name, int value) => Libc.setsockopt(_fd, level, name, &value, sizeof(int)) == 0;
+
+    public void Send(ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            while (true)
+            {
+                var n = Libc.send(_fd, p, (nuint)data.Length, 0);
+                if (n >= 0) return;
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == Errno.EINTR) continue;
+                throw NetlinkException.Of("send(netlink)", errno);
+            }
+        }
+    }
+
+    public int Receive(Span<byte> buffer, out uint senderPid)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                var sender = new sockaddr_nl();
+                var iov = new iovec { iov_base = p, iov_len = (nuint)buffer.Length };
+                var msg = new msghdr { msg_name = &sender, msg_namelen = (uint)sizeof(sockaddr_nl), msg_iov = &iov, msg_iovlen = 1 };
+                var n = Libc.recvmsg(_fd, &msg, Libc.MSG_TRUNC);
+                if (n >= 0)
+                {
+                    senderPid = sender.nl_pid;
+                    return (int)Math.Min(n, int.MaxValue);
+                }
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == Errno.EINTR) continue;
+                throw NetlinkException.Of("recvmsg(netlink)", errno);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_fd <= 0) return;
+        Libc.close(_fd);
+        _fd = 0;
+    }
+}

@@ -1,0 +1,97 @@
+using System.Net;
+using System.Net.Sockets;
+using TunnelRouter.Core;
+using TunnelRouter.Interop;
+
+namespace TunnelRouter.Kernel.Netlink;
+
+/// <summary>Routes as rtnetlink messages (rtmsg + RTA_* attributes), both ways.</summary>
+internal static class NetlinkRoutes
+{
+    /// <summary>
+    /// Equivalent to: ip route add|replace|del TYPE DST via GW dev DEV src PREFSRC table T proto P metric M onlink mtu MTU.
+    /// The scope is what iproute2 picks: link for a unicast route without a gateway, universe otherwise,
+    /// "nowhere" (any) for a delete.
+    /// </summary>
+    public static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, Route r, uint oif)
+    {
+        w.BeginMessage(type, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | flags), seq);
+        var delete = type == Nl.RTM_DELROUTE;
+        w.Put(new rtmsg
+        {
+            rtm_family = Family(r.Family),
+            rtm_dst_len = (byte)r.Destination.PrefixLength,
+            // Tables above 255 only fit RTA_TABLE; rtm_table then says "see the attribute".
+            rtm_table = r.Table < 256 ? (byte)r.Table : Nl.RT_TABLE_UNSPEC,
+            rtm_protocol = r.Protocol,
+            rtm_scope = delete ? Nl.RT_SCOPE_NOWHERE
+                : r.Type == RouteType.Unicast && r.Gateway is null ? Nl.RT_SCOPE_LINK : Nl.RT_SCOPE_UNIVERSE,
+            rtm_type = (byte)r.Type,
+            rtm_flags = r.OnLink ? Nl.RTNH_F_ONLINK : 0,
+        });
+        w.AttrU32(Nl.RTA_TABLE, r.Table);
+        if (r.Destination.PrefixLength > 0) w.AttrAddress(Nl.RTA_DST, r.Destination.BaseAddress);
+        if (r.Gateway is not null) w.AttrAddress(Nl.RTA_GATEWAY, r.Gateway);
+        if (oif != 0) w.AttrU32(Nl.RTA_OIF, oif);
+        if (r.Source is not null) w.AttrAddress(Nl.RTA_PREFSRC, r.Source);
+        if (r.Metric != 0) w.AttrU32(Nl.RTA_PRIORITY, r.Metric);
+        if (r.Mtu != 0)
+        {
+            var metrics = w.BeginNest(Nl.RTA_METRICS);
+            w.AttrU32(Nl.RTAX_MTU, r.Mtu);
+            w.EndNest(metrics);
+        }
+        w.EndMessage();
+    }
+
+    /// <summary>Equivalent to: ip -4 route show table TABLE [dev DEV]. With strict checking (Linux 4.20)
+    /// the kernel dumps only that table and device.</summary>
+    public static void WriteDump(NetlinkWriter w, uint seq, byte family, uint? table, uint? oif)
+    {
+        w.BeginMessage(Nl.RTM_GETROUTE, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP, seq);
+        w.Put(new rtmsg { rtm_family = family });
+        if (table is { } t) w.AttrU32(Nl.RTA_TABLE, t);
+        if (oif is { } o) w.AttrU32(Nl.RTA_OIF, o);
+        w.EndMessage();
+    }
+
+    /// <summary>A route of a dump, or null for what TunnelRouter does not model (local, broadcast,
+    /// multicast and anycast routes, cached clones, source-specific IPv6 routes).</summary>
+    public static Route? Parse(ReadOnlySpan<byte> payload, InterfaceNames names)
+    {
+        var m = NetlinkReader.Read<rtmsg>(payload, "rtmsg");
+        var type = (RouteType)m.rtm_type;
+        if (!Enum.IsDefined(type) || (m.rtm_flags & Nl.RTM_F_CLONED) != 0 || m.rtm_src_len != 0) return null;
+        if (m.rtm_family is not (Nl.AF_INET or Nl.AF_INET6)) return null;
+        var family = m.rtm_family == Nl.AF_INET6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
+
+        IPAddress? dst = null, gateway = null, prefsrc = null;
+        uint table = m.rtm_table, oif = 0, mtu = 0;
+        uint? metric = null;
+        var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<rtmsg>());
+        while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
+        {
+            switch (t)
+            {
+                case Nl.RTA_DST: dst = NetlinkReader.Address(value); break;
+                case Nl.RTA_GATEWAY: gateway = NetlinkReader.Address(value); break;
+                case Nl.RTA_PREFSRC: prefsrc = NetlinkReader.Address(value); break;
+                case Nl.RTA_OIF: oif = NetlinkReader.U32(value); break;
+                case Nl.RTA_PRIORITY: metric = NetlinkReader.U32(value); break;
+                case Nl.RTA_TABLE: table = NetlinkReader.U32(value); break;
+                case Nl.RTA_METRICS:
+                    var nested = value;
+                    while (NetlinkReader.NextAttribute(ref nested, out var mt, out var mv))
+                        if (mt == Nl.RTAX_MTU) mtu = NetlinkReader.U32(mv);
+                    break;
+            }
+        }
+        dst ??= family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any;
+        var device = type == RouteType.Unicast && oif != 0 ? names.Of(oif) : null;
+        return new Route(Net.Masked(dst, m.rtm_dst_len), table, m.rtm_protocol, device, gateway, prefsrc,
+            metric ?? (family == AddressFamily.InterNetworkV6 ? Route.DefaultV6Metric : 0), type,
+            (m.rtm_flags & Nl.RTNH_F_ONLINK) != 0, mtu);
+    }
+
+    public static byte Family(AddressFamily family) => family == AddressFamily.InterNetworkV6 ? Nl.AF_INET6 : Nl.AF_INET;
+}

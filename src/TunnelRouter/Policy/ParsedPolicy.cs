@@ -1,0 +1,50 @@
+using System.Net;
+using TunnelRouter.Core;
+
+namespace TunnelRouter.Policy;
+
+/// <summary>An uplink as the policy states it; what it leaves out (address, prefix, gateway) is read from
+/// the kernel snapshot when the plan is made.</summary>
+public sealed record UplinkSpec(string Field, string Device, uint Table, uint Priority, IPAddress? Address, int? PrefixLength,
+    IPAddress? Gateway);
+
+/// <summary>The routes one prefix file made: for plan's summary ("+ 48,211 routes in table vpn from ru.txt").</summary>
+public sealed record PrefixListRoutes(string Field, string File, uint Table, IReadOnlyList<Route> Routes);
+
+/// <summary>
+/// The whole policy, parsed and validated once: every section as typed values, every table name resolved
+/// to its number, every line and entry checked (parsing is validation: a value of this type is a valid
+/// policy). Immutable; what reconciles it never sees the configuration or the command line again.
+/// </summary>
+public sealed record ParsedPolicy
+{
+    /// <summary>The policy file's path, or "configuration": errors name it.</summary>
+    public required string Source { get; init; }
+
+    /// <summary>What apply owns (route and rule protocol) and what the hook owns.</summary>
+    public required byte Protocol { get; init; }
+    public required byte HookProtocol { get; init; }
+
+    /// <summary>Rules lines with their priorities, and Routes lines plus the routes of every prefix file.</summary>
+    public IReadOnlyList<Rule> Rules { get; init; } = [];
+    public IReadOnlyList<Route> Routes { get; init; } = [];
+    public IReadOnlyList<PrefixListRoutes> PrefixLists { get; init; } = [];
+    public IReadOnlyList<UplinkSpec> Uplinks { get; init; } = [];
+    public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
+
+    /// <summary>The nftables table of the policy's Marks; null when it has none.</summary>
+    public NftTable? Marks { get; init; }
+
+    /// <summary>Validated net.* keys and values, in the policy's order.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Sysctls { get; init; } = [];
+
+    /// <summary>Names of tables and protocols, for messages that show routes as the admin wrote them.</summary>
+    public TableNames TableNames { get; init; } = TableNames.Numeric;
+    public ProtocolNames ProtocolNames { get; init; } = ProtocolNames.Numeric;
+
+    public Ownership Owned => Ownership.ByProtocol(Protocol, HookProtocol);
+
+    /// <summary>A policy that wants nothing: what flush reconciles against.</summary>
+    public static ParsedPolicy Empty(string source, byte protocol, byte hookProtocol) =>
+        new() { Source = source, Protocol = protocol, HookProtocol = hookProtocol };
+}

@@ -1,0 +1,139 @@
+using System.Net;
+using Serilog;
+using TunnelRouter.Config;
+using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+
+namespace TunnelRouter.Policy;
+
+/// <summary>
+/// The bound configuration → one <see cref="ParsedPolicy"/>, every section at once. Throws
+/// <see cref="InputException"/> naming file, key and value; reads nothing from the kernel. The only I/O is
+/// reading the prefix files the policy names, held to the policy file's own checks.
+/// </summary>
+public static class PolicyParser
+{
+    /// <summary>Rules without "pref" get 2000 + 10 × their index in Rules: a documented band with gaps of 9
+    /// an admin can insert rules into. The hook's pool rules live at 1000–1999, before it.</summary>
+    public const uint RuleBandStart = 2000, BandStep = 10, BandSlots = 100;
+
+    /// <summary>Uplinks without "Priority" get 3000 + 10 × their index: after the policy's rules, so an
+    /// fwmark or port rule still wins over plain reply routing.</summary>
+    public const uint UplinkBandStart = 3000;
+
+    /// <param name="configPath">the policy file read, or null (errors then name "configuration").</param>
+    /// <param name="openFile">opens a prefix file after the ownership and mode checks; specs pass their own.</param>
+    public static ParsedPolicy Parse(TunnelRouterOptions o, Iproute2Files names, string? configPath, Func<string, TextReader>? openFile = null)
+    {
+        var src = configPath ?? "configuration";
+        var protocol = names.ResolveProtocol("Protocol", o.Protocol, "tunnel-router");
+        var hookProtocol = names.ResolveProtocol("HookProtocol", o.HookProtocol, "tunnel-router-hook");
+        var tables = PolicyTables.Create(names, o.Tables, o.Table, o.TableId, src);
+
+        var tunnels = TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n));
+        var rules = ParseRules(o.Rules, tables, protocol, src);
+        var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels);
+        var prefixLists = new List<PrefixListRoutes>();
+        if (o.PrefixLists.Count > 0)
+        {
+            var keys = new HashSet<RouteKey>(routes.Count);
+            foreach (var r in routes) keys.Add(r.Key);
+            for (var i = 0; i < o.PrefixLists.Count; i++)
+            {
+                var list = PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open);
+                // Duplicates and overlaps are fine: a prefix the policy already routes is routed once.
+                var kept = new List<Route>(list.Routes.Count);
+                foreach (var r in list.Routes)
+                    if (keys.Add(r.Key)) kept.Add(r);
+                routes.AddRange(kept);
+                prefixLists.Add(list with { Routes = kept });
+            }
+        }
+
+        return new ParsedPolicy
+        {
+            Source = src,
+            Protocol = protocol,
+            HookProtocol = hookProtocol,
+            Rules = rules,
+            Routes = routes,
+            PrefixLists = prefixLists,
+            Uplinks = ParseUplinks(o.Uplinks, tables, src),
+            Tunnels = tunnels,
+            Marks = NftMarks.Render(MarkRules.Parse(o.Marks)),
+            Sysctls = Sysctl.Parse(o.Sysctls),
+            TableNames = names.Tables,
+            ProtocolNames = names.Protocols,
+        };
+    }
+
+    /// <summary>Whether the policy has nothing of its own to route: apply then warns that no file was found.</summary>
+    public static bool RoutesNothing(TunnelRouterOptions o) => o.Rules.Count + o.Routes.Count + o.Uplinks.Count + o.PrefixLists.Count == 0;
+
+    // Duplicates are found through dictionaries: a policy of 100,000 routes must not compare 5 billion pairs.
+    static List<Rule> ParseRules(List<string> lines, PolicyTables tables, byte protocol, string src)
+    {
+        var rules = new List<Rule>(lines.Count);
+        var index = new Dictionary<Rule, int>(lines.Count);
+        for (var i = 0; i < lines.Count; i++)
+        {
+            var field = $"{src}: Rules[{i}]";
+            uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
+            var rule = PolicyLine.ParseRule(field, lines[i], tables.For(field), protocol, automatic);
+            if (!index.TryAdd(rule, i)) throw new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]");
+            rules.Add(rule);
+        }
+        return rules;
+    }
+
+    static List<Route> ParseRoutes(List<string> lines, PolicyTables tables, byte protocol, string src, IReadOnlyList<TunnelConfigEntry> tunnels)
+    {
+        var tunnelNames = new Dictionary<string, TunnelConfigEntry>(StringComparer.Ordinal);
+        foreach (var t in tunnels) tunnelNames[t.Link.Name] = t;
+        var routes = new List<Route>(lines.Count);
+        var index = new Dictionary<RouteKey, int>(lines.Count);
+        for (var i = 0; i < lines.Count; i++)
+        {
+            var field = $"{src}: Routes[{i}]";
+            var route = PolicyLine.ParseRoute(field, lines[i], tables.For(field), protocol);
+            // A route over a tunnel belongs to the tunnel (made and removed with it), not to the top-level Routes.
+            if (route.Device is { } dev && tunnelNames.TryGetValue(dev, out var tunnel))
+                throw new InputException(field,
+                    $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}.Routes, where it is made and removed with the tunnel");
+            if (!index.TryAdd(route.Key, i))
+                throw new InputException(field,
+                    $"'{Net.Printable(lines[i])}' has the same table, destination and metric as Routes[{index[route.Key]}]; a table holds one such route");
+            routes.Add(route);
+        }
+        return routes;
+    }
+
+    static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src)
+    {
+        var uplinks = new List<UplinkSpec>();
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var u = entries[i];
+            var field = $"{src}: Uplinks[{i}]";
+            var device = InterfaceName.Validate($"{field}.Interface", u.Interface);
+            if (string.IsNullOrEmpty(u.Table)) throw new InputException($"{field}.Table", "is not set; expected a table name or number, e.g. \"lan1\"");
+            var table = tables.Resolve($"{field}.Table", u.Table)
+                ?? throw new InputException($"{field}.Table", $"'{Net.Printable(u.Table)}' is not a table defined in rt_tables or the policy's Tables; add it to Tables");
+            if (table is 0 or > int.MaxValue) throw new InputException($"{field}.Table", $"expected a table from 1 to {int.MaxValue}");
+            IPAddress? address = null;
+            int? prefix = null;
+            if (u.Address is { } a)
+            {
+                var slash = a.IndexOf('/');
+                address = Net.ParseAddress($"{field}.Address", slash < 0 ? a : a[..slash]);
+                if (slash >= 0) prefix = Net.ParsePrefixLength($"{field}.Address", a[(slash + 1)..], address.AddressFamily);
+            }
+            IPAddress? gateway = u.Gateway is { } g ? Net.ParseAddress($"{field}.Gateway", g, address?.AddressFamily) : null;
+            var priority = u.Priority ?? (i < BandSlots ? UplinkBandStart + BandStep * (uint)i
+                : throw new InputException($"{field}.Priority", "is not set and the automatic band is full; set Priority"));
+            if (priority == 0) throw new InputException($"{field}.Priority", "expected a priority from 1 to 4294967295");
+            uplinks.Add(new UplinkSpec(field, device, table, priority, address, prefix, gateway));
+        }
+        return uplinks;
+    }
+}

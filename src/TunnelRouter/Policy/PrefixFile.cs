@@ -1,0 +1,97 @@
+using System.Net;
+using System.Net.Sockets;
+using TunnelRouter.Config;
+using TunnelRouter.Core;
+
+namespace TunnelRouter.Policy;
+
+/// <summary>
+/// A prefix file of the policy's PrefixLists: one prefix a line (IPv4 and IPv6 mixed, a bare address is a
+/// host route), blank lines and "#" comments ignored; each prefix becomes the entry's Route. A bad line is an
+/// error naming file:line. Duplicate and overlapping prefixes are fine (the kernel routes the longest match).
+/// </summary>
+public static class PrefixFile
+{
+    /// <summary>The largest prefix file read: a million IPv4 prefixes are about 17 MB.</summary>
+    public const long MaxBytes = 256L << 20;
+
+    /// <summary>Opens a prefix file after the policy file's own ownership and mode checks, read once from the
+    /// descriptor that was checked: whoever can write the list decides where the traffic to its prefixes goes.</summary>
+    public static TextReader Open(string path)
+    {
+        var bytes = StrictModes.Read(path, MaxBytes, "the prefix file") ?? throw new FileNotFoundException("it does not exist", path);
+        return new StreamReader(new MemoryStream(bytes, writable: false), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+    }
+
+    public static PrefixListRoutes Parse(string field, PrefixListOptions o, PolicyTables tables, byte protocol, Func<string, TextReader> open)
+    {
+        if (string.IsNullOrEmpty(o.File)) throw new InputException($"{field}.File", "is not set; expected the path of a file of prefixes, one a line");
+        if (!Path.IsPathFullyQualified(o.File)) throw new InputException($"{field}.File", $"'{Net.Printable(o.File)}' is not an absolute path");
+        if (string.IsNullOrWhiteSpace(o.Route))
+            throw new InputException($"{field}.Route", "is not set; expected the route each prefix becomes, e.g. \"via 10.8.0.1 dev tun0 table vpn\"");
+        if (o.Route.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries) is [var first, ..] && first is "-4" or "-6" or "inet" or "inet6" or "to")
+            throw new InputException($"{field}.Route", "takes no family and no destination: the file gives them, prefix by prefix");
+
+        // The route once per family, with a stand-in destination; each prefix then takes its place.
+        var v4 = Template($"{field}.Route", "-4 default " + o.Route, tables, protocol);
+        var v6 = Template($"{field}.Route", "-6 default " + o.Route, tables, protocol);
+        if (v4.Route is null && v6.Route is null) throw v4.Error!;
+        var table = (v4.Route ?? v6.Route)!.Table;
+
+        var routes = new List<Route>();
+        var name = Path.GetFileName(o.File);
+        TextReader reader;
+        try { reader = open(o.File); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InputException($"{field}.File", $"'{o.File}' cannot be read: {e.Message}");
+        }
+        using (reader)
+        {
+            var number = 0;
+            while (reader.ReadLine() is { } line)
+            {
+                number++;
+                var text = line.AsSpan();
+                var hash = text.IndexOf('#');
+                if (hash >= 0) text = text[..hash];
+                text = text.Trim();
+                if (text.IsEmpty) continue;
+                if (!TryParsePrefix(text, out var prefix))
+                    throw new InputException($"{o.File}:{number}",
+                        $"'{Net.Printable(text.ToString())}' is not a prefix; expected one IPv4 or IPv6 prefix a line, without host bits (e.g. 10.0.0.0/8, 2001:db8::/32)");
+                var (template, error) = prefix.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6 ? v6 : v4;
+                if (template is null)
+                    throw new InputException($"{o.File}:{number}", $"'{Net.Printable(text.ToString())}' cannot take {field}.Route: {error!.Message}");
+                routes.Add(template with { Destination = prefix });
+            }
+        }
+        return new PrefixListRoutes(field, name, table, routes);
+    }
+
+    static (Route? Route, InputException? Error) Template(string field, string line, PolicyTables tables, byte protocol)
+    {
+        try { return (PolicyLine.ParseRoute(field, line, tables.For(field), protocol), null); }
+        catch (InputException e) { return (null, e); }
+    }
+
+    /// <summary>"10.0.0.0/8", "2001:db8::/32", or an address alone (a host route); false for host bits set or
+    /// anything but the dotted quad and IPv6 text (no "10/8", no zone).</summary>
+    public static bool TryParsePrefix(ReadOnlySpan<char> text, out IPNetwork prefix)
+    {
+        prefix = default;
+        var slash = text.IndexOf('/');
+        if (!Net.TryParseAddress((slash < 0 ? text : text[..slash]).ToString(), out var address)) return false;
+        var max = Net.MaxPrefix(address.AddressFamily);
+        var length = max;
+        if (slash >= 0)
+        {
+            var bits = text[(slash + 1)..];
+            if (bits.Length is 0 or > 3 || !int.TryParse(bits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out length)
+                || length > max)
+                return false;
+        }
+        prefix = Net.Masked(address, length);
+        return prefix.BaseAddress.Equals(address);
+    }
+}

@@ -1,0 +1,196 @@
+using System.Net;
+using System.Net.Sockets;
+using TunnelRouter.Core;
+
+namespace TunnelRouter.Policy;
+
+/// <summary>What a reconciliation does: make the kernel match the policy, or remove everything owned.</summary>
+public enum ReconcileMode { Converge, Flush }
+
+/// <summary>How a plan was worked out. <paramref name="Stated"/>: worth saying when a person reads the plan
+/// (a computed MTU); otherwise only for -v.</summary>
+public sealed record PlanNote(string Text, bool Stated);
+
+/// <summary>Ordered changes, and notes on how they were worked out.</summary>
+public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<PlanNote> Notes);
+
+/// <summary>
+/// The one pure function from (parsed policy, kernel snapshot, mode) to ordered changes. The policy's
+/// parts in apply order: GRE links before the addresses and routes that use them, then routes and rules,
+/// then marks and sysctls; flush removes in the reverse order. No I/O: everything it needs is in the
+/// snapshot, so plan, apply, status and doctor see one and the same kernel.
+/// </summary>
+public static class Reconciler
+{
+    /// <summary>What the snapshot must hold for this policy.</summary>
+    public static SnapshotQuery QueryFor(ParsedPolicy policy) => new(
+        Nft: true,
+        NftRequired: policy.Marks is not null,
+        AddressesOf: policy.Uplinks.Where(u => u.Address is null || u.PrefixLength is null).Select(u => u.Device).Distinct().ToList(),
+        RouteGets: policy.Tunnels.Where(t => t.Link.Mtu == 0 && t.Link.Underlay is null).Select(t => t.Link.Remote).ToList(),
+        Sysctls: policy.Sysctls.Select(kv => kv.Key).ToList());
+
+    public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode)
+    {
+        if (mode == ReconcileMode.Flush)
+            return new PolicyPlan([.. Marks(null, snapshot), .. Planner.Remove(snapshot.State, policy.Owned), .. TunnelPlanner.Remove(snapshot.Links)], []);
+        var notes = new List<PlanNote>();
+        return new PolicyPlan(
+            [.. Tunnels(policy, snapshot, notes), .. Routing(policy, snapshot, notes), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot)],
+            notes);
+    }
+
+    /// <summary>GRE tunnels: links TunnelRouter creates, marks with its alias, brings up and addresses, and
+    /// the routes over them. Only links carrying the alias are ever changed or deleted.</summary>
+    static IReadOnlyList<Change> Tunnels(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        var links = snapshot.Links;
+        if (policy.Tunnels.Count == 0 && !links.Any(TunnelPlanner.IsOwned)) return [];
+        var specs = policy.Tunnels.Select(e => new TunnelSpec(WithMtu(e, snapshot, notes), e.Addresses, e.Routes)).ToList();
+        return TunnelPlanner.Plan(specs, links, snapshot.State.Routes, policy.Protocol);
+    }
+
+    /// <summary>The policy's MTU, or the underlay's minus the encapsulation (stated in the notes).</summary>
+    static GreTunnel WithMtu(TunnelConfigEntry e, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        var t = e.Link;
+        if (t.Mtu != 0) return t;
+        var underlay = t.Underlay ?? (snapshot.RouteDevices.TryGetValue(t.Remote, out var d) ? d : null)
+            ?? throw new EnvironmentException(
+                $"{e.Field}.Remote: no route to {t.Remote}, so the tunnel's underlay and MTU are unknown; add that route first, or set Underlay or Mtu");
+        if (underlay == t.Name)
+            throw new EnvironmentException($"{e.Field}.Remote: the route to {t.Remote} goes over the tunnel itself; set Underlay or Mtu");
+        var link = snapshot.Links.FirstOrDefault(l => l.Name == underlay)
+            ?? throw new EnvironmentException($"{e.Field}.Underlay: link '{underlay}' does not exist");
+        var overhead = t.Mode.Overhead(t.OKey is not null);
+        var mtu = (uint)Math.Max(68, (int)link.Mtu - overhead);
+        notes.Add(new($"{t.Name}: mtu {mtu} = {underlay} mtu {link.Mtu} - {overhead} ({t.Mode.Kind()}{(t.OKey is null ? "" : " with key")})", Stated: true));
+        return t with { Mtu = mtu };
+    }
+
+    /// <summary>
+    /// The policy's own routes and rules (Rules, Routes, PrefixLists, Uplinks). Apply owns its protocol
+    /// only: the hook's and every foreign object, including ones in the same tables and the same priority
+    /// band, are never touched; routes over GRE tunnels carry the same protocol but belong to the tunnels.
+    /// </summary>
+    static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        var current = snapshot.State;
+        var protocol = policy.Protocol;
+        var desired = Desired(policy, snapshot, notes);
+
+        var tunnels = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var t in policy.Tunnels) tunnels.Add(t.Link.Name);
+        foreach (var l in snapshot.Links)
+            if (TunnelPlanner.IsOwned(l)) tunnels.Add(l.Name);
+        var owns = new Ownership(r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)), r => r.Protocol == protocol);
+
+        // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
+        // would read as "already there" while our route is not. Say so instead, for both families.
+        var foreign = new Dictionary<RouteKey, Route>();
+        foreach (var have in current.Routes)
+            if (!owns.Route(have)) foreign.TryAdd(have.Key, have);
+        if (foreign.Count > 0)
+            foreach (var want in desired.Routes)
+                if (foreign.TryGetValue(want.Key, out var theirs))
+                    throw new ConflictException(
+                        $"route '{IpCommand.RouteArgs(theirs, policy.TableNames, policy.ProtocolNames)}' is in the way of the policy's '{IpCommand.RouteArgs(want, policy.TableNames, policy.ProtocolNames)}' and is not owned by tunnel-router apply (protocol {protocol}); remove it or change the policy's metric");
+        return Planner.Plan(desired, current, owns);
+    }
+
+    /// <summary>Everything the policy wants, uplinks resolved against the snapshot's addresses and main table.</summary>
+    static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        if (policy.Uplinks.Count == 0) return PolicyState.Settle(new KernelState(policy.Routes, policy.Rules), snapshot.State);
+        var routes = new List<Route>(policy.Routes);
+        var rules = new List<Rule>(policy.Rules);
+        var keys = new Dictionary<RouteKey, Route>();
+        foreach (var r in routes) keys.TryAdd(r.Key, r);
+        foreach (var spec in policy.Uplinks)
+        {
+            var state = Resolve(spec, snapshot, notes).Desired(policy.Protocol);
+            foreach (var r in state.Routes)
+            {
+                if (keys.TryGetValue(r.Key, out var other))
+                    throw new InputException(spec.Field, $"its route '{r}' has the same table, destination and metric as '{other}'");
+                keys.Add(r.Key, r);
+                routes.Add(r);
+            }
+            rules.AddRange(state.Rules.Where(r => !rules.Contains(r)));
+        }
+        return PolicyState.Settle(new KernelState(routes, rules), snapshot.State);
+    }
+
+    /// <summary>Fills what the policy left out from the snapshot: the address and prefix of the interface,
+    /// and the gateway of its default route in the main table.</summary>
+    static Uplink Resolve(UplinkSpec s, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        IReadOnlyList<InterfaceAddress> KernelAddresses() =>
+            snapshot.GlobalAddresses.TryGetValue(s.Device, out var list) ? list : [];
+
+        var addresses = new List<InterfaceAddress>();
+        if (s.Address is { } a)
+        {
+            var prefix = s.PrefixLength ?? KernelAddresses().FirstOrDefault(k => k.Address.Equals(a))?.PrefixLength
+                ?? throw new InputException($"{s.Field}.Address",
+                    $"{a} is not on {s.Device}, so its prefix length cannot be read; write it with its prefix, e.g. {a}/{(a.AddressFamily.IsV6() ? 64 : 24)}");
+            addresses.Add(new InterfaceAddress(a, prefix));
+        }
+        else
+        {
+            // The primary address of each family, as the kernel lists them.
+            foreach (var family in (ReadOnlySpan<AddressFamily>)[AddressFamily.InterNetwork, AddressFamily.InterNetworkV6])
+                if (KernelAddresses().FirstOrDefault(k => k.Family == family) is { } k) addresses.Add(k);
+            if (addresses.Count == 0)
+                throw new InputException($"{s.Field}.Interface", $"{s.Device} has no global address (does it exist?); set Address");
+        }
+
+        var gateways = new List<IPAddress>();
+        foreach (var address in addresses.ToList())
+        {
+            var gateway = s.Gateway is { } g && g.AddressFamily == address.Family ? g
+                : snapshot.State.Routes
+                    .Where(r => r.Table == TableNames.Main && r.Destination.PrefixLength == 0 && r.Type == RouteType.Unicast
+                                && r.Device == s.Device && r.Gateway is not null && r.Family == address.Family)
+                    .OrderBy(r => r.Metric).FirstOrDefault()?.Gateway;
+            if (gateway is not null) { gateways.Add(gateway); continue; }
+            if (s.Address is not null)
+                throw new InputException($"{s.Field}.Gateway",
+                    $"is not set and table main has no default route via {s.Device} to read it from; set Gateway");
+            // A family read from the kernel without a gateway: reply routing to the connected network only
+            // would send the rest to main's default route, the very thing uplinks exist to avoid; leave it out.
+            notes.Add(new($"{s.Field}: {s.Device} has no {(address.Family.IsV6() ? "IPv6" : "IPv4")} default route in main; that family is left out", Stated: false));
+            addresses.Remove(address);
+        }
+        if (addresses.Count == 0)
+            throw new InputException($"{s.Field}.Gateway", $"is not set and table main has no default route via {s.Device} to read it from; set Gateway");
+        if (s.Gateway is { } given && !gateways.Contains(given))
+            throw new InputException($"{s.Field}.Gateway", $"{given} is not of the family of the uplink's address {addresses[0].Address}");
+        return new Uplink(s.Device, s.Table, s.Priority, addresses, gateways);
+    }
+
+    /// <summary>TunnelRouter's own nftables table, replaced as a whole in one transaction whenever its
+    /// fingerprint differs from the policy's, removed when the policy has no marks. Other tables
+    /// (firewalls, Docker, fail2ban) are never read or touched.</summary>
+    static IReadOnlyList<Change> Marks(NftTable? desired, KernelSnapshot snapshot)
+    {
+        var current = snapshot.Nft;
+        if (desired is null) return current is null ? [] : [new ReplaceNftTable(current.Definition, null)];
+        return current?.Fingerprint == desired.Fingerprint ? [] : [new ReplaceNftTable(current?.Definition, desired.Definition)];
+    }
+
+    /// <summary>Sysctls set when they differ. They are not owned objects: flush leaves them as they are,
+    /// because they are host settings an admin asked for (turning ip_forward off on flush would cut a router
+    /// off its clients). Apply does roll them back if the same apply fails.</summary>
+    static IReadOnlyList<Change> Sysctls(ParsedPolicy policy, KernelSnapshot snapshot)
+    {
+        var changes = new List<Change>();
+        foreach (var (key, value) in policy.Sysctls)
+        {
+            var current = (snapshot.Sysctls.TryGetValue(key, out var v) ? v : null)
+                ?? throw new InputException($"Sysctls.{key}", "no such setting in this kernel or network namespace (is the interface present, the module loaded?)");
+            if (!Sysctl.SameValue(current, value)) changes.Add(new SetSysctl(key, current, value));
+        }
+        return changes;
+    }
+}
