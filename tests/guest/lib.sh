@@ -8,7 +8,7 @@ say() { echo "@@ $*"; }
 # own iproute2 name directory and lock.
 tr() {
     site=$1; shift
-    ip netns exec "$site" env -i TUNNEL_ROUTER_IPROUTE2DIR="/tmp/$site/iproute2" TUNNEL_ROUTER_LOCKFILE="/run/$site.lock" \
+    ip netns exec "$site" env -i TUNNEL_ROUTER_CONFIG= TUNNEL_ROUTER_IPROUTE2DIR="/tmp/$site/iproute2" TUNNEL_ROUTER_LOCKFILE="/run/$site.lock" \
         "$TR_BIN" "$@"
 }
 

@@ -19,8 +19,11 @@ sealed class LogFile : Serilog.Core.ILogEventSink, IDisposable
     const uint Mode = 0b110_100_000;
 
     readonly SafeFileHandle _handle;
+    readonly string _path;
+    readonly TextWriter _stderr;
+    bool _failed;
 
-    LogFile(SafeFileHandle handle) => _handle = handle;
+    LogFile(SafeFileHandle handle, string path, TextWriter stderr) => (_handle, _path, _stderr) = (handle, path, stderr);
 
     public static LogFile? Open(string path, TextWriter stderr)
     {
@@ -39,7 +42,7 @@ sealed class LogFile : Serilog.Core.ILogEventSink, IDisposable
                 if ((st.Permissions & ~Mode) != 0) Libc.fchmod(fd, st.Permissions & Mode);
                 // O_NONBLOCK only guarded the open (a FIFO at the name must not block it); writes are ordinary.
                 Libc.fcntl(fd, Libc.F_SETFL, Libc.O_APPEND);
-                return new LogFile(handle);
+                return new LogFile(handle, path, stderr);
             }
             catch
             {
@@ -57,8 +60,14 @@ sealed class LogFile : Serilog.Core.ILogEventSink, IDisposable
     public void Emit(LogEvent logEvent)
     {
         var line = $"{logEvent.Timestamp:yyyy-MM-dd HH:mm:ss.fff} [{Level(logEvent.Level)}] {TextWriterSink.Render(logEvent)}\n";
+        if (_failed) return;
         try { RandomAccess.Write(_handle, System.Text.Encoding.UTF8.GetBytes(line), fileOffset: 0); }
-        catch (IOException) { }
+        catch (IOException e)
+        {
+            // A file that opens but takes no writes (a full disk, /proc/version): said once, then stderr only.
+            _failed = true;
+            _stderr.WriteLine($"tunnel-router: warning: log file {_path}: {App.OneLine(FrameworkMessages.Of(e))}; logging to stderr only");
+        }
     }
 
     static string Level(LogEventLevel level) => level switch

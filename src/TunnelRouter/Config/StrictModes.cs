@@ -66,6 +66,7 @@ public static class StrictModes
     /// <summary>Regular, owned by root or us, writable by nobody else.</summary>
     internal static void CheckFile(string name, FileStatus st, string what, string shown)
     {
+        if (st.IsDirectory) throw new InputException(name, $"is a directory, not {what}");
         if (!st.IsRegular) throw new InputException(name, $"{what} is not a regular file; refusing it");
         CheckOwnerAndMode(name, st, what, shown, allowSticky: false);
     }

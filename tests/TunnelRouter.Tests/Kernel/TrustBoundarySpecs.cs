@@ -47,16 +47,7 @@ public class TrustBoundarySpecs
     static RunResult Bounded(NetNs ns, string[] args, Dictionary<string, string>? env = null, string prefix = "") =>
         ns.Exec("/usr/bin/timeout", ["20", "/bin/sh", "-c", prefix + "exec \"$0\" \"$@\"", Prerequisites.Binary, .. args], Full(ns, env));
 
-    static Dictionary<string, string> Full(NetNs ns, Dictionary<string, string>? env)
-    {
-        var full = new Dictionary<string, string>
-        {
-            ["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2"),
-            ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock"),
-        };
-        if (env is not null) foreach (var (k, v) in env) full[k] = v;
-        return full;
-    }
+    static Dictionary<string, string> Full(NetNs ns, Dictionary<string, string>? env) => TunnelRouterProcess.Environment(ns, env);
 
     // ---- Finding 2: StrictModes checks what it parses -------------------------------------------------------
 

@@ -4,7 +4,12 @@ namespace TunnelRouter.Tests.Support;
 /// way OpenVPN builds a hook's: no PATH, no HOME, only what the test passes.</summary>
 public static class TunnelRouterProcess
 {
-    public static RunResult Run(NetNs ns, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null, string? stdin = null)
+    public static RunResult Run(NetNs ns, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null, string? stdin = null) =>
+        ns.Exec(Prerequisites.Binary, args, Environment(ns, env), stdin);
+
+    /// <summary>The whole environment the binary runs with: the namespace's own iproute2 names and lock, no
+    /// policy file unless the test names one, the test's backend, and what the test adds.</summary>
+    public static Dictionary<string, string> Environment(NetNs ns, IReadOnlyDictionary<string, string>? env = null)
     {
         var full = new Dictionary<string, string>
         {
@@ -16,7 +21,7 @@ public static class TunnelRouterProcess
         full.TryAdd("TUNNEL_ROUTER_CONFIG", "");
         // Per-backend kernel tests (see KernelBackend) run the binary with their backend, unless the test chose one.
         if (KernelBackend.Current is { } backend) full.TryAdd("TUNNEL_ROUTER_BACKEND", backend);
-        return ns.Exec(Prerequisites.Binary, args, full, stdin);
+        return full;
     }
 
     /// <summary>OpenVPN's environment for a topology-subnet server with IPv4 and (optionally) IPv6.</summary>
