@@ -42,11 +42,12 @@ public static class PolicyParser
             {
                 var list = PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open);
                 // Duplicates and overlaps are fine: a prefix the policy already routes is routed once.
+                keys.EnsureCapacity(keys.Count + list.Routes.Count);
                 var kept = new List<Route>(list.Routes.Count);
                 foreach (var r in list.Routes)
                     if (keys.Add(r.Key)) kept.Add(r);
                 routes.AddRange(kept);
-                prefixLists.Add(list with { Routes = kept });
+                prefixLists.Add(kept.Count == list.Routes.Count ? list : list with { Routes = kept });
             }
         }
 
