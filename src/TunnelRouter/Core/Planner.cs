@@ -26,9 +26,9 @@ public static class Planner
         HashSet<Route>? replaced = null;
         foreach (var want in wanted)
         {
-            if (!currentByKey.TryGetFirst(want.Key, out var first)) { adds.Add(new AddRoute(want)); continue; }
+            if (!currentByKey.TryGetFirst(want, out var first)) { adds.Add(new AddRoute(want)); continue; }
             if (currentByKey.Contains(want)) continue;
-            var mine = currentByKey.FirstOf(want.Key, owns.Route);
+            var mine = currentByKey.FirstOf(want, owns.Route);
             if (mine is not null && !desiredByKey.Contains(mine))
             {
                 adds.Add(new ReplaceRoute(mine, want));
@@ -75,37 +75,42 @@ public static class Planner
                     if (c.IsRule == rules && (c.Family == System.Net.Sockets.AddressFamily.InterNetwork) == v4) into.Add(c);
     }
 
-    /// <summary>Routes by <see cref="RouteKey"/>. The kernel keeps one route per key, so one slot each is the
-    /// rule; the rare others (what a hand-made state may hold) wait in a side table. Sized once, up front: at a
-    /// million routes a growing table of lists costs more than the diff itself.</summary>
+    /// <summary>Routes by their <see cref="Route.Key"/> (packed). The kernel keeps one route per key, so one slot
+    /// each is the rule; the rare others (what a hand-made state may hold) wait in a side table. Sized once, up
+    /// front: at a million routes a growing table of lists costs more than the diff itself.</summary>
     sealed class RoutesByKey(int capacity)
     {
-        readonly Dictionary<RouteKey, Route> _first = new(capacity);
-        Dictionary<RouteKey, List<Route>>? _more;
+        readonly Dictionary<PackedRouteKey, Route> _first = new(capacity);
+        Dictionary<PackedRouteKey, List<Route>>? _more;
 
         /// <summary>False when an equal route is already there.</summary>
         public bool Add(Route route)
         {
-            if (_first.TryAdd(route.Key, route)) return true;
+            var key = new PackedRouteKey(route);
+            if (_first.TryAdd(key, route)) return true;
             if (Contains(route)) return false;
             _more ??= [];
-            if (!_more.TryGetValue(route.Key, out var list)) _more[route.Key] = list = [];
+            if (!_more.TryGetValue(key, out var list)) _more[key] = list = [];
             list.Add(route);
             return true;
         }
 
-        public bool TryGetFirst(RouteKey key, out Route first) => _first.TryGetValue(key, out first!);
+        /// <summary>The first route added with the key of <paramref name="route"/>.</summary>
+        public bool TryGetFirst(Route route, out Route first) => _first.TryGetValue(new PackedRouteKey(route), out first!);
 
         public bool Contains(Route route)
         {
-            if (!_first.TryGetValue(route.Key, out var first)) return false;
+            var key = new PackedRouteKey(route);
+            if (!_first.TryGetValue(key, out var first)) return false;
             if (first.Equals(route)) return true;
-            return _more is not null && _more.TryGetValue(route.Key, out var list) && list.Contains(route);
+            return _more is not null && _more.TryGetValue(key, out var list) && list.Contains(route);
         }
 
-        /// <summary>The first route at <paramref name="key"/>, in the order added, that <paramref name="match"/> accepts.</summary>
-        public Route? FirstOf(RouteKey key, Func<Route, bool> match)
+        /// <summary>The first route with the key of <paramref name="route"/>, in the order added, that
+        /// <paramref name="match"/> accepts.</summary>
+        public Route? FirstOf(Route route, Func<Route, bool> match)
         {
+            var key = new PackedRouteKey(route);
             if (!_first.TryGetValue(key, out var first)) return null;
             if (match(first)) return first;
             if (_more is not null && _more.TryGetValue(key, out var list))
