@@ -52,7 +52,7 @@ public static class LineDiff
         while (x < a.Length || y < b.Length)
         {
             if (x < a.Length && y < b.Length && a[x] == b[y]) { x++; y++; }
-            else if (y < b.Length && (x == a.Length || lcs[x, y + 1] >= lcs[x + 1, y])) yield return "+" + b[y++];
+            else if (y < b.Length && (x == a.Length || lcs[x, y + 1] > lcs[x + 1, y])) yield return "+" + b[y++];
             else yield return "-" + a[x++];
         }
     }

@@ -227,6 +227,7 @@ public class RoutingDaemonKernelSpecs
         Assert.Contains("protocol ospf v2 tunnel_router {", File.ReadAllText(fileA));
         Assert.Contains("tunnel_router", birdA.Birdc("show", "protocols"));
         Assert.Equal(0, Run(a, ["plan", "-c", policyA]).ExitCode);
+        birdA.WaitFor(() => Run(a, ["doctor", "-c", policyA]).Stdout.Contains("o0: OSPF adjacency Full with 10.99.0.2 (mtu 1500)"), "doctor's Full adjacency");
 
         // A new cost: the file's diff in plan, then BIRD reconfigured in place.
         var costlier = Run(a, ["plan", "-c", policyA, "Routing:Interfaces:0=o0 cost 30"]);
@@ -256,6 +257,9 @@ public class RoutingDaemonKernelSpecs
         Assert.Contains("BIRD is not running", run.Stderr);
         Assert.Contains("is in place for its next start", run.Stderr);
         Assert.Contains("interface \"o0\" { type ptp; cost 10;", File.ReadAllText(file));
+        var doctor = Run(a, ["doctor", "-c", Topology.Policy(a, RoutingPolicy("bird", file, bird.Socket, "\"o0\"", ""))]);
+        Assert.Contains($"BIRD does not answer on {bird.Socket}", doctor.Stdout);
+        Assert.Equal(1, doctor.ExitCode);
     }
 
     [Fact]
@@ -297,6 +301,7 @@ public class RoutingDaemonKernelSpecs
         frrA.WaitFor(() => a.Ip("-4", "route", "show", Lan).Contains("proto ospf"), "the LAN learned over OSPF");
         Assert.Contains("ip ospf cost 10", frrA.Vtysh("show running-config"));
         Assert.Equal(0, Run(a, ["plan", "-c", policyA]).ExitCode);
+        frrA.WaitFor(() => Run(a, ["doctor", "-c", policyA]).Stdout.Contains("o0: OSPF adjacency Full with 10.99.0.2 (mtu 1500)"), "doctor's Full adjacency");
 
         Run(a, ["apply", "-c", policyA, "Routing:Interfaces:0=o0 cost 30"]).ShouldSucceed();
         var running = frrA.Vtysh("show running-config");
