@@ -36,9 +36,10 @@ public static class DoctorCommand
         // One snapshot for the checks and the apply plan: what the policy adds, and whether the kernel has drifted from it.
         KernelSnapshot? snapshot = null;
         IReadOnlyList<Change>? plan = null;
+        Policy.ParsedPolicy? policy = null;
         try
         {
-            var policy = Commands.ParsePolicy(ctx);
+            policy = Commands.ParsePolicy(ctx);
             snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
             plan = Commands.PlanPolicy(ctx, policy, snapshot, stated: false).Changes;
         }
@@ -62,6 +63,7 @@ public static class DoctorCommand
         Selectors(ctx, findings, rules, state);
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
+        if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot);
         if (plan is not null)
         {
             findings.Add(plan.Count == 0

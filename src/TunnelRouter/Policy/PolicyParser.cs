@@ -61,6 +61,7 @@ public static class PolicyParser
             PrefixLists = prefixLists,
             Uplinks = ParseUplinks(o.Uplinks, tables, src),
             Tunnels = tunnels,
+            Routing = RoutingSection.Parse(o.Routing, src, tunnels),
             Marks = NftMarks.Render(MarkRules.Parse(o.Marks)),
             Sysctls = Sysctl.Parse(o.Sysctls),
             TableNames = names.Tables,
