@@ -1,7 +1,8 @@
 namespace TunnelRouter.Core;
 
 /// <summary>What the hook needs from the configuration, resolved to numbers.</summary>
-public sealed record HookSettings(uint Table, byte Protocol, bool PoolRules, uint PoolRulePriority);
+/// <param name="RoutedNetworks">a server's routed networks (the networks behind its clients) go into the table too.</param>
+public sealed record HookSettings(uint Table, byte Protocol, bool PoolRules, uint PoolRulePriority, bool RoutedNetworks = false);
 
 /// <summary>The kernel state one tunnel brings, and which existing objects belong to that tunnel.</summary>
 public static class HookPolicy
@@ -15,6 +16,7 @@ public static class HookPolicy
     public static KernelState Desired(OpenVpnTunnel tunnel, HookSettings s)
     {
         var routes = tunnel.Networks
+            .Where(n => !n.Routed || s.RoutedNetworks)
             .Select(n => new Route(n.Network, s.Table, s.Protocol, device: tunnel.Device, gateway: n.Gateway,
                 onLink: n.Gateway is not null))
             .ToList();

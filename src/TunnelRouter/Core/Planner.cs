@@ -55,16 +55,18 @@ public static class Planner
 
         // Rules after routes on the way in (a rule never points at a table still empty), and before
         // routes on the way out.
-        return [.. Order(adds, ruleFirst: false), .. Order(deletes, ruleFirst: true)];
+        // Within routes, what makes a gateway reachable goes in first and out last (RouteOrder).
+        return [.. Order(adds, ruleFirst: false, deletes: false), .. Order(deletes, ruleFirst: true, deletes: true)];
     }
 
     /// <summary>Removes everything owned: what <c>flush</c> and <c>down</c> do.</summary>
     public static IReadOnlyList<Change> Remove(KernelState current, Ownership owns) =>
         Plan(KernelState.Empty, current, owns);
 
-    static IEnumerable<Change> Order(List<Change> changes, bool ruleFirst) =>
-        changes.OrderBy(c => c.IsRule == ruleFirst ? 0 : 1)
-            .ThenBy(c => c.Family == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1);
+    static IEnumerable<Change> Order(List<Change> changes, bool ruleFirst, bool deletes) =>
+        RouteOrder.Sort(changes.OrderBy(c => c.IsRule == ruleFirst ? 0 : 1)
+            .ThenBy(c => c.Family == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1), deletes)
+            .OrderBy(c => c.IsRule == ruleFirst ? 0 : 1);
 }
 
 /// <summary>Which objects a run may delete or replace. Anything else it leaves alone.</summary>

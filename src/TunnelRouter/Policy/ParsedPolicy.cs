@@ -32,6 +32,9 @@ public sealed record ParsedPolicy
     public IReadOnlyList<UplinkSpec> Uplinks { get; init; } = [];
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 
+    /// <summary>Instances entries: templates the hook resolves at up; plan shows them.</summary>
+    public IReadOnlyList<InstanceSpec> Instances { get; init; } = [];
+
     /// <summary>The nftables table of the policy's Marks; null when it has none.</summary>
     public NftTable? Marks { get; init; }
 
