@@ -38,10 +38,11 @@ public static class HookCommand
             StartupTrace.Mark("read");
             // An instance route written without dev reads back with the device the kernel chose.
             desired = Policy.PolicyState.Settle(desired, current);
+            var servers = Servers(ctx, instance);
             if (instance is not null)
             {
                 foreach (var note in instance.Notes) ctx.Log.Information("{Note}", note);
-                foreach (var finding in RecursiveRouting.Find(tunnel.Device, instance.State, RecursiveRouting.Servers(ctx.Environment)))
+                foreach (var finding in RecursiveRouting.Find(tunnel.Device, instance.State, servers))
                     ctx.Log.Warning("tunnel-router: warning: {Field}: {Finding}", instance.Spec.Field, finding);
             }
             if (tunnel.Action == HookAction.Down && record is not null && !record.Matches(tunnel))
@@ -50,7 +51,7 @@ public static class HookCommand
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
-            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, desired, record, instance);
+            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, desired, record, instance, servers);
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
@@ -70,6 +71,20 @@ public static class HookCommand
             : null;
     }
 
+    /// <summary>The tunnel's own server, unless its OpenVPN configuration (the "config" variable: OpenVPN's own file,
+    /// root's) has allow-recursive-routing: then traffic for the server may go into the tunnel, and nobody need warn.</summary>
+    static IReadOnlyList<System.Net.IPAddress> Servers(Context ctx, ResolvedInstance? instance)
+    {
+        if (instance is null) return [];
+        string? text = null;
+        if (ctx.Environment.TryGetValue("config", out var path) && path.Length > 0)
+        {
+            try { text = new FileInfo(path) is { Exists: true, Length: < 1 << 20 } ? File.ReadAllText(path) : null; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { }
+        }
+        return RecursiveRouting.Allowed(text) ? [] : RecursiveRouting.Servers(ctx.Environment);
+    }
+
     /// <summary>The tunnel's own networks and its instance's lines; a line for a route the hook already makes is made once.</summary>
     static KernelState With(KernelState hook, KernelState? instance)
     {
@@ -83,7 +98,7 @@ public static class HookCommand
     /// <summary>Up records what it installed, down forgets its own record. The kernel changes are made by then:
     /// a record that cannot be written is a warning (down then removes what up would install), not a failure.</summary>
     static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, KernelState desired, TunnelRecord? previous,
-        ResolvedInstance? instance)
+        ResolvedInstance? instance, IReadOnlyList<System.Net.IPAddress> servers)
     {
         try
         {
@@ -91,7 +106,7 @@ public static class HookCommand
                 records.Write(TunnelRecord.Of(tunnel, desired) with
                 {
                     Lines = instance is null ? [] : [.. instance.RouteLines.Select(l => "route " + l), .. instance.RuleLines.Select(l => "rule " + l)],
-                    Servers = RecursiveRouting.Servers(ctx.Environment),
+                    Servers = servers,
                 });
             else if (previous is null || previous.Matches(tunnel)) records.Delete(tunnel.Device);
         }

@@ -23,10 +23,12 @@ public static class LiveInstances
             foreach (var r in live)
                 foreach (var line in r.Lines) yield return $"{spec.Field} ({r.Device}, up): {line}";
             if (live.Count > 0) continue;
-            foreach (var line in spec.Routes) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): route {line.Text}";
-            foreach (var line in spec.Rules) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): rule {line.Text}";
+            foreach (var line in spec.Routes) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): route {Written(line)}";
+            foreach (var line in spec.Rules) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): rule {Written(line)}";
         }
     }
+
+    static string Written(InstanceLine line) => line.Optional ? $"{InstanceLine.OptionalWord} {line.Text}" : line.Text;
 
     /// <summary>For each live tunnel whose resolved lines send traffic for its own server into it, one sentence
     /// naming OpenVPN's allow-recursive-routing.</summary>

@@ -26,6 +26,11 @@ public static class RecursiveRouting
         return result;
     }
 
+    /// <summary>Whether an OpenVPN configuration's text sets the option (a line of its own, as OpenVPN reads it;
+    /// "--allow-recursive-routing" on a command line is not seen here).</summary>
+    public static bool Allowed(string? configText) =>
+        configText is not null && configText.Split('\n').Any(l => l.Trim() is var t && (t == Option || t.StartsWith(Option + " ", StringComparison.Ordinal)));
+
     /// <summary>One sentence per server the state sends into the device: a lookup rule that can match traffic to
     /// it, and a route of that rule's table over the device that holds it.</summary>
     public static IReadOnlyList<string> Find(string device, KernelState state, IReadOnlyList<IPAddress> servers)

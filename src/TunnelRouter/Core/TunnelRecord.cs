@@ -17,7 +17,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
     /// table nyet", "rule ..."), so that they can be shown and restored without OpenVPN's environment.</summary>
     public IReadOnlyList<string> Lines { get; init; } = [];
 
-    /// <summary>The tunnel's own VPN server (trusted_ip, remote_N): traffic for it must not go into the tunnel.</summary>
+    /// <summary>The tunnel's own VPN server (trusted_ip, remote_N) when its OpenVPN configuration lacks
+    /// allow-recursive-routing: traffic for it must not go into the tunnel.</summary>
     public IReadOnlyList<System.Net.IPAddress> Servers { get; init; } = [];
 
     /// <summary>Who a tunnel is: its device and its own addresses (the down-root plugin passes them too).</summary>
