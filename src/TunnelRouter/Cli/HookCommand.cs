@@ -42,7 +42,7 @@ public static class HookCommand
             if (instance is not null)
             {
                 foreach (var note in instance.Notes) ctx.Log.Information("{Note}", note);
-                foreach (var finding in RecursiveRouting.Find(tunnel.Device, instance.State, servers))
+                foreach (var finding in RecursiveRouting.Find(tunnel.Device, instance.State, servers, ctx.Names.Tables, ctx.Names.Protocols))
                     ctx.Log.Warning("tunnel-router: warning: {Field}: {Finding}", instance.Spec.Field, finding);
             }
             if (tunnel.Action == HookAction.Down && record is not null && !record.Matches(tunnel))

@@ -40,7 +40,7 @@ public static class LiveInstances
             KernelState state;
             try { state = State(ctx, r); }
             catch (InputException) { continue; }
-            foreach (var finding in RecursiveRouting.Find(r.Device, state, r.Servers)) yield return finding;
+            foreach (var finding in RecursiveRouting.Find(r.Device, state, r.Servers, ctx.Names.Tables, ctx.Names.Protocols)) yield return finding;
         }
     }
 
@@ -50,13 +50,12 @@ public static class LiveInstances
         var routes = new List<Route>();
         var rules = new List<Rule>();
         TableResolver tables = n => ctx.Names.Tables.TryGetId(n, out var id) ? id : null;
-        var pref = InstanceConfig.RuleBandStart;
         foreach (var line in r.Lines)
         {
             if (line.StartsWith("route ", StringComparison.Ordinal))
                 routes.Add(PolicyLine.ParseRoute($"record {r.Device}", line[6..], tables, ctx.HookProtocol));
             else
-                rules.Add(PolicyLine.ParseRule($"record {r.Device}", line[5..], tables, ctx.HookProtocol, pref += InstanceConfig.BandStep));
+                rules.Add(PolicyLine.ParseRule($"record {r.Device}", line[5..], tables, ctx.HookProtocol, automaticPriority: null));
         }
         return new KernelState(routes, rules);
     }

@@ -33,8 +33,11 @@ public static class RecursiveRouting
 
     /// <summary>One sentence per server the state sends into the device: a lookup rule that can match traffic to
     /// it, and a route of that rule's table over the device that holds it.</summary>
-    public static IReadOnlyList<string> Find(string device, KernelState state, IReadOnlyList<IPAddress> servers)
+    public static IReadOnlyList<string> Find(string device, KernelState state, IReadOnlyList<IPAddress> servers,
+        TableNames? tables = null, ProtocolNames? protocols = null)
     {
+        tables ??= TableNames.Numeric;
+        protocols ??= ProtocolNames.Numeric;
         var findings = new List<string>();
         foreach (var server in servers)
         foreach (var rule in state.Rules)
@@ -45,7 +48,7 @@ public static class RecursiveRouting
                 .Where(r => r.Table == rule.Table && r.Device == device && r.Type == RouteType.Unicast && r.Destination.Contains(server))
                 .OrderByDescending(r => r.Destination.PrefixLength).FirstOrDefault();
             if (route is null) continue;
-            findings.Add($"traffic to {server}, {device}'s own VPN server, goes into {device} (rule '{rule}', route '{route}'); " +
+            findings.Add($"traffic to {server}, {device}'s own VPN server, goes into {device} (rule '{IpCommand.RuleArgs(rule, tables, protocols)}', route '{IpCommand.RouteArgs(route, tables, protocols)}'); " +
                          $"OpenVPN drops it ('Recursive routing detected') unless the client's configuration has {Option}");
             break;
         }

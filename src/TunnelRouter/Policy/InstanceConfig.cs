@@ -92,7 +92,9 @@ public static class InstanceConfig
             if (text(line) is not { } resolved) continue;
             var rule = Parsed(line, resolved, () => PolicyLine.ParseRule(line.Field, resolved, tables(line.Field), protocol, RuleBandStart + BandStep * (uint)i));
             if (!rules.Contains(rule)) rules.Add(rule);
-            ruleLines.Add(resolved);
+            // The priority the line got from the band goes with it: read back later, the line means the same rule.
+            var words = resolved.Split(' ');
+            ruleLines.Add(words.Any(w => w is "pref" or "priority" or "preference" or "order") ? resolved : $"{resolved} pref {rule.Priority}");
         }
         return new ResolvedInstance(spec, new KernelState(routes, rules), routeLines, ruleLines, notes ?? []);
     }

@@ -51,6 +51,7 @@ public class InstanceSpecs : IDisposable
         Assert.Equal(["default via 10.8.0.1 dev tun2 table 100 proto 148"], r.State.Routes.Select(x => x.ToString()));
         Assert.Equal(["from 192.168.10.0/24 to 198.51.100.7/32 pref 1100 lookup 100 protocol 148"], r.State.Rules.Select(x => x.ToString()));
         Assert.Equal(["default via 10.8.0.1 dev tun2 table nyet"], r.RouteLines);
+        Assert.Equal(["from 192.168.10.0/24 to 198.51.100.7 lookup nyet pref 1100"], r.RuleLines);
     }
 
     [Fact]
