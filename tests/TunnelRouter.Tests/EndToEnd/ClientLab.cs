@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using TunnelRouter.Tests.Support;
 
 namespace TunnelRouter.Tests.EndToEnd;
@@ -15,12 +14,10 @@ namespace TunnelRouter.Tests.EndToEnd;
 /// on each side: its tunnel (chain "seen", rules 0 and 1) and its plain interface (rules 2 and 3), plus the
 /// router's own echo requests on the plain side (rule 4).
 /// </summary>
-public sealed class ClientLab : IDisposable
+public sealed class ClientLab : NamespaceLab
 {
     public const string Server4 = "198.51.100.7", Server6 = "2001:db8:7::7", Lan4 = "192.168.10.10", Lan6 = "fd10::10";
 
-    readonly List<NetNs> _namespaces = [];
-    readonly List<OpenVpnProcess> _processes = [];
 
     public NetNs Lan { get; }
     public NetNs Router { get; }
@@ -37,8 +34,8 @@ public sealed class ClientLab : IDisposable
             Lan = Add();
             Router = Add();
             Server = Add();
-            Link(Lan, "eth0", "192.168.10.10/24", "fd10::10/64", Router, "lan0", "192.168.10.1/24", "fd10::1/64");
-            Link(Router, "wan0", "198.51.100.2/24", "2001:db8:7::2/64", Server, "eth0", Server4 + "/24", Server6 + "/64");
+            OpenVpnLab.Link(Lan, "eth0", "192.168.10.10/24", "fd10::10/64", Router, "lan0", "192.168.10.1/24", "fd10::1/64");
+            OpenVpnLab.Link(Router, "wan0", "198.51.100.2/24", "2001:db8:7::2/64", Server, "eth0", Server4 + "/24", Server6 + "/64");
             Lan.Ip("route", "add", "default", "via", "192.168.10.1");
             Lan.Ip("-6", "route", "add", "default", "via", "fd10::1");
             Router.Exec("/usr/sbin/sysctl", ["-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]).ShouldSucceed();
@@ -63,24 +60,6 @@ public sealed class ClientLab : IDisposable
             Dispose();
             throw;
         }
-    }
-
-    NetNs Add()
-    {
-        var ns = new NetNs();
-        _namespaces.Add(ns);
-        return ns;
-    }
-
-    static void Link(NetNs a, string aDev, string a4, string a6, NetNs b, string bDev, string b4, string b6)
-    {
-        Sh.Ip("link", "add", aDev, "netns", a.Name, "type", "veth", "peer", "name", bDev, "netns", b.Name);
-        a.Ip("addr", "add", a4, "dev", aDev);
-        a.Ip("addr", "add", a6, "dev", aDev, "nodad");
-        b.Ip("addr", "add", b4, "dev", bDev);
-        b.Ip("addr", "add", b6, "dev", bDev, "nodad");
-        a.Ip("link", "set", aDev, "up");
-        b.Ip("link", "set", bDev, "up");
     }
 
     /// <summary>The router's policy: seed 000 as an Instances entry, and the table's fail-closed routes from apply.</summary>
@@ -154,27 +133,11 @@ public sealed class ClientLab : IDisposable
         return Track(new OpenVpnProcess(Router, name, config, Path.Combine(Dir, name + ".log")));
     }
 
-    OpenVpnProcess Track(OpenVpnProcess p)
-    {
-        _processes.Add(p);
-        return p;
-    }
-
     /// <summary>Three pings from the LAN host to the server; the exit code says whether one was answered.</summary>
     public RunResult PingFromLan(string to) => Lan.Exec("/usr/bin/ping", ["-n", "-c", "3", "-i", "0.2", "-w", "5", to]);
 
     /// <summary>Packets counted by the nth rule of the server's chain "seen".</summary>
-    public long Seen(int index)
-    {
-        var text = Server.Exec("/usr/sbin/nft", ["list", "chain", "inet", "lab", "seen"]).ShouldSucceed().Stdout;
-        return long.Parse(Regex.Matches(text, @"counter packets (\d+)")[index].Groups[1].Value);
-    }
+    public long Seen(int index) => OpenVpnLab.Counter(Server, "seen", index);
 
     public string Nyet(string family = "-4") => Router.Ip(family, "route", "show", "table", "100");
-
-    public void Dispose()
-    {
-        foreach (var p in _processes) p.Dispose();
-        foreach (var ns in _namespaces) ns.Dispose();
-    }
 }
