@@ -27,12 +27,16 @@ public static class HookCommand
             // The tunnel's Instances entry, its placeholders filled from OpenVPN's environment: a hostile or missing
             // value stops the run here, before anything is changed.
             var instance = tunnel.Action == HookAction.Up ? Instance(ctx, tunnel, settings) : null;
-            var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings), instance?.State) : KernelState.Empty;
             var record = records.Read(tunnel.Device);
+            // A down with no record (lost, or never written) removes what up would have installed, instance lines
+            // included when down's environment still resolves them.
+            var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings) : null;
+            var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings), instance?.State) : KernelState.Empty;
             // Whole tables, not just this device's routes: a foreign route with the same key must be seen.
             var tables = new HashSet<uint> { settings.Table };
             foreach (var r in desired.Routes) tables.Add(r.Table);
             foreach (var r in record?.Routes ?? []) tables.Add(r.Table);
+            foreach (var r in unrecorded?.State.Routes ?? []) tables.Add(r.Table);
             var current = ctx.Kernel.Read(new StateQuery(tables,
                 Rules: o.PoolRules || desired.Rules.Count > 0 || record is { Rules.Count: > 0 } || tunnel.Action == HookAction.Down));
             StartupTrace.Mark("read");
@@ -47,7 +51,7 @@ public static class HookCommand
             }
             if (tunnel.Action == HookAction.Down && record is not null && !record.Matches(tunnel))
                 ctx.Log.Information("{Device} is another tunnel's now ({Identity}); leaving its routes and rules", tunnel.Device, record.Identity);
-            var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record));
+            var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record, unrecorded?.State));
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
@@ -69,6 +73,17 @@ public static class HookCommand
         return InstanceConfig.Match(specs, tunnel.Device) is { } spec
             ? InstanceConfig.Resolve(spec, ctx.Environment, tables.For, settings.Protocol)
             : null;
+    }
+
+    static ResolvedInstance? InstanceAtDown(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
+    {
+        try { return Instance(ctx, tunnel, settings); }
+        catch (InputException e)
+        {
+            ctx.Log.Information("{Device} has no record and its Instances lines do not resolve now ({Message}); removing the tunnel's own routes only",
+                tunnel.Device, e.Message);
+            return null;
+        }
     }
 
     /// <summary>The tunnel's own server, unless its OpenVPN configuration (the "config" variable: OpenVPN's own file,

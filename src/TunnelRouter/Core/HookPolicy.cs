@@ -35,15 +35,16 @@ public static class HookPolicy
     /// tunnel is gone: the device is this one's now) and what it installs itself. Down removes its own record's
     /// objects; a record of another tunnel on the same device (OpenVPN A closed tun0, B took it, A's down comes
     /// late) is left alone; with no record at all (a record lost, or written by nobody), exactly what this
-    /// tunnel's up would have installed.
+    /// tunnel's up would have installed (with <paramref name="instance"/>: its Instances lines as down's environment
+    /// resolves them).
     /// </summary>
-    public static Ownership Scope(OpenVpnTunnel tunnel, HookSettings s, KernelState desired, TunnelRecord? record)
+    public static Ownership Scope(OpenVpnTunnel tunnel, HookSettings s, KernelState desired, TunnelRecord? record, KernelState? instance = null)
     {
         if (tunnel.Action == HookAction.Up)
             return TunnelRecord.ScopeOf([.. desired.Routes, .. record?.Routes ?? []], [.. desired.Rules, .. record?.Rules ?? []]);
         if (record is not null) return record.Matches(tunnel) ? record.Scope() : Nothing;
         var wouldInstall = Desired(tunnel with { Action = HookAction.Up }, s);
-        return TunnelRecord.ScopeOf(wouldInstall.Routes, wouldInstall.Rules);
+        return TunnelRecord.ScopeOf([.. wouldInstall.Routes, .. instance?.Routes ?? []], [.. wouldInstall.Rules, .. instance?.Rules ?? []]);
     }
 
     static readonly Ownership Nothing = new(_ => false, _ => false);

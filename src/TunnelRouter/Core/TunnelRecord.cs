@@ -37,7 +37,10 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
     {
         var routeKeys = routes.Select(RouteId).ToHashSet();
         var ruleKeys = rules.Select(RuleId).ToHashSet();
-        return new(r => routeKeys.Contains(RouteId(r)), r => ruleKeys.Contains(RuleId(r)));
+        // A route written without dev ("198.51.100.7 via ${route_vpn_gateway} table nyet") reads back with the device
+        // the kernel chose: recorded without one, it matches on the rest.
+        return new(r => routeKeys.Contains(RouteId(r)) || (r.Device is not null && routeKeys.Contains(RouteId(r with { Device = null }))),
+            r => ruleKeys.Contains(RuleId(r)));
     }
 
     static (AddressFamily, uint, IPNetwork, string?, byte) RouteId(Route r) => (r.Family, r.Table, r.Destination, r.Device, r.Protocol);
