@@ -36,9 +36,10 @@ public static class DoctorCommand
         // One snapshot for the checks and the apply plan: what the policy adds, and whether the kernel has drifted from it.
         KernelSnapshot? snapshot = null;
         IReadOnlyList<Change>? plan = null;
+        Policy.ParsedPolicy? policy = null;
         try
         {
-            var policy = Commands.ParsePolicy(ctx);
+            policy = Commands.ParsePolicy(ctx);
             snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
             plan = Commands.PlanPolicy(ctx, policy, snapshot, stated: false).Changes;
         }
@@ -65,6 +66,7 @@ public static class DoctorCommand
         foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx)))
             findings.Add(new Finding("recursive-routing", FindingLevel.Note, finding,
                 $"add '{RecursiveRouting.Option}' to that OpenVPN client's configuration (or route the server's address elsewhere)"));
+        if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot);
         if (plan is not null)
         {
             findings.Add(plan.Count == 0

@@ -10,49 +10,55 @@ namespace TunnelRouter.Core;
 /// </summary>
 public static class RouteOrder
 {
-    /// <summary>How many routes of the set must go in before each route: 0 for a route with no gateway or with
-    /// onlink, else one more than the deepest route of the set (same table and family, not a default route)
-    /// whose destination holds its gateway. A cycle counts as 0 where it closes.</summary>
-    public static Dictionary<Route, int> Depths(IReadOnlyCollection<Route> routes)
+    /// <summary>
+    /// Reorders the route changes of <paramref name="plan"/>[start..start+count) among their own places (rules
+    /// keep theirs): adds by depth, deletes by depth reversed; otherwise the order given is kept. The depth of a
+    /// route with no gateway or with onlink is 0; of a route via G, one more than the deepest route of the range
+    /// (same table and family, not a default route, not itself via G) whose destination holds G. A cycle counts as
+    /// 0 where it closes. Only the distinct gateways are looked up, each with one pass: a prefix file of a million
+    /// routes via one gateway that nothing in the run holds costs two passes and no reordering.
+    /// </summary>
+    public static void Apply(List<Change> plan, int start, int count, bool deletes)
     {
-        var depths = new Dictionary<Route, int>(ReferenceEqualityComparer.Instance);
-        var viaDepth = new Dictionary<(uint, IPAddress), int>();
-        // Only gateways of this set are looked up, and each once: 100,000 prefix-file routes via one gateway cost one scan.
+        var places = new List<int>();
+        var gateways = new HashSet<(uint, IPAddress)>();
+        for (var i = start; i < start + count; i++)
+            if (RouteOf(plan[i]) is { } r)
+            {
+                places.Add(i);
+                if (r.Gateway is { } g && !r.OnLink) gateways.Add((r.Table, g));
+            }
+        if (gateways.Count == 0) return;
+
         var providers = new Dictionary<(uint, IPAddress), List<Route>>();
-        List<Route> ProvidersOf(uint table, IPAddress gateway)
+        foreach (var i in places)
         {
-            if (providers.TryGetValue((table, gateway), out var list)) return list;
-            list = [.. routes.Where(p => p.Table == table && p.Destination.PrefixLength > 0 && p.Family == gateway.AddressFamily
-                                         && p.Destination.Contains(gateway) && !gateway.Equals(p.Gateway))];
-            return providers[(table, gateway)] = list;
+            var p = RouteOf(plan[i])!;
+            if (p.Destination.PrefixLength == 0) continue;
+            foreach (var (table, g) in gateways)
+                if (p.Table == table && p.Family == g.AddressFamily && !g.Equals(p.Gateway) && p.Destination.Contains(g))
+                {
+                    if (!providers.TryGetValue((table, g), out var list)) providers[(table, g)] = list = [];
+                    list.Add(p);
+                }
         }
+        if (providers.Count == 0) return;
+
+        var viaDepth = new Dictionary<(uint, IPAddress), int>();
         int Via(uint table, IPAddress gateway)
         {
             if (viaDepth.TryGetValue((table, gateway), out var d)) return d;
             viaDepth[(table, gateway)] = 0;  // a cycle closes here
             var deepest = -1;
-            foreach (var p in ProvidersOf(table, gateway)) deepest = Math.Max(deepest, Depth(p));
+            if (providers.TryGetValue((table, gateway), out var list))
+                foreach (var p in list) deepest = Math.Max(deepest, Depth(p));
             return viaDepth[(table, gateway)] = deepest + 1;
         }
-        int Depth(Route r)
-        {
-            if (depths.TryGetValue(r, out var d)) return d;
-            return depths[r] = r.Gateway is { } g && !r.OnLink ? Via(r.Table, g) : 0;
-        }
-        foreach (var r in routes) Depth(r);
-        return depths;
-    }
+        int Depth(Route r) => r.Gateway is { } g && !r.OnLink ? Via(r.Table, g) : 0;
 
-    /// <summary>Adds: what holds a gateway before what goes via it. Deletes: the other way round. Otherwise the
-    /// order given is kept.</summary>
-    public static IEnumerable<Change> Sort(IEnumerable<Change> changes, bool deletes)
-    {
-        var list = changes.ToList();
-        var routes = list.Select(RouteOf).OfType<Route>().ToList();
-        if (!routes.Any(r => r.Gateway is not null && !r.OnLink)) return list;
-        var depths = Depths(routes);
-        int DepthOf(Change c) => RouteOf(c) is { } r ? depths[r] : 0;
-        return deletes ? list.OrderByDescending(DepthOf) : list.OrderBy(DepthOf);
+        var ordered = places.Select(i => plan[i]).Select((c, n) => (c, n, d: Depth(RouteOf(c)!)))
+            .OrderBy(x => deletes ? -x.d : x.d).ThenBy(x => x.n).Select(x => x.c).ToList();
+        for (var k = 0; k < places.Count; k++) plan[places[k]] = ordered[k];
     }
 
     static Route? RouteOf(Change c) => c switch

@@ -34,6 +34,8 @@ public sealed record ParsedPolicy
 
     /// <summary>Instances entries: templates the hook resolves at up; plan shows them.</summary>
     public IReadOnlyList<InstanceSpec> Instances { get; init; } = [];
+    /// <summary>The routing daemon running OSPF over the tunnels; null when the policy has none.</summary>
+    public RoutingSpec? Routing { get; init; }
 
     /// <summary>The nftables table of the policy's Marks; null when it has none.</summary>
     public NftTable? Marks { get; init; }
