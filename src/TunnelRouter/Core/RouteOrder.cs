@@ -22,11 +22,17 @@ public static class RouteOrder
     {
         var places = new List<int>();
         var gateways = new HashSet<(uint, IPAddress)>();
+        (uint, IPAddress?) last = default;
         for (var i = start; i < start + count; i++)
             if (RouteOf(plan[i]) is { } r)
             {
                 places.Add(i);
-                if (r.Gateway is { } g && !r.OnLink) gateways.Add((r.Table, g));
+                // A prefix file's routes share one gateway object: hashed once, not a million times.
+                if (r.Gateway is { } g && !r.OnLink && !(last.Item1 == r.Table && ReferenceEquals(last.Item2, g)))
+                {
+                    gateways.Add((r.Table, g));
+                    last = (r.Table, g);
+                }
             }
         if (gateways.Count == 0) return;
 
