@@ -34,7 +34,7 @@ public static class HookCommand
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
-            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, desired, record);
+            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, settings, desired, record);
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
@@ -42,11 +42,11 @@ public static class HookCommand
 
     /// <summary>Up records what it installed, down forgets its own record. The kernel changes are made by then:
     /// a record that cannot be written is a warning (down then removes what up would install), not a failure.</summary>
-    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, KernelState desired, TunnelRecord? previous)
+    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, HookSettings settings, KernelState desired, TunnelRecord? previous)
     {
         try
         {
-            if (tunnel.Action == HookAction.Up) records.Write(TunnelRecord.Of(tunnel, desired));
+            if (tunnel.Action == HookAction.Up) records.Write(TunnelRecord.Of(tunnel, desired, settings, ctx.Environment));
             else if (previous is null || previous.Matches(tunnel)) records.Delete(tunnel.Device);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException)

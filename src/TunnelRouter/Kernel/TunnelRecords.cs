@@ -64,6 +64,21 @@ public sealed class TunnelRecords(string runDir)
 
     public void Delete(string device) => File.Delete(PathOf(device));
 
+    /// <summary>Every record there is, by device: what plan, apply, status, doctor and watch add to the desired
+    /// state. Files that are not records of this version (a crash's temporary file, another version's) are skipped.</summary>
+    public IReadOnlyList<TunnelRecord> ReadAll()
+    {
+        if (Stat.NoFollow(_dir) is not { IsDirectory: true }) return [];
+        var records = new List<TunnelRecord>();
+        foreach (var path in Directory.EnumerateFiles(_dir).Order(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(path);
+            if (!InterfaceName.IsValid(name)) continue;
+            if (Read(name) is { } record) records.Add(record);
+        }
+        return records;
+    }
+
     void EnsureDirectory()
     {
         if (!Directory.Exists(_dir))
