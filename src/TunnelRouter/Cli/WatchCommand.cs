@@ -35,6 +35,7 @@ public static class WatchCommand
     sealed class Watcher(Context ctx)
     {
         ParsedPolicy _policy = null!;
+        TunnelRouterOptions _options = ctx.Options;
         readonly RestoreLimiter _limiter = new();
         HashSet<string> _waiting = new(StringComparer.Ordinal);
         volatile bool _reload, _stop, _nftChanged;
@@ -44,7 +45,7 @@ public static class WatchCommand
 
         public int Run()
         {
-            using (ctx.Lock()) _policy = Commands.ParsePolicy(ctx);
+            using (Lock()) _policy = Commands.ParsePolicy(ctx);
             using var events = NetlinkEvents.Open([ctx.Protocol, ctx.HookProtocol]);
             using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _reload = true; });
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; _stop = true; });
@@ -138,6 +139,7 @@ public static class WatchCommand
                     var (path, required) = ConfigLoader.Locate(ctx.Args.ConfigPath, ctx.Environment);
                     var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required);
                     _policy = PolicyParser.Parse(options, ctx.Names, configPath);
+                    _options = options;
                 }
                 ctx.Log.Information("watch: policy {Source} re-read", _policy.Source);
             }
@@ -155,7 +157,7 @@ public static class WatchCommand
             _cycles++;
             try
             {
-                using (ctx.Lock())
+                using (Lock())
                 {
                     var live = ctx.Records.ReadAll();
                     var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(_policy));
@@ -198,6 +200,20 @@ public static class WatchCommand
                 ctx.Log.Error("tunnel-router: error: {Message}; watch tries again at the next event or resync", App.OneLine(e.Message));
             }
             return TimeSpan.Zero;
+        }
+
+        /// <summary>The host lock, with the policy's table names registered again on the names read under it (the
+        /// lock reads them afresh): what a change names is written to the drop-in first, as apply does.</summary>
+        IDisposable Lock()
+        {
+            var held = ctx.Lock();
+            try { PolicyTables.Create(ctx.Names, _options.Tables, _options.Table, _options.TableId, ctx.ConfigPath ?? "configuration"); }
+            catch
+            {
+                held.Dispose();
+                throw;
+            }
+            return held;
         }
 
         void Remember(PolicyPlan plan, string cause)

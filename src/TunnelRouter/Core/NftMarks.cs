@@ -93,7 +93,8 @@ public static partial class NftMarks
     /// <summary>Whether a table as nft lists it has the chains and rules of <paramref name="definition"/>, line by
     /// line in order: what tells a flushed chain, a deleted or edited rule from the table apply loaded, whose comment
     /// stays the same. nft lists a rule in its own words where they differ from ours (it folds the value into
-    /// the mask of "meta mark & K | V"); both sides are brought to those words first.</summary>
+    /// the mask of "meta mark & K | V", and leaves out "meta nfproto" where the protocol implies the family); both
+    /// sides are brought to those words first.</summary>
     public static bool SameRules(string listing, string definition)
     {
         var have = Chains(listing);
@@ -128,7 +129,8 @@ public static partial class NftMarks
 
     static string Canonical(string line)
     {
-        line = string.Join(' ', line.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        line = string.Join(' ', line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Replace("meta nfproto ipv4 ", "", StringComparison.Ordinal).Replace("meta nfproto ipv6 ", "", StringComparison.Ordinal);
         return MaskedSet().Replace(line, m =>
         {
             var keep = uint.Parse(m.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);

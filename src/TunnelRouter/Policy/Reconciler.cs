@@ -90,6 +90,13 @@ public static class Reconciler
         };
     }
 
+    /// <summary>The live tunnels alone: what status shows as their drift, whatever the policy file says.</summary>
+    public static PolicyPlan PlanLive(IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
+    {
+        var forgotten = new List<string>();
+        return new PolicyPlan(Live(live, snapshot, forgotten), []) { Forgotten = forgotten };
+    }
+
     /// <summary>
     /// The live tunnels (the hook's records) as part of the desired state: while a record's tunnel lives, its routes
     /// and pool rules are restored when someone deleted them; a record whose device is gone without a down

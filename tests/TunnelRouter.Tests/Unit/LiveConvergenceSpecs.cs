@@ -206,7 +206,7 @@ public class NftContentSpecs
     static readonly NftTable Table = NftMarks.Render(
     [
         new MarkRule(MarkChain.Prerouting, 0xf2, InputInterface: "eth1"),
-        new MarkRule(MarkChain.Output, 0x2, 0xff),
+        new MarkRule(MarkChain.Output, 0x2, 0xff, Family: System.Net.Sockets.AddressFamily.InterNetwork, Protocol: 1),
     ])!;
 
     static KernelSnapshot With(string listing) => new() { Nft = new NftTableState(listing, NftMarks.FingerprintOf(listing)) };
@@ -233,6 +233,7 @@ public class NftContentSpecs
     public void Nfts_own_words_for_a_masked_mark_and_its_handles_are_the_same_rules()
     {
         var listed = Table.Definition.Replace("meta mark & 0xffffff00 | 0x00000002", "meta mark & 0xffffff02 | 0x00000002")
+            .Replace("meta nfproto ipv4 ", "")
             .Replace("meta mark set 0x000000f2", "meta mark set 0x000000f2 # handle 4");
 
         Assert.True(NftMarks.SameRules(listed, Table.Definition));
