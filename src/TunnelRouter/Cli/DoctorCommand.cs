@@ -37,10 +37,10 @@ public static class DoctorCommand
         KernelSnapshot? snapshot = null;
         IReadOnlyList<Change>? plan = null;
         PolicyPlan? planned = null;
-        ParsedPolicy? parsed = null;
+        Policy.ParsedPolicy? policy = null;
         try
         {
-            var policy = parsed = Commands.ParsePolicy(ctx);
+            policy = Commands.ParsePolicy(ctx);
             snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
             planned = Commands.PlanPolicy(ctx, policy, ctx.Records.ReadAll(), snapshot, stated: false);
             plan = planned.Changes;
@@ -62,11 +62,12 @@ public static class DoctorCommand
         KernelRules(findings, state.Rules);
         Forwarding(findings, routes, rules);
         ReversePath(findings, state, routes, rules);
-        Managers(findings, failClosed: parsed?.FailClosed.Count > 0 || routes.Any(r => r.Type != RouteType.Unicast));
+        Managers(findings, failClosed: policy?.FailClosed.Count > 0 || routes.Any(r => r.Type != RouteType.Unicast));
         Waiting(findings, planned);
         Selectors(ctx, findings, rules, state);
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
+        if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot);
         if (plan is not null)
         {
             findings.Add(plan.Count == 0

@@ -36,17 +36,18 @@ public static class PolicyParser
         var prefixLists = new List<PrefixListRoutes>();
         if (o.PrefixLists.Count > 0)
         {
-            var keys = new HashSet<RouteKey>(routes.Count);
-            foreach (var r in routes) keys.Add(r.Key);
+            var keys = new HashSet<PackedRouteKey>(routes.Count);
+            foreach (var r in routes) keys.Add(new PackedRouteKey(r));
             for (var i = 0; i < o.PrefixLists.Count; i++)
             {
                 var list = PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open);
                 // Duplicates and overlaps are fine: a prefix the policy already routes is routed once.
+                keys.EnsureCapacity(keys.Count + list.Routes.Count);
                 var kept = new List<Route>(list.Routes.Count);
                 foreach (var r in list.Routes)
-                    if (keys.Add(r.Key)) kept.Add(r);
+                    if (keys.Add(new PackedRouteKey(r))) kept.Add(r);
                 routes.AddRange(kept);
-                prefixLists.Add(list with { Routes = kept });
+                prefixLists.Add(kept.Count == list.Routes.Count ? list : list with { Routes = kept });
             }
         }
 
@@ -63,6 +64,7 @@ public static class PolicyParser
             PrefixLists = prefixLists,
             Uplinks = ParseUplinks(o.Uplinks, tables, src),
             Tunnels = tunnels,
+            Routing = RoutingSection.Parse(o.Routing, src, tunnels),
             Marks = NftMarks.Render(MarkRules.Parse(o.Marks)),
             Sysctls = Sysctl.Parse(o.Sysctls),
             TableNames = names.Tables,
