@@ -218,7 +218,8 @@ public class LiveConvergenceKernelSpecs
         ns.AddTun("tun2", "10.8.0.2/24");
 
         watch.WaitFor("tun2 appeared: route default dev tun2 table nyet installed");
-        Assert.Contains("default dev tun2 proto 147", ns.Ip("route", "show", "table", "201"));
+        // The reason comes before the change: wait for the kernel too.
+        Eventually.True(() => ns.Ip("route", "show", "table", "201").Contains("default dev tun2 proto 147"), () => watch.Output);
         Assert.Equal(1, second.ExitCode);
         Assert.Contains("another tunnel-router watch runs on this host", second.Stderr);
         Assert.Equal(0, watch.Stop());
