@@ -213,6 +213,7 @@ public static class ExplainCommand
         if (a.Device is not null) s += $" dev {a.Device}";
         if (a.Protocol is { } pr) s += $" proto {ctx.Names.Protocols.Format(pr)}";
         if (a.Protocol == ctx.Protocol || a.Protocol == ctx.HookProtocol) s += " (tunnel-router's)";
+        else if (a.Protocol is { } daemon && RoutingDaemons.Of(daemon) is { } who) s += $" (learned by {who}: the routing daemon decides here)";
         return s;
     }
 
