@@ -62,8 +62,12 @@ if [ $uninstall = 1 ]; then
         echo "removed $bin (no record of other files: nothing else removed)"
         exit 0
     fi
+    if systemd_running && systemctl is-enabled --quiet tunnel-router-watch.service 2>/dev/null; then
+        systemctl disable --now tunnel-router-watch.service || true
+    fi
     if systemd_running && systemctl is-enabled --quiet tunnel-router.service 2>/dev/null; then
-        # Stopping runs "tunnel-router flush": what apply added leaves with the unit.
+        # Stopping runs "tunnel-router flush": what apply added leaves with the unit; the live tunnels' routes
+        # and rules (the OpenVPN hook's) stay, so no VPN client is stranded.
         systemctl disable --now tunnel-router.service || true
     fi
     dirs=()
@@ -164,6 +168,7 @@ if [ -n "$destdir" ] || [ -d /etc/systemd/system ]; then
     make_dir /etc/systemd 0755
     make_dir /etc/systemd/system 0755
     put contrib/systemd/tunnel-router.service /etc/systemd/system/tunnel-router.service 0644
+    put contrib/systemd/tunnel-router-watch.service /etc/systemd/system/tunnel-router-watch.service 0644
 fi
 if [ -d "$(root /etc/NetworkManager/dispatcher.d)" ]; then
     put contrib/networkmanager/90-tunnel-router /etc/NetworkManager/dispatcher.d/90-tunnel-router 0755

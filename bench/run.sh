@@ -8,6 +8,7 @@
 #   P5  scale: a prefix file of N IPv4 routes (PrefixLists) into one table, N = 1k, 10k, 100k (and 1M with
 #       --million): apply from empty vs ip -batch of the same routes, apply with nothing to change vs
 #       reading the state (ip route show table all + ip rule show), peak RSS
+#   W1-W3 tunnel-router watch (events, restore latency, RSS): bench/watch.sh, run with --watch
 # Prints a table of medians (min-max) and ratios. Runs are interleaved in rounds, so a busy machine slows
 # both sides alike. Benchmarks only: nothing here is asserted by the test suite.
 #
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
         --markdown) markdown=$2; shift 2 ;;
         --inside) inside=$2; shift 2 ;;
         --million) million=1; shift ;;
+        --watch) shift; exec bench/watch.sh "$@" ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac

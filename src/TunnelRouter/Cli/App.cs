@@ -135,7 +135,8 @@ public static class App
           apply        make the kernel match the policy file
           plan         print what apply would change (exit 0: nothing, 2: changes, 1: error)
           status       what tunnel-router owns, table by table (--json)
-          flush        remove everything tunnel-router owns, nothing else
+          flush        remove the policy's objects; the live tunnels' stay (--all: the hook's too)
+          watch        keep the kernel true: restore what others delete, add what waited for its device
           doctor       check the host for what breaks policy routing (--json)
           explain      which rule, table and route a packet takes (--from A --to B [--iif D] [--mark N] ...)
           demo         a lab in throwaway network namespaces, shown step by step

@@ -6,8 +6,8 @@ using TunnelRouter.Policy;
 
 namespace TunnelRouter.Cli;
 
-/// <summary>Policy commands: apply, plan, flush. Each parses the policy once, reads the kernel once and
-/// plans once (<see cref="Reconciler"/>).</summary>
+/// <summary>Policy commands: apply, plan, flush. Each parses the policy once, reads the live tunnels' records and
+/// the kernel once and plans once (<see cref="Reconciler"/>).</summary>
 public static class Commands
 {
     public static int Run(Context ctx) => ctx.Args.Command switch
@@ -15,6 +15,7 @@ public static class Commands
         "apply" => Apply(ctx),
         "plan" => Plan(ctx),
         "flush" => Flush(ctx),
+        "watch" => WatchCommand.Run(ctx),
         "demo" => DemoCommand.Run(ctx),
         "doctor" => DoctorCommand.Run(ctx),
         "explain" => ExplainCommand.Run(ctx),
@@ -35,14 +36,15 @@ public static class Commands
     /// without GRE is one line naming the module: <paramref name="loadModules"/> (apply) loads it; plan, doctor
     /// and --dry-run only check that modprobe would find it. <paramref name="stated"/>: the plan's notes (a
     /// computed MTU) at Information rather than Debug.</summary>
-    internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, KernelSnapshot snapshot, bool stated, bool loadModules = false)
+    internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot,
+        bool stated, bool loadModules = false)
     {
         KernelModules? modules = null;
         foreach (var e in policy.Tunnels)
             if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))
                 (modules ??= new KernelModules(new ProcessRunner())).Require(e.Link.Mode.Module(),
                     $"{e.Field} ({e.Link.Name}, {e.Link.Mode.Kind()})", loadModules);
-        var plan = Reconciler.Plan(policy, snapshot, ReconcileMode.Converge);
+        var plan = Reconciler.Plan(policy, live, snapshot, ReconcileMode.Converge);
         StartupTrace.Mark("planned");
         foreach (var note in plan.Notes)
             ctx.Log.Write(stated && note.Stated ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
@@ -54,13 +56,42 @@ public static class Commands
         using (ctx.Lock())
         {
             var policy = ParsePolicy(ctx);
+            var live = ctx.Records.ReadAll();
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
-            var plan = PlanPolicy(ctx, policy, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
-            ctx.ApplyWithNames(plan.Changes);
+            var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
+            ApplyPlan(ctx, plan);
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
         }
         return App.Ok;
+    }
+
+    /// <summary>
+    /// Applies a plan: the kill switches first and on their own, so that no failure of the rest takes them back;
+    /// then everything else, all or nothing. Then forgets the records of tunnels that are gone, and says what waits
+    /// for a device (not an error: it goes in when the device appears). Under the lock; apply and watch share it.
+    /// </summary>
+    internal static void ApplyPlan(Context ctx, PolicyPlan plan, bool sayWaiting = true)
+    {
+        if (plan.FailClosed.Count > 0) ctx.ApplyWithNames(plan.FailClosed);
+        ctx.ApplyWithNames(plan.Rest);
+        Forget(ctx, plan.Forgotten, "its device is gone without a down (OpenVPN killed?)");
+        if (sayWaiting)
+            foreach (var w in plan.Waiting) ctx.Log.Information("{Waiting}", w.ToString());
+    }
+
+    static void Forget(Context ctx, IReadOnlyList<string> devices, string why)
+    {
+        foreach (var device in devices)
+        {
+            ctx.Log.Information("[#] forget tunnel record {Device}: {Why}", device, why);
+            if (ctx.Args.DryRun) continue;
+            try { ctx.Records.Delete(device); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                ctx.Log.Warning("tunnel-router: warning: cannot forget {Device}'s record: {Message}", device, e.Message);
+            }
+        }
     }
 
     /// <summary>Prints the changes apply would make, one command per line (the routes of a prefix file as one
@@ -68,13 +99,16 @@ public static class Commands
     static int Plan(Context ctx)
     {
         var policy = ParsePolicy(ctx);
+        var live = ctx.Records.ReadAll();
         var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
-        var plan = PlanPolicy(ctx, policy, snapshot, stated: true);
         var records = policy.Instances.Count > 0 ? LiveInstances.Records(ctx) : [];
         foreach (var line in LiveInstances.Lines(policy, records)) ctx.Log.Information("{Line}", line);
         foreach (var finding in LiveInstances.Recursion(ctx, records)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
+        var plan = PlanPolicy(ctx, policy, live, snapshot, stated: true);
         foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))
             ctx.Out.WriteLine(line);
+        foreach (var device in plan.Forgotten) ctx.Log.Information("{Device}: its device is gone without a down; apply forgets its tunnel record", device);
+        foreach (var w in plan.Waiting) ctx.Log.Information("{Waiting}", w.ToString());
         if (plan.Changes.Count == 0) ctx.Log.Information("nothing to change");
         return plan.Changes.Count == 0 ? App.Ok : App.PlanHasChanges;
     }
@@ -112,6 +146,8 @@ public static class Commands
         }
     }
 
+    /// <summary>Removes the policy's objects; the live tunnels' (the hook's) stay, so that a restart of the unit keeps
+    /// every VPN client routed. --all removes the hook's objects too and forgets the live tunnels' records.</summary>
     static int Flush(Context ctx)
     {
         using (ctx.Lock())
@@ -119,8 +155,10 @@ public static class Commands
             // Flush removes what is owned even when the policy file is broken: the policy is not parsed.
             var owner = ParsedPolicy.Empty(ctx.ConfigPath ?? "configuration", ctx.Protocol, ctx.HookProtocol) with { Routing = FlushRouting(ctx) };
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(owner));
-            var plan = Reconciler.Plan(owner, snapshot, ReconcileMode.Flush);
+            var live = ctx.Args.All ? ctx.Records.ReadAll() : [];
+            var plan = Reconciler.Plan(owner, live, snapshot, ctx.Args.All ? ReconcileMode.FlushAll : ReconcileMode.Flush);
             ctx.Applier().Apply(plan.Changes, ctx.Args.DryRun);
+            Forget(ctx, plan.Forgotten, "flush --all");
         }
         return App.Ok;
     }

@@ -43,6 +43,9 @@ public sealed class Context
         return snapshot;
     }
 
+    /// <summary>The hook's records of the live tunnels, next to the lock.</summary>
+    public TunnelRecords Records => TunnelRecords.ForLock(Options.LockFile);
+
     /// <summary>Appliers of non-rtnetlink changes (nftables, sysctls).</summary>
     public List<IChangeHandler> Handlers { get; } = [];
 

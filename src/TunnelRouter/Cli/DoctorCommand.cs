@@ -36,12 +36,14 @@ public static class DoctorCommand
         // One snapshot for the checks and the apply plan: what the policy adds, and whether the kernel has drifted from it.
         KernelSnapshot? snapshot = null;
         IReadOnlyList<Change>? plan = null;
+        PolicyPlan? planned = null;
         Policy.ParsedPolicy? policy = null;
         try
         {
             policy = Commands.ParsePolicy(ctx);
             snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
-            plan = Commands.PlanPolicy(ctx, policy, snapshot, stated: false).Changes;
+            planned = Commands.PlanPolicy(ctx, policy, ctx.Records.ReadAll(), snapshot, stated: false);
+            plan = planned.Changes;
         }
         catch (TunnelRouterException e)
         {
@@ -57,9 +59,11 @@ public static class DoctorCommand
         var routes = ownedRoutes.Concat(plannedRoutes).ToList();
         var rules = ownedRules.Concat(plannedRules).ToList();
 
+        KernelRules(findings, state.Rules);
         Forwarding(findings, routes, rules);
         ReversePath(findings, state, routes, rules);
-        Managers(findings);
+        Managers(findings, failClosed: policy?.FailClosed.Count > 0 || routes.Any(r => r.Type != RouteType.Unicast));
+        Waiting(findings, planned);
         Selectors(ctx, findings, rules, state);
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
@@ -76,6 +80,46 @@ public static class DoctorCommand
                     "'tunnel-router plan' lists them; 'tunnel-router apply' makes them"));
         }
         return findings;
+    }
+
+    /// <summary>The kernel's own rules: without "lookup local" the host stops receiving its own traffic, without
+    /// "lookup main" it routes nothing, without "lookup default" (IPv4) the default table is never consulted. An
+    /// `ip rule flush` leaves only the local rule; policy routing needs all of them behind its own.</summary>
+    internal static void KernelRules(List<Finding> findings, IReadOnlyList<Rule> rules)
+    {
+        var missing = new List<string>();
+        foreach (var family in (ReadOnlySpan<AddressFamily>)[AddressFamily.InterNetwork, AddressFamily.InterNetworkV6])
+        {
+            var f = family.IsV6() ? "-6" : "-4";
+            // IPv6 has no rule for table default: the kernel never installs one.
+            foreach (var (table, name, pref) in family.IsV6()
+                         ? [(TableNames.Local, "local", 0u), (TableNames.Main, "main", 32766u)]
+                         : new[] { (TableNames.Local, "local", 0u), (TableNames.Main, "main", 32766u), (TableNames.Default, "default", 32767u) })
+            {
+                if (rules.Any(r => r.Family == family && r.Action == RuleAction.Lookup && r.Table == table && IsUnconditional(r))) continue;
+                missing.Add($"ip {f} rule add from all lookup {name} pref {pref}");
+            }
+        }
+        findings.Add(missing.Count == 0
+            ? new Finding("kernel rules", FindingLevel.Ok, "the local, main and default rules are in place in both families")
+            : new Finding("kernel rules", FindingLevel.Problem,
+                $"{missing.Count} of the kernel's own rules are missing ({string.Join("; ", missing.Select(m => m[(m.IndexOf("lookup", StringComparison.Ordinal))..].Split(' ')[1] + (m.Contains("-6") ? " (IPv6)" : " (IPv4)")))}): without them this host does not route (an 'ip rule flush' does this)",
+                string.Join("; ", missing)));
+    }
+
+    static bool IsUnconditional(Rule r) =>
+        r is { From: null, To: null, Not: false, FwMark: null, Iif: null, Oif: null, IpProto: null, SourcePort: null, DestinationPort: null, UidRange: null, Tos: 0, SuppressPrefixLength: null };
+
+    /// <summary>What waits for a device that does not exist yet, and tunnel records whose device is gone.</summary>
+    static void Waiting(List<Finding> findings, PolicyPlan? plan)
+    {
+        if (plan is null) return;
+        foreach (var w in plan.Waiting)
+            findings.Add(new Finding("waiting", FindingLevel.Note, w.ToString(),
+                $"they go in when {w.Device} appears: through the OpenVPN hook, tunnel-router watch, or the next apply"));
+        foreach (var device in plan.Forgotten)
+            findings.Add(new Finding("tunnels", FindingLevel.Note, $"{device} is gone without a down (OpenVPN killed?); its tunnel record is stale",
+                "'tunnel-router apply' (or watch) forgets it and removes its leftover rules"));
     }
 
     static void Forwarding(List<Finding> findings, List<Route> routes, List<Rule> rules)
@@ -136,7 +180,7 @@ public static class DoctorCommand
     static int Int(string? text) => int.TryParse(text, out var n) ? n : 0;
 
     /// <summary>Network managers that delete routing rules and routes they did not create.</summary>
-    static void Managers(List<Finding> findings)
+    static void Managers(List<Finding> findings, bool failClosed)
     {
         var running = RunningCommands();
         // /proc/PID/comm keeps 15 bytes: "systemd-networkd" reads "systemd-network".
@@ -152,6 +196,10 @@ public static class DoctorCommand
                 : new Finding("systemd-networkd", FindingLevel.Problem,
                     $"systemd-networkd runs with {string.Join(" and ", bad)}: it deletes tunnel-router's rules and routes whenever it reconfigures a link",
                     "/etc/systemd/networkd.conf.d/tunnel-router.conf: [Network] ManageForeignRoutingPolicyRules=no and ManageForeignRoutes=no; then systemctl restart systemd-networkd"));
+            if (failClosed && !IsNo(routes))
+                findings.Add(new Finding("fail-closed", FindingLevel.Problem,
+                    "systemd-networkd manages links here and deletes foreign unreachable, blackhole and prohibit routes whenever it reconfigures one, even with ManageForeignRoutingPolicyRules=no: the fail-closed tables' kill switches go with them",
+                    "/etc/systemd/networkd.conf.d/tunnel-router.conf with the two lines '[Network]' and 'ManageForeignRoutes=no'; then systemctl restart systemd-networkd"));
         }
         if (running.Contains("NetworkManager"))
             findings.Add(new Finding("NetworkManager", FindingLevel.Problem,
@@ -161,7 +209,7 @@ public static class DoctorCommand
 
     static bool IsNo(string? value) => value is not null && value.Trim().ToLowerInvariant() is "no" or "false" or "0" or "off";
 
-    static HashSet<string> RunningCommands()
+    internal static HashSet<string> RunningCommands()
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var dir in Directory.EnumerateDirectories("/proc"))

@@ -55,7 +55,7 @@ public static class HookCommand
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
-            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, desired, record, instance, servers);
+            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, settings, desired, record, instance, servers);
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
@@ -112,13 +112,13 @@ public static class HookCommand
 
     /// <summary>Up records what it installed, down forgets its own record. The kernel changes are made by then:
     /// a record that cannot be written is a warning (down then removes what up would install), not a failure.</summary>
-    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, KernelState desired, TunnelRecord? previous,
+    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, HookSettings settings, KernelState desired, TunnelRecord? previous,
         ResolvedInstance? instance, IReadOnlyList<System.Net.IPAddress> servers)
     {
         try
         {
             if (tunnel.Action == HookAction.Up)
-                records.Write(TunnelRecord.Of(tunnel, desired) with
+                records.Write(TunnelRecord.Of(tunnel, desired, settings, ctx.Environment) with
                 {
                     Lines = instance is null ? [] : [.. instance.RouteLines.Select(l => "route " + l), .. instance.RuleLines.Select(l => "rule " + l)],
                     Servers = servers,

@@ -12,7 +12,8 @@ public static class StatusCommand
     {
         var sysctls = SysctlKeys(ctx);
         var snapshot = ctx.ReadSnapshot(new SnapshotQuery(Sysctls: sysctls.Select(s => s.Key).ToList()));
-        var view = new View(ctx, snapshot, sysctls);
+        var live = ctx.Records.ReadAll();
+        var view = new View(ctx, snapshot, sysctls, live, Reconciler.PlanLive(live, snapshot));
         if (ctx.Args.Json)
         {
             using var stream = new MemoryStream();
@@ -20,6 +21,7 @@ public static class StatusCommand
             {
                 w.WriteStartObject();
                 view.TunnelsJson(w);
+                view.LiveJson(w);
                 view.RoutingJson(w);
                 view.MarksJson(w);
                 view.SysctlsJson(w);
@@ -31,6 +33,7 @@ public static class StatusCommand
 
         var text = new StringWriter();
         view.Tunnels(text);
+        view.Live(text);
         view.Routing(text);
         view.Marks(text);
         view.Sysctls(text);
@@ -54,10 +57,53 @@ public static class StatusCommand
         return rows;
     }
 
-    sealed class View(Context ctx, KernelSnapshot snapshot, List<(string Key, string Want)> sysctls)
+    sealed class View(Context ctx, KernelSnapshot snapshot, List<(string Key, string Want)> sysctls, IReadOnlyList<TunnelRecord> live, PolicyPlan liveDrift)
     {
         readonly TableNames _t = ctx.Names.Tables;
         readonly ProtocolNames _p = ctx.Names.Protocols;
+
+        /// <summary>Each live tunnel's record against the kernel: in place, what is missing, or gone.</summary>
+        IEnumerable<(TunnelRecord Record, string State, List<string> Missing)> LiveRows()
+        {
+            foreach (var r in live)
+            {
+                var missing = liveDrift.Changes
+                    .Where(c => c is AddRoute { Route.Device: { } d } && d == r.Device || c is AddRule a && r.Rules.Contains(a.Rule))
+                    .Select(c => c.Display(_t, _p)).ToList();
+                var state = liveDrift.Forgotten.Contains(r.Device) ? "its device is gone without a down; apply forgets it"
+                    : missing.Count == 0 ? "in place" : $"{missing.Count} missing; run apply";
+                yield return (r, state, missing);
+            }
+        }
+
+        public void Live(TextWriter o)
+        {
+            if (live.Count == 0) return;
+            o.WriteLine("live tunnels (the OpenVPN hook's records):");
+            foreach (var (r, state, missing) in LiveRows())
+            {
+                o.WriteLine($"  {r.Identity}: {r.Routes.Count} route(s), {r.Rules.Count} rule(s), {state}");
+                foreach (var m in missing) o.WriteLine($"    missing: {m}");
+            }
+            o.WriteLine();
+        }
+
+        public void LiveJson(Utf8JsonWriter json)
+        {
+            json.WriteStartArray("live");
+            foreach (var (r, state, missing) in LiveRows())
+            {
+                json.WriteStartObject();
+                json.WriteString("device", r.Device);
+                json.WriteString("identity", r.Identity);
+                json.WriteString("state", state);
+                json.WriteStartArray("missing");
+                foreach (var m in missing) json.WriteStringValue(m);
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+        }
 
         List<Link> OwnedLinks() =>
             snapshot.Links.Where(TunnelPlanner.IsOwned).OrderBy(l => l.Name, StringComparer.Ordinal).ToList();
@@ -181,7 +227,8 @@ public static class StatusCommand
             try
             {
                 var desired = NftMarks.Render(MarkRules.Parse(ctx.Options.Marks));
-                return desired?.Fingerprint == current.Fingerprint ? "as in the policy" : "differs from the policy; run apply";
+                return desired is not null && desired.Fingerprint == current.Fingerprint && NftMarks.SameRules(current.Definition, desired.Definition)
+                    ? "as in the policy" : "differs from the policy; run apply";
             }
             catch (InputException) { return "the policy's Marks are invalid"; }
         }

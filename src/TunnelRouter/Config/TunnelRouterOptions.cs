@@ -45,6 +45,10 @@ public sealed class TunnelRouterOptions
 
     public uint LockTimeoutSeconds { get; set; } = 60;
 
+    /// <summary>How often <c>watch</c> re-reads everything whatever the events said: a lost event (a full socket
+    /// buffer) is caught by then. Calico resyncs every 90 s; 300 keeps an idle gateway idle.</summary>
+    public uint WatchResyncSeconds { get; set; } = 300;
+
     /// <summary>Named tables the policy uses, e.g. { "lan1": 10, "lan2": 20 }, written to the drop-in
     /// when the host does not define them.</summary>
     public Dictionary<string, uint> Tables { get; set; } = [];
@@ -54,6 +58,10 @@ public sealed class TunnelRouterOptions
 
     /// <summary>iproute2 route lines: "default via 192.168.1.1 table vpn".</summary>
     public List<string> Routes { get; set; } = [];
+
+    /// <summary>Tables that must never fall through (the kill switch): each gets an owned "unreachable default" in
+    /// both families at the table's highest metric, installed whatever devices exist.</summary>
+    public List<string> FailClosed { get; set; } = [];
 
     /// <summary>Routes made from prefix files: lists of 10,000s of prefixes kept as text, not JSON.</summary>
     public List<PrefixListOptions> PrefixLists { get; set; } = [];

@@ -21,4 +21,10 @@ public static class InterfaceName
         }
         return name;
     }
+
+    public static bool IsValid(string name)
+    {
+        try { Validate("name", name); return true; }
+        catch (InputException) { return false; }
+    }
 }

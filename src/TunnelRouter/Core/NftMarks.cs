@@ -15,7 +15,7 @@ public sealed record NftTable(string Definition, string Fingerprint);
 /// OUTPUT does the same). Prerouting marks before the routing decision, so a plain filter chain suffices.
 /// Both hook at priority mangle (-150), where iptables' mangle table runs.
 /// </summary>
-public static class NftMarks
+public static partial class NftMarks
 {
     public const string Family = "inet";
     public const string Name = "tunnel_router";
@@ -89,6 +89,55 @@ public static class NftMarks
     /// nft applies the whole file atomically, so no packet ever sees a half-built table.</summary>
     public static string Transaction(string? definition) =>
         $"table {QualifiedName}\ndelete table {QualifiedName}\n{definition}";
+
+    /// <summary>Whether a table as nft lists it has the chains and rules of <paramref name="definition"/>, line by
+    /// line in order: what tells a flushed chain, a deleted or edited rule from the table apply loaded, whose comment
+    /// stays the same. nft lists a rule in its own words where they differ from ours (it folds the value into
+    /// the mask of "meta mark & K | V", and leaves out "meta nfproto" where the protocol implies the family); both
+    /// sides are brought to those words first.</summary>
+    public static bool SameRules(string listing, string definition)
+    {
+        var have = Chains(listing);
+        var want = Chains(definition);
+        return have.Count == want.Count && want.All(kv => have.TryGetValue(kv.Key, out var lines) && lines.SequenceEqual(kv.Value, StringComparer.Ordinal));
+    }
+
+    static Dictionary<string, List<string>> Chains(string text)
+    {
+        var chains = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        List<string>? current = null;
+        foreach (var raw in text.Split('\n'))
+        {
+            var line = raw.Trim();
+            if (line.Length == 0) continue;
+            if (line.StartsWith("chain ", StringComparison.Ordinal) && line.EndsWith('{'))
+            {
+                chains[line[6..^1].Trim()] = current = [];
+                continue;
+            }
+            if (line == "}") { current = null; continue; }
+            if (current is null) continue;
+            var handle = line.IndexOf(" # handle ", StringComparison.Ordinal);
+            if (handle >= 0) line = line[..handle];
+            current.Add(Canonical(line));
+        }
+        return chains;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"meta mark & 0x([0-9a-f]{1,8}) \| 0x([0-9a-f]{1,8})", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex MaskedSet();
+
+    static string Canonical(string line)
+    {
+        line = string.Join(' ', line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Replace("meta nfproto ipv4 ", "", StringComparison.Ordinal).Replace("meta nfproto ipv6 ", "", StringComparison.Ordinal);
+        return MaskedSet().Replace(line, m =>
+        {
+            var keep = uint.Parse(m.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            var value = uint.Parse(m.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            return $"meta mark & {Hex(keep | value)} | {Hex(value)}";
+        });
+    }
 
     /// <summary>The fingerprint in a table listing's comment, or null when it has none of ours.</summary>
     public static string? FingerprintOf(string listing)

@@ -1,15 +1,18 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace TunnelRouter.Core;
 
 /// <summary>
-/// What one tunnel's <c>up</c> installed, kept until its <c>down</c>: the routes (device, table, destination)
-/// and pool rules it added, and who the tunnel is (its device and addresses). <c>down</c> removes exactly
-/// these, and only when it is the same tunnel: when OpenVPN A closes tun0 and B gets tun0, A's late down finds
-/// B's record and leaves B's state alone. Pure: formatting and parsing; the file is in Kernel/.
+/// What one tunnel's <c>up</c> installed, kept until its <c>down</c>: the live tunnel as part of the desired state.
+/// Who the tunnel is (device and addresses), what it was set up with (table, pool-rule options, its networks and
+/// the OpenVPN variables they came from) and the routes and pool rules it added. <c>down</c> removes exactly these,
+/// and only when it is the same tunnel: when OpenVPN A closes tun0 and B gets tun0, A's late down finds B's record
+/// and leaves B's state alone. plan, apply, status, doctor and watch restore what the records hold while the
+/// device lives, and forget a record whose device is gone (OpenVPN killed without a down). Pure: the file is in
+/// Kernel/ (<c>TunnelRecords</c>); the format is a small versioned JSON (<see cref="FormatVersion"/>).
 /// </summary>
 public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<Route> Routes, IReadOnlyList<Rule> Rules)
 {
@@ -21,13 +24,57 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
     /// allow-recursive-routing: traffic for it must not go into the tunnel.</summary>
     public IReadOnlyList<System.Net.IPAddress> Servers { get; init; } = [];
 
+    /// <summary>Bumped when a field changes meaning; a record of another version is not read (nothing is taken from it).</summary>
+    public const int FormatVersion = 1;
+
+    /// <summary>The hook's table, and its pool-rule options as they were at up.</summary>
+    public uint Table { get; init; }
+    public bool PoolRules { get; init; }
+    public uint PoolRulePriority { get; init; }
+
+    /// <summary>The tunnel's own addresses: with the device, who it is.</summary>
+    public IPAddress? Local4 { get; init; }
+    public IPAddress? Local6 { get; init; }
+
+    public IReadOnlyList<TunnelNetwork> Networks { get; init; } = [];
+
+    /// <summary>The OpenVPN variables the tunnel was worked out from (<see cref="IsRecordedVariable"/>).</summary>
+    public IReadOnlyDictionary<string, string> Variables { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Who a tunnel is: its device and its own addresses (the down-root plugin passes them too).</summary>
     public static string IdentityOf(OpenVpnTunnel t) => $"{t.Device} {t.Local4?.ToString() ?? "-"} {t.Local6?.ToString() ?? "-"}";
 
-    public static TunnelRecord Of(OpenVpnTunnel tunnel, KernelState installed) =>
-        new(tunnel.Device, IdentityOf(tunnel), installed.Routes, installed.Rules);
+    public static TunnelRecord Of(OpenVpnTunnel tunnel, KernelState installed, HookSettings? settings = null,
+        IReadOnlyDictionary<string, string>? environment = null) =>
+        new(tunnel.Device, IdentityOf(tunnel), installed.Routes, installed.Rules)
+        {
+            Table = settings?.Table ?? 0,
+            PoolRules = settings?.PoolRules ?? false,
+            PoolRulePriority = settings?.PoolRulePriority ?? 0,
+            Local4 = tunnel.Local4,
+            Local6 = tunnel.Local6,
+            Networks = tunnel.Networks,
+            Variables = environment is null ? new Dictionary<string, string>()
+                : environment.Where(kv => IsRecordedVariable(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+        };
+
+    /// <summary>OpenVPN's variables that describe the tunnel (device, addresses, routes, config); never secrets
+    /// or anything a client sends (common_name, username, password).</summary>
+    public static bool IsRecordedVariable(string key) =>
+        key is "dev" or "dev_type" or "config" or "tun_mtu" || key.StartsWith("ifconfig_", StringComparison.Ordinal)
+        || key.StartsWith("route_", StringComparison.Ordinal);
 
     public bool Matches(OpenVpnTunnel tunnel) => Identity == IdentityOf(tunnel);
+
+    /// <summary>Whether the tunnel this record describes still lives: its device exists and still has one of the
+    /// tunnel's own addresses (a device that came back with other addresses is another tunnel's).</summary>
+    public bool LivesOn(IReadOnlyList<Link> links)
+    {
+        var link = links.FirstOrDefault(l => l.Name == Device);
+        if (link is null) return false;
+        if (Local4 is null && Local6 is null) return true;
+        return link.Addresses.Any(a => a.Address.Equals(Local4) || a.Address.Equals(Local6));
+    }
 
     /// <summary>The objects of this record, by what identifies them in the kernel (not by every attribute: a
     /// route of ours whose gateway changed is still ours to replace).</summary>
@@ -47,65 +94,107 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
 
     static (AddressFamily, uint, IPNetwork?, uint, byte, RuleAction) RuleId(Rule r) => (r.Family, r.Priority, r.From, r.Table, r.Protocol, r.Action);
 
-    /// <summary>One line per object, tab-separated; "-" for nothing.</summary>
-    public string Format()
+    public string Format() => JsonSerializer.Serialize(new TunnelRecordJson
     {
-        var text = new StringBuilder();
-        text.Append("tunnel\t").Append(Identity).Append('\n');
-        foreach (var r in Routes)
-            text.Append(CultureInfo.InvariantCulture,
-                $"route\t{Net.Format(r.Destination)}\t{r.Table}\t{r.Protocol}\t{r.Device ?? "-"}\t{r.Gateway?.ToString() ?? "-"}\n");
-        foreach (var r in Rules)
-            text.Append(CultureInfo.InvariantCulture,
-                $"rule\t{(r.From is { } f ? Net.Format(f) : "-")}\t{r.Family.IsV6()}\t{r.Priority}\t{r.Table}\t{r.Protocol}\n");
-        foreach (var l in Lines) text.Append("line\t").Append(l).Append('\n');
-        foreach (var s in Servers) text.Append("server\t").Append(s).Append('\n');
-        return text.ToString();
-    }
+        Version = FormatVersion,
+        Device = Device,
+        Identity = Identity,
+        Table = Table,
+        PoolRules = PoolRules,
+        PoolRulePriority = PoolRulePriority,
+        Local4 = Local4?.ToString(),
+        Local6 = Local6?.ToString(),
+        Networks = [.. Networks.Select(n => new TunnelRecordJson.NetworkJson { Network = Net.Format(n.Network), Gateway = n.Gateway?.ToString(), Pool = n.Pool })],
+        Variables = new SortedDictionary<string, string>((IDictionary<string, string>)Variables.ToDictionary(), StringComparer.Ordinal),
+        Routes = [.. Routes.Select(r => new TunnelRecordJson.RouteJson
+        {
+            Destination = Net.Format(r.Destination), Table = r.Table, Protocol = r.Protocol, Device = r.Device, Gateway = r.Gateway?.ToString(),
+        })],
+        Rules = [.. Rules.Select(r => new TunnelRecordJson.RuleJson
+        {
+            Family = r.Family.IsV6() ? 6 : 4, From = r.From is { } f ? Net.Format(f) : null, Priority = r.Priority, Table = r.Table, Protocol = r.Protocol,
+        })],
+    }, TunnelRecordJsonContext.Default.TunnelRecordJson) + "\n";
 
-    /// <summary>Null when the text is not a record this version wrote (then nothing is taken from it).</summary>
+    /// <summary>Null when the text is not a record of this version for this device (then nothing is taken from it).</summary>
     public static TunnelRecord? Parse(string device, string text)
     {
         try
         {
-            string? identity = null;
-            var routes = new List<Route>();
-            var rules = new List<Rule>();
-            var lines = new List<string>();
-            var servers = new List<IPAddress>();
-            foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            var j = JsonSerializer.Deserialize(text, TunnelRecordJsonContext.Default.TunnelRecordJson);
+            if (j is null || j.Version != FormatVersion || j.Device != device || j.Identity is not { } identity
+                || !identity.StartsWith(device + " ", StringComparison.Ordinal)) return null;
+            InterfaceName.Validate("record", device);
+            var routes = (j.Routes ?? []).Select(r => new Route(Net.ParsePrefix("record", r.Destination ?? "", null), r.Table, r.Protocol,
+                device: r.Device is null ? null : InterfaceName.Validate("record", r.Device),
+                gateway: r.Gateway is null ? null : Net.ParseAddress("record", r.Gateway, null), onLink: r.Gateway is not null)).ToList();
+            var rules = (j.Rules ?? []).Select(r => new Rule(r.Family == 6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork,
+                r.Priority, RuleAction.Lookup, r.Table, r.Protocol, from: r.From is null ? null : Net.ParsePrefix("record", r.From, null))).ToList();
+            var networks = (j.Networks ?? []).Select(n => new TunnelNetwork(Net.ParsePrefix("record", n.Network ?? "", null),
+                n.Gateway is null ? null : Net.ParseAddress("record", n.Gateway, null), n.Pool)).ToList();
+            return new TunnelRecord(device, identity, routes, rules)
             {
-                var f = line.Split('\t');
-                switch (f[0])
-                {
-                    case "tunnel" when f.Length == 2:
-                        identity = f[1];
-                        break;
-                    case "route" when f.Length == 6:
-                        routes.Add(new Route(Net.ParsePrefix("record", f[1], null), Number(f[2]), (byte)Number(f[3]),
-                            device: f[4] == "-" ? null : InterfaceName.Validate("record", f[4]),
-                            gateway: f[5] == "-" ? null : Net.ParseAddress("record", f[5], null), onLink: f[5] != "-"));
-                        break;
-                    case "rule" when f.Length == 6:
-                        var v6 = bool.Parse(f[2]);
-                        rules.Add(new Rule(v6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, Number(f[3]), RuleAction.Lookup,
-                            Number(f[4]), (byte)Number(f[5]), from: f[1] == "-" ? null : Net.ParsePrefix("record", f[1], null)));
-                        break;
-                    case "line" when f.Length == 2 && (f[1].StartsWith("route ", StringComparison.Ordinal) || f[1].StartsWith("rule ", StringComparison.Ordinal)):
-                        lines.Add(f[1]);
-                        break;
-                    case "server" when f.Length == 2:
-                        servers.Add(Net.ParseAddress("record", f[1], null));
-                        break;
-                    default:
-                        return null;
-                }
-            }
-            if (identity is null || !identity.StartsWith(device + " ", StringComparison.Ordinal)) return null;
-            return new TunnelRecord(device, identity, routes, rules) { Lines = lines, Servers = servers };
+                Table = j.Table,
+                PoolRules = j.PoolRules,
+                PoolRulePriority = j.PoolRulePriority,
+                Local4 = j.Local4 is null ? null : Net.ParseAddress("record", j.Local4, AddressFamily.InterNetwork),
+                Local6 = j.Local6 is null ? null : Net.ParseAddress("record", j.Local6, AddressFamily.InterNetworkV6),
+                Networks = networks,
+                Variables = j.Variables is null ? new Dictionary<string, string>() : new Dictionary<string, string>(j.Variables, StringComparer.Ordinal),
+                // An Instances line as up resolved it: "route ..." or "rule ...", parsed again when it is used.
+                Lines = (j.Lines ?? []).All(l => l.StartsWith("route ", StringComparison.Ordinal) || l.StartsWith("rule ", StringComparison.Ordinal))
+                    ? j.Lines ?? [] : throw new FormatException("a record line is neither a route nor a rule"),
+                Servers = (j.Servers ?? []).Select(a => Net.ParseAddress("record", a, null)).ToList(),
+            };
         }
-        catch (Exception e) when (e is InputException or FormatException or OverflowException) { return null; }
+        catch (Exception e) when (e is InputException or FormatException or OverflowException or JsonException) { return null; }
+    }
+}
+
+/// <summary>The record file's shape (version 1). Addresses and networks as iproute2 writes them.</summary>
+public sealed class TunnelRecordJson
+{
+    public int Version { get; set; }
+    public string? Device { get; set; }
+    public string? Identity { get; set; }
+    public uint Table { get; set; }
+    public bool PoolRules { get; set; }
+    public uint PoolRulePriority { get; set; }
+    public string? Local4 { get; set; }
+    public string? Local6 { get; set; }
+    public List<NetworkJson>? Networks { get; set; }
+    public SortedDictionary<string, string>? Variables { get; set; }
+    public List<RouteJson>? Routes { get; set; }
+    public List<RuleJson>? Rules { get; set; }
+    public List<string>? Lines { get; set; }
+    public List<string>? Servers { get; set; }
+
+    public sealed class NetworkJson
+    {
+        public string? Network { get; set; }
+        public string? Gateway { get; set; }
+        public bool Pool { get; set; }
     }
 
-    static uint Number(string text) => uint.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
+    public sealed class RouteJson
+    {
+        public string? Destination { get; set; }
+        public uint Table { get; set; }
+        public byte Protocol { get; set; }
+        public string? Device { get; set; }
+        public string? Gateway { get; set; }
+    }
+
+    public sealed class RuleJson
+    {
+        public int Family { get; set; }
+        public string? From { get; set; }
+        public uint Priority { get; set; }
+        public uint Table { get; set; }
+        public byte Protocol { get; set; }
+    }
 }
+
+[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(TunnelRecordJson))]
+internal sealed partial class TunnelRecordJsonContext : JsonSerializerContext;

@@ -26,6 +26,16 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     public static partial int setsockopt(int sockfd, int level, int optname, void* optval, uint optlen);
 
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    public static partial nint recv(int sockfd, void* buf, nuint len, int flags);
+
+    public const int MSG_DONTWAIT = 0x40;
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    public static partial int poll(pollfd* fds, nuint nfds, int timeout);
+
+    public const short POLLIN = 0x1;
+
     [LibraryImport("libc", EntryPoint = "if_indextoname", SetLastError = true)]
     public static partial byte* if_indextoname(uint ifindex, byte* ifname);
 
@@ -40,6 +50,14 @@ internal static unsafe partial class Libc
 }
 
 #pragma warning disable IDE1006, CS8981 // C names
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct pollfd
+{
+    public int fd;
+    public short events;
+    public short revents;
+}
 
 [StructLayout(LayoutKind.Sequential)]
 internal struct sockaddr_nl

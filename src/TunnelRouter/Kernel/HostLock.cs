@@ -15,7 +15,12 @@ public sealed class HostLock : IDisposable
 
     HostLock(int fd) => _fd = fd;
 
-    public static HostLock Acquire(string path, TimeSpan timeout)
+    public static HostLock Acquire(string path, TimeSpan timeout) => Take(path, timeout)!;
+
+    /// <summary>The lock if nobody holds it, else null: for what runs once per host (watch).</summary>
+    public static HostLock? TryAcquire(string path) => Take(path, null);
+
+    static HostLock? Take(string path, TimeSpan? timeout)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(dir))
@@ -44,10 +49,15 @@ public sealed class HostLock : IDisposable
         var pause = 1;
         while (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) != 0)
         {
+            if (timeout is null)
+            {
+                Libc.close(fd);
+                return null;
+            }
             if (clock.Elapsed > timeout)
             {
                 Libc.close(fd);
-                throw new EnvironmentException($"another tunnel-router held {path} for more than {timeout.TotalSeconds:0} s; is one stuck?");
+                throw new EnvironmentException($"another tunnel-router held {path} for more than {timeout.Value.TotalSeconds:0} s; is one stuck?");
             }
             Thread.Sleep(pause);
             pause = Math.Min(pause * 2, 20);

@@ -92,6 +92,18 @@ public sealed class ProcessRunner(TimeSpan? timeout = null)
         return result;
     }
 
+    /// <summary>Runs a long-lived tool (<c>nft monitor</c>) until it exits or <paramref name="cancellation"/> ends it,
+    /// handing each line of its output to <paramref name="onLine"/> as it comes. No deadline: it is meant to run.</summary>
+    public Task Listen(string tool, IReadOnlyList<string> arguments, Action<string> onLine, CancellationToken cancellation)
+    {
+        if (!Path.IsPathRooted(tool)) throw new ArgumentException($"tool path must be absolute: {tool}", nameof(tool));
+        var command = CliWrap.Cli.Wrap(tool)
+            .WithArguments(arguments)
+            .WithStandardOutputPipe(PipeTarget.ToDelegate(onLine, Encoding.UTF8))
+            .WithValidation(CommandResultValidation.None);
+        return command.ExecuteAsync(startInfo => OnlyOwnEnvironment(startInfo, null), null, cancellation);
+    }
+
     static void OnlyOwnEnvironment(ProcessStartInfo startInfo, IReadOnlyDictionary<string, string>? environment)
     {
         startInfo.Environment.Clear();

@@ -30,6 +30,10 @@ public sealed record ParsedPolicy
     public IReadOnlyList<Route> Routes { get; init; } = [];
     public IReadOnlyList<PrefixListRoutes> PrefixLists { get; init; } = [];
     public IReadOnlyList<UplinkSpec> Uplinks { get; init; } = [];
+
+    /// <summary>The kill switch of each FailClosed table: "unreachable default" in both families at metric
+    /// 4294967295, installed first and whatever devices exist, never removed by a failure or a hook's down.</summary>
+    public IReadOnlyList<Route> FailClosed { get; init; } = [];
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 
     /// <summary>Instances entries: templates the hook resolves at up; plan shows them.</summary>

@@ -52,8 +52,11 @@ public static class PolicyParser
             }
         }
 
+        var failClosed = ParseFailClosed(o.FailClosed, tables, protocol, src, routes);
+
         return new ParsedPolicy
         {
+            FailClosed = failClosed,
             Source = src,
             Protocol = protocol,
             HookProtocol = hookProtocol,
@@ -119,6 +122,35 @@ public static class PolicyParser
     {
         if (InstanceLine.HasPlaceholder(line))
             throw new InputException(field, $"'{Net.Printable(line)}' has a ${{...}} placeholder, which only an OpenVPN tunnel's up can fill; move the line into Instances[].{section}, e.g. {{ \"Dev\": \"tun2\", \"{section}\": [ ... ] }}");
+    }
+
+    /// <summary>The metric of a table's last route: the kill switch is what is left when nothing else matches.</summary>
+    public const uint FailClosedMetric = uint.MaxValue;
+
+    /// <summary>FailClosed: an owned "unreachable default" in both families of each table, at its highest metric.
+    /// A Routes line with the same key (the plain form, "unreachable default table nyet metric 4294967295") is
+    /// the same route and stays the Routes line's.</summary>
+    static List<Route> ParseFailClosed(List<string> names, PolicyTables tables, byte protocol, string src, List<Route> routes)
+    {
+        var result = new List<Route>();
+        if (names.Count == 0) return result;
+        var keys = routes.Select(r => r.Key).ToHashSet();
+        var seen = new HashSet<uint>();
+        for (var i = 0; i < names.Count; i++)
+        {
+            var field = $"{src}: FailClosed[{i}]";
+            var table = tables.Resolve(field, names[i] ?? "")
+                ?? throw new InputException(field, $"'{Net.Printable(names[i] ?? "")}' is not a table defined in rt_tables or the policy's Tables; add it to Tables");
+            if (table is 0 or TableNames.Main or TableNames.Local or TableNames.Default)
+                throw new InputException(field, $"'{Net.Printable(names[i] ?? "")}' is a table of the kernel's; a fail-closed table is a policy table (e.g. vpn)");
+            if (!seen.Add(table)) continue;
+            foreach (var any in (ReadOnlySpan<IPNetwork>)[new IPNetwork(IPAddress.Any, 0), new IPNetwork(IPAddress.IPv6Any, 0)])
+            {
+                var route = new Route(any, table, protocol, metric: FailClosedMetric, type: RouteType.Unreachable);
+                if (!keys.Contains(route.Key)) result.Add(route);
+            }
+        }
+        return result;
     }
 
     static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src)

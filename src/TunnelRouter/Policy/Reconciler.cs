@@ -4,20 +4,46 @@ using TunnelRouter.Core;
 
 namespace TunnelRouter.Policy;
 
-/// <summary>What a reconciliation does: make the kernel match the policy, or remove everything owned.</summary>
-public enum ReconcileMode { Converge, Flush }
+/// <summary>What a reconciliation does: make the kernel match the policy and the live tunnels; remove the
+/// policy's objects (<c>flush</c>: the live tunnels' stay, their clients stay routed); or remove everything owned,
+/// the hook's objects included (<c>flush --all</c>).</summary>
+public enum ReconcileMode { Converge, Flush, FlushAll }
 
 /// <summary>How a plan was worked out. <paramref name="Stated"/>: worth saying when a person reads the plan
 /// (a computed MTU); otherwise only for -v.</summary>
 public sealed record PlanNote(string Text, bool Stated);
 
-/// <summary>Ordered changes, and notes on how they were worked out.</summary>
-public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<PlanNote> Notes);
+/// <summary>Objects of the policy whose device does not exist yet (a tun device OpenVPN creates later, an uplink
+/// still waiting for its address): not an error; they go in when the device appears.</summary>
+public sealed record Waiting(string Device, int Routes, int Uplinks)
+{
+    public override string ToString()
+    {
+        var parts = new List<string>();
+        if (Routes > 0) parts.Add(Routes == 1 ? "1 route" : $"{Routes} routes");
+        if (Uplinks > 0) parts.Add(Uplinks == 1 ? "1 uplink" : $"{Uplinks} uplinks");
+        return $"waiting for {Device}: {string.Join(", ", parts)}";
+    }
+}
+
+/// <summary>Ordered changes, and notes on how they were worked out. <see cref="Waiting"/>: what waits for a
+/// device; <see cref="Forgotten"/>: devices whose tunnel records are done with (the device went without a down,
+/// or flush --all); <see cref="FailClosed"/>: the changes that install kill switches, applied first and on their
+/// own, so that no failure of the rest ever takes them back.</summary>
+public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<PlanNote> Notes)
+{
+    public IReadOnlyList<Waiting> Waiting { get; init; } = [];
+    public IReadOnlyList<string> Forgotten { get; init; } = [];
+    public IReadOnlyList<Change> FailClosed { get; init; } = [];
+
+    /// <summary>Everything but the kill switches.</summary>
+    public IReadOnlyList<Change> Rest => FailClosed.Count == 0 ? Changes : Changes.Where(c => !FailClosed.Contains(c)).ToList();
+}
 
 /// <summary>
-/// The one pure function from (parsed policy, kernel snapshot, mode) to ordered changes. The policy's
-/// parts in apply order: GRE links before the addresses and routes that use them, then routes and rules,
-/// then marks and sysctls; flush removes in the reverse order. No I/O: everything it needs is in the
+/// The one pure function from (parsed policy, live tunnel records, kernel snapshot, mode) to ordered changes. The
+/// policy's parts in apply order: kill switches first, GRE links before the addresses and routes that use them,
+/// then routes and rules, the live tunnels' routes and rules, then marks and sysctls; flush removes in the reverse order. No I/O: everything it needs is in the
 /// snapshot, so plan, apply, status and doctor see one and the same kernel.
 /// </summary>
 public static class Reconciler
@@ -31,17 +57,70 @@ public static class Reconciler
         Sysctls: policy.Sysctls.Select(kv => kv.Key).ToList(),
         Files: policy.Routing is { } r ? [r.ConfigFile] : null);
 
-    public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode)
+    public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode) => Plan(policy, [], snapshot, mode);
+
+    public static PolicyPlan Plan(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, ReconcileMode mode)
     {
-        // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
-        if (mode == ReconcileMode.Flush)
-            return new PolicyPlan([.. Daemon(policy, snapshot, mode), .. Marks(null, snapshot), .. Planner.Remove(snapshot.State, policy.Owned),
-                .. TunnelPlanner.Remove(snapshot.Links)], []);
+        if (mode is ReconcileMode.Flush or ReconcileMode.FlushAll)
+        {
+            var owned = mode == ReconcileMode.FlushAll ? policy.Owned : Ownership.ByProtocol(policy.Protocol);
+            // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
+            return new PolicyPlan([.. Daemon(policy, snapshot, ReconcileMode.Flush), .. Marks(null, snapshot), .. Planner.Remove(snapshot.State, owned),
+                .. TunnelPlanner.Remove(snapshot.Links)], [])
+            {
+                Forgotten = mode == ReconcileMode.FlushAll ? [.. live.Select(r => r.Device)] : [],
+            };
+        }
         var notes = new List<PlanNote>();
-        return new PolicyPlan(
-            [.. Tunnels(policy, snapshot, notes), .. Routing(policy, snapshot, notes), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot),
-             .. Daemon(policy, snapshot, mode)],
-            notes);
+        var waiting = new Dictionary<string, (int Routes, int Uplinks)>(StringComparer.Ordinal);
+        var forgotten = new List<string>();
+        var routing = Routing(policy, snapshot, notes, waiting);
+        IReadOnlyList<Change> changes =
+            [.. Tunnels(policy, snapshot, notes), .. routing, .. Live(live, snapshot, forgotten), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot),
+             .. Daemon(policy, snapshot, mode)];
+        var failClosed = new List<Change>();
+        if (policy.FailClosed.Count > 0)
+        {
+            var kill = policy.FailClosed.ToHashSet();
+            foreach (var c in changes)
+                if (c is AddRoute a && kill.Contains(a.Route) || c is ReplaceRoute r && kill.Contains(r.New)) failClosed.Add(c);
+            if (failClosed.Count > 0) changes = [.. failClosed, .. changes.Where(c => !failClosed.Contains(c))];
+        }
+        return new PolicyPlan(changes, notes)
+        {
+            Waiting = [.. waiting.OrderBy(w => w.Key, StringComparer.Ordinal).Select(w => new Waiting(w.Key, w.Value.Routes, w.Value.Uplinks))],
+            Forgotten = forgotten,
+            FailClosed = failClosed,
+        };
+    }
+
+    /// <summary>The live tunnels alone: what status shows as their drift, whatever the policy file says.</summary>
+    public static PolicyPlan PlanLive(IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
+    {
+        var forgotten = new List<string>();
+        return new PolicyPlan(Live(live, snapshot, forgotten), []) { Forgotten = forgotten };
+    }
+
+    /// <summary>
+    /// The live tunnels (the hook's records) as part of the desired state: while a record's tunnel lives, its routes
+    /// and pool rules are restored when someone deleted them; a record whose device is gone without a down
+    /// (OpenVPN killed) is forgotten and its leftover rules removed. Only the records' own objects are ever touched:
+    /// another hook object of protocol 148 that no record names is left alone.
+    /// </summary>
+    static IReadOnlyList<Change> Live(IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, List<string> forgotten)
+    {
+        if (live.Count == 0) return [];
+        var routes = new List<Route>();
+        var rules = new List<Rule>();
+        foreach (var record in live)
+        {
+            if (!record.LivesOn(snapshot.Links)) { forgotten.Add(record.Device); continue; }
+            routes.AddRange(record.Routes);
+            foreach (var rule in record.Rules)
+                if (!rules.Contains(rule)) rules.Add(rule);
+        }
+        var scope = TunnelRecord.ScopeOf(live.SelectMany(r => r.Routes), live.SelectMany(r => r.Rules));
+        return Planner.Plan(new KernelState(routes, rules), snapshot.State, scope);
     }
 
     /// <summary>GRE tunnels: links TunnelRouter creates, marks with its alias, brings up and addresses, and
@@ -77,11 +156,12 @@ public static class Reconciler
     /// only: the hook's and every foreign object, including ones in the same tables and the same priority
     /// band, are never touched; routes over GRE tunnels carry the same protocol but belong to the tunnels.
     /// </summary>
-    static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes,
+        Dictionary<string, (int Routes, int Uplinks)> waiting)
     {
         var current = snapshot.State;
         var protocol = policy.Protocol;
-        var desired = Desired(policy, snapshot, notes);
+        var desired = Desired(policy, snapshot, notes, waiting);
 
         var tunnels = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in policy.Tunnels) tunnels.Add(t.Link.Name);
@@ -102,20 +182,45 @@ public static class Reconciler
         return Planner.Plan(desired, current, owns);
     }
 
-    /// <summary>Everything the policy wants, uplinks resolved against the snapshot's addresses and main table.</summary>
-    static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    /// <summary>Everything the policy wants that can be there now, uplinks resolved against the snapshot's
+    /// addresses and main table; what waits for a device that does not exist yet is counted in
+    /// <paramref name="waiting"/> instead.</summary>
+    static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes,
+        Dictionary<string, (int Routes, int Uplinks)> waiting)
     {
+        IReadOnlyList<Route> present = policy.Routes;
+        if (policy.Routes.Any(r => r.Device is not null))
+        {
+            var devices = new HashSet<string>(snapshot.Links.Select(l => l.Name), StringComparer.Ordinal);
+            var kept = new List<Route>(policy.Routes.Count);
+            foreach (var r in policy.Routes)
+            {
+                if (r.Device is { } dev && !devices.Contains(dev))
+                {
+                    waiting[dev] = waiting.TryGetValue(dev, out var w) ? (w.Routes + 1, w.Uplinks) : (1, 0);
+                    continue;
+                }
+                kept.Add(r);
+            }
+            present = kept;
+        }
         var pins = Pins(policy, snapshot, notes);
-        if (policy.Uplinks.Count == 0)
-            return PolicyState.Settle(new KernelState(pins.Count == 0 ? policy.Routes : [.. policy.Routes, .. pins], policy.Rules), snapshot.State);
-        var routes = new List<Route>(policy.Routes);
+        if (policy.Uplinks.Count == 0 && policy.FailClosed.Count == 0)
+            return PolicyState.Settle(new KernelState(pins.Count == 0 ? present : [.. present, .. pins], policy.Rules), snapshot.State);
+        var routes = new List<Route>(present);
         routes.AddRange(pins);
+        routes.AddRange(policy.FailClosed);
         var rules = new List<Rule>(policy.Rules);
         var keys = new Dictionary<RouteKey, Route>();
         foreach (var r in routes) keys.TryAdd(r.Key, r);
         foreach (var spec in policy.Uplinks)
         {
-            var state = Resolve(spec, snapshot, notes).Desired(policy.Protocol);
+            if (Resolve(spec, snapshot, notes) is not { } uplink)
+            {
+                waiting[spec.Device] = waiting.TryGetValue(spec.Device, out var w) ? (w.Routes, w.Uplinks + 1) : (0, 1);
+                continue;
+            }
+            var state = uplink.Desired(policy.Protocol);
             foreach (var r in state.Routes)
             {
                 if (keys.TryGetValue(r.Key, out var other))
@@ -179,9 +284,11 @@ public static class Reconciler
     }
 
     /// <summary>Fills what the policy left out from the snapshot: the address and prefix of the interface,
-    /// and the gateway of its default route in the main table.</summary>
-    static Uplink Resolve(UplinkSpec s, KernelSnapshot snapshot, List<PlanNote> notes)
+    /// and the gateway of its default route in the main table. Null when the uplink waits: its device does not
+    /// exist yet, or has no address yet (DHCP) and the policy gives none.</summary>
+    static Uplink? Resolve(UplinkSpec s, KernelSnapshot snapshot, List<PlanNote> notes)
     {
+        if (!snapshot.Links.Any(l => l.Name == s.Device)) return null;
         IReadOnlyList<InterfaceAddress> KernelAddresses() =>
             snapshot.GlobalAddresses.TryGetValue(s.Device, out var list) ? list : [];
 
@@ -198,8 +305,7 @@ public static class Reconciler
             // The primary address of each family, as the kernel lists them.
             foreach (var family in (ReadOnlySpan<AddressFamily>)[AddressFamily.InterNetwork, AddressFamily.InterNetworkV6])
                 if (KernelAddresses().FirstOrDefault(k => k.Family == family) is { } k) addresses.Add(k);
-            if (addresses.Count == 0)
-                throw new InputException($"{s.Field}.Interface", $"{s.Device} has no global address (does it exist?); set Address");
+            if (addresses.Count == 0) return null;
         }
 
         var gateways = new List<IPAddress>();
@@ -227,13 +333,15 @@ public static class Reconciler
     }
 
     /// <summary>TunnelRouter's own nftables table, replaced as a whole in one transaction whenever its
-    /// fingerprint differs from the policy's, removed when the policy has no marks. Other tables
+    /// fingerprint or its chains and rules differ from the policy's, removed when the policy has no marks. Other tables
     /// (firewalls, Docker, fail2ban) are never read or touched.</summary>
     static IReadOnlyList<Change> Marks(NftTable? desired, KernelSnapshot snapshot)
     {
         var current = snapshot.Nft;
         if (desired is null) return current is null ? [] : [new ReplaceNftTable(current.Definition, null)];
-        return current?.Fingerprint == desired.Fingerprint ? [] : [new ReplaceNftTable(current?.Definition, desired.Definition)];
+        // By content, not only by the comment: a flushed chain or a deleted rule keeps the comment.
+        return current is not null && current.Fingerprint == desired.Fingerprint && NftMarks.SameRules(current.Definition, desired.Definition)
+            ? [] : [new ReplaceNftTable(current?.Definition, desired.Definition)];
     }
 
     /// <summary>Sysctls set when they differ. They are not owned objects: flush leaves them as they are,

@@ -10,8 +10,10 @@ public class ContribSpecs
     static readonly string[] Scripts =
         ["hooks/up", "hooks/down", "contrib/networkmanager/90-tunnel-router", "contrib/openwrt/90-tunnel-router"];
 
-    [Fact]
-    public void The_systemd_unit_passes_systemd_analyze_verify_without_a_warning()
+    [Theory]
+    [InlineData("tunnel-router.service")]
+    [InlineData("tunnel-router-watch.service")]
+    public void The_systemd_unit_passes_systemd_analyze_verify_without_a_warning(string name)
     {
         Assert.True(File.Exists("/usr/bin/systemd-analyze"), "systemd-analyze is missing; ./test.sh installs systemd");
         // verify checks that ExecStart= exists and is executable: point it at the binary under test, which is
@@ -19,7 +21,7 @@ public class ContribSpecs
         var dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
         try
         {
-            var unit = Repo.CopyWithBinary("contrib/systemd/tunnel-router.service", dir, executable: false);
+            var unit = Repo.CopyWithBinary($"contrib/systemd/{name}", dir, executable: false);
 
             var run = Sh.Run("/usr/bin/systemd-analyze", ["verify", "--man=no", unit],
                 new Dictionary<string, string> { ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin", ["SYSTEMD_LOG_COLOR"] = "0" });
@@ -40,6 +42,17 @@ public class ContribSpecs
         Assert.Contains("RemainAfterExit=yes", unit);
         Assert.Contains("ExecStart=/usr/local/sbin/tunnel-router apply", unit);
         Assert.Contains("ExecStop=/usr/local/sbin/tunnel-router flush", unit);
+    }
+
+    [Fact]
+    public void The_watch_unit_notifies_readiness_reloads_with_SIGHUP_and_changes_nothing_on_stop()
+    {
+        var unit = File.ReadAllLines(Repo.File("contrib", "systemd", "tunnel-router-watch.service"));
+
+        Assert.Contains("Type=notify", unit);
+        Assert.Contains("ExecStart=/usr/local/sbin/tunnel-router watch", unit);
+        Assert.Contains("ExecReload=/bin/kill -HUP $MAINPID", unit);
+        Assert.DoesNotContain(unit, l => l.StartsWith("ExecStop", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -34,6 +34,8 @@ public class InstallSpecs : IDisposable
         Assert.Equal(Rw_r__r__, Mode(At("/etc/tunnel-router/tunnel-router.json")));
         Assert.Equal(Rwxr_xr_x, Mode(At("/etc/tunnel-router")));
         Assert.True(File.Exists(At("/etc/systemd/system/tunnel-router.service")));
+        Assert.Equal(File.ReadAllText(Repo.File("contrib", "systemd", "tunnel-router-watch.service")),
+            File.ReadAllText(At("/etc/systemd/system/tunnel-router-watch.service")));
         Assert.False(File.Exists(At("/etc/openvpn/up")), "/etc/openvpn/up is only installed with --openvpn-hook");
     }
 

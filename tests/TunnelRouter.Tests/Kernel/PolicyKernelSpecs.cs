@@ -181,7 +181,7 @@ public class PolicyKernelSpecs
         Assert.Equal(hookRules, ns.Ip("-4", "rule", "show", "pref", "1000"));
         Assert.Contains("10.10.10.0/24 dev tun0 proto 148", ns.Ip("route", "show", "table", "200"));
 
-        Run(ns, ["flush", "-c", policy]).ShouldSucceed();
+        Run(ns, ["flush", "--all", "-c", policy]).ShouldSucceed();
 
         Assert.DoesNotContain("proto 147", Rules(ns) + ns.Ip("route", "show", "table", "all") + ns.Ip("-6", "route", "show", "table", "all"));
         Assert.DoesNotContain("proto 148", Rules(ns) + ns.Ip("route", "show", "table", "all") + ns.Ip("-6", "route", "show", "table", "all"));
@@ -254,7 +254,7 @@ public class PolicyKernelSpecs
         var policy = Topology.Policy(ns, """
             { "Tables": { "vpn": 200 },
               "Rules": [ "from 10.10.10.0/24 lookup vpn" ],
-              "Routes": [ "10.1.0.0/16 dev eth1 table vpn", "10.2.0.0/16 dev nosuchdev table vpn" ] }
+              "Routes": [ "10.1.0.0/16 dev eth1 table vpn", "10.2.0.0/16 via 203.0.113.99 table vpn" ] }
             """);
         var before = ns.Dump();
 
@@ -304,7 +304,6 @@ public class PolicyKernelSpecs
     [InlineData("""{ "Tables": { "lan1": 10 }, "Uplinks": [ { "Interface": "eth1", "Table": "lan1", "Gatway": "192.168.1.1" } ] }""", "policy.json: Uplinks[0].Gatway: unknown key")]
     [InlineData("""{ "Tables": { "lan1": 10 }, "Uplinks": [ { "Interface": "eth1", "Table": "lan1", "Gateway": "192.168.1.300" } ] }""", "policy.json: Uplinks[0].Gateway: '192.168.1.300' is not a valid")]
     [InlineData("""{ "Uplinks": [ { "Interface": "eth1", "Table": "lan9" } ] }""", "policy.json: Uplinks[0].Table: 'lan9' is not a table")]
-    [InlineData("""{ "Tables": { "lan1": 10 }, "Uplinks": [ { "Interface": "nosuchdev", "Table": "lan1" } ] }""", "policy.json: Uplinks[0].Interface: nosuchdev has no global address")]
     [InlineData("""{ "Tables": { "vpn": 200 }, "Rules": ["from 10.0.0.0/8 lookup vpn pref 500", "from 10.0.0.0/8 lookup vpn pref 500"] }""", "policy.json: Rules[1]: 'from 10.0.0.0/8 lookup vpn pref 500' is the same rule as Rules[0]")]
     public void A_broken_policy_is_one_line_naming_file_and_key_and_changes_nothing(string json, string expected)
     {

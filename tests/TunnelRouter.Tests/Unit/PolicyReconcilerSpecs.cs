@@ -4,6 +4,7 @@ using TunnelRouter.Config;
 using TunnelRouter.Core;
 using TunnelRouter.Policy;
 using TunnelRouter.Kernel;
+using TunnelRouter.Tests.Support;
 using Xunit;
 
 namespace TunnelRouter.Tests.Unit;
@@ -105,13 +106,15 @@ public class PolicyReconcilerSpecs : IDisposable
     ParsedPolicy Parse(TunnelRouterOptions options) => PolicyParser.Parse(options, Iproute2Files.Load(_dir), "policy.json");
 
     IReadOnlyList<Change> Plan(TunnelRouterOptions options, KernelSnapshot? snapshot = null) =>
-        Reconciler.Plan(Parse(options), snapshot ?? KernelSnapshot.Empty, ReconcileMode.Converge).Changes;
+        Reconciler.Plan(Parse(options), snapshot ?? Kernel(KernelState.Empty), ReconcileMode.Converge).Changes;
 
-    /// <summary>A snapshot of plain data: routes and rules, and the global addresses of devices.</summary>
+    /// <summary>A snapshot of plain data: routes and rules, the global addresses of devices, and the links eth0,
+    /// eth1 and tun0 (what is not there waits for its device).</summary>
     static KernelSnapshot Kernel(KernelState state, Dictionary<string, InterfaceAddress[]>? addresses = null) => new()
     {
         State = state,
         GlobalAddresses = (addresses ?? []).ToDictionary(kv => kv.Key, kv => (IReadOnlyList<InterfaceAddress>)kv.Value),
+        Links = Snapshots.Links("eth0", "eth1", "tun0"),
     };
 
     static Route MainDefault(string via, string dev) =>
@@ -218,7 +221,6 @@ public class PolicyReconcilerSpecs : IDisposable
     [Theory]
     [InlineData("eth1", "192.168.2.2", null, "policy.json: Uplinks[0].Address: 192.168.2.2 is not on eth1, so its prefix length cannot be read; write it with its prefix, e.g. 192.168.2.2/24")]
     [InlineData("eth0", "192.168.1.6", null, "policy.json: Uplinks[0].Gateway: is not set and table main has no default route via eth0 to read it from; set Gateway")]
-    [InlineData("eth1", null, null, "policy.json: Uplinks[0].Interface: eth1 has no global address (does it exist?); set Address")]
     [InlineData("eth0", "192.168.1.6/24", "fd00::1", "policy.json: Uplinks[0].Gateway: 'fd00::1' is IPv6 but IPv4 was expected")]
     [InlineData("eth0;x", null, null, "policy.json: Uplinks[0].Interface: 'eth0;x' is not a valid interface name")]
     public void Uplink_errors_name_the_key(string dev, string? address, string? gateway, string expected)

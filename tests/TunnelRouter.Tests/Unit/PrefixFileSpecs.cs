@@ -3,6 +3,7 @@ using TunnelRouter.Config;
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
+using TunnelRouter.Tests.Support;
 using Xunit;
 
 namespace TunnelRouter.Tests.Unit;
@@ -69,7 +70,7 @@ public class PrefixFileSpecs : IDisposable
     public void Plan_summarises_the_routes_of_a_prefix_file_unless_verbose()
     {
         var policy = Parse("10.0.0.0/8\n10.1.0.0/16\n192.0.2.0/24\n", routes: ["198.51.100.0/24 dev tun0 table vpn"]);
-        var plan = Reconciler.Plan(policy, KernelSnapshot.Empty, ReconcileMode.Converge).Changes;
+        var plan = Reconciler.Plan(policy, new KernelSnapshot { Links = Snapshots.Links("tun0") }, ReconcileMode.Converge).Changes;
 
         var summary = Commands.PlanLines(plan, policy, policy.TableNames, policy.ProtocolNames, verbose: false).ToList();
         var full = Commands.PlanLines(plan, policy, policy.TableNames, policy.ProtocolNames, verbose: true).ToList();

@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using TunnelRouter.Config;
+using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+using TunnelRouter.Kernel.Netlink;
+using TunnelRouter.Policy;
+
+namespace TunnelRouter.Cli;
+
+/// <summary>
+/// <c>tunnel-router watch</c>: keeps the kernel true to the policy and the live tunnels. It listens to rtnetlink
+/// (links, addresses, IPv4/IPv6 routes and rules) and to <c>nft monitor</c> for its own table; on an event that
+/// touches owned state or a device something waits for, it re-plans from one snapshot and applies the difference
+/// after a debounce, under the same host lock as the hook and apply. Restores are rate-limited and an object that
+/// someone keeps deleting is backed off from with one line naming the likely cause. A full resync runs every
+/// WatchResyncSeconds; SIGHUP re-reads the policy (a broken one keeps the last good). One watch per host.
+/// Nothing of this is loaded by the hook: only the command switch names it.
+/// </summary>
+public static class WatchCommand
+{
+    /// <summary>Events within this time are one change (tailscale waits 250 ms; a flush of both families is one restore).</summary>
+    public static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(200);
+
+    public static int Run(Context ctx)
+    {
+        if (ctx.Args.DryRun) throw new InputException("--dry-run", "watch changes the kernel; 'tunnel-router plan' shows what it would change");
+        Capabilities.RequireNetAdmin();
+        var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ctx.Options.LockFile))!, "watch.lock");
+        using var one = HostLock.TryAcquire(path)
+            ?? throw new EnvironmentException($"another tunnel-router watch runs on this host (it holds {path}); one is enough");
+        return new Watcher(ctx).Run();
+    }
+
+    sealed class Watcher(Context ctx)
+    {
+        ParsedPolicy _policy = null!;
+        TunnelRouterOptions _options = ctx.Options;
+        readonly RestoreLimiter _limiter = new();
+        HashSet<string> _waiting = new(StringComparer.Ordinal);
+        volatile bool _reload, _stop, _nftChanged;
+        readonly TimeSpan _resync = TimeSpan.FromSeconds(Math.Max(1, ctx.Options.WatchResyncSeconds));
+        readonly Stopwatch _clock = Stopwatch.StartNew();
+        long _events, _cycles, _restores;
+
+        public int Run()
+        {
+            using (Lock()) _policy = Commands.ParsePolicy(ctx);
+            using var events = NetlinkEvents.Open([ctx.Protocol, ctx.HookProtocol]);
+            using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _reload = true; });
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; _stop = true; });
+            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; _stop = true; });
+            using var cancel = new CancellationTokenSource();
+            var monitor = NftMonitor(cancel.Token);
+
+            Cycle("start");
+            var notify = SystemdNotify.From(ctx.Environment);
+            notify.Send($"READY=1\nSTATUS=watching {_policy.Source}");
+            ctx.Log.Information("watch: watching links, addresses, routes and rules (IPv4 and IPv6){Nft}; full resync every {Resync} s",
+                monitor is null ? "" : " and nftables table " + NftMarks.QualifiedName, (int)_resync.TotalSeconds);
+
+            var nextResync = _clock.Elapsed + _resync;
+            TimeSpan? due = null;
+            var cause = "event";
+            while (!_stop)
+            {
+                var now = _clock.Elapsed;
+                var until = (due ?? nextResync) - now;
+                var batch = events.Read((int)Math.Clamp(until.TotalMilliseconds, 0, 500));
+                now = _clock.Elapsed;
+                _events += batch.Count;
+                if (batch.Lost)
+                {
+                    ctx.Log.Debug("watch: the event socket overflowed; reading everything again");
+                    due ??= now + Debounce;
+                }
+                else if (batch.Touched) due ??= now + Debounce;
+                if (_nftChanged)
+                {
+                    _nftChanged = false;
+                    due ??= now + Debounce;
+                }
+                if (_reload)
+                {
+                    _reload = false;
+                    notify.Send("RELOADING=1");
+                    Reload();
+                    notify.Send($"READY=1\nSTATUS=watching {_policy.Source}");
+                    _limiter.Forgive();
+                    due = now;
+                    cause = "reload";
+                }
+                if (now >= nextResync)
+                {
+                    _limiter.Forgive();
+                    nextResync = now + _resync;
+                    due = now;
+                    cause = "resync";
+                }
+                if (due is { } d && now >= d)
+                {
+                    var wait = Cycle(cause);
+                    cause = "event";
+                    due = wait > TimeSpan.Zero ? _clock.Elapsed + wait : null;
+                }
+            }
+            cancel.Cancel();
+            try { monitor?.Wait(TimeSpan.FromSeconds(2)); }
+            catch (AggregateException) { }
+            notify.Send("STOPPING=1");
+            ctx.Log.Information("watch: stopping after {Events} event(s), {Cycles} re-plan(s), {Restores} restore(s); the kernel keeps its state",
+                _events, _cycles, _restores);
+            return App.Ok;
+        }
+
+        /// <summary>nft monitor, when nft is installed: a line naming our table means it changed.</summary>
+        Task? NftMonitor(CancellationToken cancellation)
+        {
+            if (!Nftables.IsInstalled()) return null;
+            var task = new ProcessRunner().Listen(Tools.Nft, ["monitor"], line =>
+            {
+                if (line.Contains(" " + NftMarks.Name, StringComparison.Ordinal)) _nftChanged = true;
+            }, cancellation);
+            return task.ContinueWith(t =>
+            {
+                if (t.IsFaulted && !cancellation.IsCancellationRequested)
+                    ctx.Log.Warning("tunnel-router: warning: nft monitor ended ({Message}); the nftables table is checked at each resync",
+                        t.Exception?.InnerException?.Message);
+            }, TaskScheduler.Default);
+        }
+
+        /// <summary>SIGHUP: the policy file again. A broken one keeps the last good policy, and says why.</summary>
+        void Reload()
+        {
+            try
+            {
+                using (ctx.Lock())
+                {
+                    var (path, required) = ConfigLoader.Locate(ctx.Args.ConfigPath, ctx.Environment);
+                    var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required);
+                    _policy = PolicyParser.Parse(options, ctx.Names, configPath);
+                    _options = options;
+                }
+                ctx.Log.Information("watch: policy {Source} re-read", _policy.Source);
+            }
+            catch (Exception e) when (e is TunnelRouterException or IOException or UnauthorizedAccessException)
+            {
+                ctx.Log.Error("tunnel-router: error: the policy cannot be re-read, keeping the last good one: {Message}", App.OneLine(e.Message));
+            }
+        }
+
+        /// <summary>One re-plan from one snapshot, and its difference applied. Returns how long to wait before trying
+        /// again when the rate limit holds the restore back (zero otherwise). A failure is logged and tried again at
+        /// the next event or resync: watch keeps running.</summary>
+        TimeSpan Cycle(string cause)
+        {
+            _cycles++;
+            try
+            {
+                using (Lock())
+                {
+                    var live = ctx.Records.ReadAll();
+                    var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(_policy));
+                    var plan = Commands.PlanPolicy(ctx, _policy, live, snapshot, stated: false, loadModules: true);
+                    var tables = ctx.Names.Tables;
+                    var protocols = ctx.Names.Protocols;
+                    var kept = plan.Changes.Where(c => !_limiter.IsBackedOff(RestoreReason.Subject(c, tables, protocols))).ToList();
+                    var appeared = _waiting.Where(d => !plan.Waiting.Any(w => w.Device == d)).ToHashSet(StringComparer.Ordinal);
+                    if (kept.Count == 0 && plan.Forgotten.Count == 0)
+                    {
+                        Remember(plan, cause);
+                        return TimeSpan.Zero;
+                    }
+                    var now = _clock.Elapsed;
+                    var restoring = cause is "event" or "resync";
+                    if (restoring && !_limiter.TryTake(now))
+                    {
+                        var wait = _limiter.Wait(now);
+                        ctx.Log.Debug("watch: rate limit: restoring in {Seconds:0.0} s", wait.TotalSeconds);
+                        return wait;
+                    }
+                    if (restoring)
+                        foreach (var c in kept) ctx.Log.Information("{Reason}", RestoreReason.Of(c, tables, protocols, appeared));
+                    else if (kept.Count > 0)
+                        ctx.Log.Information("watch: {Cause}: {Count} change(s)", cause, kept.Count);
+                    Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)] }, sayWaiting: false);
+                    if (restoring) _restores++;
+                    Remember(plan, cause);
+                    if (restoring)
+                        foreach (var subject in _limiter.Restored(kept.Where(c => c is AddRule or AddRoute or ReplaceRoute or ReplaceNftTable)
+                                     .Where(c => !(c is AddRoute { Route.Device: { } dev } && appeared.Contains(dev)))
+                                     .Select(c => RestoreReason.Subject(c, tables, protocols)), now))
+                            ctx.Log.Warning(
+                                "tunnel-router: warning: {Subject} keeps being deleted by someone else ({Count} restores within {Window} s); likely {Cause}; backing off: it is not restored again until the next full resync ({Resync} s) or SIGHUP",
+                                subject, _limiter.FightThreshold, (int)_limiter.FightWindow.TotalSeconds, LikelyCause(), (int)_resync.TotalSeconds);
+                }
+            }
+            catch (Exception e) when (e is TunnelRouterException or IOException or UnauthorizedAccessException)
+            {
+                ctx.Log.Error("tunnel-router: error: {Message}; watch tries again at the next event or resync", App.OneLine(e.Message));
+            }
+            return TimeSpan.Zero;
+        }
+
+        /// <summary>The host lock, with the policy's table names registered again on the names read under it (the
+        /// lock reads them afresh): what a change names is written to the drop-in first, as apply does.</summary>
+        IDisposable Lock()
+        {
+            var held = ctx.Lock();
+            try { PolicyTables.Create(ctx.Names, _options.Tables, _options.Table, _options.TableId, ctx.ConfigPath ?? "configuration"); }
+            catch
+            {
+                held.Dispose();
+                throw;
+            }
+            return held;
+        }
+
+        void Remember(PolicyPlan plan, string cause)
+        {
+            var now = plan.Waiting.Select(w => w.Device).ToHashSet(StringComparer.Ordinal);
+            if (cause == "start" || !now.SetEquals(_waiting))
+                foreach (var w in plan.Waiting.Where(w => cause == "start" || !_waiting.Contains(w.Device)))
+                    ctx.Log.Information("{Waiting}", w.ToString());
+            _waiting = now;
+        }
+
+        /// <summary>Who deletes objects that are not theirs: networkd (ManageForeign*), NetworkManager, or a script.</summary>
+        static string LikelyCause()
+        {
+            var running = DoctorCommand.RunningCommands();
+            if (running.Contains("systemd-network"))
+                return "systemd-networkd (set ManageForeignRoutingPolicyRules=no and ManageForeignRoutes=no in /etc/systemd/networkd.conf.d/)";
+            if (running.Contains("NetworkManager"))
+                return "NetworkManager (keep the tunnel devices unmanaged)";
+            return "another manager or a script (systemd-networkd's ManageForeign* settings, NetworkManager, a cron job)";
+        }
+    }
+}

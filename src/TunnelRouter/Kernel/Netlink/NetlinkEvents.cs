@@ -1,0 +1,106 @@
+using System.Runtime.InteropServices;
+using TunnelRouter.Interop;
+
+namespace TunnelRouter.Kernel.Netlink;
+
+/// <summary>What a batch of rtnetlink notifications means to watch.</summary>
+/// <param name="Touched">an event touched owned state or a device something may wait for.</param>
+/// <param name="Lost">the socket overflowed (ENOBUFS): events were lost, so everything must be read again.</param>
+public readonly record struct EventBatch(int Count, bool Touched, bool Lost);
+
+/// <summary>
+/// A NETLINK_ROUTE socket subscribed to the multicast groups of links, addresses, IPv4 and IPv6 routes and IPv4
+/// and IPv6 rules (tailscale watches IPv4 rules only). Equivalent to: ip monitor link address route rule.
+/// Route notifications are filtered by protocol: a gateway with 10,000 foreign routes churning only wakes watch
+/// for routes of its own.
+/// </summary>
+public sealed unsafe class NetlinkEvents : IDisposable
+{
+    // RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV4_RULE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, and
+    // RTNLGRP_IPV6_RULE (19), which has no RTMGRP_ constant: group n is bit n-1.
+    const uint Groups = 0x1 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | (1u << (19 - 1));
+
+    int _fd;
+    readonly HashSet<byte> _protocols;
+    readonly byte[] _buffer = new byte[64 * 1024];
+
+    NetlinkEvents(int fd, IEnumerable<byte> protocols)
+    {
+        _fd = fd;
+        _protocols = [.. protocols];
+    }
+
+    /// <param name="protocols">the route protocols whose routes are ours (apply's and the hook's).</param>
+    public static NetlinkEvents Open(IEnumerable<byte> protocols)
+    {
+        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Nl.NETLINK_ROUTE);
+        if (fd < 0) throw NetlinkException.Of("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
+        var events = new NetlinkEvents(fd, protocols);
+        try
+        {
+            // A flush of 10,000 routes is 10,000 notifications at once: room for them, so that few are lost.
+            var bytes = 8 << 20;
+            Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_RCVBUFFORCE, &bytes, sizeof(int));
+            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK, nl_groups = Groups };
+            if (Libc.bind(fd, &address, (uint)sizeof(sockaddr_nl)) != 0)
+                throw NetlinkException.Of("bind(AF_NETLINK, groups)", Marshal.GetLastPInvokeError());
+        }
+        catch
+        {
+            events.Dispose();
+            throw;
+        }
+        return events;
+    }
+
+    /// <summary>Waits up to <paramref name="timeoutMs"/> for notifications and reads every one queued, without blocking further.</summary>
+    public EventBatch Read(int timeoutMs)
+    {
+        var pfd = new pollfd { fd = _fd, events = Libc.POLLIN };
+        var ready = Libc.poll(&pfd, 1, timeoutMs);
+        if (ready <= 0) return default;
+        int count = 0;
+        bool touched = false, lost = false;
+        while (true)
+        {
+            nint n;
+            fixed (byte* p = _buffer) n = Libc.recv(_fd, p, (nuint)_buffer.Length, Libc.MSG_DONTWAIT);
+            if (n < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == Errno.EINTR) continue;
+                if (errno == Errno.ENOBUFS) { lost = true; continue; }
+                if (errno == Errno.EAGAIN) break;
+                throw NetlinkException.Of("recv(netlink events)", errno);
+            }
+            if (n == 0) break;
+            var data = _buffer.AsSpan(0, (int)n);
+            while (data.Length >= sizeof(nlmsghdr))
+            {
+                var h = MemoryMarshal.Read<nlmsghdr>(data);
+                if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > data.Length) break;
+                count++;
+                if (Touches(h.nlmsg_type, data[sizeof(nlmsghdr)..(int)h.nlmsg_len], _protocols)) touched = true;
+                var aligned = (int)((h.nlmsg_len + 3) & ~3u);
+                if (aligned >= data.Length) break;
+                data = data[aligned..];
+            }
+        }
+        return new EventBatch(count, touched, lost);
+    }
+
+    /// <summary>Links and addresses always (a device appears or goes, an uplink gets its address); rules always
+    /// (they are few, and a flush takes the kernel's own too); routes only of our protocols.</summary>
+    internal static bool Touches(ushort type, ReadOnlySpan<byte> payload, IReadOnlySet<byte> protocols) => type switch
+    {
+        Nl.RTM_NEWLINK or Nl.RTM_DELLINK or Nl.RTM_NEWADDR or Nl.RTM_DELADDR or Nl.RTM_NEWRULE or Nl.RTM_DELRULE => true,
+        Nl.RTM_NEWROUTE or Nl.RTM_DELROUTE => payload.Length >= sizeof(rtmsg) && protocols.Contains(MemoryMarshal.Read<rtmsg>(payload).rtm_protocol),
+        _ => false,
+    };
+
+    public void Dispose()
+    {
+        if (_fd > 0) Libc.close(_fd);
+        _fd = 0;
+    }
+}
