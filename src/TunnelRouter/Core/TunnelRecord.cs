@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -109,12 +110,31 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         Routes = [.. Routes.Select(r => new TunnelRecordJson.RouteJson
         {
             Destination = Net.Format(r.Destination), Table = r.Table, Protocol = r.Protocol, Device = r.Device, Gateway = r.Gateway?.ToString(),
+            Line = LineOf(r),
         })],
         Rules = [.. Rules.Select(r => new TunnelRecordJson.RuleJson
         {
             Family = r.Family.IsV6() ? 6 : 4, From = r.From is { } f ? Net.Format(f) : null, Priority = r.Priority, Table = r.Table, Protocol = r.Protocol,
+            Line = LineOf(r),
         })],
     }, TunnelRecordJsonContext.Default.TunnelRecordJson) + "\n";
+
+    /// <summary>An object as an ip line with numeric tables and without its protocol (kept beside it), its family first.</summary>
+    static string LineOf(Route r) => Family(r.Family) + WithoutProtocol(IpCommand.RouteArgs(r, TableNames.Numeric, ProtocolNames.Numeric));
+
+    static string LineOf(Rule r) => Family(r.Family) + WithoutProtocol(IpCommand.RuleArgs(r, TableNames.Numeric, ProtocolNames.Numeric));
+
+    static string Family(AddressFamily f) => f.IsV6() ? "-6 " : "-4 ";
+
+    static string WithoutProtocol(string args)
+    {
+        var words = args.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToList();
+        var at = words.FindIndex(w => w is "proto" or "protocol");
+        if (at >= 0 && at + 1 < words.Count) words.RemoveRange(at, 2);
+        return string.Join(' ', words);
+    }
+
+    static uint? Numeric(string table) => uint.TryParse(table, System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
 
     /// <summary>Null when the text is not a record of this version for this device (then nothing is taken from it).</summary>
     public static TunnelRecord? Parse(string device, string text)
@@ -125,10 +145,12 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
             if (j is null || j.Version != FormatVersion || j.Device != device || j.Identity is not { } identity
                 || !identity.StartsWith(device + " ", StringComparison.Ordinal)) return null;
             InterfaceName.Validate("record", device);
-            var routes = (j.Routes ?? []).Select(r => new Route(Net.ParsePrefix("record", r.Destination ?? "", null), r.Table, r.Protocol,
+            // The line is the object whole (every selector and attribute: a rule's "to", a route's metric and type),
+            // so a restore makes exactly what up made; the fields beside it are what an older writer left.
+            var routes = (j.Routes ?? []).Select(r => r.Line is { } line ? PolicyLine.ParseRoute("record", line, Numeric, r.Protocol) : new Route(Net.ParsePrefix("record", r.Destination ?? "", null), r.Table, r.Protocol,
                 device: r.Device is null ? null : InterfaceName.Validate("record", r.Device),
                 gateway: r.Gateway is null ? null : Net.ParseAddress("record", r.Gateway, null), onLink: r.Gateway is not null)).ToList();
-            var rules = (j.Rules ?? []).Select(r => new Rule(r.Family == 6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork,
+            var rules = (j.Rules ?? []).Select(r => r.Line is { } line ? PolicyLine.ParseRule("record", line, Numeric, r.Protocol, null) : new Rule(r.Family == 6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork,
                 r.Priority, RuleAction.Lookup, r.Table, r.Protocol, from: r.From is null ? null : Net.ParsePrefix("record", r.From, null))).ToList();
             var networks = (j.Networks ?? []).Select(n => new TunnelNetwork(Net.ParsePrefix("record", n.Network ?? "", null),
                 n.Gateway is null ? null : Net.ParseAddress("record", n.Gateway, null), n.Pool)).ToList();
@@ -183,6 +205,7 @@ public sealed class TunnelRecordJson
         public byte Protocol { get; set; }
         public string? Device { get; set; }
         public string? Gateway { get; set; }
+        public string? Line { get; set; }
     }
 
     public sealed class RuleJson
@@ -192,6 +215,7 @@ public sealed class TunnelRecordJson
         public uint Priority { get; set; }
         public uint Table { get; set; }
         public byte Protocol { get; set; }
+        public string? Line { get; set; }
     }
 }
 
