@@ -86,8 +86,8 @@ public static class Commands
             foreach (var c in changes) yield return c.Display(tables, protocols);
             yield break;
         }
-        // By reference: the planner adds the very route objects the policy holds.
-        var listOf = new Dictionary<Route, int>(ReferenceEqualityComparer.Instance);
+        // By value: the policy holds prefix routes packed, and the planner makes a route for each it adds.
+        var listOf = new Dictionary<Route, int>();
         for (var i = 0; i < policy.PrefixLists.Count; i++)
             foreach (var r in policy.PrefixLists[i].Routes) listOf.TryAdd(r, i);
         var counts = new int[policy.PrefixLists.Count];

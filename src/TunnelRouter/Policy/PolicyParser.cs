@@ -34,21 +34,38 @@ public static class PolicyParser
         var rules = ParseRules(o.Rules, tables, protocol, src);
         var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels);
         var prefixLists = new List<PrefixListRoutes>();
+        IReadOnlyList<Route> all = routes;
         if (o.PrefixLists.Count > 0)
         {
-            var keys = new HashSet<PackedRouteKey>(routes.Count);
-            foreach (var r in routes) keys.Add(new PackedRouteKey(r));
+            // Packed from here on, every file read straight into one list: a million prefixes must not become a
+            // million route objects, nor a copy of themselves.
+            var packed = PackedRoutes.Of(routes);
+            var lists = new List<PrefixListRoutes>();
+            var starts = new List<int>();
             for (var i = 0; i < o.PrefixLists.Count; i++)
             {
-                var list = PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open);
-                // Duplicates and overlaps are fine: a prefix the policy already routes is routed once.
-                keys.EnsureCapacity(keys.Count + list.Routes.Count);
-                var kept = new List<Route>(list.Routes.Count);
-                foreach (var r in list.Routes)
-                    if (keys.Add(new PackedRouteKey(r))) kept.Add(r);
-                routes.AddRange(kept);
-                prefixLists.Add(kept.Count == list.Routes.Count ? list : list with { Routes = kept });
+                starts.Add(packed.Count);
+                lists.Add(PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open, packed));
             }
+            starts.Add(packed.Count);
+            // Duplicates and overlaps are fine: a prefix the policy already routes is routed once (the first
+            // route with its key stays; the list is compacted in place).
+            var index = new RouteIndex(packed);
+            var kept = routes.Count;
+            for (var i = 0; i < kept; i++) index.Insert(i);
+            for (var l = 0; l < lists.Count; l++)
+            {
+                var start = kept;
+                for (var i = starts[l]; i < starts[l + 1]; i++)
+                {
+                    if (index.First(packed.At(i).Key) >= 0) continue;
+                    packed.Set(kept, packed.At(i));
+                    index.Insert(kept++);
+                }
+                prefixLists.Add(lists[l] with { Routes = packed.Range(start, kept - start) });
+            }
+            packed.Truncate(kept);
+            all = packed;
         }
 
         return new ParsedPolicy
@@ -57,7 +74,7 @@ public static class PolicyParser
             Protocol = protocol,
             HookProtocol = hookProtocol,
             Rules = rules,
-            Routes = routes,
+            Routes = all,
             PrefixLists = prefixLists,
             Uplinks = ParseUplinks(o.Uplinks, tables, src),
             Tunnels = tunnels,

@@ -87,18 +87,24 @@ public static class Reconciler
         foreach (var t in policy.Tunnels) tunnels.Add(t.Link.Name);
         foreach (var l in snapshot.Links)
             if (TunnelPlanner.IsOwned(l)) tunnels.Add(l.Name);
-        var owns = new Ownership(r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)), r => r.Protocol == protocol);
+        bool Owned(RouteTail t) => t.Protocol == protocol && !(t.Device is { } dev && tunnels.Contains(dev));
+        var owns = new Ownership(r => Owned(new RouteTail(r)), r => r.Protocol == protocol);
 
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
         // would read as "already there" while our route is not. Say so instead, for both families.
-        var foreign = new Dictionary<RouteKey, Route>();
-        foreach (var have in current.Routes)
-            if (!owns.Route(have)) foreign.TryAdd(have.Key, have);
+        // Read packed: routes are made only for the foreign ones and a conflict.
+        var held = PackedRoutes.Of(current.Routes);
+        var foreign = new Dictionary<PackedRouteKey, int>();
+        for (var i = 0; i < held.Count; i++)
+            if (!Owned(held.At(i).Tail)) foreign.TryAdd(held.At(i).Key, i);
         if (foreign.Count > 0)
-            foreach (var want in desired.Routes)
-                if (foreign.TryGetValue(want.Key, out var theirs))
+        {
+            var wanted = PackedRoutes.Of(desired.Routes);
+            for (var i = 0; i < wanted.Count; i++)
+                if (foreign.TryGetValue(wanted.At(i).Key, out var theirs))
                     throw new ConflictException(
-                        $"route '{IpCommand.RouteArgs(theirs, policy.TableNames, policy.ProtocolNames)}' is in the way of the policy's '{IpCommand.RouteArgs(want, policy.TableNames, policy.ProtocolNames)}' and is not owned by tunnel-router apply (protocol {protocol}); remove it or change the policy's metric");
+                        $"route '{IpCommand.RouteArgs(held[theirs], policy.TableNames, policy.ProtocolNames)}' is in the way of the policy's '{IpCommand.RouteArgs(wanted[i], policy.TableNames, policy.ProtocolNames)}' and is not owned by tunnel-router apply (protocol {protocol}); remove it or change the policy's metric");
+        }
         return Planner.Plan(desired, current, owns);
     }
 
