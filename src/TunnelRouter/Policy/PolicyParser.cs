@@ -32,6 +32,7 @@ public static class PolicyParser
 
         var tunnels = TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n));
         var rules = ParseRules(o.Rules, tables, protocol, src);
+        var instances = InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src);
         var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels);
         var prefixLists = new List<PrefixListRoutes>();
         IReadOnlyList<Route> all = routes;
@@ -78,6 +79,7 @@ public static class PolicyParser
             PrefixLists = prefixLists,
             Uplinks = ParseUplinks(o.Uplinks, tables, src),
             Tunnels = tunnels,
+            Instances = instances,
             Routing = RoutingSection.Parse(o.Routing, src, tunnels),
             Marks = NftMarks.Render(MarkRules.Parse(o.Marks)),
             Sysctls = Sysctl.Parse(o.Sysctls),
@@ -98,6 +100,7 @@ public static class PolicyParser
         {
             var field = $"{src}: Rules[{i}]";
             uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
+            NoPlaceholder(field, lines[i], "Rules");
             var rule = PolicyLine.ParseRule(field, lines[i], tables.For(field), protocol, automatic);
             if (!index.TryAdd(rule, i)) throw new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]");
             rules.Add(rule);
@@ -114,6 +117,7 @@ public static class PolicyParser
         for (var i = 0; i < lines.Count; i++)
         {
             var field = $"{src}: Routes[{i}]";
+            NoPlaceholder(field, lines[i], "Routes");
             var route = PolicyLine.ParseRoute(field, lines[i], tables.For(field), protocol);
             // A route over a tunnel belongs to the tunnel (made and removed with it), not to the top-level Routes.
             if (route.Device is { } dev && tunnelNames.TryGetValue(dev, out var tunnel))
@@ -125,6 +129,13 @@ public static class PolicyParser
             routes.Add(route);
         }
         return routes;
+    }
+
+    /// <summary>Placeholders are OpenVPN's values at up: only the hook has them, for the tunnel an Instances entry names.</summary>
+    static void NoPlaceholder(string field, string line, string section)
+    {
+        if (InstanceLine.HasPlaceholder(line))
+            throw new InputException(field, $"'{Net.Printable(line)}' has a ${{...}} placeholder, which only an OpenVPN tunnel's up can fill; move the line into Instances[].{section}, e.g. {{ \"Dev\": \"tun2\", \"{section}\": [ ... ] }}");
     }
 
     static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src)

@@ -12,9 +12,9 @@ public sealed class PolicyTables
 {
     readonly Iproute2Files _names;
     readonly string _hookTable;
-    readonly uint _hookTableId;
+    readonly uint? _hookTableId;
 
-    PolicyTables(Iproute2Files names, string hookTable, uint hookTableId)
+    PolicyTables(Iproute2Files names, string hookTable, uint? hookTableId)
     {
         _names = names;
         _hookTable = hookTable;
@@ -22,7 +22,7 @@ public sealed class PolicyTables
     }
 
     /// <summary>Checks and registers the policy's Tables (in name order, so errors come out the same each run).</summary>
-    public static PolicyTables Create(Iproute2Files names, IReadOnlyDictionary<string, uint> tables, string hookTable, uint hookTableId,
+    public static PolicyTables Create(Iproute2Files names, IReadOnlyDictionary<string, uint> tables, string hookTable, uint? hookTableId,
         string source)
     {
         foreach (var (name, id) in tables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
@@ -43,7 +43,7 @@ public sealed class PolicyTables
     public uint? Resolve(string field, string nameOrNumber)
     {
         if (_names.Tables.TryGetId(nameOrNumber, out var id)) return id;
-        if (nameOrNumber == _hookTable) return _names.ResolveTable(field, nameOrNumber, _hookTableId);
+        if (nameOrNumber == _hookTable) return _names.ResolveAutoTable(field, nameOrNumber, _hookTableId);
         return null;
     }
 
