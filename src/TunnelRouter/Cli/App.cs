@@ -10,7 +10,7 @@ namespace TunnelRouter.Cli;
 /// error becomes one line on stderr and a non-zero exit code here, and nowhere else.</summary>
 public static class App
 {
-    public const int Ok = 0, Failed = 1, PlanHasChanges = 2;
+    public const int Ok = 0, Failed = 1, PlanHasChanges = 2, UsageError = 2;
 
     public static int Run(IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, TextWriter stdout, TextWriter stderr)
     {
@@ -29,6 +29,18 @@ public static class App
             {
                 case "help": stdout.Write(Usage); return Ok;
                 case "version": stdout.WriteLine($"tunnel-router {Version}"); return Ok;
+                // Without a command and without OpenVPN's environment nobody meant the hook: a typo ("aply") or a
+                // bare call gets the usage, not "script_type: is not set".
+                case null when !CliArgs.IsOpenVpnEnvironment(env):
+                    if (args.Positional.Count > 0 || args.Extra.Count > 0)
+                    {
+                        var word = Net.Printable(args.Positional.Count > 0 ? args.Positional[0] : args.Extra[0]);
+                        log.Error("tunnel-router: error: {Message}", args.Positional.Count > 0
+                            ? $"unknown command '{word}'{Suggest.DidYouMean(word, CliArgs.Commands)}"
+                            : $"unknown option '{word}'");
+                    }
+                    stderr.Write(Usage);
+                    return UsageError;
             }
 
             var (policy, required) = ConfigLoader.Locate(args.ConfigPath, env);

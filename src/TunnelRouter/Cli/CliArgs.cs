@@ -34,6 +34,11 @@ public sealed record CliArgs(
         return IsDigits(args[t + 1]) && IsDigits(args[t + 2]) && args[t + 5] is "init" or "restart" ? 6 : 0;
     }
 
+    /// <summary>Whether OpenVPN (or its down-root plugin, which passes no script_type but the tunnel's
+    /// variables) ran this process: only then does a call without a command mean the hook.</summary>
+    public static bool IsOpenVpnEnvironment(IReadOnlyDictionary<string, string> env) =>
+        env.ContainsKey("script_type") || env.ContainsKey("dev");
+
     static bool IsDigits(string s) => s.Length > 0 && s.All(char.IsAsciiDigit);
 
     public static CliArgs Parse(IReadOnlyList<string> args, int openVpnWords = 0)
