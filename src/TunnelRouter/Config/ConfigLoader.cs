@@ -43,7 +43,7 @@ public static class ConfigLoader
             if (!key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || key == Kernel.FaultPoint.Variable) continue;
             var top = key[EnvPrefix.Length..].Split("__")[0];
             if (!ConfigSchema.IsKnown(top))
-                throw new InputException(Core.Net.Printable(key), $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", ConfigSchema.Known)})");
+                throw new InputException(Core.Net.Printable(key), $"unknown configuration key '{Core.Net.Printable(top)}'{Core.Suggest.DidYouMean(top, ConfigSchema.Known)} (known: {string.Join(", ", ConfigSchema.Known)})");
             fromEnv.Add(new(key[EnvPrefix.Length..].Replace("__", ":"), value));
         }
         // Nothing to bind (no policy file, no TUNNEL_ROUTER_*, no Key=Value): the defaults, without building a

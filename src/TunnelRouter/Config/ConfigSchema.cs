@@ -17,7 +17,7 @@ public static class ConfigSchema
 
     public static readonly string[] PrefixListKeys = ["File", "Route"];
 
-    public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Priority"];
+    public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Gateway6", "Priority"];
 
     public static readonly string[] TunnelKeys =
         ["Name", "Mode", "Local", "Remote", "Key", "IKey", "OKey", "Ttl", "Tos", "PMtuDisc", "Mtu", "Underlay", "Dev", "Addresses", "Routes"];
@@ -51,7 +51,7 @@ public static class ConfigSchema
         foreach (var section in root.GetChildren())
         {
             var schema = Array.Find(Sections, s => s.Key.Equals(section.Key, StringComparison.OrdinalIgnoreCase))
-                ?? throw Error(section.Key, $"unknown key (known: {string.Join(", ", Known)})");
+                ?? throw Error(section.Key, $"unknown key{Core.Suggest.DidYouMean(section.Key, Known)} (known: {string.Join(", ", Known)})");
             var name = schema.Key;
             switch (schema.Shape)
             {
@@ -79,7 +79,7 @@ public static class ConfigSchema
                         foreach (var member in item.GetChildren())
                         {
                             var key = Array.Find(schema.EntryKeys!, k => k.Equals(member.Key, StringComparison.OrdinalIgnoreCase))
-                                ?? throw Error($"{entry}.{member.Key}", $"unknown key (known: {string.Join(", ", schema.EntryKeys!)})");
+                                ?? throw Error($"{entry}.{member.Key}", $"unknown key{Core.Suggest.DidYouMean(member.Key, schema.EntryKeys!)} (known: {string.Join(", ", schema.EntryKeys!)})");
                             if (schema.EntryLists?.Contains(key) == true) CheckLines(member, $"{entry}.{key}", "\"...\"", Error);
                             else if (member.GetChildren().Any()) throw Error($"{entry}.{key}", "expected a single value, not a list or an object");
                         }

@@ -75,7 +75,10 @@ public sealed class UplinkOptions
     public string? Interface { get; set; }
     public string? Table { get; set; }
     public string? Address { get; set; }
+    /// <summary>The gateway of the Address's family, or of either family when the addresses are read from the interface.</summary>
     public string? Gateway { get; set; }
+    /// <summary>The IPv6 gateway, beside an IPv4 Gateway: an uplink of both families.</summary>
+    public string? Gateway6 { get; set; }
     public uint? Priority { get; set; }
 }
 

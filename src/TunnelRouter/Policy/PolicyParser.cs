@@ -129,10 +129,15 @@ public static class PolicyParser
                 if (slash >= 0) prefix = Net.ParsePrefixLength($"{field}.Address", a[(slash + 1)..], address.AddressFamily);
             }
             IPAddress? gateway = u.Gateway is { } g ? Net.ParseAddress($"{field}.Gateway", g, address?.AddressFamily) : null;
+            IPAddress? gateway6 = u.Gateway6 is { } g6 ? Net.ParseAddress($"{field}.Gateway6", g6, System.Net.Sockets.AddressFamily.InterNetworkV6) : null;
+            if (gateway6 is not null && gateway?.AddressFamily.IsV6() == true)
+                throw new InputException($"{field}.Gateway", $"{gateway} is IPv6 and so is Gateway6; give the IPv4 gateway in Gateway");
+            if (gateway6 is not null && address is not null && !address.AddressFamily.IsV6())
+                throw new InputException($"{field}.Gateway6", $"the uplink's Address {address} is IPv4 only; leave Address out to read both families from {device}");
             var priority = u.Priority ?? (i < BandSlots ? UplinkBandStart + BandStep * (uint)i
                 : throw new InputException($"{field}.Priority", "is not set and the automatic band is full; set Priority"));
             if (priority == 0) throw new InputException($"{field}.Priority", "expected a priority from 1 to 4294967295");
-            uplinks.Add(new UplinkSpec(field, device, table, priority, address, prefix, gateway));
+            uplinks.Add(new UplinkSpec(field, device, table, priority, address, prefix, gateway, gateway6));
         }
         return uplinks;
     }

@@ -148,8 +148,8 @@ public static class Reconciler
         var gateways = new List<IPAddress>();
         foreach (var address in addresses.ToList())
         {
-            var gateway = s.Gateway is { } g && g.AddressFamily == address.Family ? g
-                : snapshot.State.Routes
+            var gateway = s.GatewayOf(address.Family)
+                ?? snapshot.State.Routes
                     .Where(r => r.Table == TableNames.Main && r.Destination.PrefixLength == 0 && r.Type == RouteType.Unicast
                                 && r.Device == s.Device && r.Gateway is not null && r.Family == address.Family)
                     .OrderBy(r => r.Metric).FirstOrDefault()?.Gateway;
@@ -159,13 +159,18 @@ public static class Reconciler
                     $"is not set and table main has no default route via {s.Device} to read it from; set Gateway");
             // A family read from the kernel without a gateway: reply routing to the connected network only
             // would send the rest to main's default route, the very thing uplinks exist to avoid; leave it out.
-            notes.Add(new($"{s.Field}: {s.Device} has no {(address.Family.IsV6() ? "IPv6" : "IPv4")} default route in main; that family is left out", Stated: false));
+            notes.Add(new(address.Family.IsV6()
+                ? $"{s.Field}: IPv6 left out: {s.Device} has {address.Address}, but main has no IPv6 default route via {s.Device} and the uplink no Gateway6; set Gateway6 to route its replies too"
+                : $"{s.Field}: IPv4 left out: {s.Device} has {address.Address}, but main has no IPv4 default route via {s.Device} and the uplink no IPv4 Gateway; set Gateway to route its replies too",
+                Stated: true));
             addresses.Remove(address);
         }
         if (addresses.Count == 0)
             throw new InputException($"{s.Field}.Gateway", $"is not set and table main has no default route via {s.Device} to read it from; set Gateway");
         if (s.Gateway is { } given && !gateways.Contains(given))
             throw new InputException($"{s.Field}.Gateway", $"{given} is not of the family of the uplink's address {addresses[0].Address}");
+        if (s.Gateway6 is { } given6 && !gateways.Contains(given6))
+            throw new InputException($"{s.Field}.Gateway6", $"{s.Device} has no global IPv6 address to route replies from");
         return new Uplink(s.Device, s.Table, s.Priority, addresses, gateways);
     }
 

@@ -27,7 +27,7 @@ public class MarksConfigSpecs
     [Fact]
     public void An_unknown_key_in_a_mark_entry_is_refused_with_its_index()
     {
-        Assert.Equal("configuration: Marks[0].SourcePort: unknown key (known: Chain, Family, Source, Destination, Protocol, SourcePorts, DestinationPorts, InputInterface, OutputInterface, Mark, Mask)",
+        Assert.Equal("configuration: Marks[0].SourcePort: unknown key; did you mean 'SourcePorts'? (known: Chain, Family, Source, Destination, Protocol, SourcePorts, DestinationPorts, InputInterface, OutputInterface, Mark, Mask)",
             Error(("Marks:0:Chain", "output"), ("Marks:0:SourcePort", "80")));
     }
 
