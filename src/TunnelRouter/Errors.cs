@@ -63,3 +63,27 @@ public static class Errno
         _ => 0,
     };
 }
+
+/// <summary>Every mistake of one policy at once (each an <see cref="InputException"/> naming where the value came
+/// from, the key and the word), so a policy with three typos takes one run to fix, not three.</summary>
+public sealed class InputErrors(IReadOnlyList<InputException> errors)
+    : TunnelRouterException(string.Join("\n", errors.Select(e => e.Message)))
+{
+    public IReadOnlyList<InputException> Errors { get; } = errors;
+
+    /// <summary>One error is thrown as itself, several together; none: nothing.</summary>
+    public static void ThrowIfAny(IReadOnlyList<InputException> errors)
+    {
+        if (errors.Count == 1) throw errors[0];
+        if (errors.Count > 1) throw new InputErrors(errors);
+    }
+
+    /// <summary>Runs <paramref name="parse"/>, adding what it throws to <paramref name="errors"/>; default when it failed.</summary>
+    public static T? Collect<T>(List<InputException> errors, Func<T> parse)
+    {
+        try { return parse(); }
+        catch (InputException e) { errors.Add(e); }
+        catch (InputErrors e) { errors.AddRange(e.Errors); }
+        return default;
+    }
+}

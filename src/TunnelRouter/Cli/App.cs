@@ -90,6 +90,12 @@ public static class App
                 _ => Commands.Run(ctx),
             };
         }
+        catch (InputErrors e)
+        {
+            foreach (var error in e.Errors) log.Error("tunnel-router: error: {Message}", OneLine(error.Message));
+            if (e.Errors.Count > 1) log.Error("tunnel-router: {Count} errors; nothing was changed", e.Errors.Count);
+            return Failed;
+        }
         catch (TunnelRouterException e)
         {
             log.Error("tunnel-router: error: {Message}", OneLine(e.Message));

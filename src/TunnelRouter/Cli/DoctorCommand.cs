@@ -40,9 +40,9 @@ public static class DoctorCommand
         KernelSnapshot? snapshot = null;
         IReadOnlyList<Change>? plan = null;
         try { policy = Commands.ParsePolicy(ctx); }
-        catch (InputException e)
+        catch (TunnelRouterException e) when (e is InputException or InputErrors)
         {
-            findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy cannot be read: {e.Message}", "fix the policy file; 'tunnel-router plan' shows the same error"));
+            findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy cannot be read: {e.Message.Replace("\n", "; ")}", "fix the policy file; 'tunnel-router plan' shows the same error"));
         }
         if (policy is not null)
         {
@@ -391,7 +391,7 @@ public static class DoctorCommand
                 twice.Add($"{id} is named {string.Join(" and ", defs.Select(d => $"'{d.Name}' ({d.File})"))}");
 
         string? undefined = null;
-        try { ctx.Names.ResolveTable("Table", ctx.Options.Table, ctx.Options.TableId); }
+        try { ctx.Names.ResolveTable(ctx.Options.FieldOf("Table"), ctx.Options.Table, ctx.Options.TableId); }
         catch (InputException e) { undefined = e.Message; }
 
         if (twice.Count > 0)

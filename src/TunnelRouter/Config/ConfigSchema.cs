@@ -44,11 +44,19 @@ public static class ConfigSchema
 
     public static bool IsKnown(string key) => Sections.Any(s => s.Key.Equals(key, StringComparison.OrdinalIgnoreCase));
 
-    public static void Check(IConfiguration root, string source)
+    /// <summary>Every shape error of the configuration (none: an empty list), each naming its key.</summary>
+    public static List<InputException> Check(IConfiguration root, string source)
+    {
+        var errors = new List<InputException>();
+        foreach (var section in root.GetChildren())
+            InputErrors.Collect(errors, () => { CheckSection(section, source); return 0; });
+        return errors;
+    }
+
+    static void CheckSection(IConfigurationSection section, string source)
     {
         InputException Error(string field, string message) => new($"{source}: {field}", message);
 
-        foreach (var section in root.GetChildren())
         {
             var schema = Array.Find(Sections, s => s.Key.Equals(section.Key, StringComparison.OrdinalIgnoreCase))
                 ?? throw Error(section.Key, $"unknown key{Core.Suggest.DidYouMean(section.Key, Known)} (known: {string.Join(", ", Known)})");

@@ -66,6 +66,16 @@ public sealed class TunnelRouterOptions
     /// <summary>Kernel settings the policy needs: { "net.ipv4.ip_forward": "1" }; net.* only, set in key order,
     /// never reverted by flush.</summary>
     public Dictionary<string, string> Sysctls { get; set; } = [];
+
+    /// <summary>Where each value came from, for errors; set by the loader, not a configuration key (a method,
+    /// so the binder never sees it).</summary>
+    public ConfigOrigins? Origins() => _origins;
+    public TunnelRouterOptions WithOrigins(ConfigOrigins origins) { _origins = origins; return this; }
+
+    /// <summary>A key's name in errors, with where its value came from: "/etc/tunnel-router/tunnel-router.json: Table",
+    /// "TUNNEL_ROUTER_TABLE: Table", "command line: Table".</summary>
+    public string FieldOf(string key) => _origins is { } o ? $"{o.Of(key)}: {key}" : key;
+    ConfigOrigins? _origins;
 }
 
 /// <summary>One uplink: { "Interface": "eth0", "Table": "lan1", "Address": "192.168.1.6/24", "Gateway": "192.168.1.1" }.

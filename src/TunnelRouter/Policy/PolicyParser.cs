@@ -26,13 +26,16 @@ public static class PolicyParser
     public static ParsedPolicy Parse(TunnelRouterOptions o, Iproute2Files names, string? configPath, Func<string, TextReader>? openFile = null)
     {
         var src = configPath ?? "configuration";
-        var protocol = names.ResolveProtocol("Protocol", o.Protocol, "tunnel-router");
-        var hookProtocol = names.ResolveProtocol("HookProtocol", o.HookProtocol, "tunnel-router-hook");
-        var tables = PolicyTables.Create(names, o.Tables, o.Table, o.TableId, src);
+        // Every section and every entry is checked, and every mistake reported in one run, each naming where its
+        // value came from (the file, a TUNNEL_ROUTER_* variable, a Key=Value argument).
+        var errors = new List<InputException>();
+        var protocol = InputErrors.Collect(errors, () => names.ResolveProtocol("Protocol", o.Protocol, "tunnel-router"));
+        var hookProtocol = InputErrors.Collect(errors, () => names.ResolveProtocol("HookProtocol", o.HookProtocol, "tunnel-router-hook"));
+        var tables = PolicyTables.Create(names, o.Tables, o.Table, o.TableId, src, errors);
 
-        var tunnels = TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n));
-        var rules = ParseRules(o.Rules, tables, protocol, src);
-        var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels);
+        var tunnels = InputErrors.Collect(errors, () => TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n))) ?? [];
+        var rules = ParseRules(o.Rules, tables, protocol, src, errors);
+        var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
         var prefixLists = new List<PrefixListRoutes>();
         if (o.PrefixLists.Count > 0)
         {
@@ -40,7 +43,8 @@ public static class PolicyParser
             foreach (var r in routes) keys.Add(r.Key);
             for (var i = 0; i < o.PrefixLists.Count; i++)
             {
-                var list = PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open);
+                var list = InputErrors.Collect(errors, () => PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open));
+                if (list is null) continue;
                 // Duplicates and overlaps are fine: a prefix the policy already routes is routed once.
                 var kept = new List<Route>(list.Routes.Count);
                 foreach (var r in list.Routes)
@@ -49,7 +53,14 @@ public static class PolicyParser
                 prefixLists.Add(list with { Routes = kept });
             }
         }
+        var uplinks = ParseUplinks(o.Uplinks, tables, src, errors);
+        var markRules = new List<MarkRule>(o.Marks.Count);
+        for (var i = 0; i < o.Marks.Count; i++)
+            if (InputErrors.Collect(errors, () => MarkRules.Parse($"{src}: Marks[{i}]", o.Marks[i])) is { } m) markRules.Add(m);
+        var sysctls = InputErrors.Collect(errors, () => Sysctl.Parse(o.Sysctls)) ?? [];
 
+        var origins = o.Origins() ?? ConfigOrigins.FileOnly(src);
+        InputErrors.ThrowIfAny(errors.Select(origins.Relabel).ToList());
         return new ParsedPolicy
         {
             Source = src,
@@ -58,10 +69,10 @@ public static class PolicyParser
             Rules = rules,
             Routes = routes,
             PrefixLists = prefixLists,
-            Uplinks = ParseUplinks(o.Uplinks, tables, src),
+            Uplinks = uplinks,
             Tunnels = tunnels,
-            Marks = NftMarks.Render(MarkRules.Parse(o.Marks)),
-            Sysctls = Sysctl.Parse(o.Sysctls),
+            Marks = NftMarks.Render(markRules),
+            Sysctls = sysctls,
             TableNames = names.Tables,
             ProtocolNames = names.Protocols,
         };
@@ -71,7 +82,7 @@ public static class PolicyParser
     public static bool RoutesNothing(TunnelRouterOptions o) => o.Rules.Count + o.Routes.Count + o.Uplinks.Count + o.PrefixLists.Count == 0;
 
     // Duplicates are found through dictionaries: a policy of 100,000 routes must not compare 5 billion pairs.
-    static List<Rule> ParseRules(List<string> lines, PolicyTables tables, byte protocol, string src)
+    static List<Rule> ParseRules(List<string> lines, PolicyTables tables, byte protocol, string src, List<InputException> errors)
     {
         var rules = new List<Rule>(lines.Count);
         var index = new Dictionary<Rule, int>(lines.Count);
@@ -79,14 +90,17 @@ public static class PolicyParser
         {
             var field = $"{src}: Rules[{i}]";
             uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
-            var rule = PolicyLine.ParseRule(field, lines[i], tables.For(field), protocol, automatic);
-            if (!index.TryAdd(rule, i)) throw new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]");
-            rules.Add(rule);
+            var line = lines[i];
+            var rule = InputErrors.Collect(errors, () => PolicyLine.ParseRule(field, line, tables.For(field), protocol, automatic));
+            if (rule is null) continue;
+            if (!index.TryAdd(rule, i)) errors.Add(new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]"));
+            else rules.Add(rule);
         }
         return rules;
     }
 
-    static List<Route> ParseRoutes(List<string> lines, PolicyTables tables, byte protocol, string src, IReadOnlyList<TunnelConfigEntry> tunnels)
+    static List<Route> ParseRoutes(List<string> lines, PolicyTables tables, byte protocol, string src, IReadOnlyList<TunnelConfigEntry> tunnels,
+        List<InputException> errors)
     {
         var tunnelNames = new Dictionary<string, TunnelConfigEntry>(StringComparer.Ordinal);
         foreach (var t in tunnels) tunnelNames[t.Link.Name] = t;
@@ -95,30 +109,37 @@ public static class PolicyParser
         for (var i = 0; i < lines.Count; i++)
         {
             var field = $"{src}: Routes[{i}]";
-            var route = PolicyLine.ParseRoute(field, lines[i], tables.For(field), protocol);
+            var line = lines[i];
+            var route = InputErrors.Collect(errors, () => PolicyLine.ParseRoute(field, line, tables.For(field), protocol));
+            if (route is null) continue;
             // A route over a tunnel belongs to the tunnel (made and removed with it), not to the top-level Routes.
             if (route.Device is { } dev && tunnelNames.TryGetValue(dev, out var tunnel))
-                throw new InputException(field,
-                    $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}.Routes, where it is made and removed with the tunnel");
-            if (!index.TryAdd(route.Key, i))
-                throw new InputException(field,
-                    $"'{Net.Printable(lines[i])}' has the same table, destination and metric as Routes[{index[route.Key]}]; a table holds one such route");
-            routes.Add(route);
+                errors.Add(new InputException(field,
+                    $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}.Routes, where it is made and removed with the tunnel"));
+            else if (!index.TryAdd(route.Key, i))
+                errors.Add(new InputException(field,
+                    $"'{Net.Printable(lines[i])}' has the same table, destination and metric as Routes[{index[route.Key]}]; a table holds one such route"));
+            else routes.Add(route);
         }
         return routes;
     }
 
-    static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src)
+    static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src, List<InputException> errors)
     {
         var uplinks = new List<UplinkSpec>();
         for (var i = 0; i < entries.Count; i++)
+            if (InputErrors.Collect(errors, () => ParseUplink(entries[i], $"{src}: Uplinks[{i}]", i, tables)) is { } u) uplinks.Add(u);
+        return uplinks;
+    }
+
+    static UplinkSpec ParseUplink(UplinkOptions u, string field, int i, PolicyTables tables)
+    {
         {
-            var u = entries[i];
-            var field = $"{src}: Uplinks[{i}]";
             var device = InterfaceName.Validate($"{field}.Interface", u.Interface);
             if (string.IsNullOrEmpty(u.Table)) throw new InputException($"{field}.Table", "is not set; expected a table name or number, e.g. \"lan1\"");
             var table = tables.Resolve($"{field}.Table", u.Table)
-                ?? throw new InputException($"{field}.Table", $"'{Net.Printable(u.Table)}' is not a table defined in rt_tables or the policy's Tables; add it to Tables");
+                ?? throw new InputException($"{field}.Table", $"'{Net.Printable(u.Table)}' is not a table defined in rt_tables or the policy's Tables; " +
+                    (Suggest.Closest(u.Table, tables.Names) is { } meant ? $"did you mean '{meant}'?" : "add it to Tables"));
             if (table is 0 or > int.MaxValue) throw new InputException($"{field}.Table", $"expected a table from 1 to {int.MaxValue}");
             IPAddress? address = null;
             int? prefix = null;
@@ -137,8 +158,7 @@ public static class PolicyParser
             var priority = u.Priority ?? (i < BandSlots ? UplinkBandStart + BandStep * (uint)i
                 : throw new InputException($"{field}.Priority", "is not set and the automatic band is full; set Priority"));
             if (priority == 0) throw new InputException($"{field}.Priority", "expected a priority from 1 to 4294967295");
-            uplinks.Add(new UplinkSpec(field, device, table, priority, address, prefix, gateway, gateway6));
+            return new UplinkSpec(field, device, table, priority, address, prefix, gateway, gateway6);
         }
-        return uplinks;
     }
 }

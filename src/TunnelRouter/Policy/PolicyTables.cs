@@ -23,9 +23,18 @@ public sealed class PolicyTables
 
     /// <summary>Checks and registers the policy's Tables (in name order, so errors come out the same each run).</summary>
     public static PolicyTables Create(Iproute2Files names, IReadOnlyDictionary<string, uint> tables, string hookTable, uint hookTableId,
-        string source)
+        string source, List<InputException>? errors = null)
     {
         foreach (var (name, id) in tables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            if (errors is null) Check(names, source, name, id);
+            else InputErrors.Collect(errors, () => { Check(names, source, name, id); return 0; });
+        }
+        return new PolicyTables(names, hookTable, hookTableId);
+    }
+
+    static void Check(Iproute2Files names, string source, string name, uint id)
+    {
         {
             var field = $"{source}: Tables.{name}";
             if (TableNames.TryParseNumber(name, out _)) throw new InputException(field, "a table name cannot be a number");
@@ -35,7 +44,6 @@ public sealed class PolicyTables
                 throw new InputException(field, $"{id}: the host's rt_tables files already define '{name}' as {existing}; use {existing}");
             names.ResolveTable(field, name, id);
         }
-        return new PolicyTables(names, hookTable, hookTableId);
     }
 
     /// <summary>The table's number; null when nothing defines the name. <paramref name="field"/> names the
@@ -47,5 +55,8 @@ public sealed class PolicyTables
         return null;
     }
 
-    public TableResolver For(string field) => n => Resolve(field, n);
+    public PolicyLine.Tables For(string field) => new(n => Resolve(field, n), Names);
+
+    /// <summary>Every name a line may use: the host's, the policy's and the hook's.</summary>
+    public IEnumerable<string> Names => _names.Tables.ByName.Keys.Append(_hookTable);
 }

@@ -193,7 +193,7 @@ public static class Reconciler
         foreach (var (key, value) in policy.Sysctls)
         {
             var current = (snapshot.Sysctls.TryGetValue(key, out var v) ? v : null)
-                ?? throw new InputException($"Sysctls.{key}", "no such setting in this kernel or network namespace (is the interface present, the module loaded?)");
+                ?? throw new InputException($"{policy.Source}: Sysctls.{key}", "no such setting in this kernel or network namespace (is the interface present, the module loaded?)");
             if (!Sysctl.SameValue(current, value)) changes.Add(new SetSysctl(key, current, value));
         }
         return changes;
