@@ -29,7 +29,13 @@ public sealed class ChangeFailedException(string message, int applied, Core.Chan
 }
 
 /// <summary>Another owner holds something TunnelRouter would have to change.</summary>
-public sealed class ConflictException(string message) : TunnelRouterException(message);
+public sealed class ConflictException(string message) : TunnelRouterException(message)
+{
+    /// <summary>Every conflict at once, one line each.</summary>
+    public ConflictException(IReadOnlyList<string> conflicts) : this(string.Join("\n", conflicts)) => Conflicts = conflicts;
+
+    public IReadOnlyList<string> Conflicts { get; } = [message];
+}
 
 /// <summary>The caller lacks a privilege (CAP_NET_ADMIN) or a tool/kernel feature is missing.</summary>
 public sealed class EnvironmentException(string message) : TunnelRouterException(message);

@@ -59,7 +59,7 @@ public static class App
                 log = CreateLogger(level, options.LogFile, stderr);
             }
 
-            if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
+            if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo" or "export"))
                 throw new InputException(Net.Printable(args.Extra[0]), "unknown option; see 'tunnel-router help'");
 
             var ctx = new Context
@@ -94,6 +94,11 @@ public static class App
         {
             foreach (var error in e.Errors) log.Error("tunnel-router: error: {Message}", OneLine(error.Message));
             if (e.Errors.Count > 1) log.Error("tunnel-router: {Count} errors; nothing was changed", e.Errors.Count);
+            return Failed;
+        }
+        catch (ConflictException e)
+        {
+            foreach (var line in e.Conflicts) log.Error("tunnel-router: error: {Message}", OneLine(line));
             return Failed;
         }
         catch (TunnelRouterException e)
@@ -155,11 +160,13 @@ public static class App
           flush        remove everything tunnel-router owns, nothing else
           doctor       check the host for what breaks policy routing (--json)
           explain      which rule, table and route a packet takes (--from A --to B [--iif D] [--mark N] ...)
+          export       the policy as networkd, ifcfg, uci or nmcli configuration (--format F [--out DIR])
           demo         a lab in throwaway network namespaces, shown step by step
 
         Options:
           -c, --config PATH   policy file (default /etc/tunnel-router/tunnel-router.json, or $TUNNEL_ROUTER_CONFIG)
           -n, --dry-run       print the changes as ip lines, change nothing
+          --adopt             apply/plan: take over foreign routes and rules identical to the policy's
           -v, --verbose       more detail      -q, --quiet   errors and warnings only
           --log-file PATH     also log to a file
           --backend ip|netlink

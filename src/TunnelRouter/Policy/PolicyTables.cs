@@ -13,6 +13,7 @@ public sealed class PolicyTables
     readonly Iproute2Files _names;
     readonly string _hookTable;
     readonly uint _hookTableId;
+    HashSet<string> _broken = [];
 
     PolicyTables(Iproute2Files names, string hookTable, uint hookTableId)
     {
@@ -25,12 +26,13 @@ public sealed class PolicyTables
     public static PolicyTables Create(Iproute2Files names, IReadOnlyDictionary<string, uint> tables, string hookTable, uint hookTableId,
         string source, List<InputException>? errors = null)
     {
+        var broken = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, id) in tables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             if (errors is null) Check(names, source, name, id);
-            else InputErrors.Collect(errors, () => { Check(names, source, name, id); return 0; });
+            else if (InputErrors.Collect(errors, () => { Check(names, source, name, id); return true; }) is false) broken.Add(name);
         }
-        return new PolicyTables(names, hookTable, hookTableId);
+        return new PolicyTables(names, hookTable, hookTableId) { _broken = broken };
     }
 
     static void Check(Iproute2Files names, string source, string name, uint id)
@@ -51,6 +53,9 @@ public sealed class PolicyTables
     public uint? Resolve(string field, string nameOrNumber)
     {
         if (_names.Tables.TryGetId(nameOrNumber, out var id)) return id;
+        // A name whose Tables entry is already an error stands in as a valid table: one mistake, one message
+        // (the policy is refused anyway).
+        if (_broken.Contains(nameOrNumber)) return 1;
         if (nameOrNumber == _hookTable) return _names.ResolveTable(field, nameOrNumber, _hookTableId);
         return null;
     }

@@ -8,8 +8,9 @@ namespace TunnelRouter.Policy;
 public enum ReconcileMode { Converge, Flush }
 
 /// <summary>How a plan was worked out. <paramref name="Stated"/>: worth saying when a person reads the plan
-/// (a computed MTU); otherwise only for -v.</summary>
-public sealed record PlanNote(string Text, bool Stated);
+/// (a computed MTU); otherwise only for -v.
+/// <paramref name="Always"/>: said on every run (what --adopt took over).</summary>
+public sealed record PlanNote(string Text, bool Stated, bool Always = false);
 
 /// <summary>Ordered changes, and notes on how they were worked out.</summary>
 public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<PlanNote> Notes);
@@ -30,13 +31,14 @@ public static class Reconciler
         RouteGets: policy.Tunnels.Where(t => t.Link.Mtu == 0 && t.Link.Underlay is null).Select(t => t.Link.Remote).ToList(),
         Sysctls: policy.Sysctls.Select(kv => kv.Key).ToList());
 
-    public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode)
+    /// <param name="adopt">take over foreign routes and rules identical to the policy's (apply --adopt).</param>
+    public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode, bool adopt = false)
     {
         if (mode == ReconcileMode.Flush)
             return new PolicyPlan([.. Marks(null, snapshot), .. Planner.Remove(snapshot.State, policy.Owned), .. TunnelPlanner.Remove(snapshot.Links)], []);
         var notes = new List<PlanNote>();
         return new PolicyPlan(
-            [.. Tunnels(policy, snapshot, notes), .. Routing(policy, snapshot, notes), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot)],
+            [.. Tunnels(policy, snapshot, notes), .. Routing(policy, snapshot, notes, adopt), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot)],
             notes);
     }
 
@@ -73,30 +75,74 @@ public static class Reconciler
     /// only: the hook's and every foreign object, including ones in the same tables and the same priority
     /// band, are never touched; routes over GRE tunnels carry the same protocol but belong to the tunnels.
     /// </summary>
-    static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes, bool adopt)
     {
         var current = snapshot.State;
         var protocol = policy.Protocol;
         var desired = Desired(policy, snapshot, notes);
+        var names = (policy.TableNames, policy.ProtocolNames);
+        string R(Route r) => IpCommand.RouteArgs(r, names.TableNames, names.ProtocolNames);
+        string U(Rule r) => IpCommand.RuleArgs(r, names.TableNames, names.ProtocolNames);
 
         var tunnels = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in policy.Tunnels) tunnels.Add(t.Link.Name);
         foreach (var l in snapshot.Links)
             if (TunnelPlanner.IsOwned(l)) tunnels.Add(l.Name);
-        var owns = new Ownership(r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)), r => r.Protocol == protocol);
 
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
-        // would read as "already there" while our route is not. Say so instead, for both families.
+        // would read as "already there" while our route is not. A foreign route identical to the policy's (a
+        // how-to's hand-typed line) is taken over with --adopt; every other conflict is listed, all at once.
+        var conflicts = new List<string>();
+        var adoptedRoutes = new HashSet<Route>();
+        var adoptedRules = new Dictionary<Rule, Rule>();
         var foreign = new Dictionary<RouteKey, Route>();
         foreach (var have in current.Routes)
-            if (!owns.Route(have)) foreign.TryAdd(have.Key, have);
+            if (have.Protocol != protocol) foreign.TryAdd(have.Key, have);
         if (foreign.Count > 0)
             foreach (var want in desired.Routes)
-                if (foreign.TryGetValue(want.Key, out var theirs))
-                    throw new ConflictException(
-                        $"route '{IpCommand.RouteArgs(theirs, policy.TableNames, policy.ProtocolNames)}' is in the way of the policy's '{IpCommand.RouteArgs(want, policy.TableNames, policy.ProtocolNames)}' and is not owned by tunnel-router apply (protocol {protocol}); remove it or change the policy's metric");
-        return Planner.Plan(desired, current, owns);
+            {
+                if (!foreign.TryGetValue(want.Key, out var theirs)) continue;
+                if (!want.SameButOwner(theirs) || theirs.Protocol == policy.HookProtocol)
+                    conflicts.Add($"route '{R(theirs)}' is in the way of the policy's '{R(want)}' (same table, destination and metric) and is not tunnel-router's: " +
+                                  $"remove it (ip {Net.FamilyFlag(theirs.Family)} route del {System.Text.RegularExpressions.Regex.Replace(R(theirs), " proto \\S+", "")}) and apply again");
+                else if (adopt)
+                {
+                    adoptedRoutes.Add(theirs);
+                    notes.Add(new($"adopting route '{R(theirs)}': re-created as tunnel-router's", Stated: true, Always: true));
+                }
+                else conflicts.Add($"route '{R(theirs)}' is the policy's '{R(want)}' made by someone else: 'tunnel-router apply --adopt' takes it over");
+            }
+        var desiredRules = desired.Rules.ToHashSet();
+        foreach (var have in current.Rules)
+        {
+            if (have.Protocol == protocol || have.Protocol == policy.HookProtocol) continue;
+            if (desired.Rules.FirstOrDefault(want => want.SameButOwner(have)) is not { } twin || desiredRules.Contains(have)) continue;
+            if (adopt)
+            {
+                adoptedRules[have] = twin;
+                notes.Add(new($"adopting rule '{U(have)}': re-created as tunnel-router's", Stated: true, Always: true));
+            }
+            // The kernel keeps both (they differ in protocol), so this is no conflict: say so, and how to take it over.
+            else notes.Add(new($"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else; both stay: 'tunnel-router apply --adopt' takes it over", Stated: true, Always: true));
+        }
+        if (conflicts.Count > 0) throw new ConflictException(conflicts);
+
+        var owns = new Ownership(
+            r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)) || adoptedRoutes.Contains(r),
+            r => r.Protocol == protocol || adoptedRules.ContainsKey(r));
+        var changes = Planner.Plan(desired, current, owns).ToList();
+        // A rule is taken over by deleting theirs before adding ours: the kernel refuses a second rule it counts
+        // as the same one (EEXIST), whoever owns it.
+        foreach (var (theirs, ours) in adoptedRules)
+        {
+            changes.RemoveAll(c => c is DeleteRule d && d.Rule == theirs || c is AddRule a && a.Rule == ours);
+            changes.AddRange([new DeleteRule(theirs), new AddRule(ours)]);
+        }
+        return changes;
     }
+
+    /// <summary>The policy's routes and rules with its uplinks resolved against the snapshot (what export renders).</summary>
+    public static KernelState DesiredRouting(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes) => Desired(policy, snapshot, notes);
 
     /// <summary>Everything the policy wants, uplinks resolved against the snapshot's addresses and main table.</summary>
     static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
