@@ -45,10 +45,11 @@ if [ -n "$inside" ]; then
     rounds=$(cat "$work/rounds")
     quiet=(--style none)
     [ -z "${BENCH_TRACE:-}" ] || quiet=(--show-output)
-    # The host's iproute2 files and lock directory stay untouched: tmpfs over both, in this mount namespace.
-    mount -t tmpfs tunnel-router-bench /etc/iproute2
+    # The host's iproute2 files and lock directory stay untouched: tmpfs over both, in this mount namespace
+    # (0755, as on a host: tunnel-router refuses a lock or names directory others can write).
+    mount -t tmpfs -o mode=0755 tunnel-router-bench /etc/iproute2
     printf '255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n200\tvpn\n' >/etc/iproute2/rt_tables
-    mkdir -p /run/tunnel-router && mount -t tmpfs tunnel-router-bench /run/tunnel-router
+    mkdir -p /run/tunnel-router && mount -t tmpfs -o mode=0755 tunnel-router-bench /run/tunnel-router
 
     ip link set lo up
     ip tuntap add dev tun0 mode tun
@@ -111,7 +112,9 @@ if [ -n "$inside" ]; then
     eval "$emptied"
 
     # P5: prefix files into table 400, one run per size and side (the sizes make each run long enough).
-    empty400="sh -c 'ip -4 route flush table 400 2>/dev/null; true'"
+    # Emptied by making tun0 anew: the kernel drops a device's routes with it at once, while "ip route flush"
+    # deletes a million routes one by one for minutes.
+    empty400="sh -c 'ip link del tun0; ip tuntap add dev tun0 mode tun; ip addr add 10.10.10.1/24 dev tun0; ip link set tun0 up'"
     for n in $(cat "$work/sizes"); do
         eval "$empty400"
         hyperfine -N "${quiet[@]}" --runs 1 --prepare "$empty400" --export-json "$work/p5-apply-$n.json" \

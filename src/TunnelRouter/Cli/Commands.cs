@@ -115,11 +115,23 @@ public static class Commands
         using (ctx.Lock())
         {
             // Flush removes what is owned even when the policy file is broken: the policy is not parsed.
-            var snapshot = ctx.ReadSnapshot(new SnapshotQuery());
-            var owner = ParsedPolicy.Empty(ctx.ConfigPath ?? "configuration", ctx.Protocol, ctx.HookProtocol);
+            var owner = ParsedPolicy.Empty(ctx.ConfigPath ?? "configuration", ctx.Protocol, ctx.HookProtocol) with { Routing = FlushRouting(ctx) };
+            var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(owner));
             var plan = Reconciler.Plan(owner, snapshot, ReconcileMode.Flush);
             ctx.Applier().Apply(plan.Changes, ctx.Args.DryRun);
         }
         return App.Ok;
+    }
+
+    /// <summary>The routing daemon whose file flush empties: the policy's Routing section alone (flush never
+    /// needs the rest of the policy); one that does not parse is left alone, with a warning.</summary>
+    static RoutingSpec? FlushRouting(Context ctx)
+    {
+        try { return RoutingSection.Parse(ctx.Options.Routing, ctx.ConfigPath ?? "configuration", []); }
+        catch (InputException e)
+        {
+            ctx.Log.Warning("{Message}; the routing daemon's file is left as it is", App.OneLine(e.Message));
+            return null;
+        }
     }
 }

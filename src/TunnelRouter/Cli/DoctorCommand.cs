@@ -74,6 +74,7 @@ public static class DoctorCommand
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
         HandMade(ctx, findings, state, rules);
+        if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot);
         if (plan is not null)
         {
             findings.Add(plan.Count == 0

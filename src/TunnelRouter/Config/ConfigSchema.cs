@@ -11,13 +11,15 @@ namespace TunnelRouter.Config;
 /// </summary>
 public static class ConfigSchema
 {
-    enum Shape { Value, Lines, Map, Entries }
+    enum Shape { Value, Lines, Map, Entries, Object }
 
     sealed record Section(string Key, Shape Shape, string Example, string[]? EntryKeys = null, string[]? EntryLists = null);
 
     public static readonly string[] PrefixListKeys = ["File", "Route"];
 
     public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Gateway6", "Priority"];
+
+    public static readonly string[] RoutingKeys = ["Daemon", "Protocol", "Area", "Hello", "Dead", "ConfigFile", "Control", "Interfaces", "Stubs"];
 
     public static readonly string[] TunnelKeys =
         ["Name", "Mode", "Local", "Remote", "Key", "IKey", "OKey", "Ttl", "Tos", "PMtuDisc", "Mtu", "Underlay", "Dev", "Addresses", "Routes"];
@@ -38,6 +40,7 @@ public static class ConfigSchema
         new("Marks", Shape.Entries, "{ \"Chain\": \"output\", \"Mark\": \"0xf2\" }", MarkOptions.Keys),
         new("Sysctls", Shape.Map, "{ \"net.ipv4.ip_forward\": \"1\" }"),
         new("Tunnels", Shape.Entries, "{ \"Name\": \"gre_black\", \"Remote\": \"203.0.113.2\" }", TunnelKeys, ["Addresses", "Routes"]),
+        new("Routing", Shape.Object, "{ \"Daemon\": \"bird\", \"Interfaces\": [ \"gre_ab cost 10\" ] }", RoutingKeys, ["Interfaces", "Stubs"]),
     ];
 
     public static IEnumerable<string> Known => Sections.Skip(1).Select(s => s.Key);
@@ -84,16 +87,27 @@ public static class ConfigSchema
                     {
                         var entry = $"{name}[{item.Key}]";
                         if (!int.TryParse(item.Key, out _) || item.Value is not null) throw Error(entry, $"expected an object like {schema.Example}");
-                        foreach (var member in item.GetChildren())
-                        {
-                            var key = Array.Find(schema.EntryKeys!, k => k.Equals(member.Key, StringComparison.OrdinalIgnoreCase))
-                                ?? throw Error($"{entry}.{member.Key}", $"unknown key{Core.Suggest.DidYouMean(member.Key, schema.EntryKeys!)} (known: {string.Join(", ", schema.EntryKeys!)})");
-                            if (schema.EntryLists?.Contains(key) == true) CheckLines(member, $"{entry}.{key}", "\"...\"", Error);
-                            else if (member.GetChildren().Any()) throw Error($"{entry}.{key}", "expected a single value, not a list or an object");
-                        }
+                        CheckMembers(item, entry, schema, Error);
                     }
                     break;
+                case Shape.Object:
+                    if (!string.IsNullOrEmpty(section.Value) || section.GetChildren().Any(c => int.TryParse(c.Key, out _)))
+                        throw Error(name, $"expected an object, e.g. {schema.Example}");
+                    CheckMembers(section, name, schema, Error);
+                    break;
             }
+        }
+    }
+
+    /// <summary>The keys of one object (an entry of a list, or a section that is one object).</summary>
+    static void CheckMembers(IConfigurationSection item, string entry, Section schema, Func<string, string, InputException> error)
+    {
+        foreach (var member in item.GetChildren())
+        {
+            var key = Array.Find(schema.EntryKeys!, k => k.Equals(member.Key, StringComparison.OrdinalIgnoreCase))
+                ?? throw error($"{entry}.{member.Key}", $"unknown key{Core.Suggest.DidYouMean(member.Key, schema.EntryKeys!)} (known: {string.Join(", ", schema.EntryKeys!)})");
+            if (schema.EntryLists?.Contains(key) == true) CheckLines(member, $"{entry}.{key}", "\"...\"", error);
+            else if (member.GetChildren().Any()) throw error($"{entry}.{key}", "expected a single value, not a list or an object");
         }
     }
 

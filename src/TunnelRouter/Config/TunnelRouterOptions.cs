@@ -67,6 +67,9 @@ public sealed class TunnelRouterOptions
     /// never reverted by flush.</summary>
     public Dictionary<string, string> Sysctls { get; set; } = [];
 
+    /// <summary>A routing daemon running OSPF over the owned tunnels; null for none.</summary>
+    public RoutingOptions? Routing { get; set; }
+
     /// <summary>Where each value came from, for errors; set by the loader, not a configuration key (a method,
     /// so the binder never sees it).</summary>
     public ConfigOrigins? Origins() => _origins;
@@ -98,4 +101,34 @@ public sealed class PrefixListOptions
 {
     public string? File { get; set; }
     public string? Route { get; set; }
+}
+
+/// <summary>The policy's <c>Routing</c> section: a routing daemon (BIRD or FRR) running OSPF over the owned
+/// tunnels, configured through a file tunnel-router owns. See docs/routing.md.</summary>
+public sealed class RoutingOptions
+{
+    /// <summary>bird or frr.</summary>
+    public string? Daemon { get; set; }
+
+    /// <summary>ospf (the one protocol so far).</summary>
+    public string Protocol { get; set; } = "ospf";
+
+    /// <summary>The OSPF area of every interface: a number or a dotted quad; default 0 (the backbone).</summary>
+    public string Area { get; set; } = "0";
+
+    /// <summary>Hello and dead intervals (seconds) on the tunnels: OSPF's own defaults, 10 and 40.</summary>
+    public uint Hello { get; set; } = 10;
+    public uint Dead { get; set; } = 40;
+
+    /// <summary>The file tunnel-router writes; default /etc/bird/tunnel-router.conf or /etc/frr/tunnel-router.conf.</summary>
+    public string? ConfigFile { get; set; }
+
+    /// <summary>BIRD's control socket (birdc -s), or FRR's vty socket directory (vtysh --vty_socket); default the daemon's own.</summary>
+    public string? Control { get; set; }
+
+    /// <summary>Interfaces that run OSPF, point to point: "gre_ab cost 10" (cost default 10). Usually owned tunnels.</summary>
+    public List<string> Interfaces { get; set; } = [];
+
+    /// <summary>Interfaces whose networks are announced without forming adjacencies (the LANs): "lan0".</summary>
+    public List<string> Stubs { get; set; } = [];
 }

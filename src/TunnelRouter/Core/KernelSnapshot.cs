@@ -27,6 +27,10 @@ public sealed record KernelSnapshot
     /// <summary>Current sysctl values by key; null for a setting this kernel lacks.</summary>
     public IReadOnlyDictionary<string, string?> Sysctls { get; init; } = new Dictionary<string, string?>();
 
+    /// <summary>The text of the files tunnel-router owns outside the kernel (a routing daemon's
+    /// configuration), by path; null for a file that does not exist.</summary>
+    public IReadOnlyDictionary<string, string?> Files { get; init; } = new Dictionary<string, string?>();
+
     public static readonly KernelSnapshot Empty = new();
 }
 
@@ -37,7 +41,8 @@ public sealed record SnapshotQuery(
     bool NftRequired = false,
     IReadOnlyList<string>? AddressesOf = null,
     IReadOnlyList<IPAddress>? RouteGets = null,
-    IReadOnlyList<string>? Sysctls = null)
+    IReadOnlyList<string>? Sysctls = null,
+    IReadOnlyList<string>? Files = null)
 {
     public static readonly SnapshotQuery Everything = new();
 }

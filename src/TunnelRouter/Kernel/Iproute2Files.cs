@@ -140,7 +140,7 @@ public sealed class Iproute2Files
         undo.Clear();
     }
 
-    const UnixFileMode DirMode = (UnixFileMode)0b111_101_101, FileMode644 = (UnixFileMode)0b110_100_100;
+    const UnixFileMode DirMode = (UnixFileMode)0b111_101_101;
 
     /// <summary>The largest drop-in read back: a few lines per table; anything near this is not ours.</summary>
     const int MaxDropInBytes = 1 << 20;
@@ -158,11 +158,11 @@ public sealed class Iproute2Files
                 File.SetUnixFileMode(d, DirMode);
                 undo.Add(() => Directory.Delete(d));
             }
-            CheckDirectory(d);
+            OwnedFile.CheckDirectory(d, "table or protocol names");
         }
         var dir = Path.Combine(_dir, sub);
         var path = Path.Combine(dir, DropInName);
-        var old = ReadOwned(path);
+        var old = OwnedFile.Read(path, MaxDropInBytes);
         var text = old ?? "# Written by tunnel-router: names it introduced. Safe to edit.\n";
         if (!text.EndsWith('\n')) text += "\n";
         NameMap present = sub.StartsWith("rt_tables", StringComparison.Ordinal) ? new TableNames() : new ProtocolNames();
@@ -175,84 +175,8 @@ public sealed class Iproute2Files
             added++;
         }
         if (added == 0) return;
-        Replace(dir, path, text);
-        undo.Add(old is null ? () => File.Delete(path) : () => Replace(dir, path, old));
-    }
-
-    /// <summary>The drop-in's text; null when there is none. Never through a symlink, and only a regular file of
-    /// root's (one that is someone else's could be a secret root would republish 0644).</summary>
-    static string? ReadOwned(string path)
-    {
-        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
-        if (fd < 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == Libc.ENOENT) return null;
-            throw new EnvironmentException(errno == Libc.ELOOP
-                ? $"{path} is a symlink; refusing to write through it (remove it)"
-                : $"cannot read {path}: {Marshal.GetLastPInvokeErrorMessage()}");
-        }
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (Stat.OfDescriptor(fd) is not { } st || !st.IsRegular || st.Uid != Libc.geteuid() || st.Size > MaxDropInBytes)
-            throw new EnvironmentException($"{path} is not a regular file of root's under 1 MiB; refusing to rewrite it (remove it)");
-        var buffer = new byte[st.Size];
-        var total = 0;
-        while (total < buffer.Length)
-        {
-            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
-            if (n == 0) break;
-            total += n;
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
-    }
-
-    /// <summary>Replaces <paramref name="path"/> atomically: a new file under a random name nobody could have
-    /// prepared (O_EXCL: a symlink there fails the create), 0644 set through the handle whatever the umask,
-    /// synced, renamed over the old one, and the directory synced, so a crash leaves the old file or the new one.</summary>
-    static void Replace(string dir, string path, string text)
-    {
-        var tmp = $"{path}.tmp.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
-        try
-        {
-            using (var f = new FileStream(tmp, new FileStreamOptions
-                   {
-                       Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = FileMode644,
-                   }))
-            {
-                File.SetUnixFileMode(f.SafeFileHandle, FileMode644);
-                f.Write(System.Text.Encoding.UTF8.GetBytes(text));
-                f.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(tmp);
-            throw;
-        }
-        SyncDirectory(dir);
-    }
-
-    static void SyncDirectory(string dir)
-    {
-        var fd = Libc.open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
-        if (fd < 0) return;
-        Libc.fsync(fd);
-        Libc.close(fd);
-    }
-
-    /// <summary>StrictModes for the directories root writes names into: a real directory, root's, writable by
-    /// nobody else.</summary>
-    static void CheckDirectory(string dir)
-    {
-        if (Stat.NoFollow(dir) is not { } st)
-            throw new EnvironmentException($"cannot stat {dir}: {Marshal.GetLastPInvokeErrorMessage()}");
-        if (!st.IsDirectory)
-            throw new EnvironmentException($"{dir} is not a directory (a symlink?); refusing to write table or protocol names there");
-        if (st.Uid != Libc.geteuid())
-            throw new EnvironmentException($"{dir} is owned by uid {st.Uid}, not root; refusing to write table or protocol names there (chown root {dir})");
-        if ((st.Permissions & 0b000_010_010) != 0)
-            throw new EnvironmentException($"{dir} is writable by group or others (mode {Convert.ToString(st.Permissions, 8)}); refusing to write table or protocol names there (chmod go-w {dir})");
+        OwnedFile.Replace(path, text);
+        undo.Add(old is null ? () => File.Delete(path) : () => OwnedFile.Replace(path, old));
     }
 
     static bool IsValidName(string name) =>

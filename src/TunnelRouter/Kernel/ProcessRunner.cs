@@ -115,10 +115,13 @@ public static class Tools
         throw new EnvironmentException($"{name} not found (looked in {string.Join(", ", candidates)}); install it (Debian: apt-get install {PackageOf(name)})");
     }
 
-    static string PackageOf(string name) => name switch { "ip" => "iproute2", "nft" => "nftables", _ => name };
+    static string PackageOf(string name) => name switch { "ip" => "iproute2", "nft" => "nftables", "birdc" => "bird2", "vtysh" => "frr", _ => name };
 
     public static string Ip => _ip ??= Find("ip", "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip");
     public static string Nft => _nft ??= Find("nft", "/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft");
 
-    static string? _ip, _nft;
+    public static string Birdc => _birdc ??= Find("birdc", "/usr/sbin/birdc", "/usr/bin/birdc", "/sbin/birdc");
+    public static string Vtysh => _vtysh ??= Find("vtysh", "/usr/bin/vtysh", "/usr/sbin/vtysh", "/bin/vtysh");
+
+    static string? _ip, _nft, _birdc, _vtysh;
 }

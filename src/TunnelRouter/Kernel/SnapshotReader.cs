@@ -23,9 +23,11 @@ public sealed class SnapshotReader(IKernel kernel, Nftables nft, Sysctls sysctls
         // Without nft no table of ours can be there. With marks wanted, Read() reports the missing nft
         // ("nft not found ...; apt-get install nftables") before anything changes.
         var table = query.NftRequired || (query.Nft && Nftables.IsInstalled()) ? nft.Read() : null;
+        var files = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var path in query.Files ?? []) files[path] = OwnedFile.Read(path);
         return new KernelSnapshot
         {
-            State = state, Links = links, Nft = table, GlobalAddresses = addresses, RouteDevices = devices, Sysctls = values,
+            State = state, Links = links, Nft = table, GlobalAddresses = addresses, RouteDevices = devices, Sysctls = values, Files = files,
         };
     }
 }

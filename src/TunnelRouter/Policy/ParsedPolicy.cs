@@ -37,6 +37,9 @@ public sealed record ParsedPolicy
     public IReadOnlyList<UplinkSpec> Uplinks { get; init; } = [];
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 
+    /// <summary>The routing daemon running OSPF over the tunnels; null when the policy has none.</summary>
+    public RoutingSpec? Routing { get; init; }
+
     /// <summary>The nftables table of the policy's Marks; null when it has none.</summary>
     public NftTable? Marks { get; init; }
 

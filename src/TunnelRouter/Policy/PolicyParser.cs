@@ -39,18 +39,19 @@ public static class PolicyParser
         var prefixLists = new List<PrefixListRoutes>();
         if (o.PrefixLists.Count > 0)
         {
-            var keys = new HashSet<RouteKey>(routes.Count);
-            foreach (var r in routes) keys.Add(r.Key);
+            var keys = new HashSet<PackedRouteKey>(routes.Count);
+            foreach (var r in routes) keys.Add(new PackedRouteKey(r));
             for (var i = 0; i < o.PrefixLists.Count; i++)
             {
                 var list = InputErrors.Collect(errors, () => PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open));
                 if (list is null) continue;
                 // Duplicates and overlaps are fine: a prefix the policy already routes is routed once.
+                keys.EnsureCapacity(keys.Count + list.Routes.Count);
                 var kept = new List<Route>(list.Routes.Count);
                 foreach (var r in list.Routes)
-                    if (keys.Add(r.Key)) kept.Add(r);
+                    if (keys.Add(new PackedRouteKey(r))) kept.Add(r);
                 routes.AddRange(kept);
-                prefixLists.Add(list with { Routes = kept });
+                prefixLists.Add(kept.Count == list.Routes.Count ? list : list with { Routes = kept });
             }
         }
         var uplinks = ParseUplinks(o.Uplinks, tables, src, errors);
@@ -58,6 +59,7 @@ public static class PolicyParser
         for (var i = 0; i < o.Marks.Count; i++)
             if (InputErrors.Collect(errors, () => MarkRules.Parse($"{src}: Marks[{i}]", o.Marks[i])) is { } m) markRules.Add(m);
         var sysctls = InputErrors.Collect(errors, () => Sysctl.Parse(o.Sysctls)) ?? [];
+        var routing = InputErrors.Collect(errors, () => RoutingSection.Parse(o.Routing, src, tunnels));
 
         var origins = o.Origins() ?? ConfigOrigins.FileOnly(src);
         InputErrors.ThrowIfAny(errors.Select(origins.Relabel).ToList());
@@ -71,6 +73,7 @@ public static class PolicyParser
             PrefixLists = prefixLists,
             Uplinks = uplinks,
             Tunnels = tunnels,
+            Routing = routing,
             Marks = NftMarks.Render(markRules),
             Sysctls = sysctls,
             TableNames = names.Tables,

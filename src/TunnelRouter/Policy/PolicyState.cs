@@ -12,6 +12,10 @@ public static class PolicyState
     /// </summary>
     public static KernelState Settle(KernelState desired, KernelState current)
     {
+        var unsettled = false;
+        foreach (var r in desired.Routes)
+            if (r.Device is null && r.Gateway is not null) { unsettled = true; break; }
+        if (!unsettled) return desired;
         // Indexed by key, built only when a route needs it: 10,000 routes must not scan 10,000 each.
         Dictionary<RouteKey, List<Route>>? byKey = null;
         Route Settled(Route want)

@@ -81,7 +81,7 @@ public static class PrefixFile
     {
         prefix = default;
         var slash = text.IndexOf('/');
-        if (!Net.TryParseAddress((slash < 0 ? text : text[..slash]).ToString(), out var address)) return false;
+        if (!Net.TryParseAddress(slash < 0 ? text : text[..slash], out var address)) return false;
         var max = Net.MaxPrefix(address.AddressFamily);
         var length = max;
         if (slash >= 0)

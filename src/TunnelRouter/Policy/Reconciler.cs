@@ -29,16 +29,20 @@ public static class Reconciler
         NftRequired: policy.Marks is not null,
         AddressesOf: policy.Uplinks.Where(u => u.Address is null || u.PrefixLength is null).Select(u => u.Device).Distinct().ToList(),
         RouteGets: policy.Tunnels.Where(t => t.Link.Mtu == 0 && t.Link.Underlay is null).Select(t => t.Link.Remote).ToList(),
-        Sysctls: policy.Sysctls.Select(kv => kv.Key).ToList());
+        Sysctls: policy.Sysctls.Select(kv => kv.Key).ToList(),
+        Files: policy.Routing is { } r ? [r.ConfigFile] : null);
 
     /// <param name="adopt">take over foreign routes and rules identical to the policy's (apply --adopt).</param>
     public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode, bool adopt = false)
     {
+        // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
         if (mode == ReconcileMode.Flush)
-            return new PolicyPlan([.. Marks(null, snapshot), .. Planner.Remove(snapshot.State, policy.Owned), .. TunnelPlanner.Remove(snapshot.Links)], []);
+            return new PolicyPlan([.. Daemon(policy, snapshot, mode), .. Marks(null, snapshot), .. Planner.Remove(snapshot.State, policy.Owned),
+                .. TunnelPlanner.Remove(snapshot.Links)], []);
         var notes = new List<PlanNote>();
         return new PolicyPlan(
-            [.. Tunnels(policy, snapshot, notes), .. Routing(policy, snapshot, notes, adopt), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot)],
+            [.. Tunnels(policy, snapshot, notes), .. Routing(policy, snapshot, notes, adopt), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot),
+             .. Daemon(policy, snapshot, mode)],
             notes);
     }
 
@@ -147,8 +151,11 @@ public static class Reconciler
     /// <summary>Everything the policy wants, uplinks resolved against the snapshot's addresses and main table.</summary>
     static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
     {
-        if (policy.Uplinks.Count == 0) return PolicyState.Settle(new KernelState(policy.Routes, policy.Rules), snapshot.State);
+        var pins = Pins(policy, snapshot, notes);
+        if (policy.Uplinks.Count == 0)
+            return PolicyState.Settle(new KernelState(pins.Count == 0 ? policy.Routes : [.. policy.Routes, .. pins], policy.Rules), snapshot.State);
         var routes = new List<Route>(policy.Routes);
+        routes.AddRange(pins);
         var rules = new List<Rule>(policy.Rules);
         var keys = new Dictionary<RouteKey, Route>();
         foreach (var r in routes) keys.TryAdd(r.Key, r);
@@ -165,6 +172,56 @@ public static class Reconciler
             rules.AddRange(state.Rules.Where(r => !rules.Contains(r)));
         }
         return PolicyState.Settle(new KernelState(routes, rules), snapshot.State);
+    }
+
+    /// <summary>
+    /// A host route to the remote end of every tunnel OSPF runs over, via the underlay the kernel uses for it
+    /// now (outside the tunnels), in main: whatever the daemon learns, a tunnel's own packets never route into
+    /// a tunnel (recursive routing would take the tunnel down as soon as its remote's network is learned
+    /// through it). The underlay's route is the longest match in main that goes over none of the tunnels.
+    /// </summary>
+    static List<Route> Pins(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        if (policy.Routing is not { } routing) return [];
+        var overlay = new HashSet<string>(routing.Ospf.Interfaces.Select(i => i.Name), StringComparer.Ordinal);
+        foreach (var t in policy.Tunnels) overlay.Add(t.Link.Name);
+        var pins = new List<Route>();
+        foreach (var t in policy.Tunnels)
+        {
+            if (!routing.Ospf.Interfaces.Any(i => i.Name == t.Link.Name)) continue;
+            var remote = t.Link.Remote;
+            var host = new IPNetwork(remote, Net.MaxPrefix(remote.AddressFamily));
+            Route? best = null;
+            foreach (var r in snapshot.State.Routes)
+            {
+                if (r.Table != TableNames.Main || r.Type != RouteType.Unicast || r.Family != remote.AddressFamily) continue;
+                if (r.Device is { } dev && overlay.Contains(dev)) continue;
+                if (r.Protocol == policy.Protocol && r.Destination == host) continue; // our pin of an earlier run
+                if (!r.Destination.Contains(remote)) continue;
+                if (best is null || r.Destination.PrefixLength > best.Destination.PrefixLength
+                    || (r.Destination.PrefixLength == best.Destination.PrefixLength && r.Metric < best.Metric))
+                    best = r;
+            }
+            if (best is null)
+            {
+                notes.Add(new($"{t.Field}: no route to {remote} outside the tunnels in main; its remote is not pinned to an underlay", Stated: true));
+                continue;
+            }
+            pins.Add(new Route(host, TableNames.Main, policy.Protocol, best.Device, best.Gateway, onLink: best.OnLink));
+            notes.Add(new($"{t.Link.Name}: remote {remote} pinned to {(best.Gateway is null ? "" : $"via {best.Gateway} ")}dev {best.Device}, outside the tunnels", Stated: false));
+        }
+        return pins;
+    }
+
+    /// <summary>The routing daemon's file: rewritten (and the daemon reloaded) when its text differs from
+    /// what the policy renders; flush leaves it with nothing configured.</summary>
+    static IReadOnlyList<Change> Daemon(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode)
+    {
+        if (policy.Routing is not { } r) return [];
+        var old = snapshot.Files.TryGetValue(r.ConfigFile, out var text) ? text : null;
+        var next = mode == ReconcileMode.Flush ? null : r.Render(policy.Source);
+        if (next is null && (old is null || old == WriteRoutingConfig.Empty(r.Daemon))) return [];
+        return old == next ? [] : [new WriteRoutingConfig(r.Daemon, r.ConfigFile, r.Control, old, next)];
     }
 
     /// <summary>Fills what the policy left out from the snapshot: the address and prefix of the interface,

@@ -170,4 +170,146 @@ public class RoutingDaemonKernelSpecs
         Assert.Contains("proto ospf metric 20", main);
         Assert.DoesNotContain("proto 147", main);
     }
+
+    // ---- The Routing section: tunnel-router writes the daemon's file and has it read again -------------------
+
+    /// <summary>A directory for the file tunnel-router owns: root's, 0755, as /etc/bird is.</summary>
+    static string OwnedDir(RoutingDaemon daemon)
+    {
+        var dir = Path.Combine(daemon.Dir, "etc");
+        Directory.CreateDirectory(dir);
+        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+        return dir;
+    }
+
+    static string RoutingPolicy(string daemon, string file, string control, string interfaces, string stubs) => $$"""
+        { "Routing": { "Daemon": "{{daemon}}", "Hello": 1, "Dead": 4, "ConfigFile": "{{file}}", "Control": "{{control}}",
+                       "Interfaces": [ {{interfaces}} ], "Stubs": [ {{stubs}} ] } }
+        """;
+
+    /// <summary>The admin's own bird.conf: the kernel protocol, and an include of the file tunnel-router
+    /// owns (a glob, so BIRD starts before the first apply has written it).</summary>
+    static string AdminsBirdConf(string routerId, string ownedDir) => $$"""
+        router id {{routerId}};
+        protocol device { scan time 1; }
+        protocol kernel { ipv4 { export all; import none; }; }
+        include "{{ownedDir}}/tunnel-router*.conf";
+        """;
+
+    [Fact]
+    public void The_routing_section_configures_BIRD_through_its_own_file_and_BIRD_learns_the_neighbours_LAN()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        using var birdA = new Bird(a, "", start: false);
+        using var birdB = new Bird(b, "", start: false);
+        var dirA = OwnedDir(birdA);
+        var dirB = OwnedDir(birdB);
+        File.WriteAllText(birdA.Config, AdminsBirdConf("10.99.0.1", dirA));
+        File.WriteAllText(birdB.Config, AdminsBirdConf("10.99.0.2", dirB));
+        birdA.Start();
+        birdB.Start();
+        var fileA = Path.Combine(dirA, "tunnel-router.conf");
+        var policyA = Topology.Policy(a, RoutingPolicy("bird", fileA, birdA.Socket, "\"o0 cost 10\"", ""));
+        var policyB = Topology.Policy(b, RoutingPolicy("bird", Path.Combine(dirB, "tunnel-router.conf"), birdB.Socket, "\"o0\"", "\"lan0\""));
+
+        var plan = Run(a, ["plan", "-c", policyA]);
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains($"write {fileA}\n", plan.Stdout);
+        Assert.Contains("+\t\tinterface \"o0\" { type ptp; cost 10; hello 1; dead 4; };", plan.Stdout);
+        Assert.Contains($"birdc -s {birdA.Socket} configure", plan.Stdout);
+
+        Run(a, ["apply", "-c", policyA]).ShouldSucceed();
+        Run(b, ["apply", "-c", policyB]).ShouldSucceed();
+
+        birdA.WaitFor(() => a.Ip("-4", "route", "show", Lan).Contains("via 10.99.0.2 dev o0 proto bird metric 32"), "the LAN learned over OSPF");
+        Assert.Contains("protocol ospf v2 tunnel_router {", File.ReadAllText(fileA));
+        Assert.Contains("tunnel_router", birdA.Birdc("show", "protocols"));
+        Assert.Equal(0, Run(a, ["plan", "-c", policyA]).ExitCode);
+        birdA.WaitFor(() => Run(a, ["doctor", "-c", policyA]).Stdout.Contains("o0: OSPF adjacency Full with 10.99.0.2 (mtu 1500)"), "doctor's Full adjacency");
+
+        // A new cost: the file's diff in plan, then BIRD reconfigured in place.
+        var costlier = Run(a, ["plan", "-c", policyA, "Routing:Interfaces:0=o0 cost 30"]);
+        Assert.Contains("-\t\tinterface \"o0\" { type ptp; cost 10; hello 1; dead 4; };", costlier.Stdout);
+        Assert.Contains("+\t\tinterface \"o0\" { type ptp; cost 30; hello 1; dead 4; };", costlier.Stdout);
+        Run(a, ["apply", "-c", policyA, "Routing:Interfaces:0=o0 cost 30"]).ShouldSucceed();
+        Assert.Contains("Cost: 30", birdA.Birdc("show", "ospf", "interface", "tunnel_router"));
+
+        // flush: the file keeps nothing, BIRD drops the protocol and with it the routes it learned.
+        Run(a, ["flush", "-c", policyA]).ShouldSucceed();
+        Assert.DoesNotContain("protocol ospf", File.ReadAllText(fileA));
+        birdA.WaitFor(() => !a.Ip("-4", "route", "show", Lan).Contains("proto bird"), "BIRD's withdrawal after flush");
+        Assert.DoesNotContain("tunnel_router", birdA.Birdc("show", "protocols"));
+    }
+
+    [Fact]
+    public void Apply_with_BIRD_stopped_writes_the_file_and_says_so_in_one_warning()
+    {
+        using var a = new NetNs();
+        using var bird = new Bird(a, "router id 10.99.0.1;\nprotocol device {}\n");
+        bird.Stop();
+        var file = Path.Combine(OwnedDir(bird), "tunnel-router.conf");
+
+        var run = Run(a, ["apply", "-c", Topology.Policy(a, RoutingPolicy("bird", file, bird.Socket, "\"o0\"", ""))]);
+
+        run.ShouldSucceed();
+        Assert.Contains("BIRD is not running", run.Stderr);
+        Assert.Contains("is in place for its next start", run.Stderr);
+        Assert.Contains("interface \"o0\" { type ptp; cost 10;", File.ReadAllText(file));
+        var doctor = Run(a, ["doctor", "-c", Topology.Policy(a, RoutingPolicy("bird", file, bird.Socket, "\"o0\"", ""))]);
+        Assert.Contains($"BIRD does not answer on {bird.Socket}", doctor.Stdout);
+        Assert.Equal(1, doctor.ExitCode);
+    }
+
+    [Fact]
+    public void A_configuration_BIRD_refuses_is_rolled_back_and_the_old_file_stays()
+    {
+        using var a = new NetNs();
+        using var bird = new Bird(a, "", start: false);
+        var dir = OwnedDir(bird);
+        // The admin's file already has a protocol of the name tunnel-router's file uses: BIRD refuses the new
+        // configuration (and keeps running the old one).
+        File.WriteAllText(bird.Config,
+            $"router id 10.99.0.1;\nprotocol device {{}}\nprotocol static tunnel_router {{ ipv4; }}\ninclude \"{dir}/tunnel-router*.conf\";\n");
+        bird.Start();
+        var file = Path.Combine(dir, "tunnel-router.conf");
+
+        var run = Run(a, ["apply", "-c", Topology.Policy(a, RoutingPolicy("bird", file, bird.Socket, "\"o0\"", ""))]);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("refused the configuration", run.Stderr);
+        Assert.False(File.Exists(file), "the file the daemon refused is taken back");
+        Assert.Contains("Daemon is up", bird.Birdc("show", "status"));
+    }
+
+    [Fact]
+    public void The_routing_section_configures_FRR_through_vtysh_and_takes_back_what_it_no_longer_wants()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        using var frrA = new Frr(a, "hostname a\nrouter ospf\n ospf router-id 10.99.0.1\n");
+        using var frrB = new Frr(b, "hostname b\nrouter ospf\n ospf router-id 10.99.0.2\n");
+        var fileA = Path.Combine(OwnedDir(frrA), "tunnel-router.conf");
+        var policyA = Topology.Policy(a, RoutingPolicy("frr", fileA, frrA.Dir, "\"o0 cost 10\"", ""));
+        var policyB = Topology.Policy(b, RoutingPolicy("frr", Path.Combine(OwnedDir(frrB), "tunnel-router.conf"), frrB.Dir, "\"o0\"", "\"lan0\""));
+
+        Run(a, ["apply", "-c", policyA]).ShouldSucceed();
+        Run(b, ["apply", "-c", policyB]).ShouldSucceed();
+
+        frrA.WaitFor(() => a.Ip("-4", "route", "show", Lan).Contains("proto ospf"), "the LAN learned over OSPF");
+        Assert.Contains("ip ospf cost 10", frrA.Vtysh("show running-config"));
+        Assert.Equal(0, Run(a, ["plan", "-c", policyA]).ExitCode);
+        frrA.WaitFor(() => Run(a, ["doctor", "-c", policyA]).Stdout.Contains("o0: OSPF adjacency Full with 10.99.0.2 (mtu 1500)"), "doctor's Full adjacency");
+
+        Run(a, ["apply", "-c", policyA, "Routing:Interfaces:0=o0 cost 30"]).ShouldSucceed();
+        var running = frrA.Vtysh("show running-config");
+        Assert.Contains("ip ospf cost 30", running);
+        Assert.DoesNotContain("ip ospf cost 10", running);
+
+        Run(a, ["flush", "-c", policyA]).ShouldSucceed();
+        Assert.DoesNotContain("ip ospf area", frrA.Vtysh("show running-config"));
+        frrA.WaitFor(() => !a.Ip("-4", "route", "show", Lan).Contains("proto ospf"), "FRR's withdrawal after flush");
+    }
 }

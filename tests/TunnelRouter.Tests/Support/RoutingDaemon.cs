@@ -73,11 +73,12 @@ public abstract class RoutingDaemon : IDisposable
 /// <summary>BIRD 2 (bird -f -c CONF -s SOCKET).</summary>
 public sealed class Bird : RoutingDaemon
 {
-    public Bird(NetNs ns, string config) : base(ns, "tunnel-router-bird-")
+    /// <param name="start">false: write the configuration later (it may name files in <see cref="RoutingDaemon.Dir"/>), then <see cref="Start"/>.</param>
+    public Bird(NetNs ns, string config, bool start = true) : base(ns, "tunnel-router-bird-")
     {
         Config = Path.Combine(Dir, "bird.conf");
         File.WriteAllText(Config, config);
-        Start();
+        if (start) Start();
     }
 
     public string Config { get; }

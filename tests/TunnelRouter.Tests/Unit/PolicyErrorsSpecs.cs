@@ -72,11 +72,9 @@ public class PolicyErrorsSpecs : IDisposable
     {
         var errors = Errors("""{ "Rulse": [], "Uplinks": [ { "Interface": "eth0", "Gatway": "192.168.1.1" } ] }""");
 
-        Assert.Equal(
-        [
-            $"{Policy}: Rulse: unknown key; did you mean 'Rules'? (known: Table, TableId, Protocol, HookProtocol, PoolRules, PoolRulePriority, Backend, LogFile, Iproute2Dir, LockFile, LockTimeoutSeconds, Tables, Rules, Routes, PrefixLists, Uplinks, Marks, Sysctls, Tunnels)",
-            $"{Policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)",
-        ], errors);
+        Assert.Equal(2, errors.Count);
+        Assert.StartsWith($"{Policy}: Rulse: unknown key; did you mean 'Rules'? (known: Table, TableId, ", errors[0]);
+        Assert.Equal($"{Policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)", errors[1]);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -32,7 +33,7 @@ public sealed partial class NetlinkBackend
                 string? name = null, alias = null, kind = null;
                 uint mtu = 0;
                 GreData? gre = null;
-                var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<ifinfomsg>());
+                var attrs = NetlinkReader.AttributesAfter(payload, Unsafe.SizeOf<ifinfomsg>());
                 while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
                 {
                     switch (t)
@@ -89,7 +90,7 @@ public sealed partial class NetlinkBackend
         m = NetlinkReader.Read<ifaddrmsg>(payload, "ifaddrmsg");
         if (m.ifa_family is not (Nl.AF_INET or Nl.AF_INET6)) return false;
         IPAddress? local = null, peer = null;
-        var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<ifaddrmsg>());
+        var attrs = NetlinkReader.AttributesAfter(payload, Unsafe.SizeOf<ifaddrmsg>());
         while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
         {
             if (t == Nl.IFA_LOCAL) local = NetlinkReader.Address(value);
@@ -165,7 +166,7 @@ public sealed partial class NetlinkBackend
         uint oif = 0;
         var errno = Socket.Request(_writer, seq, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
         {
-            var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<rtmsg>());
+            var attrs = NetlinkReader.AttributesAfter(payload, Unsafe.SizeOf<rtmsg>());
             while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
                 if (t == Nl.RTA_OIF) oif = NetlinkReader.U32(value);
         });

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Net;
 using System.Runtime.InteropServices;
@@ -10,7 +11,7 @@ namespace TunnelRouter.Kernel.Netlink;
 /// from too few bytes or an ArgumentException from deep inside the runtime.</summary>
 internal static class NetlinkReader
 {
-    public static readonly int HeaderSize = Marshal.SizeOf<nlmsghdr>();
+    public static readonly int HeaderSize = Unsafe.SizeOf<nlmsghdr>();
 
     /// <summary>The next message of <paramref name="data"/>: its header and payload; false at the end.</summary>
     public static bool NextMessage(ref ReadOnlySpan<byte> data, out nlmsghdr header, out ReadOnlySpan<byte> payload)
@@ -28,8 +29,8 @@ internal static class NetlinkReader
 
     /// <summary>A fixed header (rtmsg, fib_rule_hdr ...) or a struct attribute; <paramref name="what"/> names it in the error.</summary>
     public static T Read<T>(ReadOnlySpan<byte> payload, string what) where T : unmanaged =>
-        payload.Length >= Marshal.SizeOf<T>() ? MemoryMarshal.Read<T>(payload)
-        : throw NetlinkException.Malformed($"{what} is {payload.Length} bytes, expected {Marshal.SizeOf<T>()}");
+        payload.Length >= Unsafe.SizeOf<T>() ? MemoryMarshal.Read<T>(payload)
+        : throw NetlinkException.Malformed($"{what} is {payload.Length} bytes, expected {Unsafe.SizeOf<T>()}");
 
     /// <summary>The attributes after a fixed header of <paramref name="headerSize"/> bytes.</summary>
     public static ReadOnlySpan<byte> AttributesAfter(ReadOnlySpan<byte> payload, int headerSize) =>

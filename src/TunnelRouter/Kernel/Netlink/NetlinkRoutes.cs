@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
 using TunnelRouter.Core;
@@ -68,7 +69,7 @@ internal static class NetlinkRoutes
         IPAddress? dst = null, gateway = null, prefsrc = null;
         uint table = m.rtm_table, oif = 0, mtu = 0;
         uint? metric = null;
-        var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<rtmsg>());
+        var attrs = NetlinkReader.AttributesAfter(payload, Unsafe.SizeOf<rtmsg>());
         while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
         {
             switch (t)

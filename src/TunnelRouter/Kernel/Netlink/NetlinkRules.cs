@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
 using TunnelRouter.Core;
@@ -70,7 +71,7 @@ internal static class NetlinkRules
         byte? ipProto = null;
         UidRange? uid = null;
         int? suppress = null;
-        var attrs = NetlinkReader.AttributesAfter(payload, System.Runtime.InteropServices.Marshal.SizeOf<fib_rule_hdr>());
+        var attrs = NetlinkReader.AttributesAfter(payload, Unsafe.SizeOf<fib_rule_hdr>());
         while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
         {
             switch (t)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -60,34 +61,38 @@ internal sealed class NetlinkSocket : IDisposable
     }
 
     /// <summary>
-    /// Sends the requests in <paramref name="requests"/> (sequence numbers <paramref name="firstSeq"/> on, each
-    /// with NLM_F_ACK) in one send and reads one ack per request. The kernel works through every request
-    /// even after one fails, so every outcome is reported: <paramref name="errnos"/>[i] is 0 or the errno of
-    /// request i. A second ack for the same request is ignored (the first one counts). Returns the kernel's
-    /// text for the first failure, if it gave one.
+    /// Sends the requests in <paramref name="requests"/> (sequence numbers <paramref name="firstSeq"/> on) in one
+    /// send. Only the last of them keeps NLM_F_ACK: the kernel answers every failed request with an error
+    /// whether it asked for an ack or not (netlink_rcv_skb), works through every request even after one fails,
+    /// and answers them in order, so once the last one's answer is read every request before it without an
+    /// error took effect. Thousands of acks saying "done" are neither built by the kernel nor read here.
+    /// <paramref name="errnos"/>[i] is then the errno of request i, or is left as the caller set it (0 for a
+    /// request written, the refusal of one not written). A second answer for the same request is ignored (the
+    /// first one counts). Returns the kernel's text for the first failure, if it gave one.
     /// </summary>
     public string? Exchange(NetlinkWriter requests, uint firstSeq, Span<int> errnos)
     {
         if (requests.Messages == 0) return null;
+        var lastSeq = requests.AckLastOnly();
         _transport.Send(requests.Span);
         var count = errnos.Length;
-        var acked = new bool[count];
-        var pending = Math.Min(requests.Messages, count);
+        var last = unchecked((int)(lastSeq - firstSeq));
+        var answered = new bool[count];
         string? firstMessage = null;
         var firstFailed = int.MaxValue;
-        while (pending > 0)
+        while (last >= 0 && last < count && !answered[last])
         {
             var data = Receive();
             while (NetlinkReader.NextMessage(ref data, out var header, out var payload))
             {
                 if (header.nlmsg_type != Nl.NLMSG_ERROR) continue;
                 var index = unchecked((int)(header.nlmsg_seq - firstSeq));
-                if (index < 0 || index >= count || acked[index]) continue; // a late answer to something earlier, or a repeat
+                if (index < 0 || index >= count || answered[index]) continue; // a late answer to something earlier, or a repeat
                 var ack = NetlinkReader.Read<nlmsgerr>(payload, "ack");
-                acked[index] = true;
+                answered[index] = true;
+                if (ack.error == 0) continue;
                 errnos[index] = -ack.error;
-                pending--;
-                if (ack.error != 0 && index < firstFailed)
+                if (index < firstFailed)
                 {
                     firstFailed = index;
                     firstMessage = ExtendedAckMessage(header, payload);
@@ -101,7 +106,7 @@ internal sealed class NetlinkSocket : IDisposable
     static string? ExtendedAckMessage(in nlmsghdr header, ReadOnlySpan<byte> payload)
     {
         if ((header.nlmsg_flags & Nl.NLM_F_ACK_TLVS) == 0) return null;
-        var errSize = Marshal.SizeOf<nlmsgerr>();
+        var errSize = Unsafe.SizeOf<nlmsgerr>();
         // Without NLM_F_CAPPED the request's payload is echoed after the header and the TLVs follow it.
         var echoed = (header.nlmsg_flags & Nl.NLM_F_CAPPED) != 0 ? 0 : (int)NetlinkReader.Read<nlmsgerr>(payload, "ack").msg.nlmsg_len - NetlinkReader.HeaderSize;
         var start = Nl.Align(errSize + Math.Max(0, echoed));

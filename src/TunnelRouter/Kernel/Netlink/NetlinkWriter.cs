@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Net;
 using System.Runtime.InteropServices;
@@ -40,10 +41,28 @@ internal sealed class NetlinkWriter
         Messages++;
     }
 
+    /// <summary>Clears NLM_F_ACK on every message but the last (the kernel still answers each failure); returns
+    /// the last message's sequence number.</summary>
+    public uint AckLastOnly()
+    {
+        var at = 0;
+        uint seq = 0;
+        while (at < _length)
+        {
+            var header = MemoryMarshal.Read<nlmsghdr>(_buffer.AsSpan(at));
+            var next = at + Nl.Align((int)header.nlmsg_len);
+            seq = header.nlmsg_seq;
+            if (next < _length && (header.nlmsg_flags & Nl.NLM_F_ACK) != 0)
+                BinaryPrimitives.WriteUInt16LittleEndian(_buffer.AsSpan(at + 6), (ushort)(header.nlmsg_flags & ~Nl.NLM_F_ACK));
+            at = next;
+        }
+        return seq;
+    }
+
     /// <summary>A fixed header (rtmsg, fib_rule_hdr, ifinfomsg ...), padded.</summary>
     public void Put<T>(in T value) where T : unmanaged
     {
-        var size = Marshal.SizeOf<T>();
+        var size = Unsafe.SizeOf<T>();
         var span = Reserve(Nl.Align(size));
         MemoryMarshal.Write(span, in value);
     }

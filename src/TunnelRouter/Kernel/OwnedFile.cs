@@ -1,0 +1,94 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using TunnelRouter.Interop;
+
+namespace TunnelRouter.Kernel;
+
+/// <summary>
+/// A file root owns and rewrites outside the kernel (iproute2's name drop-ins, a routing daemon's
+/// configuration): read without following links, replaced atomically, in a directory nobody else can write.
+/// </summary>
+public static class OwnedFile
+{
+    const UnixFileMode FileMode644 = (UnixFileMode)0b110_100_100;
+
+    /// <summary>The largest file read back by default: anything near this is not ours.</summary>
+    public const int MaxBytes = 1 << 20;
+
+    /// <summary>The file's text; null when there is none. Never through a symlink, and only a regular file of
+    /// root's (one that is someone else's could be a secret root would republish 0644).</summary>
+    public static string? Read(string path, int maxBytes = MaxBytes)
+    {
+        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == Libc.ENOENT) return null;
+            throw new EnvironmentException(errno == Libc.ELOOP
+                ? $"{path} is a symlink; refusing to write through it (remove it)"
+                : $"cannot read {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (Stat.OfDescriptor(fd) is not { } st || !st.IsRegular || st.Uid != Libc.geteuid() || st.Size > (ulong)maxBytes)
+            throw new EnvironmentException($"{path} is not a regular file of root's under {maxBytes >> 10} KiB; refusing to rewrite it (remove it)");
+        var buffer = new byte[st.Size];
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
+            if (n == 0) break;
+            total += n;
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+    }
+
+    /// <summary>Replaces <paramref name="path"/> atomically: a new file under a random name nobody could have
+    /// prepared (O_EXCL: a symlink there fails the create), 0644 set through the handle whatever the umask,
+    /// synced, renamed over the old one, and the directory synced, so a crash leaves the old file or the new one.</summary>
+    public static void Replace(string path, string text)
+    {
+        var dir = Path.GetDirectoryName(path)!;
+        var tmp = $"{path}.tmp.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
+        try
+        {
+            using (var f = new FileStream(tmp, new FileStreamOptions
+                   {
+                       Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = FileMode644,
+                   }))
+            {
+                File.SetUnixFileMode(f.SafeFileHandle, FileMode644);
+                f.Write(System.Text.Encoding.UTF8.GetBytes(text));
+                f.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+        SyncDirectory(dir);
+    }
+
+    static void SyncDirectory(string dir)
+    {
+        var fd = Libc.open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+        if (fd < 0) return;
+        Libc.fsync(fd);
+        Libc.close(fd);
+    }
+
+    /// <summary>StrictModes for a directory root writes into: a real directory, root's, writable by nobody
+    /// else (or someone else could put a symlink at the file's name and have root write, or chmod, any file).</summary>
+    public static void CheckDirectory(string dir, string what)
+    {
+        if (Stat.NoFollow(dir) is not { } st)
+            throw new EnvironmentException($"cannot stat {dir}: {Marshal.GetLastPInvokeErrorMessage()}");
+        if (!st.IsDirectory)
+            throw new EnvironmentException($"{dir} is not a directory (a symlink?); refusing to write {what} there");
+        if (st.Uid != Libc.geteuid())
+            throw new EnvironmentException($"{dir} is owned by uid {st.Uid}, not root; refusing to write {what} there (chown root {dir})");
+        if ((st.Permissions & 0b000_010_010) != 0)
+            throw new EnvironmentException($"{dir} is writable by group or others (mode {Convert.ToString(st.Permissions, 8)}); refusing to write {what} there (chmod go-w {dir})");
+    }
+}
