@@ -96,6 +96,7 @@ public static class Reconciler
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
         // would read as "already there" while our route is not. A foreign route identical to the policy's (a
         // how-to's hand-typed line) is taken over with --adopt; every other conflict is listed, all at once.
+        Reachable(policy, snapshot);
         var conflicts = new List<string>();
         var adoptedRoutes = new HashSet<Route>();
         var adoptedRules = new Dictionary<Rule, Rule>();
@@ -143,6 +144,33 @@ public static class Reconciler
             changes.AddRange([new DeleteRule(theirs), new AddRule(ours)]);
         }
         return changes;
+    }
+
+    /// <summary>
+    /// What the kernel checks on add, checked in the plan: a gateway without onlink must lie in a connected network
+    /// (a route without a gateway) of the route's device, in main or the route's own table, or in one of the
+    /// policy's tunnel addresses; the kernel answers "Nexthop has invalid gateway" otherwise. A route on a device
+    /// that does not exist yet is not judged here (it waits for its device), nor is a snapshot without links (no
+    /// kernel was read).
+    /// </summary>
+    static void Reachable(ParsedPolicy policy, KernelSnapshot snapshot)
+    {
+        if (snapshot.Links.Count == 0) return;
+        var problems = new List<string>();
+        foreach (var r in policy.Routes)
+        {
+            if (r.Gateway is not { } g || r.OnLink || r.Type != RouteType.Unicast || g.IsIPv6LinkLocal) continue;
+            if (r.Device is { } dev && !snapshot.Links.Any(l => l.Name == dev)) continue;
+            var connected = snapshot.State.Routes.Any(c => c.Gateway is null && c.Type == RouteType.Unicast && c.Family == r.Family
+                                                           && (c.Table == TableNames.Main || c.Table == r.Table)
+                                                           && (r.Device is null || c.Device == r.Device) && c.Destination.Contains(g))
+                            || policy.Tunnels.Any(t => (r.Device is null || r.Device == t.Link.Name)
+                                                       && t.Addresses.Any(a => a.Family == r.Family && a.Network.Contains(g)));
+            if (!connected)
+                problems.Add($"route '{IpCommand.RouteArgs(r, policy.TableNames, policy.ProtocolNames)}': gateway {g} is not on a connected network" +
+                             $"{(r.Device is null ? "" : $" of {r.Device}")}, so the kernel would refuse it (\"Nexthop has invalid gateway\"); add the address or route that reaches it, or 'onlink' if it is on the link anyway");
+        }
+        if (problems.Count > 0) throw new EnvironmentException($"{policy.Source}: {string.Join("; ", problems)}");
     }
 
     /// <summary>The policy's routes and rules with its uplinks resolved against the snapshot (what export renders).</summary>

@@ -83,6 +83,8 @@ public class AdoptSpecs
         ns.Ip("route", "add", "default", "via", "192.168.2.1", "table", "20");
         var policy = Topology.Example(ns, "multihomed-reply-routing.json");
 
+        var before = ns.Dump();
+
         var typo = Run(ns, ["apply", "--adopt", "-c", policy]);
 
         // The typo'd connected route, and the default route the kernel resolved over it (dev eth0), are in the way.
@@ -94,7 +96,7 @@ public class AdoptSpecs
             errors[0]);
         Assert.StartsWith("tunnel-router: error: route 'default via 192.168.2.1 dev eth0 table lan2 proto boot' is in the way of the policy's 'default via 192.168.2.1 dev eth1 table lan2", errors[1]);
         // Nothing changed: not even what could have been adopted.
-        Assert.Contains("proto boot", ns.Ip("route", "show", "table", "10"));
+        Assert.Equal(before, ns.Dump());
 
         // The admin fixes the typo as the how-to meant it, and adopts.
         ns.Ip("route", "flush", "table", "20");
@@ -108,7 +110,7 @@ public class AdoptSpecs
         Assert.Contains("adopting route 'default via 192.168.1.1 dev eth0 table lan1 proto boot': re-created as tunnel-router's", run.Stderr);
         Assert.Contains("3000:\tfrom 192.168.1.6 lookup 10 proto 147", ns.Ip("rule", "show"));
         Assert.Contains("3010:\tfrom 192.168.2.2 lookup 20 proto 147", ns.Ip("rule", "show"));
-        Assert.DoesNotContain("proto boot", ns.Ip("route", "show", "table", "10"));
+        Assert.All(Lines(ns.Ip("route", "show", "table", "10")), l => Assert.Contains("proto 147", l));
         Assert.Equal(0, Run(ns, ["plan", "-c", policy]).ExitCode);
     }
 }
