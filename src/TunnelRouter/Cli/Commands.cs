@@ -71,6 +71,9 @@ public static class Commands
         var policy = ParsePolicy(ctx);
         var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
         var plan = PlanPolicy(ctx, policy, snapshot, stated: true);
+        var records = policy.Instances.Count > 0 ? LiveInstances.Records(ctx) : [];
+        foreach (var line in LiveInstances.Lines(policy, records)) ctx.Log.Information("{Line}", line);
+        foreach (var finding in LiveInstances.Recursion(ctx, records)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
         foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))
             ctx.Out.WriteLine(line);
         if (plan.Changes.Count == 0) ctx.Log.Information("nothing to change");

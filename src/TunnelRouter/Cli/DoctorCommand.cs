@@ -74,6 +74,9 @@ public static class DoctorCommand
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
         HandMade(ctx, findings, state, rules);
+        foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx)))
+            findings.Add(new Finding("recursive-routing", FindingLevel.Note, finding,
+                $"add '{RecursiveRouting.Option}' to that OpenVPN client's configuration (or route the server's address elsewhere)"));
         if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot);
         if (plan is not null)
         {
@@ -392,7 +395,7 @@ public static class DoctorCommand
                 twice.Add($"{id} is named {string.Join(" and ", defs.Select(d => $"'{d.Name}' ({d.File})"))}");
 
         string? undefined = null;
-        try { ctx.Names.ResolveTable(ctx.Options.FieldOf("Table"), ctx.Options.Table, ctx.Options.TableId); }
+        try { ctx.Names.ResolveAutoTable(ctx.Options.FieldOf("Table"), ctx.Options.Table, ctx.Options.TableId); }
         catch (InputException e) { undefined = e.Message; }
 
         if (twice.Count > 0)

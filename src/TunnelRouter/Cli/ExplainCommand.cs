@@ -142,6 +142,16 @@ public static class ExplainCommand
         return null;
     }
 
+    /// <summary>A packet for an OpenVPN tunnel's own server that goes into that tunnel: OpenVPN drops it.</summary>
+    static string? Recursive(Context ctx, Explanation x)
+    {
+        var device = x.NextHop.Device ?? x.Match.Device;
+        if (device is null) return null;
+        var record = LiveInstances.Records(ctx).FirstOrDefault(r => r.Device == device && r.Servers.Contains(x.Packet.To));
+        return record is null ? null
+            : $"{x.Packet.To} is {device}'s own VPN server: OpenVPN drops tunnel packets for it ('Recursive routing detected') unless the client's configuration has {RecursiveRouting.Option}";
+    }
+
     static string TableText(TableNames t, uint id) => t.TryGetName(id, out var name) ? $"{name} ({id})" : $"{id}";
 
     static int Int(string? text) => int.TryParse(text, out var n) ? n : 0;
@@ -175,6 +185,7 @@ public static class ExplainCommand
             o.WriteLine($"Table:    {TableText(t, x.Match.Table!.Value)}");
             o.WriteLine($"Route:    {RouteText(x.Match, ctx)}");
             o.WriteLine($"Next hop: {NextHopText(x.NextHop)}");
+            if (Recursive(ctx, x) is { } warning) o.WriteLine($"Warning:  {warning}");
         }
         else
         {
@@ -252,6 +263,7 @@ public static class ExplainCommand
                 w.WriteString("route", RouteText(x.Match, ctx));
                 if (x.NextHop.Gateway is not null) w.WriteString("gateway", x.NextHop.Gateway);
                 if (x.NextHop.Device is not null) w.WriteString("device", x.NextHop.Device);
+                if (Recursive(ctx, x) is { } warning) w.WriteString("warning", warning);
             }
             else
             {
@@ -301,6 +313,7 @@ public static class ExplainCommand
         if (a.Device is not null) s += $" dev {a.Device}";
         if (a.Protocol is { } pr) s += $" proto {ctx.Names.Protocols.Format(pr)}";
         if (a.Protocol == ctx.Protocol || a.Protocol == ctx.HookProtocol) s += " (tunnel-router's)";
+        else if (a.Protocol is { } daemon && RoutingDaemons.Of(daemon) is { } who) s += $" (learned by {who}: the routing daemon decides here)";
         return s;
     }
 

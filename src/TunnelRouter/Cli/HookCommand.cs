@@ -1,5 +1,6 @@
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;
+using TunnelRouter.Policy;
 
 namespace TunnelRouter.Cli;
 
@@ -18,35 +19,110 @@ public static class HookCommand
             // Resolved under the lock, from names read under it: two hooks naming two new tables at once must
             // not give both the same id.
             var settings = new HookSettings(
-                ctx.Names.ResolveTable(o.FieldOf("Table"), o.Table, o.TableId),
+                ctx.Names.ResolveAutoTable(o.FieldOf("Table"), o.Table, o.TableId),
                 ctx.HookProtocol,
                 o.PoolRules,
-                o.PoolRulePriority);
-            var desired = tunnel.Action == HookAction.Up ? HookPolicy.Desired(tunnel, settings) : KernelState.Empty;
+                o.PoolRulePriority,
+                o.RoutedNetworks ?? o.PoolRules);
+            // The tunnel's Instances entry, its placeholders filled from OpenVPN's environment: a hostile or missing
+            // value stops the run here, before anything is changed.
+            var instance = tunnel.Action == HookAction.Up ? Instance(ctx, tunnel, settings) : null;
             var record = records.Read(tunnel.Device);
-            // The whole table, not just this device's routes: a foreign route with the same key must be seen.
-            var current = ctx.Kernel.Read(new StateQuery(new HashSet<uint> { settings.Table },
-                Rules: o.PoolRules || record is { Rules.Count: > 0 } || tunnel.Action == HookAction.Down));
+            // A down with no record (lost, or never written) removes what up would have installed, instance lines
+            // included when down's environment still resolves them.
+            var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings) : null;
+            var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings), instance?.State) : KernelState.Empty;
+            // Whole tables, not just this device's routes: a foreign route with the same key must be seen.
+            var tables = new HashSet<uint> { settings.Table };
+            foreach (var r in desired.Routes) tables.Add(r.Table);
+            foreach (var r in record?.Routes ?? []) tables.Add(r.Table);
+            foreach (var r in unrecorded?.State.Routes ?? []) tables.Add(r.Table);
+            var current = ctx.Kernel.Read(new StateQuery(tables,
+                Rules: o.PoolRules || desired.Rules.Count > 0 || record is { Rules.Count: > 0 } || tunnel.Action == HookAction.Down));
             StartupTrace.Mark("read");
+            // An instance route written without dev reads back with the device the kernel chose.
+            desired = Policy.PolicyState.Settle(desired, current);
+            var servers = Servers(ctx, instance);
+            if (instance is not null)
+            {
+                foreach (var note in instance.Notes) ctx.Log.Information("{Note}", note);
+                foreach (var finding in RecursiveRouting.Find(tunnel.Device, instance.State, servers, ctx.Names.Tables, ctx.Names.Protocols))
+                    ctx.Log.Warning("tunnel-router: warning: {Field}: {Finding}", instance.Spec.Field, finding);
+            }
             if (tunnel.Action == HookAction.Down && record is not null && !record.Matches(tunnel))
                 ctx.Log.Information("{Device} is another tunnel's now ({Identity}); leaving its routes and rules", tunnel.Device, record.Identity);
-            var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record));
+            var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record, unrecorded?.State));
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
-            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, desired, record);
+            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, desired, record, instance, servers);
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
     }
 
+    /// <summary>The first Instances entry whose Dev matches the tunnel's device, resolved; null when none does.
+    /// The whole section is checked, as apply checks it, so a broken entry fails every up, not only its own.</summary>
+    static ResolvedInstance? Instance(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
+    {
+        var o = ctx.Options;
+        if (o.Instances.Count == 0) return null;
+        var source = ctx.ConfigPath ?? "configuration";
+        var tables = PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, source);
+        var specs = InstanceConfig.Parse(o.Instances, tables.For, settings.Protocol, source);
+        return InstanceConfig.Match(specs, tunnel.Device) is { } spec
+            ? InstanceConfig.Resolve(spec, ctx.Environment, tables.For, settings.Protocol)
+            : null;
+    }
+
+    static ResolvedInstance? InstanceAtDown(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
+    {
+        try { return Instance(ctx, tunnel, settings); }
+        catch (InputException e)
+        {
+            ctx.Log.Information("{Device} has no record and its Instances lines do not resolve now ({Message}); removing the tunnel's own routes only",
+                tunnel.Device, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>The tunnel's own server, unless its OpenVPN configuration (the "config" variable: OpenVPN's own file,
+    /// root's) has allow-recursive-routing: then traffic for the server may go into the tunnel, and nobody need warn.</summary>
+    static IReadOnlyList<System.Net.IPAddress> Servers(Context ctx, ResolvedInstance? instance)
+    {
+        if (instance is null) return [];
+        string? text = null;
+        if (ctx.Environment.TryGetValue("config", out var path) && path.Length > 0)
+        {
+            try { text = new FileInfo(path) is { Exists: true, Length: < 1 << 20 } ? File.ReadAllText(path) : null; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { }
+        }
+        return RecursiveRouting.Allowed(text) ? [] : RecursiveRouting.Servers(ctx.Environment);
+    }
+
+    /// <summary>The tunnel's own networks and its instance's lines; a line for a route the hook already makes is made once.</summary>
+    static KernelState With(KernelState hook, KernelState? instance)
+    {
+        if (instance is null) return hook;
+        var keys = hook.Routes.Select(r => r.Key).ToHashSet();
+        return new KernelState(
+            [.. hook.Routes, .. instance.Routes.Where(r => keys.Add(r.Key))],
+            [.. hook.Rules, .. instance.Rules.Where(r => !hook.Rules.Contains(r))]);
+    }
+
     /// <summary>Up records what it installed, down forgets its own record. The kernel changes are made by then:
     /// a record that cannot be written is a warning (down then removes what up would install), not a failure.</summary>
-    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, KernelState desired, TunnelRecord? previous)
+    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, KernelState desired, TunnelRecord? previous,
+        ResolvedInstance? instance, IReadOnlyList<System.Net.IPAddress> servers)
     {
         try
         {
-            if (tunnel.Action == HookAction.Up) records.Write(TunnelRecord.Of(tunnel, desired));
+            if (tunnel.Action == HookAction.Up)
+                records.Write(TunnelRecord.Of(tunnel, desired) with
+                {
+                    Lines = instance is null ? [] : [.. instance.RouteLines.Select(l => "route " + l), .. instance.RuleLines.Select(l => "rule " + l)],
+                    Servers = servers,
+                });
             else if (previous is null || previous.Matches(tunnel)) records.Delete(tunnel.Device);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException)

@@ -17,6 +17,8 @@ public static class ConfigSchema
 
     public static readonly string[] PrefixListKeys = ["File", "Route"];
 
+    public static readonly string[] InstanceKeys = ["Dev", "Rules", "Routes"];
+
     public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Gateway6", "Priority"];
 
     public static readonly string[] RoutingKeys = ["Daemon", "Protocol", "Area", "Hello", "Dead", "ConfigFile", "Control", "Interfaces", "Stubs"];
@@ -29,7 +31,7 @@ public static class ConfigSchema
     [
         new("Config", Shape.Value, ""),
         new("Table", Shape.Value, ""), new("TableId", Shape.Value, ""), new("Protocol", Shape.Value, ""),
-        new("HookProtocol", Shape.Value, ""), new("PoolRules", Shape.Value, ""), new("PoolRulePriority", Shape.Value, ""),
+        new("HookProtocol", Shape.Value, ""), new("PoolRules", Shape.Value, ""), new("RoutedNetworks", Shape.Value, ""), new("PoolRulePriority", Shape.Value, ""),
         new("Backend", Shape.Value, ""), new("LogFile", Shape.Value, ""), new("Iproute2Dir", Shape.Value, ""),
         new("LockFile", Shape.Value, ""), new("LockTimeoutSeconds", Shape.Value, ""),
         new("Tables", Shape.Map, "{ \"vpn\": 200 }"),
@@ -39,6 +41,7 @@ public static class ConfigSchema
         new("Uplinks", Shape.Entries, "{ \"Interface\": \"eth0\", \"Table\": \"lan1\" }", UplinkKeys),
         new("Marks", Shape.Entries, "{ \"Chain\": \"output\", \"Mark\": \"0xf2\" }", MarkOptions.Keys),
         new("Sysctls", Shape.Map, "{ \"net.ipv4.ip_forward\": \"1\" }"),
+        new("Instances", Shape.Entries, "{ \"Dev\": \"tun2\", \"Routes\": [ \"default via ${route_vpn_gateway} dev ${dev} table nyet\" ] }", InstanceKeys, ["Rules", "Routes"]),
         new("Tunnels", Shape.Entries, "{ \"Name\": \"gre_black\", \"Remote\": \"203.0.113.2\" }", TunnelKeys, ["Addresses", "Routes"]),
         new("Routing", Shape.Object, "{ \"Daemon\": \"bird\", \"Interfaces\": [ \"gre_ab cost 10\" ] }", RoutingKeys, ["Interfaces", "Stubs"]),
     ];

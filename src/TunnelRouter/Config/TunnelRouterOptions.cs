@@ -10,9 +10,9 @@ public sealed class TunnelRouterOptions
     /// <summary>The policy table of the OpenVPN hook: a name or a number.</summary>
     public string Table { get; set; } = "vpn";
 
-    /// <summary>The number given to <see cref="Table"/> when the host's rt_tables do not define it.
-    /// 200 is what the eduVPN how-to uses and is clear of the reserved 0 and 252–255.</summary>
-    public uint TableId { get; set; } = 200;
+    /// <summary>The number given to <see cref="Table"/> when the host's rt_tables do not define it; unset, the
+    /// first id from 200–249 that no rt_tables file names (200 for the first, as the eduVPN how-to's "vpn").</summary>
+    public uint? TableId { get; set; }
 
     /// <summary>Route protocol (and rule protocol) of everything <c>apply</c> creates. 147 is unassigned
     /// in iproute2's rt_protos (taken: 0–18, 42, 84, 99, 186–192).</summary>
@@ -24,6 +24,11 @@ public sealed class TunnelRouterOptions
 
     /// <summary>Add "from POOL lookup TABLE" for each tunnel network on up (and remove it on down).</summary>
     public bool PoolRules { get; set; }
+
+    /// <summary>A server's routed networks (its route_network_N / route_ipv6_network_N: the networks behind its
+    /// clients' iroutes) as routes through the tunnel in the policy table, so the pool reaches them through the
+    /// tunnel and not through the table's default route. Unset: on with <see cref="PoolRules"/>.</summary>
+    public bool? RoutedNetworks { get; set; }
 
     /// <summary>Priority of pool rules: the hook's band is 1000–1999.</summary>
     public uint PoolRulePriority { get; set; } = 1000;
@@ -55,6 +60,9 @@ public sealed class TunnelRouterOptions
 
     /// <summary>GRE tunnels apply creates, changes and removes (see docs/gre.md).</summary>
     public List<TunnelOptions> Tunnels { get; set; } = [];
+
+    /// <summary>Per-instance rules and routes the OpenVPN hook installs, with ${NAME} placeholders (see docs/openvpn.md).</summary>
+    public List<InstanceOptions> Instances { get; set; } = [];
 
     /// <summary>Uplinks of a multi-homed host: each gets its own table and "from ADDRESS lookup TABLE".</summary>
     public List<UplinkOptions> Uplinks { get; set; } = [];

@@ -1,7 +1,8 @@
 namespace TunnelRouter.Core;
 
 /// <summary>What the hook needs from the configuration, resolved to numbers.</summary>
-public sealed record HookSettings(uint Table, byte Protocol, bool PoolRules, uint PoolRulePriority);
+/// <param name="RoutedNetworks">a server's routed networks (the networks behind its clients) go into the table too.</param>
+public sealed record HookSettings(uint Table, byte Protocol, bool PoolRules, uint PoolRulePriority, bool RoutedNetworks = false);
 
 /// <summary>The kernel state one tunnel brings, and which existing objects belong to that tunnel.</summary>
 public static class HookPolicy
@@ -15,6 +16,7 @@ public static class HookPolicy
     public static KernelState Desired(OpenVpnTunnel tunnel, HookSettings s)
     {
         var routes = tunnel.Networks
+            .Where(n => !n.Routed || s.RoutedNetworks)
             .Select(n => new Route(n.Network, s.Table, s.Protocol, device: tunnel.Device, gateway: n.Gateway,
                 onLink: n.Gateway is not null))
             .ToList();
@@ -33,15 +35,16 @@ public static class HookPolicy
     /// tunnel is gone: the device is this one's now) and what it installs itself. Down removes its own record's
     /// objects; a record of another tunnel on the same device (OpenVPN A closed tun0, B took it, A's down comes
     /// late) is left alone; with no record at all (a record lost, or written by nobody), exactly what this
-    /// tunnel's up would have installed.
+    /// tunnel's up would have installed (with <paramref name="instance"/>: its Instances lines as down's environment
+    /// resolves them).
     /// </summary>
-    public static Ownership Scope(OpenVpnTunnel tunnel, HookSettings s, KernelState desired, TunnelRecord? record)
+    public static Ownership Scope(OpenVpnTunnel tunnel, HookSettings s, KernelState desired, TunnelRecord? record, KernelState? instance = null)
     {
         if (tunnel.Action == HookAction.Up)
             return TunnelRecord.ScopeOf([.. desired.Routes, .. record?.Routes ?? []], [.. desired.Rules, .. record?.Rules ?? []]);
         if (record is not null) return record.Matches(tunnel) ? record.Scope() : Nothing;
         var wouldInstall = Desired(tunnel with { Action = HookAction.Up }, s);
-        return TunnelRecord.ScopeOf(wouldInstall.Routes, wouldInstall.Rules);
+        return TunnelRecord.ScopeOf([.. wouldInstall.Routes, .. instance?.Routes ?? []], [.. wouldInstall.Rules, .. instance?.Rules ?? []]);
     }
 
     static readonly Ownership Nothing = new(_ => false, _ => false);

@@ -7,7 +7,9 @@ public enum HookAction { Up, Down }
 
 /// <summary>A network reached through the tunnel: connected (no gateway) or routed via the peer. A pool is a
 /// network of the tunnel's own clients, which may get a pool rule ("from POOL lookup TABLE").</summary>
-public readonly record struct TunnelNetwork(IPNetwork Network, IPAddress? Gateway = null, bool Pool = false);
+/// <see cref="Routed"/>: a network a server routes to one of its clients (its <c>route</c> lines for the clients'
+/// <c>iroute</c>s), which goes into the policy table only with the RoutedNetworks setting, and never gets a rule.</summary>
+public readonly record struct TunnelNetwork(IPNetwork Network, IPAddress? Gateway = null, bool Pool = false, bool Routed = false);
 
 /// <summary>
 /// What OpenVPN tells a hook about one tunnel, parsed once at the edge from its environment and
@@ -66,6 +68,13 @@ public sealed record OpenVpnTunnel(
         // IPv4: topology subnet (and tap) give a netmask; net30 and p2p give the peer address.
         var localField = Get("ifconfig_local") is null && Arg(3) is not null ? "argument 4 (ifconfig_local)" : "ifconfig_local";
         var localText = Get("ifconfig_local") ?? Arg(3);
+        // One family only: an IPv6-only server passes ifconfig_local (and ifconfig_netmask) as empty strings,
+        // and an IPv4-only one no IPv6 variables. An empty value counts as absent when the other family is there.
+        var local6Given = Get("ifconfig_ipv6_local");
+        if (localText == "" && !string.IsNullOrEmpty(local6Given)) localText = null;
+        if (local6Given == "" && !string.IsNullOrEmpty(localText)) local6Given = null;
+        if (string.IsNullOrEmpty(localText) && string.IsNullOrEmpty(local6Given) && (localText is not null || local6Given is not null))
+            throw new InputException(localField, "is empty, and so is ifconfig_ipv6_local (or it is unset); the tunnel has no address to route");
         IPAddress? local4 = null, peer4 = null;
         if (localText is not null)
         {
@@ -96,7 +105,7 @@ public sealed record OpenVpnTunnel(
 
         // IPv6 always comes as address + prefix length.
         IPAddress? local6 = null;
-        if (Get("ifconfig_ipv6_local") is { } local6Text)
+        if (local6Given is { } local6Text)
         {
             local6 = Net.ParseAddress("ifconfig_ipv6_local", local6Text, AddressFamily.InterNetworkV6);
             var bits = Get("ifconfig_ipv6_netbits");
@@ -125,16 +134,23 @@ public sealed record OpenVpnTunnel(
             var prefix = Net.NetmaskToPrefix($"route_netmask_{i}", Get($"route_netmask_{i}") ?? "255.255.255.255");
             var gateway = Net.ParseAddress($"route_gateway_{i}", gw, AddressFamily.InterNetwork);
             var network = Net.Masked(net, prefix);
-            var isPool = server && local4 is not null && peer4 is not null && gateway.Equals(peer4)
+            if (!server || networks.Any(n => n.Network.Equals(network))) continue;
+            var isPool = local4 is not null && peer4 is not null && gateway.Equals(peer4)
                          && prefix >= MinPrefix4 && prefix < 32 && network.Contains(local4) && network.Contains(peer4);
-            if (isPool && !networks.Any(n => n.Network.Equals(network))) networks.Add(new(network, gateway, Pool: true));
+            // A server's other routes through the tunnel are the networks behind its clients (their iroutes):
+            // routes in the policy table, never pool rules.
+            if (isPool) networks.Add(new(network, gateway, Pool: true));
+            else if (prefix > 0) networks.Add(new(network, gateway, Routed: true));
         }
         for (var i = 1; i <= 1024; i++)
         {
             var netText = Get($"route_ipv6_network_{i}");
             if (netText is null) break;
-            Net.ParsePrefix($"route_ipv6_network_{i}", netText, AddressFamily.InterNetworkV6);
+            var network = Net.ParsePrefix($"route_ipv6_network_{i}", netText, AddressFamily.InterNetworkV6);
             if (Get($"route_ipv6_gateway_{i}") is { } g) Net.ParseAddress($"route_ipv6_gateway_{i}", g, AddressFamily.InterNetworkV6);
+            // On a tun device an IPv6 route needs no gateway: OpenVPN itself adds them with "dev" only.
+            if (server && local6 is not null && network.PrefixLength > 0 && !networks.Any(n => n.Network.Equals(network)))
+                networks.Add(new(network, Routed: true));
         }
 
         if (action == HookAction.Up && networks.Count == 0)

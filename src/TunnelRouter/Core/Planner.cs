@@ -57,7 +57,11 @@ public static class Planner
         // routes on the way out.
         var plan = new List<Change>(adds.Count + deletes.Count);
         Order(adds, ruleFirst: false, plan);
+        var added = plan.Count;
         Order(deletes, ruleFirst: true, plan);
+        // Within routes, what makes a gateway reachable goes in first and out last.
+        RouteOrder.Apply(plan, 0, added, deletes: false);
+        RouteOrder.Apply(plan, added, plan.Count - added, deletes: true);
         return plan;
     }
 

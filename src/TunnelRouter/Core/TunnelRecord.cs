@@ -13,6 +13,14 @@ namespace TunnelRouter.Core;
 /// </summary>
 public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<Route> Routes, IReadOnlyList<Rule> Rules)
 {
+    /// <summary>The lines of the tunnel's Instances entry as up resolved them ("route default via 10.8.0.1 dev tun2
+    /// table nyet", "rule ..."), so that they can be shown and restored without OpenVPN's environment.</summary>
+    public IReadOnlyList<string> Lines { get; init; } = [];
+
+    /// <summary>The tunnel's own VPN server (trusted_ip, remote_N) when its OpenVPN configuration lacks
+    /// allow-recursive-routing: traffic for it must not go into the tunnel.</summary>
+    public IReadOnlyList<System.Net.IPAddress> Servers { get; init; } = [];
+
     /// <summary>Who a tunnel is: its device and its own addresses (the down-root plugin passes them too).</summary>
     public static string IdentityOf(OpenVpnTunnel t) => $"{t.Device} {t.Local4?.ToString() ?? "-"} {t.Local6?.ToString() ?? "-"}";
 
@@ -29,7 +37,10 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
     {
         var routeKeys = routes.Select(RouteId).ToHashSet();
         var ruleKeys = rules.Select(RuleId).ToHashSet();
-        return new(r => routeKeys.Contains(RouteId(r)), r => ruleKeys.Contains(RuleId(r)));
+        // A route written without dev ("198.51.100.7 via ${route_vpn_gateway} table nyet") reads back with the device
+        // the kernel chose: recorded without one, it matches on the rest.
+        return new(r => routeKeys.Contains(RouteId(r)) || (r.Device is not null && routeKeys.Contains(RouteId(r with { Device = null }))),
+            r => ruleKeys.Contains(RuleId(r)));
     }
 
     static (AddressFamily, uint, IPNetwork, string?, byte) RouteId(Route r) => (r.Family, r.Table, r.Destination, r.Device, r.Protocol);
@@ -47,6 +58,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         foreach (var r in Rules)
             text.Append(CultureInfo.InvariantCulture,
                 $"rule\t{(r.From is { } f ? Net.Format(f) : "-")}\t{r.Family.IsV6()}\t{r.Priority}\t{r.Table}\t{r.Protocol}\n");
+        foreach (var l in Lines) text.Append("line\t").Append(l).Append('\n');
+        foreach (var s in Servers) text.Append("server\t").Append(s).Append('\n');
         return text.ToString();
     }
 
@@ -58,6 +71,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
             string? identity = null;
             var routes = new List<Route>();
             var rules = new List<Rule>();
+            var lines = new List<string>();
+            var servers = new List<IPAddress>();
             foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
                 var f = line.Split('\t');
@@ -76,12 +91,18 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
                         rules.Add(new Rule(v6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, Number(f[3]), RuleAction.Lookup,
                             Number(f[4]), (byte)Number(f[5]), from: f[1] == "-" ? null : Net.ParsePrefix("record", f[1], null)));
                         break;
+                    case "line" when f.Length == 2 && (f[1].StartsWith("route ", StringComparison.Ordinal) || f[1].StartsWith("rule ", StringComparison.Ordinal)):
+                        lines.Add(f[1]);
+                        break;
+                    case "server" when f.Length == 2:
+                        servers.Add(Net.ParseAddress("record", f[1], null));
+                        break;
                     default:
                         return null;
                 }
             }
             if (identity is null || !identity.StartsWith(device + " ", StringComparison.Ordinal)) return null;
-            return new TunnelRecord(device, identity, routes, rules);
+            return new TunnelRecord(device, identity, routes, rules) { Lines = lines, Servers = servers };
         }
         catch (Exception e) when (e is InputException or FormatException or OverflowException) { return null; }
     }

@@ -71,10 +71,44 @@ public sealed class Iproute2Files
         if (fresh is 0 or > int.MaxValue or TableNames.Default or TableNames.Main or TableNames.Local)
             throw new InputException(field, $"table '{nameOrId}' cannot take id {fresh}: a table id (TableId, Tables) is 1 to {int.MaxValue}, except 253-255 (default, main, local)");
         if (Tables.TryGetName(fresh, out var other))
-            throw new InputException(field, $"table '{nameOrId}' would take id {fresh}, which rt_tables already names '{other}'; choose another id");
+            throw new InputException(field, $"table '{nameOrId}' would take id {fresh}, which {FileNaming(fresh) ?? "rt_tables"} already names '{other}'; " +
+                                            $"leave TableId unset (a free id from {AutoTableFirst}-{AutoTableLast} is taken) or set it to a free one, e.g. setenv TUNNEL_ROUTER_TABLEID {FreeTableId() ?? AutoTableLast}");
         Tables.Add(fresh, nameOrId);
         _pendingTables.Add((fresh, nameOrId));
         return fresh;
+    }
+
+    /// <summary>Where a new table name without a number takes its id: the first one no rt_tables file names.
+    /// 200 is the eduVPN how-to's "vpn"; the range stays clear of 252 and of the reserved 253-255.</summary>
+    public const uint AutoTableFirst = 200, AutoTableLast = 249;
+
+    /// <summary>The hook's table: its id when a file names it; otherwise <paramref name="id"/>, or with none the
+    /// first free id of <see cref="AutoTableFirst"/>-<see cref="AutoTableLast"/>.</summary>
+    public uint ResolveAutoTable(string field, string nameOrId, uint? id)
+    {
+        if (id is not null || Tables.TryGetId(nameOrId, out _) || !IsValidName(nameOrId)) return ResolveTable(field, nameOrId, id);
+        return ResolveTable(field, nameOrId, FreeTableId()
+            ?? throw new InputException(field, $"table '{nameOrId}' needs an id, and every one of {AutoTableFirst}-{AutoTableLast} is named already; set TableId"));
+    }
+
+    uint? FreeTableId()
+    {
+        for (var id = AutoTableFirst; id <= AutoTableLast; id++)
+            if (!Tables.TryGetName(id, out _)) return id;
+        return null;
+    }
+
+    /// <summary>The rt_tables file that names a table id (the drop-in of an earlier tunnel, or rt_tables itself).</summary>
+    string? FileNaming(uint id)
+    {
+        foreach (var f in Files(_dir, "rt_tables"))
+        {
+            var one = new TableNames(numeric: true);
+            try { one.Load(File.ReadAllText(f)); }
+            catch (IOException) { continue; }
+            if (one.TryGetName(id, out _) && id is not (TableNames.Default or TableNames.Main or TableNames.Local)) return f;
+        }
+        return null;
     }
 
     /// <summary>

@@ -39,6 +39,21 @@ public sealed class TunnelRecords(string runDir)
         return TunnelRecord.Parse(device, System.Text.Encoding.UTF8.GetString(buffer, 0, total));
     }
 
+    /// <summary>Every readable record, by device name (what plan, doctor and explain show of live tunnels).</summary>
+    public IReadOnlyList<TunnelRecord> ReadAll()
+    {
+        if (!Directory.Exists(_dir)) return [];
+        var result = new List<TunnelRecord>();
+        foreach (var path in Directory.GetFiles(_dir).Order(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(path);
+            if (name.Length > InterfaceName.MaxLength || name.Contains(".tmp.", StringComparison.Ordinal)) continue;
+            try { if (Read(name) is { } r) result.Add(r); }
+            catch (InputException) { }
+        }
+        return result;
+    }
+
     /// <summary>Records what up installed; atomically, so a crash leaves the old record or the new one.</summary>
     public void Write(TunnelRecord record)
     {

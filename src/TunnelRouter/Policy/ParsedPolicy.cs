@@ -37,6 +37,8 @@ public sealed record ParsedPolicy
     public IReadOnlyList<UplinkSpec> Uplinks { get; init; } = [];
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 
+    /// <summary>Instances entries: templates the hook resolves at up; plan shows them.</summary>
+    public IReadOnlyList<InstanceSpec> Instances { get; init; } = [];
     /// <summary>The routing daemon running OSPF over the tunnels; null when the policy has none.</summary>
     public RoutingSpec? Routing { get; init; }
 

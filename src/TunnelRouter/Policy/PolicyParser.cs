@@ -35,6 +35,7 @@ public static class PolicyParser
 
         var tunnels = InputErrors.Collect(errors, () => TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n))) ?? [];
         var rules = ParseRules(o.Rules, tables, protocol, src, errors);
+        var instances = InputErrors.Collect(errors, () => InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src)) ?? [];
         var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
         var prefixLists = new List<PrefixListRoutes>();
         if (o.PrefixLists.Count > 0)
@@ -73,6 +74,7 @@ public static class PolicyParser
             PrefixLists = prefixLists,
             Uplinks = uplinks,
             Tunnels = tunnels,
+            Instances = instances,
             Routing = routing,
             Marks = NftMarks.Render(markRules),
             Sysctls = sysctls,
@@ -94,7 +96,11 @@ public static class PolicyParser
             var field = $"{src}: Rules[{i}]";
             uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
             var line = lines[i];
-            var rule = InputErrors.Collect(errors, () => PolicyLine.ParseRule(field, line, tables.For(field), protocol, automatic));
+            var rule = InputErrors.Collect(errors, () =>
+            {
+                NoPlaceholder(field, line, "Rules");
+                return PolicyLine.ParseRule(field, line, tables.ForLines(field), protocol, automatic);
+            });
             if (rule is null) continue;
             if (!index.TryAdd(rule, i)) errors.Add(new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]"));
             else rules.Add(rule);
@@ -113,7 +119,11 @@ public static class PolicyParser
         {
             var field = $"{src}: Routes[{i}]";
             var line = lines[i];
-            var route = InputErrors.Collect(errors, () => PolicyLine.ParseRoute(field, line, tables.For(field), protocol));
+            var route = InputErrors.Collect(errors, () =>
+            {
+                NoPlaceholder(field, line, "Routes");
+                return PolicyLine.ParseRoute(field, line, tables.ForLines(field), protocol);
+            });
             if (route is null) continue;
             // A route over a tunnel belongs to the tunnel (made and removed with it), not to the top-level Routes.
             if (route.Device is { } dev && tunnelNames.TryGetValue(dev, out var tunnel))
@@ -125,6 +135,13 @@ public static class PolicyParser
             else routes.Add(route);
         }
         return routes;
+    }
+
+    /// <summary>Placeholders are OpenVPN's values at up: only the hook has them, for the tunnel an Instances entry names.</summary>
+    static void NoPlaceholder(string field, string line, string section)
+    {
+        if (InstanceLine.HasPlaceholder(line))
+            throw new InputException(field, $"'{Net.Printable(line)}' has a ${{...}} placeholder, which only an OpenVPN tunnel's up can fill; move the line into Instances[].{section}, e.g. {{ \"Dev\": \"tun2\", \"{section}\": [ ... ] }}");
     }
 
     static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src, List<InputException> errors)

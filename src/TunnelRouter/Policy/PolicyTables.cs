@@ -12,10 +12,10 @@ public sealed class PolicyTables
 {
     readonly Iproute2Files _names;
     readonly string _hookTable;
-    readonly uint _hookTableId;
+    readonly uint? _hookTableId;
     HashSet<string> _broken = [];
 
-    PolicyTables(Iproute2Files names, string hookTable, uint hookTableId)
+    PolicyTables(Iproute2Files names, string hookTable, uint? hookTableId)
     {
         _names = names;
         _hookTable = hookTable;
@@ -23,7 +23,7 @@ public sealed class PolicyTables
     }
 
     /// <summary>Checks and registers the policy's Tables (in name order, so errors come out the same each run).</summary>
-    public static PolicyTables Create(Iproute2Files names, IReadOnlyDictionary<string, uint> tables, string hookTable, uint hookTableId,
+    public static PolicyTables Create(Iproute2Files names, IReadOnlyDictionary<string, uint> tables, string hookTable, uint? hookTableId,
         string source, List<InputException>? errors = null)
     {
         var broken = new HashSet<string>(StringComparer.Ordinal);
@@ -56,11 +56,14 @@ public sealed class PolicyTables
         // A name whose Tables entry is already an error stands in as a valid table: one mistake, one message
         // (the policy is refused anyway).
         if (_broken.Contains(nameOrNumber)) return 1;
-        if (nameOrNumber == _hookTable) return _names.ResolveTable(field, nameOrNumber, _hookTableId);
+        if (nameOrNumber == _hookTable) return _names.ResolveAutoTable(field, nameOrNumber, _hookTableId);
         return null;
     }
 
-    public PolicyLine.Tables For(string field) => new(n => Resolve(field, n), Names);
+    public TableResolver For(string field) => n => Resolve(field, n);
+
+    /// <summary>The resolver with every name a line may use, for "did you mean" on a misspelt table.</summary>
+    public PolicyLine.Tables ForLines(string field) => new(For(field), Names);
 
     /// <summary>Every name a line may use: the host's, the policy's and the hook's.</summary>
     public IEnumerable<string> Names => _names.Tables.ByName.Keys.Append(_hookTable);

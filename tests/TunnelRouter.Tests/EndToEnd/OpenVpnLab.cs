@@ -34,14 +34,12 @@ public sealed record ServerSpec(
 /// knows only its own subnet: a client packet reaches it only through the policy table's default route
 /// via the NAT router, and an answer comes back only because the NAT router masqueraded it.
 /// </summary>
-public sealed class OpenVpnLab : IDisposable
+public sealed class OpenVpnLab : NamespaceLab
 {
     public const string InternetV4 = "198.51.100.10", InternetV6 = "2001:db8:100::10";
     public const string NatWanV4 = "198.51.100.1", NatWanV6 = "2001:db8:100::1";
     public const string ServerLan = "192.168.178.2";
 
-    readonly List<NetNs> _namespaces = [];
-    readonly List<OpenVpnProcess> _processes = [];
 
     public NetNs Server { get; }
     public NetNs? Nat { get; }
@@ -119,14 +117,8 @@ public sealed class OpenVpnLab : IDisposable
         }
     }
 
-    NetNs Add()
-    {
-        var ns = new NetNs();
-        _namespaces.Add(ns);
-        return ns;
-    }
-
-    static void Link(NetNs a, string aDev, string a4, string a6, NetNs b, string bDev, string b4, string b6)
+    /// <summary>A veth pair between two namespaces, an IPv4 and an IPv6 address (no DAD) on each end, both up.</summary>
+    internal static void Link(NetNs a, string aDev, string a4, string a6, NetNs b, string bDev, string b4, string b6)
     {
         Sh.Ip("link", "add", aDev, "netns", a.Name, "type", "veth", "peer", "name", bDev, "netns", b.Name);
         // nodad: an address still in duplicate address detection cannot be used for a second or two.
@@ -211,7 +203,7 @@ public sealed class OpenVpnLab : IDisposable
     string Shim(string name)
     {
         var path = Path.Combine(Dir, name);
-        lock (_processes) if (!File.Exists(path)) Repo.CopyWithBinary("hooks/" + name, Dir);
+        lock (Processes) if (!File.Exists(path)) Repo.CopyWithBinary("hooks/" + name, Dir);
         return path;
     }
 
@@ -228,12 +220,6 @@ public sealed class OpenVpnLab : IDisposable
             .. extra ?? [],
         ]);
         return Track(new OpenVpnProcess(Clients[index], name, config, Path.Combine(Dir, name + ".log")));
-    }
-
-    OpenVpnProcess Track(OpenVpnProcess p)
-    {
-        _processes.Add(p);
-        return p;
     }
 
     /// <summary>The client's address on its tun device, as the server assigned it.</summary>
@@ -280,16 +266,4 @@ public sealed class OpenVpnLab : IDisposable
 
     public static string[] Lines(string text) =>
         text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    public void Dispose()
-    {
-        foreach (var p in _processes) p.Dispose();
-        foreach (var ns in _namespaces)
-        {
-            // Helpers openvpn forked (the down-root plugin's root process) would keep a deleted namespace alive.
-            foreach (var pid in Lines(Sh.Run("/usr/sbin/ip", ["netns", "pids", ns.Name]).Stdout))
-                Sh.Run("/bin/kill", ["-KILL", pid]);
-            ns.Dispose();
-        }
-    }
 }

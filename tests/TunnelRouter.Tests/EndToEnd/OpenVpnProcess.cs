@@ -78,7 +78,9 @@ public sealed class OpenVpnProcess : IDisposable
         if (kill(_process.Id, signal) != 0) throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    public const int SIGTERM = 15, SIGUSR1 = 10;
+    public const int SIGTERM = 15, SIGUSR1 = 10, SIGKILL = 9;
+
+    public bool WaitForExit(int timeoutMs) => _process.WaitForExit(timeoutMs);
 
     /// <summary>SIGTERM, as systemd stops it: OpenVPN runs its down hook, then exits.</summary>
     public void Stop(int timeoutMs = 30_000)

@@ -4,12 +4,14 @@ using Xunit.Abstractions;
 
 namespace TunnelRouter.Tests.Guest;
 
-/// <summary>Three sites' policies for tests/guest/mesh-bird.sh: a full GRE mesh, OSPF by BIRD over it.</summary>
-public sealed class MeshGuest : IDisposable
+/// <summary>Three sites' policies for tests/guest/mesh.sh: a full GRE mesh, OSPF by BIRD or FRR over it.</summary>
+public abstract class MeshGuest : IDisposable
 {
-    public MeshGuest()
+    protected MeshGuest(string daemon)
     {
+        Daemon = daemon;
         Work = Directory.CreateTempSubdirectory("tunnel-router-mesh-").FullName;
+        File.WriteAllText(Path.Combine(Work, "daemon"), daemon);
         File.WriteAllText(Path.Combine(Work, "site-a.json"), Site("A", [("gre_ab", "203.0.113.5", "203.0.113.6", "10.255.1.1/30", 10),
                                                                         ("gre_ac", "203.0.113.13", "203.0.113.14", "10.255.3.1/30", 10)]));
         File.WriteAllText(Path.Combine(Work, "site-a-no-ac.json"), Site("A", [("gre_ab", "203.0.113.5", "203.0.113.6", "10.255.1.1/30", 10)]));
@@ -17,17 +19,21 @@ public sealed class MeshGuest : IDisposable
                                                                         ("gre_bc", "203.0.113.9", "203.0.113.10", "10.255.2.1/30", 10)]));
         File.WriteAllText(Path.Combine(Work, "site-c.json"), Site("C", [("gre_bc", "203.0.113.10", "203.0.113.9", "10.255.2.2/30", 10),
                                                                         ("gre_ac", "203.0.113.14", "203.0.113.13", "10.255.3.2/30", 10)]));
-        Run = GuestKernel.Run(Path.Combine(GuestKernel.RepoRoot, "tests", "guest", "mesh-bird.sh"), Work, TimeSpan.FromSeconds(150));
+        Run = GuestKernel.Run(Path.Combine(GuestKernel.RepoRoot, "tests", "guest", "mesh.sh"), Work, TimeSpan.FromSeconds(150));
     }
 
+    public string Daemon { get; }
+
     /// <summary>One site of the mesh, as an admin writes it (README "Many sites").</summary>
-    static string Site(string site, (string Name, string Local, string Remote, string Address, int Cost)[] tunnels) => $$"""
+    string Site(string site, (string Name, string Local, string Remote, string Address, int Cost)[] tunnels) => $$"""
         {
           "Tunnels": [ {{string.Join(",\n    ", tunnels.Select(t =>
               $"{{ \"Name\": \"{t.Name}\", \"Local\": \"{t.Local}\", \"Remote\": \"{t.Remote}\", \"Addresses\": [ \"{t.Address}\" ] }}"))}} ],
           "Routing": {
-            "Daemon": "bird", "Hello": 1, "Dead": 4,
-            "ConfigFile": "/run/site{{site}}/bird/tunnel-router.conf", "Control": "/run/site{{site}}/bird.ctl",
+            "Daemon": "{{Daemon}}", "Hello": 1, "Dead": 4,
+            {{(Daemon == "bird"
+                ? $"\"ConfigFile\": \"/run/site{site}/bird/tunnel-router.conf\", \"Control\": \"/run/site{site}/bird.ctl\","
+                : $"\"ConfigFile\": \"/run/site{site}/etc/tunnel-router.conf\", \"Control\": \"/run/site{site}/frr\",")}}
             "Interfaces": [ {{string.Join(", ", tunnels.Select(t => $"\"{t.Name} cost {t.Cost}\""))}} ],
             "Stubs": [ "lan0" ]
           }
@@ -43,15 +49,40 @@ public sealed class MeshGuest : IDisposable
     }
 }
 
+public sealed class BirdMeshGuest() : MeshGuest("bird");
+
+public sealed class FrrMeshGuest() : MeshGuest("frr");
+
+/// <summary>The mesh with BIRD: <c>protocol ospf</c> in an included file, <c>birdc configure</c>.</summary>
+[Collection("guest-mesh-bird")]
+public class BirdMeshGuestSpecs(BirdMeshGuest guest, ITestOutputHelper output) : GreMeshGuestSpecs(guest, output), IClassFixture<BirdMeshGuest>
+{
+    protected override string Proto => "bird";
+    protected override string[] FileLines => ["protocol ospf v2 tunnel_router {", "interface \"gre_ac\" { type ptp; cost 10; hello 1; dead 4; };", "interface \"lan0\" { stub yes; };"];
+}
+
+/// <summary>The same mesh with FRR: interface stanzas applied with <c>vtysh -f</c>.</summary>
+[Collection("guest-mesh-frr")]
+public class FrrMeshGuestSpecs(FrrMeshGuest guest, ITestOutputHelper output) : GreMeshGuestSpecs(guest, output), IClassFixture<FrrMeshGuest>
+{
+    protected override string Proto => "ospf";
+    protected override string[] FileLines => ["interface gre_ac  ip ospf area 0  ip ospf network point-to-point  ip ospf cost 10", "interface lan0  ip ospf area 0  ip ospf passive"];
+}
+
 /// <summary>
-/// Issue "many sites": three sites in the guest kernel, a full GRE mesh owned by tunnel-router, BIRD's OSPF
-/// over it configured through tunnel-router's Routing section. LAN A reaches LAN C directly; with the A–C
+/// Issue "many sites": three sites in the guest kernel, a full GRE mesh owned by tunnel-router, OSPF over it by a
+/// routing daemon configured through tunnel-router's Routing section. LAN A reaches LAN C directly; with the A–C
 /// tunnel out of A's policy traffic goes through B within OSPF's dead interval; back in, the direct path returns.
 /// </summary>
-[Collection("guest-mesh")]
-public class GreMeshGuestSpecs(MeshGuest guest, ITestOutputHelper output) : IClassFixture<MeshGuest>
+public abstract class GreMeshGuestSpecs(MeshGuest guest, ITestOutputHelper output)
 {
     readonly GuestRun _run = guest.Run;
+
+    /// <summary>The protocol of the daemon's routes in the kernel.</summary>
+    protected abstract string Proto { get; }
+
+    /// <summary>What the file tunnel-router writes for site A holds (its lines joined by spaces).</summary>
+    protected abstract string[] FileLines { get; }
 
     static double Uptime(string value) => double.Parse(value.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
 
@@ -65,11 +96,9 @@ public class GreMeshGuestSpecs(MeshGuest guest, ITestOutputHelper output) : ICla
         Assert.Equal(0, _run.Rc("apply.b"));
         Assert.Equal(0, _run.Rc("apply.c"));
         Assert.Contains("[#] ip link add gre_ac mtu 1476 type gre remote 203.0.113.14 local 203.0.113.13", _run.Out("apply.a"));
-        Assert.Contains("[#] write /run/siteA/bird/tunnel-router.conf", _run.Out("apply.a"));
+        Assert.Contains("[#] write /run/siteA/", _run.Out("apply.a"));
         var file = _run.One("file.a");
-        Assert.Contains("protocol ospf v2 tunnel_router {", file);
-        Assert.Contains("interface \"gre_ac\" { type ptp; cost 10; hello 1; dead 4; };", file);
-        Assert.Contains("interface \"lan0\" { stub yes; };", file);
+        foreach (var line in FileLines) Assert.Contains(line, file);
         Assert.Equal("2", _run.One("neighbours.a"));
         Assert.Equal(0, _run.Rc("plan.a"));
     }
@@ -83,7 +112,7 @@ public class GreMeshGuestSpecs(MeshGuest guest, ITestOutputHelper output) : ICla
     [Fact]
     public void LAN_A_reaches_LAN_C_over_the_direct_tunnel()
     {
-        Assert.Contains("192.168.3.0/24 via 10.255.3.2 dev gre_ac proto bird metric 32", _run.One("route.direct"));
+        Assert.Contains($"via 10.255.3.2 dev gre_ac proto {Proto}", _run.One("route.direct"));
         Assert.Equal("0", _run.One("ping.direct"));
     }
 
@@ -92,24 +121,25 @@ public class GreMeshGuestSpecs(MeshGuest guest, ITestOutputHelper output) : ICla
     {
         Assert.Equal(0, _run.Rc("remove.a"));
         Assert.Contains("[#] ip link del gre_ac", _run.Out("remove.a"));
-        Assert.Contains("192.168.3.0/24 via 10.255.1.2 dev gre_ab proto bird metric 32", _run.One("route.via_b"));
+        Assert.Contains($"via 10.255.1.2 dev gre_ab proto {Proto}", _run.One("route.via_b"));
         var removed = Uptime(_run.One("removed"));
         var rerouted = Uptime(_run.One("route.via_b"));
         var reachable = Uptime(_run.One("reachable.via_b"));
-        output.WriteLine($"failover (guest clock): A's route via B after {rerouted - removed:0.0} s, LAN C reachable again after {reachable - removed:0.0} s (dead interval 4 s)");
+        output.WriteLine($"{guest.Daemon} failover (guest clock): A's route via B after {rerouted - removed:0.0} s, LAN C reachable again after {reachable - removed:0.0} s (dead interval 4 s)");
         Assert.NotEqual("0", _run.One("hops.via_b")); // the record-route option shows B's tunnel address on the way
 
         Assert.Equal(0, _run.Rc("restore.a"));
-        Assert.Contains("192.168.3.0/24 via 10.255.3.2 dev gre_ac proto bird metric 32", _run.One("route.restored"));
+        Assert.Contains($"via 10.255.3.2 dev gre_ac proto {Proto}", _run.One("route.restored"));
         Assert.Equal("0", _run.One("ping.restored"));
     }
 
     [Fact]
-    public void Flush_removes_the_mesh_and_empties_BIRDs_file_while_BIRD_keeps_running()
+    public void Flush_removes_the_mesh_and_empties_the_daemons_file_while_the_daemon_keeps_running()
     {
         Assert.Equal(0, _run.Rc("flush.a"));
         Assert.Equal("0", _run.One("flushed.links"));
         Assert.Equal("0", _run.One("flushed.file"));
-        Assert.Equal("1", _run.One("flushed.bird"));
+        // BIRD still answers; FRR's running configuration has no interface in the area any more.
+        Assert.Equal(Proto == "bird" ? "1" : "0", _run.One("flushed.daemon"));
     }
 }

@@ -72,6 +72,7 @@ public class HostileInputSpecs(ITestOutputHelper output)
             foreach (var p in root.EnumerateObject())
             {
                 if (p.Name == "$mode") continue;
+                if (p.Name == "$long") { env[p.Value.GetString()!] = new string('1', 100_000); continue; }
                 if (p.Name == "$args") { args = p.Value.EnumerateArray().Select(a => a.GetString()!).ToArray(); continue; }
                 if (p.Value.ValueKind == JsonValueKind.Null) env.Remove(p.Name);
                 else env[p.Name] = p.Value.GetString()!;

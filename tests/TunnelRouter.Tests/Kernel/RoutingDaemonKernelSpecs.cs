@@ -83,6 +83,9 @@ public class RoutingDaemonKernelSpecs
         Assert.Contains("unreachable default proto 147 metric 4278198272", table);
         // The daemon's route decides while it is there: the lowest metric wins.
         Assert.Contains($"{Lan} via 10.99.0.2 dev o0 table 100 proto bird metric 32", Decides(a));
+        // explain names the daemon's route when it is the one that decides.
+        var explain = Run(a, ["explain", "-c", Topology.Policy(a, Policy), "--from", "192.168.10.1", "--to", "192.168.77.5"]);
+        Assert.Contains("Route:    192.168.77.0/24 via 10.99.0.2 dev o0 proto 12 (learned by BIRD (bird): the routing daemon decides here)", explain.Stdout);
 
         Run(a, ["flush", "-c", Topology.Policy(a, Policy)]).ShouldSucceed();
 

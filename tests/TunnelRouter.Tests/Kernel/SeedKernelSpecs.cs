@@ -158,7 +158,14 @@ public class SeedKernelSpecs
         router.Forwarding();
         Assert.NotEqual(0, lan.Ping("198.51.100.7").ExitCode);
 
-        Run(router, ["apply", "-c", Topology.Example(router, "lan-host-via-openvpn.json")]).ShouldSucceed();
+        var policy = Topology.Example(router, "lan-host-via-openvpn.json");
+        Run(router, ["apply", "-c", policy]).ShouldSucceed();
+        // The OpenVPN client's up, with what the server pushed: the hook fills in the gateway and the device.
+        var env = SubnetEnv("tun2", "10.8.0.2", "255.255.255.0");
+        env["route_vpn_gateway"] = "10.8.0.1";
+        env["trusted_ip"] = "198.51.100.7";
+        env["remote_1"] = "198.51.100.7";
+        Run(router, ["up", "-c", policy], env).ShouldSucceed();
 
         Assert.Contains("via 10.8.0.1 dev tun2", router.RouteGet("198.51.100.7", "from", "192.168.10.5", "iif", "eth1"));
         // OpenVPN's own packets to the server, and the LAN's to anything else, keep the main table.

@@ -97,7 +97,6 @@ public class OpenVpnTunnelSpecs
 
     [Theory]
     [InlineData("ifconfig_local", "1.2.3.256", "ifconfig_local")]
-    [InlineData("ifconfig_local", "", "ifconfig_local")]
     [InlineData("ifconfig_local", "10.10.10", "ifconfig_local")]
     [InlineData("ifconfig_local", "010.10.10.1", "ifconfig_local")]
     [InlineData("ifconfig_local", "fd00::1", "ifconfig_local")]
@@ -160,5 +159,84 @@ public class OpenVpnTunnelSpecs
         env.Remove("ifconfig_ipv6_local");
 
         Assert.Equal("ifconfig_ipv6_local", Assert.Throws<InputException>(() => Parse(env)).Field);
+    }
+}
+
+/// <summary>Issue 13: one family only, and a server's routed networks.</summary>
+public class OpenVpnOneFamilySpecs
+{
+    static string[] Nets(OpenVpnTunnel t) => t.Networks.Select(n => Net.Format(n.Network) + (n.Routed ? " routed" : "")).ToArray();
+
+    [Fact]
+    public void An_IPv6_only_server_passes_an_empty_ifconfig_local_and_routes_IPv6_only()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["script_type"] = "up", ["dev"] = "tun0", ["ifconfig_local"] = "", ["ifconfig_netmask"] = "",
+            ["ifconfig_ipv6_local"] = "fd00:4242::1", ["ifconfig_ipv6_netbits"] = "64",
+        };
+
+        var t = OpenVpnTunnel.Parse(env, ["tun0", "1500", "0", "", "", "init"], null);
+
+        Assert.Equal(["fd00:4242::/64"], Nets(t));
+        Assert.Null(t.Local4);
+    }
+
+    [Fact]
+    public void An_empty_ifconfig_ipv6_local_beside_IPv4_routes_IPv4_only()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["script_type"] = "up", ["dev"] = "tun0", ["ifconfig_local"] = "10.8.0.1", ["ifconfig_netmask"] = "255.255.255.0",
+            ["ifconfig_ipv6_local"] = "",
+        };
+
+        Assert.Equal(["10.8.0.0/24"], Nets(OpenVpnTunnel.Parse(env, [], null)));
+    }
+
+    [Fact]
+    public void Both_families_empty_stays_an_error_naming_the_variables()
+    {
+        var env = new Dictionary<string, string> { ["script_type"] = "up", ["dev"] = "tun0", ["ifconfig_local"] = "", ["ifconfig_ipv6_local"] = "" };
+
+        var e = Assert.Throws<InputException>(() => OpenVpnTunnel.Parse(env, [], null));
+
+        Assert.Equal("ifconfig_local", e.Field);
+        Assert.Contains("ifconfig_ipv6_local", e.Message);
+    }
+
+    [Fact]
+    public void A_servers_routes_to_its_clients_networks_are_routed_networks_and_never_pools()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["script_type"] = "up", ["dev"] = "tun0", ["ifconfig_local"] = "10.8.0.1", ["ifconfig_netmask"] = "255.255.255.0",
+            ["route_vpn_gateway"] = "10.8.0.2", ["route_network_1"] = "192.168.50.0", ["route_netmask_1"] = "255.255.255.0",
+            ["route_gateway_1"] = "10.8.0.2",
+            ["ifconfig_ipv6_local"] = "fd00:4242::1", ["ifconfig_ipv6_netbits"] = "64", ["route_ipv6_network_1"] = "fd00:50::/64",
+        };
+
+        var t = OpenVpnTunnel.Parse(env, [], null);
+
+        Assert.Equal(["10.8.0.0/24", "fd00:4242::/64", "192.168.50.0/24 routed", "fd00:50::/64 routed"], Nets(t));
+        Assert.DoesNotContain(t.Networks, n => n.Routed && n.Pool);
+        var settings = new HookSettings(200, 148, PoolRules: true, 1000, RoutedNetworks: true);
+        var state = HookPolicy.Desired(t, settings);
+        Assert.Equal(4, state.Routes.Count);
+        Assert.Equal(2, state.Rules.Count);
+        Assert.Equal(2, HookPolicy.Desired(t, settings with { RoutedNetworks = false }).Routes.Count);
+    }
+
+    [Fact]
+    public void A_clients_pushed_routes_stay_out_even_as_routed_networks()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["script_type"] = "up", ["dev"] = "tun0", ["ifconfig_local"] = "10.8.0.6", ["ifconfig_netmask"] = "255.255.255.0",
+            ["remote_1"] = "198.51.100.7", ["route_vpn_gateway"] = "10.8.0.1", ["route_network_1"] = "192.168.50.0",
+            ["route_netmask_1"] = "255.255.255.0", ["route_gateway_1"] = "10.8.0.1", ["route_ipv6_network_1"] = "fd00:50::/64",
+        };
+
+        Assert.Equal(["10.8.0.0/24"], Nets(OpenVpnTunnel.Parse(env, [], null)));
     }
 }

@@ -1,8 +1,9 @@
 #!/bin/sh
-# Three sites, a full GRE mesh made by tunnel-router, OSPF by BIRD configured by tunnel-router (its Routing
-# section), inside the guest kernel. The xUnit test (GreMeshGuestSpecs) writes the policies and asserts on
-# what this reports.
+# Three sites, a full GRE mesh made by tunnel-router, OSPF by BIRD or FRR ($W/daemon) configured by
+# tunnel-router (its Routing section), inside the guest kernel. The xUnit test (GreMeshGuestSpecs) writes the
+# policies and asserts on what this reports.
 . "$(dirname "$0")/lib.sh"
+daemon=$(cat "$W/daemon")
 
 # Underlay: one veth per pair of sites. AB 203.0.113.4/30, BC .8/30, AC .12/30; LANs 192.168.{1,2,3}.0/24.
 for s in A B C; do ip netns add site$s; ip -n site$s link set lo up; done
@@ -20,35 +21,52 @@ for s in A B C; do
     ip -n site$s addr add 192.168.$n.1/24 dev lan0
     ip -n site$s link set lan0 up; ip -n site$s link set lan0p up
     ip netns exec site$s sysctl -qw net.ipv4.ip_forward=1
-    # The admin's own bird.conf: the kernel protocol, and an include of the file tunnel-router owns.
-    mkdir -p /run/site$s/bird
-    cat >/run/site$s/bird.conf <<EOC
+    if [ "$daemon" = bird ]; then
+        # The admin's own bird.conf: the kernel protocol, and an include of the file tunnel-router owns.
+        mkdir -p /run/site$s/bird
+        cat >/run/site$s/bird.conf <<EOC
 router id 10.0.0.$n;
 protocol device { scan time 1; }
 protocol kernel { ipv4 { export all; import none; }; }
 include "/run/site$s/bird/tunnel-router*.conf";
 EOC
-    ip netns exec site$s bird -c /run/site$s/bird.conf -s /run/site$s/bird.ctl -P /run/site$s/bird.pid
+        ip netns exec site$s bird -c /run/site$s/bird.conf -s /run/site$s/bird.ctl -P /run/site$s/bird.pid
+    else
+        # The admin's own frr.conf: the router id; tunnel-router's interface stanzas come through vtysh.
+        mkdir -p /run/site$s/frr /run/site$s/etc && chmod 777 /run/site$s/frr
+        printf 'hostname site%s\nrouter ospf\n ospf router-id 10.0.0.%s\n' $s $n >/run/site$s/frr/frr.conf
+        for d in zebra ospfd; do
+            ip netns exec site$s /usr/lib/frr/$d -d -f /run/site$s/frr/frr.conf -i /run/site$s/frr/$d.pid \
+                -z /run/site$s/frr/zserv.api --vty_socket /run/site$s/frr -u frr -g frr >/dev/null 2>&1
+            [ $d = zebra ] && while [ ! -S /run/site$s/frr/zserv.api ]; do sleep 0.1; done
+        done
+    fi
 done
 
 # wait_route SITE PREFIX DEVICE KEY: seconds (uptime) until the route to PREFIX goes over DEVICE, reported.
 wait_route() {
     i=0
-    while ! ip -n "$1" route show "$2" | grep -q "dev $3 proto bird"; do
+    while ! ip -n "$1" route show "$2" | grep -q "dev $3 proto $proto"; do
         i=$((i + 1)); [ $i -gt 600 ] && break; sleep 0.1
     done
     say "$4 $(cut -d' ' -f1 /proc/uptime) $(ip -n "$1" route show "$2")"
 }
+[ "$daemon" = bird ] && proto=bird || proto=ospf
 ping_ac() { ip netns exec siteA ping -c 1 -W "${2:-2}" -I 192.168.1.1 192.168.3.1 >/dev/null 2>&1; say "$1 $?"; }
 
 run apply.a tr siteA apply -c "$W/site-a.json"
 run apply.b tr siteB apply -c "$W/site-b.json"
 run apply.c tr siteC apply -c "$W/site-c.json"
-say "file.a $(awk '{ gsub(/\t/, " "); printf "%s ", $0 }' /run/siteA/bird/tunnel-router.conf)"
+conf_a=$( [ "$daemon" = bird ] && echo /run/siteA/bird/tunnel-router.conf || echo /run/siteA/etc/tunnel-router.conf )
+say "file.a $(awk '{ gsub(/\t/, " "); printf "%s ", $0 }' "$conf_a")"
 say "pin.a $(ip -n siteA route show 203.0.113.14)"
 wait_route siteA 192.168.3.0/24 gre_ac route.direct
 ping_ac ping.direct
-say "neighbours.a $(birdc -s /run/siteA/bird.ctl show ospf neighbors | grep -c Full)"
+if [ "$daemon" = bird ]; then
+    say "neighbours.a $(birdc -s /run/siteA/bird.ctl show ospf neighbors | grep -c Full)"
+else
+    say "neighbours.a $(vtysh --vty_socket /run/siteA/frr -c 'show ip ospf neighbor' | grep -c Full)"
+fi
 run plan.a tr siteA plan -c "$W/site-a.json"
 
 # The A–C tunnel leaves A's policy: A→C goes through B once OSPF has noticed (C within its dead interval).
@@ -70,5 +88,9 @@ ping_ac ping.restored 3
 # flush at A: the mesh's links, pins and BIRD's protocol go; BIRD keeps running.
 run flush.a tr siteA flush -c "$W/site-a.json"
 say "flushed.links $(ip -n siteA -o link show type gre | grep -c gre_)"
-say "flushed.file $(grep -c 'protocol ospf' /run/siteA/bird/tunnel-router.conf)"
-say "flushed.bird $(birdc -s /run/siteA/bird.ctl show status | grep -c 'Daemon is up')"
+say "flushed.file $(grep -c 'protocol ospf\|ip ospf area' "$conf_a")"
+if [ "$daemon" = bird ]; then
+    say "flushed.daemon $(birdc -s /run/siteA/bird.ctl show status | grep -c 'Daemon is up')"
+else
+    say "flushed.daemon $(vtysh --vty_socket /run/siteA/frr -c 'show running-config' | grep -c 'ip ospf area')"
+fi
