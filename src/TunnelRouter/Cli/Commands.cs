@@ -18,6 +18,7 @@ public static class Commands
         "demo" => DemoCommand.Run(ctx),
         "doctor" => DoctorCommand.Run(ctx),
         "explain" => ExplainCommand.Run(ctx),
+        "export" => ExportCommand.Run(ctx),
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not a command; see 'tunnel-router help'"),
     };
 
@@ -42,10 +43,10 @@ public static class Commands
             if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))
                 (modules ??= new KernelModules(new ProcessRunner())).Require(e.Link.Mode.Module(),
                     $"{e.Field} ({e.Link.Name}, {e.Link.Mode.Kind()})", loadModules);
-        var plan = Reconciler.Plan(policy, snapshot, ReconcileMode.Converge);
+        var plan = Reconciler.Plan(policy, snapshot, ReconcileMode.Converge, adopt: ctx.Args.Adopt);
         StartupTrace.Mark("planned");
         foreach (var note in plan.Notes)
-            ctx.Log.Write(stated && note.Stated ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
+            ctx.Log.Write(stated && note.Stated || note.Always ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
         return plan;
     }
 

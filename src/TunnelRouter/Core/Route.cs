@@ -49,6 +49,14 @@ public sealed record Route
     public RouteKey Key => new(Family, Table, Destination, Metric);
 
     public override string ToString() => IpCommand.RouteArgs(this, TableNames.Numeric, ProtocolNames.Numeric);
+
+    /// <summary>The same route in all but its owner: table, destination, metric, type, gateway and device (a
+    /// route written without dev takes the kernel's device), and every other attribute (what --adopt takes over).</summary>
+    public bool SameButOwner(Route have) => this with { Protocol = have.Protocol, Device = Device ?? have.Device } == have;
+
+    /// <summary>The same path in the same table at another metric: a hand-made twin that stays beside the policy's.</summary>
+    public bool SamePathOtherMetric(Route have) =>
+        Metric != have.Metric && this with { Protocol = have.Protocol, Device = Device ?? have.Device, Metric = have.Metric } == have;
 }
 
 public readonly record struct RouteKey(AddressFamily Family, uint Table, IPNetwork Destination, uint Metric);

@@ -76,7 +76,7 @@ public static class PrefixFile
 
     static (Route? Route, InputException? Error) Template(string field, string line, PolicyTables tables, byte protocol)
     {
-        try { return (PolicyLine.ParseRoute(field, line, tables.For(field), protocol), null); }
+        try { return (PolicyLine.ParseRoute(field, line, tables.ForLines(field), protocol), null); }
         catch (InputException e) { return (null, e); }
     }
 
