@@ -29,7 +29,13 @@ public sealed class ChangeFailedException(string message, int applied, Core.Chan
 }
 
 /// <summary>Another owner holds something TunnelRouter would have to change.</summary>
-public sealed class ConflictException(string message) : TunnelRouterException(message);
+public sealed class ConflictException(string message) : TunnelRouterException(message)
+{
+    /// <summary>Every conflict at once, one line each.</summary>
+    public ConflictException(IReadOnlyList<string> conflicts) : this(string.Join("\n", conflicts)) => Conflicts = conflicts;
+
+    public IReadOnlyList<string> Conflicts { get; } = [message];
+}
 
 /// <summary>The caller lacks a privilege (CAP_NET_ADMIN) or a tool/kernel feature is missing.</summary>
 public sealed class EnvironmentException(string message) : TunnelRouterException(message);
@@ -62,4 +68,28 @@ public static class Errno
         _ when text.Contains("Address family not supported") => EAFNOSUPPORT,
         _ => 0,
     };
+}
+
+/// <summary>Every mistake of one policy at once (each an <see cref="InputException"/> naming where the value came
+/// from, the key and the word), so a policy with three typos takes one run to fix, not three.</summary>
+public sealed class InputErrors(IReadOnlyList<InputException> errors)
+    : TunnelRouterException(string.Join("\n", errors.Select(e => e.Message)))
+{
+    public IReadOnlyList<InputException> Errors { get; } = errors;
+
+    /// <summary>One error is thrown as itself, several together; none: nothing.</summary>
+    public static void ThrowIfAny(IReadOnlyList<InputException> errors)
+    {
+        if (errors.Count == 1) throw errors[0];
+        if (errors.Count > 1) throw new InputErrors(errors);
+    }
+
+    /// <summary>Runs <paramref name="parse"/>, adding what it throws to <paramref name="errors"/>; default when it failed.</summary>
+    public static T? Collect<T>(List<InputException> errors, Func<T> parse)
+    {
+        try { return parse(); }
+        catch (InputException e) { errors.Add(e); }
+        catch (InputErrors e) { errors.AddRange(e.Errors); }
+        return default;
+    }
 }

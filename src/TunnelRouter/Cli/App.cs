@@ -10,7 +10,7 @@ namespace TunnelRouter.Cli;
 /// error becomes one line on stderr and a non-zero exit code here, and nowhere else.</summary>
 public static class App
 {
-    public const int Ok = 0, Failed = 1, PlanHasChanges = 2;
+    public const int Ok = 0, Failed = 1, PlanHasChanges = 2, UsageError = 2;
 
     public static int Run(IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, TextWriter stdout, TextWriter stderr)
     {
@@ -29,6 +29,18 @@ public static class App
             {
                 case "help": stdout.Write(Usage); return Ok;
                 case "version": stdout.WriteLine($"tunnel-router {Version}"); return Ok;
+                // Without a command and without OpenVPN's environment nobody meant the hook: a typo ("aply") or a
+                // bare call gets the usage, not "script_type: is not set".
+                case null when !CliArgs.IsOpenVpnEnvironment(env):
+                    if (args.Positional.Count > 0 || args.Extra.Count > 0)
+                    {
+                        var word = Net.Printable(args.Positional.Count > 0 ? args.Positional[0] : args.Extra[0]);
+                        log.Error("tunnel-router: error: {Message}", args.Positional.Count > 0
+                            ? $"unknown command '{word}'{Suggest.DidYouMean(word, CliArgs.Commands)}"
+                            : $"unknown option '{word}'");
+                    }
+                    stderr.Write(Usage);
+                    return UsageError;
             }
 
             var (policy, required) = ConfigLoader.Locate(args.ConfigPath, env);
@@ -47,7 +59,7 @@ public static class App
                 log = CreateLogger(level, options.LogFile, stderr);
             }
 
-            if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo"))
+            if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo" or "export"))
                 throw new InputException(Net.Printable(args.Extra[0]), "unknown option; see 'tunnel-router help'");
 
             var ctx = new Context
@@ -78,6 +90,17 @@ public static class App
                 "status" => StatusCommand.Status(ctx),
                 _ => Commands.Run(ctx),
             };
+        }
+        catch (InputErrors e)
+        {
+            foreach (var error in e.Errors) log.Error("tunnel-router: error: {Message}", OneLine(error.Message));
+            if (e.Errors.Count > 1) log.Error("tunnel-router: {Count} errors; nothing was changed", e.Errors.Count);
+            return Failed;
+        }
+        catch (ConflictException e)
+        {
+            foreach (var line in e.Conflicts) log.Error("tunnel-router: error: {Message}", OneLine(line));
+            return Failed;
         }
         catch (TunnelRouterException e)
         {
@@ -139,11 +162,13 @@ public static class App
           watch        keep the kernel true: restore what others delete, add what waited for its device
           doctor       check the host for what breaks policy routing (--json)
           explain      which rule, table and route a packet takes (--from A --to B [--iif D] [--mark N] ...)
+          export       the policy as networkd, ifcfg, uci or nmcli configuration (--format F [--out DIR])
           demo         a lab in throwaway network namespaces, shown step by step
 
         Options:
           -c, --config PATH   policy file (default /etc/tunnel-router/tunnel-router.json, or $TUNNEL_ROUTER_CONFIG)
           -n, --dry-run       print the changes as ip lines, change nothing
+          --adopt             apply/plan: take over foreign routes and rules identical to the policy's
           -v, --verbose       more detail      -q, --quiet   errors and warnings only
           --log-file PATH     also log to a file
           --backend ip|netlink

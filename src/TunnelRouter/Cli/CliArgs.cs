@@ -13,7 +13,7 @@ public sealed record CliArgs(
     bool Json)
 {
     public static readonly string[] Commands =
-        ["up", "down", "apply", "plan", "status", "flush", "watch", "demo", "doctor", "explain", "version", "help"];
+        ["up", "down", "apply", "plan", "status", "flush", "watch", "demo", "doctor", "explain", "export", "version", "help"];
 
     /// <summary>Flags that take a value and the configuration key they set.</summary>
     static readonly Dictionary<string, string> ValueFlags = new(StringComparer.Ordinal)
@@ -34,12 +34,17 @@ public sealed record CliArgs(
         return IsDigits(args[t + 1]) && IsDigits(args[t + 2]) && args[t + 5] is "init" or "restart" ? 6 : 0;
     }
 
+    /// <summary>Whether OpenVPN (or its down-root plugin, which passes no script_type but the tunnel's
+    /// variables) ran this process: only then does a call without a command mean the hook.</summary>
+    public static bool IsOpenVpnEnvironment(IReadOnlyDictionary<string, string> env) =>
+        env.ContainsKey("script_type") || env.ContainsKey("dev");
+
     static bool IsDigits(string s) => s.Length > 0 && s.All(char.IsAsciiDigit);
 
     public static CliArgs Parse(IReadOnlyList<string> args, int openVpnWords = 0)
     {
         string? command = null, config = null;
-        bool dryRun = false, verbose = false, quiet = false, json = false, all = false;
+        bool dryRun = false, verbose = false, quiet = false, json = false, all = false, adopt = false;
         var positional = new List<string>();
         var overrides = new List<KeyValuePair<string, string>>();
         var extra = new List<string>();
@@ -60,6 +65,7 @@ public sealed record CliArgs(
                 case "-q" or "--quiet": quiet = true; break;
                 case "--json": json = true; break;
                 case "--all": all = true; break;
+                case "--adopt": adopt = true; break;
                 case "-h" or "--help": command ??= "help"; break;
                 case "--version": command ??= "version"; break;
                 case "-c" or "--config": config = Value(); break;
@@ -86,7 +92,7 @@ public sealed record CliArgs(
             }
         }
         for (var i = own; i < args.Count; i++) positional.Add(args[i]);
-        return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json) { Extra = extra, All = all };
+        return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json) { Extra = extra, All = all, Adopt = adopt };
     }
 
     /// <summary>flush --all: the hook's objects too, not only the policy's.</summary>
@@ -94,6 +100,9 @@ public sealed record CliArgs(
 
     /// <summary>Options a command reads itself (explain's --from, --to ...), as flag/value words.</summary>
     public IReadOnlyList<string> Extra { get; init; } = [];
+
+    /// <summary>apply --adopt: take over foreign routes and rules identical to the policy's.</summary>
+    public bool Adopt { get; init; }
 
     static KeyValuePair<string, string> SplitOverride(string field, string text)
     {

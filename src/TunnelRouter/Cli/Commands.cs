@@ -19,6 +19,7 @@ public static class Commands
         "demo" => DemoCommand.Run(ctx),
         "doctor" => DoctorCommand.Run(ctx),
         "explain" => ExplainCommand.Run(ctx),
+        "export" => ExportCommand.Run(ctx),
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not a command; see 'tunnel-router help'"),
     };
 
@@ -44,10 +45,10 @@ public static class Commands
             if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))
                 (modules ??= new KernelModules(new ProcessRunner())).Require(e.Link.Mode.Module(),
                     $"{e.Field} ({e.Link.Name}, {e.Link.Mode.Kind()})", loadModules);
-        var plan = Reconciler.Plan(policy, live, snapshot, ReconcileMode.Converge);
+        var plan = Reconciler.Plan(policy, live, snapshot, ReconcileMode.Converge, adopt: ctx.Args.Adopt);
         StartupTrace.Mark("planned");
         foreach (var note in plan.Notes)
-            ctx.Log.Write(stated && note.Stated ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
+            ctx.Log.Write(stated && note.Stated || note.Always ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
         return plan;
     }
 
@@ -123,8 +124,8 @@ public static class Commands
             foreach (var c in changes) yield return c.Display(tables, protocols);
             yield break;
         }
-        // By reference: the planner adds the very route objects the policy holds.
-        var listOf = new Dictionary<Route, int>(ReferenceEqualityComparer.Instance);
+        // By value: the policy holds prefix routes packed, and the planner makes a route for each it adds.
+        var listOf = new Dictionary<Route, int>();
         for (var i = 0; i < policy.PrefixLists.Count; i++)
             foreach (var r in policy.PrefixLists[i].Routes) listOf.TryAdd(r, i);
         var counts = new int[policy.PrefixLists.Count];

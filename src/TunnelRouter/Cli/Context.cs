@@ -25,10 +25,10 @@ public sealed class Context
     IKernel? _kernel;
     public IKernel Kernel => _kernel ??= KernelFactory();
 
-    public byte Protocol => Names.ResolveProtocol("Protocol", Options.Protocol, "tunnel-router");
+    public byte Protocol => Names.ResolveProtocol(Options.FieldOf("Protocol"), Options.Protocol, "tunnel-router");
     public byte HookProtocol => Options.HookProtocol == Options.Protocol
-        ? throw new InputException("HookProtocol", $"{Options.HookProtocol} is also Protocol; the hook and apply need numbers of their own, or each would delete the other's routes and rules")
-        : Names.ResolveProtocol("HookProtocol", Options.HookProtocol, "tunnel-router-hook");
+        ? throw new InputException(Options.FieldOf("HookProtocol"), $"{Options.HookProtocol} is also Protocol; the hook and apply need numbers of their own, or each would delete the other's routes and rules")
+        : Names.ResolveProtocol(Options.FieldOf("HookProtocol"), Options.HookProtocol, "tunnel-router-hook");
 
     public Ownership Owned => Ownership.ByProtocol(Protocol, HookProtocol);
 

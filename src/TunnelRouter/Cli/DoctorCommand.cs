@@ -34,39 +34,50 @@ public static class DoctorCommand
     {
         var findings = new List<Finding>();
         // One snapshot for the checks and the apply plan: what the policy adds, and whether the kernel has drifted from it.
+        // A policy that cannot be parsed is the file's fault; one that parses but cannot be planned is the kernel's
+        // (a missing module, device or address, a foreign route in the way): either way every other check still runs.
+        ParsedPolicy? policy = null;
         KernelSnapshot? snapshot = null;
         IReadOnlyList<Change>? plan = null;
         PolicyPlan? planned = null;
-        Policy.ParsedPolicy? policy = null;
-        try
+        try { policy = Commands.ParsePolicy(ctx); }
+        catch (TunnelRouterException e) when (e is InputException or InputErrors)
         {
-            policy = Commands.ParsePolicy(ctx);
-            snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
-            planned = Commands.PlanPolicy(ctx, policy, ctx.Records.ReadAll(), snapshot, stated: false);
-            plan = planned.Changes;
+            findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy cannot be read: {e.Message.Replace("\n", "; ")}", "fix the policy file; 'tunnel-router plan' shows the same error"));
         }
-        catch (TunnelRouterException e)
+        if (policy is not null)
         {
-            findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy cannot be planned: {e.Message}", "fix the policy file; 'tunnel-router plan' shows the same error"));
+            try
+            {
+                snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
+                planned = Commands.PlanPolicy(ctx, policy, ctx.Records.ReadAll(), snapshot, stated: false);
+                plan = planned.Changes;
+            }
+            catch (TunnelRouterException e)
+            {
+                findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy is valid, but apply would fail on this kernel: {e.Message}", KernelFix(e)));
+            }
         }
-        snapshot ??= ctx.ReadSnapshot(new SnapshotQuery());
+        snapshot ??= ctx.ReadSnapshot(new SnapshotQuery(NftRequired: false));
         var state = snapshot.State;
         var owned = ctx.Owned;
         var ownedRoutes = state.Routes.Where(owned.Route).ToList();
         var ownedRules = state.Rules.Where(owned.Rule).ToList();
         var plannedRoutes = plan?.OfType<AddRoute>().Select(a => a.Route).ToList() ?? [];
         var plannedRules = plan?.OfType<AddRule>().Select(a => a.Rule).ToList() ?? [];
-        var routes = ownedRoutes.Concat(plannedRoutes).ToList();
-        var rules = ownedRules.Concat(plannedRules).ToList();
+        // What the policy wants, whether or not the plan could be made, plus what is owned now.
+        var routes = ownedRoutes.Concat(plannedRoutes).Concat(policy?.Routes ?? []).Distinct().ToList();
+        var rules = ownedRules.Concat(plannedRules).Concat(policy?.Rules ?? []).Distinct().ToList();
 
         KernelRules(findings, state.Rules);
-        Forwarding(findings, routes, rules);
+        Forwarding(findings, Forwards(ctx, policy, rules, state));
         ReversePath(findings, state, routes, rules);
         Managers(findings, failClosed: policy?.FailClosed.Count > 0 || routes.Any(r => r.Type != RouteType.Unicast));
         Waiting(findings, planned);
         Selectors(ctx, findings, rules, state);
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
+        HandMade(ctx, findings, state, rules);
         foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx)))
             findings.Add(new Finding("recursive-routing", FindingLevel.Note, finding,
                 $"add '{RecursiveRouting.Option}' to that OpenVPN client's configuration (or route the server's address elsewhere)"));
@@ -77,7 +88,7 @@ public static class DoctorCommand
                 ? new Finding("drift", FindingLevel.Ok, "the kernel matches the policy")
                 : new Finding("drift", FindingLevel.Problem,
                     $"the kernel differs from the policy by {plan.Count} change(s), e.g. '{plan[0].Display(ctx.Names.Tables, ctx.Names.Protocols)}'",
-                    "'tunnel-router plan' lists them; 'tunnel-router apply' makes them"));
+                    "the policy is fine; the kernel is what differs: 'tunnel-router plan' lists the changes, 'tunnel-router apply' makes them"));
         }
         return findings;
     }
@@ -122,11 +133,64 @@ public static class DoctorCommand
                 "'tunnel-router apply' (or watch) forgets it and removes its leftover rules"));
     }
 
-    static void Forwarding(List<Finding> findings, List<Route> routes, List<Rule> rules)
+    /// <summary>What to do when a valid policy cannot be applied: the kernel, not the file, is what to change.</summary>
+    static string KernelFix(TunnelRouterException e) => e switch
     {
-        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        ConflictException => "the kernel holds someone else's route or rule where the policy's goes: remove it, or let 'tunnel-router apply --adopt' take over one identical to the policy's",
+        EnvironmentException => "the kernel or the host lacks what the message names (a module: modprobe it; a tool: install it; a route to a tunnel's remote: add it); then 'tunnel-router apply'",
+        _ => "the kernel lacks what the message names (a device, an address, a route): create it or wait for it, then 'tunnel-router apply'",
+    };
+
+    /// <summary>
+    /// Why the policy forwards other hosts' traffic, per family; empty when it only routes the host's own
+    /// (reply routing of its addresses, seed 004), where forwarding is none of the policy's business: pool rules
+    /// (the hook's, or a rule from a prefix that is not one of this host's addresses), prerouting marks, iif
+    /// rules, GRE tunnels that carry routes, and forwarding the policy's Sysctls switch on.
+    /// </summary>
+    static Dictionary<AddressFamily, string> Forwards(Context ctx, ParsedPolicy? policy, List<Rule> rules, KernelState state)
+    {
+        var why = new Dictionary<AddressFamily, string>();
+        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
+        var lookup = new RouteLookup(new ProcessRunner());
+        foreach (var r in rules)
         {
-            if (!routes.Any(r => r.Family == family) && !rules.Any(r => r.Family == family)) continue;
+            if (r.Iif is { } iif && iif != "lo") Because(r.Family, $"rule {r.Priority} matches packets arriving on {iif}");
+            else if (r.From is { } from && from.PrefixLength > 0 && !IsOwnAddress(from, lookup))
+                Because(r.Family, $"rule {r.Priority} routes packets from {Net.Format(from)}, which is not an address of this host");
+        }
+        if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol))
+            foreach (var f in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+                if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol && r.Family == f))
+                    Because(f, "OpenVPN tunnels carry their clients' traffic (the hook's pool routes)");
+        try
+        {
+            foreach (var m in Policy.MarkRules.Parse(ctx.Options.Marks).Where(m => m.Chain == MarkChain.Prerouting))
+                foreach (var f in m.Family is { } fam ? [fam] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+                    Because(f, "prerouting marks steer packets arriving from other hosts");
+        }
+        catch (InputException) { } // reported as the policy finding
+        foreach (var t in policy?.Tunnels ?? [])
+            foreach (var route in t.Routes)
+                Because(route.Family, $"{t.Field} ({t.Link.Name}) carries routes between sites");
+        foreach (var (key, value) in policy?.Sysctls ?? [])
+            if (value == "1" && key is "net.ipv4.ip_forward" or "net.ipv4.conf.all.forwarding") Because(AddressFamily.InterNetwork, "the policy's Sysctls switch it on");
+            else if (value == "1" && key == "net.ipv6.conf.all.forwarding") Because(AddressFamily.InterNetworkV6, "the policy's Sysctls switch it on");
+        return why;
+    }
+
+    /// <summary>A host prefix that is one of this host's addresses: a reply-routing rule, not a pool.</summary>
+    static bool IsOwnAddress(System.Net.IPNetwork from, RouteLookup lookup) =>
+        from.PrefixLength == Net.MaxPrefix(from.BaseAddress.AddressFamily) && lookup.RouteTo(from.BaseAddress).Type == "local";
+
+    static void Forwarding(List<Finding> findings, Dictionary<AddressFamily, string> forwards)
+    {
+        if (forwards.Count == 0)
+        {
+            findings.Add(new Finding("forwarding", FindingLevel.Ok, "the policy routes only this host's own traffic; forwarding is not needed"));
+            return;
+        }
+        foreach (var (family, reason) in forwards.OrderBy(kv => kv.Key))
+        {
             var (path, key) = family.IsV6()
                 ? ("net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding")
                 : ("net/ipv4/ip_forward", "net.ipv4.ip_forward");
@@ -134,9 +198,27 @@ public static class DoctorCommand
             findings.Add(value == "1"
                 ? new Finding("forwarding", FindingLevel.Ok, $"{key} = 1")
                 : new Finding("forwarding", FindingLevel.Problem,
-                    $"{key} = {value ?? "?"}: the policy routes {(family.IsV6() ? "IPv6" : "IPv4")} traffic, but this host does not forward it",
-                    $"sysctl -w {key}=1, and put '{key} = 1' in /etc/sysctl.d/90-tunnel-router.conf"));
+                    $"{key} = {value ?? "?"}: the policy forwards {(family.IsV6() ? "IPv6" : "IPv4")} traffic ({reason}), but this host does not forward it",
+                    family.IsV6() ? Ipv6ForwardingFix() : $"sysctl -w {key}=1, and put '{key} = 1' in /etc/sysctl.d/90-tunnel-router.conf"));
         }
+    }
+
+    /// <summary>IPv6 forwarding=1 makes the kernel ignore router advertisements wherever accept_ra is 1: a SLAAC
+    /// host loses its default route. accept_ra=2 keeps them; the fix says so first, naming such interfaces.</summary>
+    static string Ipv6ForwardingFix()
+    {
+        var ra = new List<string>();
+        if (Directory.Exists("/proc/sys/net/ipv6/conf"))
+            foreach (var dir in Directory.GetDirectories("/proc/sys/net/ipv6/conf").Order(StringComparer.Ordinal))
+            {
+                var dev = Path.GetFileName(dir);
+                if (dev is "all" or "default" or "lo") continue;
+                if (ProcSys.Read($"net/ipv6/conf/{dev}/accept_ra") == "1" && ProcSys.Read($"net/ipv6/conf/{dev}/autoconf") == "1") ra.Add(dev);
+            }
+        var first = ra.Count == 0
+            ? "first, on every interface that learns its default route from router advertisements, sysctl -w net.ipv6.conf.IF.accept_ra=2 (forwarding=1 makes the kernel ignore them where accept_ra is 1, and the host loses that route)"
+            : $"first sysctl -w {string.Join(" ", ra.Select(d => $"net.ipv6.conf.{d}.accept_ra=2"))} (forwarding=1 makes the kernel ignore router advertisements where accept_ra is 1, and {string.Join(", ", ra)} would lose the default route they give)";
+        return $"{first}; then sysctl -w net.ipv6.conf.all.forwarding=1, both in /etc/sysctl.d/90-tunnel-router.conf";
     }
 
     /// <summary>Strict reverse-path filtering (rp_filter=1) checks a packet's source against the route back
@@ -151,9 +233,21 @@ public static class DoctorCommand
             .OfType<string>().Where(d => d != "lo").Distinct().Order(StringComparer.Ordinal).ToList();
         if (devices.Count == 0) return;
 
+        // The reverse-path check looks the packet's source up with the addresses swapped and nothing else: rules
+        // on addresses alone (pools, reply routing, seeds 003 and 004) give it the same path, and strict mode is
+        // fine; rules on marks, ports, protocols, uids or oif route one way and check another.
+        var unseen = rules.Where(r => r.FwMark is not null || r.IpProto is not null || r.SourcePort is not null
+                                      || r.DestinationPort is not null || r.UidRange is not null || r.Oif is not null).ToList();
         foreach (var v in new[] { "ipv4" })
         {
             var all = ProcSys.Read($"net/{v}/conf/all/rp_filter");
+            if (unseen.Count == 0)
+            {
+                findings.Add(new Finding("rp_filter", FindingLevel.Ok,
+                    "the policy's rules select by address only, which the reverse-path check sees too: no martian drops from it"));
+                LogMartians(findings, v);
+                continue;
+            }
             var strict = new List<string>();
             foreach (var dev in devices)
             {
@@ -165,16 +259,21 @@ public static class DoctorCommand
             findings.Add(strict.Count == 0
                 ? new Finding("rp_filter", FindingLevel.Ok, $"no strict reverse-path filter on {string.Join(", ", devices)}")
                 : new Finding("rp_filter", FindingLevel.Problem,
-                    $"strict reverse-path filtering (rp_filter=1, all={all}) on {string.Join(", ", strict)}: policy routing makes replies asymmetric, and the kernel drops such packets as martians, silently",
+                    $"strict reverse-path filtering (rp_filter=1, all={all}) on {string.Join(", ", strict)}: rule {unseen[0].Priority} selects by what the reverse-path check does not see, so replies come back another way than it expects, and the kernel drops them as martians, silently",
                     $"loose mode: sysctl -w net.{v}.conf.all.rp_filter=2 {string.Join(" ", strict.Select(d => $"net.{v}.conf.{d}.rp_filter=2"))}"));
 
-            var martians = Int(ProcSys.Read($"net/{v}/conf/all/log_martians"));
-            findings.Add(martians == 1
-                ? new Finding("log_martians", FindingLevel.Ok, "martian packets are logged")
-                : new Finding("log_martians", FindingLevel.Note,
-                    "martian drops are not logged, so a packet dropped by rp_filter disappears without a trace",
-                    $"sysctl -w net.{v}.conf.all.log_martians=1 net.{v}.conf.default.log_martians=1"));
+            LogMartians(findings, v);
         }
+    }
+
+    static void LogMartians(List<Finding> findings, string v)
+    {
+        var martians = Int(ProcSys.Read($"net/{v}/conf/all/log_martians"));
+        findings.Add(martians == 1
+            ? new Finding("log_martians", FindingLevel.Ok, "martian packets are logged")
+            : new Finding("log_martians", FindingLevel.Note,
+                "martian drops are not logged, so a packet dropped by rp_filter disappears without a trace",
+                $"sysctl -w net.{v}.conf.all.log_martians=1 net.{v}.conf.default.log_martians=1"));
     }
 
     static int Int(string? text) => int.TryParse(text, out var n) ? n : 0;
@@ -344,7 +443,7 @@ public static class DoctorCommand
                 twice.Add($"{id} is named {string.Join(" and ", defs.Select(d => $"'{d.Name}' ({d.File})"))}");
 
         string? undefined = null;
-        try { ctx.Names.ResolveAutoTable("Table", ctx.Options.Table, ctx.Options.TableId); }
+        try { ctx.Names.ResolveAutoTable(ctx.Options.FieldOf("Table"), ctx.Options.Table, ctx.Options.TableId); }
         catch (InputException e) { undefined = e.Message; }
 
         if (twice.Count > 0)
@@ -354,6 +453,22 @@ public static class DoctorCommand
             findings.Add(new Finding("tables", FindingLevel.Problem, $"table not defined: {undefined}", "define it in rt_tables.d or give it a number under Tables"));
         if (twice.Count == 0 && undefined is null)
             findings.Add(new Finding("tables", FindingLevel.Ok, "every table name is defined once"));
+    }
+
+    /// <summary>Rules and routes typed by hand (a how-to's rc.local, rule-eth1 files) that duplicate the policy's:
+    /// they stay when the policy changes or is flushed, and keep routing as the old setup did.</summary>
+    static void HandMade(Context ctx, List<Finding> findings, KernelState state, List<Rule> rules)
+    {
+        var owned = ctx.Owned;
+        var ours = rules.Where(r => r.Protocol == ctx.Protocol).ToList();
+        var twins = new List<string>();
+        foreach (var have in state.Rules.Where(r => !owned.Rule(r)))
+            if (ours.FirstOrDefault(want => want.SameSelectorsAndAction(have)) is { } want)
+                twins.Add($"rule '{IpCommand.RuleArgs(have, ctx.Names.Tables, ctx.Names.Protocols)}' duplicates the policy's at priority {want.Priority}" +
+                          (want.Priority == have.Priority ? "" : $" (remove it: ip {Net.FamilyFlag(have.Family)} rule del pref {have.Priority})"));
+        if (twins.Count == 0) return;
+        findings.Add(new Finding("hand-made", FindingLevel.Note, string.Join("; ", twins),
+            "a rule the policy has at the same priority is taken over by 'tunnel-router apply --adopt'; any other is left from the hand-made setup: delete it so that changing or flushing the policy is not undone by it"));
     }
 
     /// <summary>Marks are set by nftables (the policy's Marks) and matched by fwmark rules: either needs nft.</summary>

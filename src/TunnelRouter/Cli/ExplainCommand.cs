@@ -18,9 +18,13 @@ public static class ExplainCommand
     public static int Run(Context ctx)
     {
         var lookup = new RouteLookup(new ProcessRunner());
-        var (packet, iifGuessed) = ParsePacket(ctx.Args.Extra, lookup);
+        var (asked, assumed, markGiven) = ParsePacket(ctx.Args.Extra, lookup);
 
-        var rules = lookup.Rules(packet.Family);
+        var rules = lookup.Rules(asked.Family);
+        // tunnel-router's own marks decide before the rules do: evaluate the policy's Marks for this packet,
+        // then walk the rules and ask the kernel with the mark they leave.
+        var marks = PolicyMarks(ctx, asked, lookup);
+        var packet = marks.Steps.Count > 0 ? asked with { Mark = marks.Steps[^1].MarkAfter } : asked;
         var (match, nextHop) = lookup.Get(packet);
         var tables = new Dictionary<uint, Route?>();
         Route? InTable(uint table)
@@ -41,15 +45,56 @@ public static class ExplainCommand
             return tables[table] = found;
         }
         var steps = RuleWalk.Walk(rules, packet, InTable);
-        var result = Explanation.From(packet, steps, match, nextHop, ctx);
+        var result = Explanation.From(packet, steps, match, nextHop, ctx) with { Asked = asked, Marks = marks };
+        // Marks someone else sets (iptables, another nft table, tc) are invisible here; say so where rules match marks.
+        var foreignMarks = !markGiven && rules.Any(r => r.Rule.FwMark is not null)
+            ? "fwmark rules are in use, and marks set outside tunnel-router's Marks (iptables, other nft tables, tc) cannot be seen here; pass --mark N to ask about a packet they mark"
+            : null;
 
-        if (ctx.Args.Json) WriteJson(ctx, result);
-        else WriteText(ctx, result, iifGuessed);
-        return match.Routed ? App.Ok : App.Failed;
+        if (ctx.Args.Json) WriteJson(ctx, result, foreignMarks);
+        else WriteText(ctx, result, assumed, foreignMarks);
+        return match.Routed || result.Intended ? App.Ok : App.Failed;
+    }
+
+    /// <summary>The policy's Marks evaluated for the packet, and whether they are what the kernel runs.</summary>
+    sealed record MarkResult(List<MarkStep> Steps, bool Evaluated, string? Note);
+
+    static MarkResult PolicyMarks(Context ctx, Packet p, RouteLookup lookup)
+    {
+        if (ctx.Options.Marks.Count == 0) return new([], false, null);
+        IReadOnlyList<MarkRule> rules;
+        try { rules = Policy.MarkRules.Parse(ctx.Options.Marks); }
+        catch (InputException e) { return new([], false, $"the policy's Marks are not evaluated: {e.Message}"); }
+        // A packet this host sends is marked after its first lookup: that lookup chose its source and output device.
+        IPAddress? source = p.From;
+        string? oif = null;
+        if (p.IsLocal)
+        {
+            var (_, first) = lookup.Get(p);
+            if (source is null && first.PreferredSource is { } src && IPAddress.TryParse(src, out var a)) source = a;
+            oif = first.Device;
+        }
+        var steps = MarkWalk.Evaluate(rules, p, p.Mark, source, oif);
+        string? note = null;
+        var desired = NftMarks.Render(rules);
+        var installed = ctx.Nft.Read();
+        if (installed?.Fingerprint != desired?.Fingerprint)
+            note = installed is null
+                ? "tunnel-router's nft table is not loaded: these are the marks the policy will set once applied ('tunnel-router apply')"
+                : "tunnel-router's nft table differs from the policy: these are the marks the policy will set ('tunnel-router plan' shows the change)";
+        return new(steps, true, note);
     }
 
     sealed record Explanation(Packet Packet, RuleStep? Decider, List<RuleStep> PassedOver, KernelAnswer Match, KernelAnswer NextHop, bool Agrees, string? Hint)
     {
+        /// <summary>The packet as asked about, before the policy's marks.</summary>
+        public Packet? Asked { get; init; }
+        public MarkResult? Marks { get; init; }
+
+        /// <summary>Dropped by an unreachable/blackhole/prohibit route or rule: a drop someone meant.</summary>
+        public bool Intended => !Match.Routed && Decider is { Outcome: RuleOutcome.Decided } d
+            && (d.Route is { Type: RouteType.Unreachable or RouteType.Blackhole or RouteType.Prohibit } || d.Route is null && d.Entry.Rule.Action != RuleAction.Lookup);
+
         public static Explanation From(Packet p, List<RuleStep> steps, KernelAnswer match, KernelAnswer nextHop, Context ctx)
         {
             var walked = steps.LastOrDefault(s => s.Outcome == RuleOutcome.Decided);
@@ -66,13 +111,15 @@ public static class ExplainCommand
             var hint = match.Routed ? null : ExplainCommand.Hint(p, match, ctx);
             // Dropped: the walk agrees when it found no route either, or when the drop has a reason beyond
             // the rules (forwarding off, rp_filter) that the hint names.
-            if (!match.Routed) agrees = walked is null || walked.Route is null || hint is not null;
+            if (!match.Routed) agrees = walked is null || walked.Route is null || hint is not null || IsDropRoute(walked.Route);
             // Rule 0 always looks up the local table first; listing it says nothing.
             var passed = steps.TakeWhile(s => s != decider)
                 .Where(s => s.Outcome == RuleOutcome.PassedOver && s.Entry.Rule.Table != TableNames.Local).ToList();
             return new Explanation(p, decider, passed, match, nextHop, agrees, hint);
         }
     }
+
+    static bool IsDropRoute(Route r) => r.Type is RouteType.Unreachable or RouteType.Blackhole or RouteType.Prohibit;
 
     /// <summary>Why the kernel refused, in the terms of the seeds' troubleshooting sections.</summary>
     static string? Hint(Packet p, KernelAnswer match, Context ctx)
@@ -109,12 +156,24 @@ public static class ExplainCommand
 
     static int Int(string? text) => int.TryParse(text, out var n) ? n : 0;
 
-    static void WriteText(Context ctx, Explanation x, bool iifGuessed)
+    static void WriteText(Context ctx, Explanation x, string? assumed, string? foreignMarks)
     {
         var o = ctx.Out;
         var t = ctx.Names.Tables;
         var p = x.Packet;
-        o.WriteLine($"Packet:   {Describe(p)}{(iifGuessed ? $" (assumed: {p.From} is reached through {p.Iif}; pass --iif to choose)" : "")}");
+        o.WriteLine($"Packet:   {Describe(x.Asked ?? p)}{(assumed is null ? "" : $" ({assumed})")}");
+        if (x.Marks is { Evaluated: true } m)
+        {
+            var chain = p.IsLocal ? "output" : "prerouting";
+            if (m.Steps.Count == 0)
+                o.WriteLine($"Marks:    no entry of the policy's Marks ({chain}) matches; the packet keeps mark 0x{p.Mark:x}");
+            foreach (var step in m.Steps)
+                o.WriteLine($"Marks:    Marks[{step.Index}] ({chain}) {(step.MarkAfter == 0 ? "clears the mark" : $"sets mark 0x{step.MarkAfter:x}")}: {NftMarks.RuleLine(step.Rule)}");
+            if (m.Steps.Count > 1)
+                o.WriteLine($"          the last match wins: the packet is routed with mark 0x{p.Mark:x}");
+        }
+        if (x.Marks?.Note is { } note) o.WriteLine($"          {note}");
+        if (foreignMarks is not null) o.WriteLine($"Note:     {foreignMarks}");
         if (x.Decider is { } d)
         {
             var rule = d.Entry.Rule;
@@ -133,32 +192,61 @@ public static class ExplainCommand
             if (x.Decider is { Route: { } chosen })
             {
                 o.WriteLine($"Table:    {TableText(t, chosen.Table)}");
-                o.WriteLine($"Route:    {IpCommand.RouteArgs(chosen, t, ctx.Names.Protocols)} would be used, but:");
+                o.WriteLine(IsDropRoute(chosen)
+                    ? $"Route:    {IpCommand.RouteArgs(chosen, t, ctx.Names.Protocols)}"
+                    : $"Route:    {IpCommand.RouteArgs(chosen, t, ctx.Names.Protocols)} would be used, but:");
             }
-            o.WriteLine($"Dropped:  the kernel answers \"{x.Match.Error}\"");
-            if (x.Decider is { Route: null, Outcome: RuleOutcome.Decided } drop)
-                o.WriteLine($"          rule {drop.Entry.Rule.Priority} is a {drop.Why} rule");
-            else if (x.Decider is null)
-                o.WriteLine($"          no rule led to a table with a route to {p.To}");
+            if (x.Decider is { Route: { } dropRoute } && IsDropRoute(dropRoute))
+                o.WriteLine($"Dropped:  intended: {Owned(dropRoute.Protocol, ctx, "route")} is a{(dropRoute.Type == RouteType.Unreachable ? "n" : "")} {dropRoute.Type.ToString().ToLowerInvariant()} route (the kernel answers \"{x.Match.Error}\")");
+            else if (x.Decider is { Route: null, Outcome: RuleOutcome.Decided } drop)
+                o.WriteLine($"Dropped:  intended: rule {drop.Entry.Rule.Priority}, {Owned(drop.Entry.Rule.Protocol, ctx, "rule")}, is a {drop.Why} rule (the kernel answers \"{x.Match.Error}\")");
+            else
+            {
+                o.WriteLine($"Dropped:  the kernel answers \"{x.Match.Error}\"");
+                if (x.Decider is null) o.WriteLine($"          no rule led to a table with a route to {p.To}");
+            }
             if (x.Hint is not null) o.WriteLine($"Hint:     {x.Hint}");
         }
         foreach (var s in x.PassedOver)
             o.WriteLine($"Before:   rule {s.Entry.Rule.Priority} ({RuleText(s.Entry, ctx)}) matched, but {s.Why}");
         o.WriteLine(x.Agrees
-            ? "Kernel:   ip route get agrees"
+            ? p.Mark != 0 && p.Mark != x.Asked?.Mark ? $"Kernel:   ip route get with mark 0x{p.Mark:x} agrees" : "Kernel:   ip route get agrees"
             : x.Match.Routed
                 ? "Kernel:   ip route get decided this; tunnel-router's own rule walk expected otherwise (a selector it does not model, such as l3mdev or tun_id, may have decided), and the kernel's answer is the one shown"
                 : "Kernel:   ip route get refuses the packet although the rules lead to a route; the kernel's answer is what counts");
     }
 
-    static void WriteJson(Context ctx, Explanation x)
+    /// <summary>"tunnel-router's route (the policy's)", "someone else's rule (protocol boot)".</summary>
+    static string Owned(byte protocol, Context ctx, string what) =>
+        protocol == ctx.Protocol ? $"tunnel-router's {what} (the policy's)"
+        : protocol == ctx.HookProtocol ? $"tunnel-router's {what} (OpenVPN hook)"
+        : $"someone else's {what} (protocol {ctx.Names.Protocols.Format(protocol)})";
+
+    static void WriteJson(Context ctx, Explanation x, string? foreignMarks)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
-            w.WriteString("packet", Describe(x.Packet));
+            w.WriteString("packet", Describe(x.Asked ?? x.Packet));
             w.WriteBoolean("routed", x.Match.Routed);
+            w.WriteBoolean("intendedDrop", x.Intended);
+            w.WriteNumber("mark", x.Packet.Mark);
+            if (x.Marks is { Evaluated: true } m)
+            {
+                w.WriteStartArray("marks");
+                foreach (var step in m.Steps)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("entry", step.Index);
+                    w.WriteNumber("mark", step.MarkAfter);
+                    w.WriteString("rule", NftMarks.RuleLine(step.Rule));
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                if (m.Note is not null) w.WriteString("marksNote", m.Note);
+            }
+            if (foreignMarks is not null) w.WriteString("note", foreignMarks);
             if (x.Decider is { } d)
             {
                 w.WriteStartObject("rule");
@@ -235,7 +323,7 @@ public static class ExplainCommand
         : $"directly on {a.Device} (the destination is on that link)";
 
     /// <summary>--from A --to B --iif D --mark N --proto P --sport N --dport N, from <see cref="CliArgs.Extra"/>.</summary>
-    static (Packet, bool IifGuessed) ParsePacket(IReadOnlyList<string> extra, RouteLookup lookup)
+    static (Packet, string? Assumed, bool MarkGiven) ParsePacket(IReadOnlyList<string> extra, RouteLookup lookup)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < extra.Count; i++)
@@ -261,14 +349,20 @@ public static class ExplainCommand
         if ((sport ?? dport) is not null && proto is null) throw new InputException("--proto", "ports need a protocol: --proto tcp or --proto udp");
         var uid = values.TryGetValue("--uid", out var u) ? Number("--uid", u, uint.MaxValue) : 0;
 
-        var guessed = false;
-        if (iif is null && from is not null && lookup.RouteTo(from) is { Routed: true, Type: not "local", Device: { } through })
+        string? assumed = null;
+        if (iif is null && from is not null)
         {
+            var back = lookup.RouteTo(from);
             // A source that is not ours arrives from somewhere: where the host reaches it is the likely way in.
-            iif = through;
-            guessed = true;
+            if (back is { Routed: true, Type: not "local", Device: { } through })
+            {
+                iif = through;
+                assumed = $"assumed: {from} is reached through {through}; pass --iif to choose";
+            }
+            else if (!back.Routed)
+                assumed = $"assumed: sent by this host with source {from}, which is not one of its addresses and has no route back; pass --iif to say where it arrives";
         }
-        return (new Packet(to.AddressFamily, from, to, iif ?? Packet.LocalIif, mark, proto, sport, dport, uid), guessed);
+        return (new Packet(to.AddressFamily, from, to, iif ?? Packet.LocalIif, mark, proto, sport, dport, uid), assumed, values.ContainsKey("--mark"));
     }
 
     static uint Number(string field, string text, uint max) =>

@@ -19,7 +19,7 @@ public static class HookCommand
             // Resolved under the lock, from names read under it: two hooks naming two new tables at once must
             // not give both the same id.
             var settings = new HookSettings(
-                ctx.Names.ResolveAutoTable("Table", o.Table, o.TableId),
+                ctx.Names.ResolveAutoTable(o.FieldOf("Table"), o.Table, o.TableId),
                 ctx.HookProtocol,
                 o.PoolRules,
                 o.PoolRulePriority,

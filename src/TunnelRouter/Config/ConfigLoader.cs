@@ -38,14 +38,22 @@ public static class ConfigLoader
         // environment we were handed rather than the process's own, so a command can be run with any
         // environment (tests, OpenVPN's setenv).
         var fromEnv = new List<KeyValuePair<string, string?>>();
+        var variables = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var unknown = new List<InputException>();
         foreach (var (key, value) in env)
         {
             if (!key.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || key == Kernel.FaultPoint.Variable) continue;
             var top = key[EnvPrefix.Length..].Split("__")[0];
             if (!ConfigSchema.IsKnown(top))
-                throw new InputException(Core.Net.Printable(key), $"unknown configuration key '{Core.Net.Printable(top)}' (known: {string.Join(", ", ConfigSchema.Known)})");
-            fromEnv.Add(new(key[EnvPrefix.Length..].Replace("__", ":"), value));
+            {
+                unknown.Add(new InputException(Core.Net.Printable(key), $"unknown configuration key '{Core.Net.Printable(top)}'{Core.Suggest.DidYouMean(top, ConfigSchema.Known)} (known: {string.Join(", ", ConfigSchema.Known)})"));
+                continue;
+            }
+            var configKey = key[EnvPrefix.Length..].Replace("__", ":");
+            fromEnv.Add(new(configKey, value));
+            variables[configKey] = Core.Net.Printable(key);
         }
+        InputErrors.ThrowIfAny(unknown);
         // Nothing to bind (no policy file, no TUNNEL_ROUTER_*, no Key=Value): the defaults, without building a
         // configuration at all. The OpenVPN hook on a host without a policy file takes this path.
         if (!exists && fromEnv.Count == 0 && overrides.Count == 0) return (new TunnelRouterOptions(), null);
@@ -69,7 +77,8 @@ public static class ConfigLoader
         }
 
         var source = exists ? path! : "configuration";
-        ConfigSchema.Check(root, source);
+        var origins = new ConfigOrigins(source, variables, overrides.Select(kv => kv.Key).ToList());
+        InputErrors.ThrowIfAny(ConfigSchema.Check(root, source).Select(origins.Relabel).ToList());
 
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }
@@ -78,10 +87,10 @@ public static class ConfigLoader
             // "Failed to convert configuration value at 'TableId' to type 'System.UInt32'."
             var key = Between(e.Message, "at '", "'") ?? "configuration";
             var value = root[key];
-            throw new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value");
+            throw origins.Relabel(new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value"));
         }
         MergeLines(root, options);
-        return (options, exists ? path : null);
+        return (options.WithOrigins(origins), exists ? path : null);
     }
 
     /// <summary>For flush, which needs only the protocol numbers: a policy file that does not load is set aside
@@ -90,7 +99,7 @@ public static class ConfigLoader
         IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required, Action<string> warn)
     {
         try { return Load(env, overrides, path, required); }
-        catch (InputException e) when (path is not null && File.Exists(path))
+        catch (TunnelRouterException e) when (e is InputException or InputErrors && path is not null && File.Exists(path))
         {
             var (options, _) = Load(env, overrides, null);
             warn($"{OneLine(e.Message)}; the policy file is set aside: flush removes what carries protocol {options.Protocol} or {options.HookProtocol}");

@@ -19,7 +19,7 @@ public static class ConfigSchema
 
     public static readonly string[] InstanceKeys = ["Dev", "Rules", "Routes"];
 
-    public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Priority"];
+    public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Gateway6", "Priority"];
 
     public static readonly string[] RoutingKeys = ["Daemon", "Protocol", "Area", "Hello", "Dead", "ConfigFile", "Control", "Interfaces", "Stubs"];
 
@@ -51,14 +51,22 @@ public static class ConfigSchema
 
     public static bool IsKnown(string key) => Sections.Any(s => s.Key.Equals(key, StringComparison.OrdinalIgnoreCase));
 
-    public static void Check(IConfiguration root, string source)
+    /// <summary>Every shape error of the configuration (none: an empty list), each naming its key.</summary>
+    public static List<InputException> Check(IConfiguration root, string source)
+    {
+        var errors = new List<InputException>();
+        foreach (var section in root.GetChildren())
+            InputErrors.Collect(errors, () => { CheckSection(section, source); return 0; });
+        return errors;
+    }
+
+    static void CheckSection(IConfigurationSection section, string source)
     {
         InputException Error(string field, string message) => new($"{source}: {field}", message);
 
-        foreach (var section in root.GetChildren())
         {
             var schema = Array.Find(Sections, s => s.Key.Equals(section.Key, StringComparison.OrdinalIgnoreCase))
-                ?? throw Error(section.Key, $"unknown key (known: {string.Join(", ", Known)})");
+                ?? throw Error(section.Key, $"unknown key{Core.Suggest.DidYouMean(section.Key, Known)} (known: {string.Join(", ", Known)})");
             var name = schema.Key;
             switch (schema.Shape)
             {
@@ -101,7 +109,7 @@ public static class ConfigSchema
         foreach (var member in item.GetChildren())
         {
             var key = Array.Find(schema.EntryKeys!, k => k.Equals(member.Key, StringComparison.OrdinalIgnoreCase))
-                ?? throw error($"{entry}.{member.Key}", $"unknown key (known: {string.Join(", ", schema.EntryKeys!)})");
+                ?? throw error($"{entry}.{member.Key}", $"unknown key{Core.Suggest.DidYouMean(member.Key, schema.EntryKeys!)} (known: {string.Join(", ", schema.EntryKeys!)})");
             if (schema.EntryLists?.Contains(key) == true) CheckLines(member, $"{entry}.{key}", "\"...\"", error);
             else if (member.GetChildren().Any()) throw error($"{entry}.{key}", "expected a single value, not a list or an object");
         }

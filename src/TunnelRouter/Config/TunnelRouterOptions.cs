@@ -85,6 +85,16 @@ public sealed class TunnelRouterOptions
 
     /// <summary>A routing daemon running OSPF over the owned tunnels; null for none.</summary>
     public RoutingOptions? Routing { get; set; }
+
+    /// <summary>Where each value came from, for errors; set by the loader, not a configuration key (a method,
+    /// so the binder never sees it).</summary>
+    public ConfigOrigins? Origins() => _origins;
+    public TunnelRouterOptions WithOrigins(ConfigOrigins origins) { _origins = origins; return this; }
+
+    /// <summary>A key's name in errors, with where its value came from: "/etc/tunnel-router/tunnel-router.json: Table",
+    /// "TUNNEL_ROUTER_TABLE: Table", "command line: Table".</summary>
+    public string FieldOf(string key) => _origins is { } o ? $"{o.Of(key)}: {key}" : key;
+    ConfigOrigins? _origins;
 }
 
 /// <summary>One uplink: { "Interface": "eth0", "Table": "lan1", "Address": "192.168.1.6/24", "Gateway": "192.168.1.1" }.
@@ -94,7 +104,10 @@ public sealed class UplinkOptions
     public string? Interface { get; set; }
     public string? Table { get; set; }
     public string? Address { get; set; }
+    /// <summary>The gateway of the Address's family, or of either family when the addresses are read from the interface.</summary>
     public string? Gateway { get; set; }
+    /// <summary>The IPv6 gateway, beside an IPv4 Gateway: an uplink of both families.</summary>
+    public string? Gateway6 { get; set; }
     public uint? Priority { get; set; }
 }
 

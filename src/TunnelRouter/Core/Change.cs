@@ -41,6 +41,9 @@ public abstract record IpChange : Change
         Family == AddressFamily.Unspecified ? $"ip {Args(tables, protocols)}" : $"ip {Net.FamilyFlag(Family)} {Args(tables, protocols)}";
 
     public override string? Batch() => Args(TableNames.Numeric, ProtocolNames.Numeric);
+
+    /// <summary>The batch line with names: what a kernel error quotes, as every other line says it.</summary>
+    public string NamedBatch(TableNames tables, ProtocolNames protocols) => Args(tables, protocols);
 }
 
 public sealed record AddRoute(Route Route) : IpChange

@@ -15,36 +15,41 @@ public static class Planner
         var adds = new List<Change>();
         var deletes = new List<Change>();
 
-        var currentByKey = new RoutesByKey(current.Routes.Count);
-        foreach (var r in current.Routes) currentByKey.Add(r);
+        // Both sides packed (bulk lists already are); routes are made only for what changes.
+        var held = PackedRoutes.Of(current.Routes);
+        var currentByKey = new RouteIndex(held);
+        for (var i = 0; i < held.Count; i++) currentByKey.Add(i);
         // Desired routes once each, in the policy's order.
-        var desiredByKey = new RoutesByKey(desired.Routes.Count);
-        var wanted = new List<Route>(desired.Routes.Count);
-        foreach (var r in desired.Routes)
-            if (desiredByKey.Add(r)) wanted.Add(r);
+        var wanted = PackedRoutes.Of(desired.Routes);
+        var desiredByKey = new RouteIndex(wanted);
+        var once = new List<int>(wanted.Count);
+        for (var i = 0; i < wanted.Count; i++)
+            if (desiredByKey.Add(i)) once.Add(i);
 
-        HashSet<Route>? replaced = null;
-        foreach (var want in wanted)
+        HashSet<PackedRoute>? replaced = null;
+        foreach (var i in once)
         {
-            if (!currentByKey.TryGetFirst(want, out var first)) { adds.Add(new AddRoute(want)); continue; }
-            if (currentByKey.Contains(want)) continue;
-            var mine = currentByKey.FirstOf(want, owns.Route);
-            if (mine is not null && !desiredByKey.Contains(mine))
+            ref readonly var w = ref wanted.At(i);
+            var first = currentByKey.First(w.Key);
+            if (first < 0) { adds.Add(new AddRoute(wanted[i])); continue; }
+            if (currentByKey.Contains(w)) continue;
+            var mine = currentByKey.FirstOf(w.Key, owns.Route);
+            if (mine >= 0 && !desiredByKey.Contains(held.At(mine)))
             {
-                adds.Add(new ReplaceRoute(mine, want));
-                (replaced ??= []).Add(mine);
+                adds.Add(new ReplaceRoute(held[mine], wanted[i]));
+                (replaced ??= []).Add(held.At(mine));
             }
-            else if (mine is null && !want.Family.IsV6())
+            else if (mine < 0 && !w.Key.IsV6)
             {
                 // IPv4 keeps one route per key: adding ours would fail, replacing would take theirs.
                 throw new ConflictException(
-                    $"route '{first}' is in the way of '{want}' and is not owned by tunnel-router; remove it or change the policy");
+                    $"route '{held[first]}' is in the way of '{wanted[i]}' and is not owned by tunnel-router; remove it or change the policy");
             }
-            else adds.Add(new AddRoute(want));
+            else adds.Add(new AddRoute(wanted[i]));
         }
-        foreach (var have in current.Routes)
-            if (!desiredByKey.Contains(have) && owns.Route(have) && replaced?.Contains(have) != true)
-                deletes.Add(new DeleteRoute(have));
+        for (var i = 0; i < held.Count; i++)
+            if (!desiredByKey.Contains(held.At(i)) && replaced?.Contains(held.At(i)) != true && held[i] is var r && owns.Route(r))
+                deletes.Add(new DeleteRoute(r));
 
         var desiredRules = new HashSet<Rule>(desired.Rules);
         var currentRules = new HashSet<Rule>(current.Rules);
@@ -77,51 +82,6 @@ public static class Planner
             foreach (var v4 in (ReadOnlySpan<bool>)[true, false])
                 foreach (var c in changes)
                     if (c.IsRule == rules && (c.Family == System.Net.Sockets.AddressFamily.InterNetwork) == v4) into.Add(c);
-    }
-
-    /// <summary>Routes by their <see cref="Route.Key"/> (packed). The kernel keeps one route per key, so one slot
-    /// each is the rule; the rare others (what a hand-made state may hold) wait in a side table. Sized once, up
-    /// front: at a million routes a growing table of lists costs more than the diff itself.</summary>
-    sealed class RoutesByKey(int capacity)
-    {
-        readonly Dictionary<PackedRouteKey, Route> _first = new(capacity);
-        Dictionary<PackedRouteKey, List<Route>>? _more;
-
-        /// <summary>False when an equal route is already there.</summary>
-        public bool Add(Route route)
-        {
-            var key = new PackedRouteKey(route);
-            if (_first.TryAdd(key, route)) return true;
-            if (Contains(route)) return false;
-            _more ??= [];
-            if (!_more.TryGetValue(key, out var list)) _more[key] = list = [];
-            list.Add(route);
-            return true;
-        }
-
-        /// <summary>The first route added with the key of <paramref name="route"/>.</summary>
-        public bool TryGetFirst(Route route, out Route first) => _first.TryGetValue(new PackedRouteKey(route), out first!);
-
-        public bool Contains(Route route)
-        {
-            var key = new PackedRouteKey(route);
-            if (!_first.TryGetValue(key, out var first)) return false;
-            if (first.Equals(route)) return true;
-            return _more is not null && _more.TryGetValue(key, out var list) && list.Contains(route);
-        }
-
-        /// <summary>The first route with the key of <paramref name="route"/>, in the order added, that
-        /// <paramref name="match"/> accepts.</summary>
-        public Route? FirstOf(Route route, Func<Route, bool> match)
-        {
-            var key = new PackedRouteKey(route);
-            if (!_first.TryGetValue(key, out var first)) return null;
-            if (match(first)) return first;
-            if (_more is not null && _more.TryGetValue(key, out var list))
-                foreach (var r in list)
-                    if (match(r)) return r;
-            return null;
-        }
     }
 }
 

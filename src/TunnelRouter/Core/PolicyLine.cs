@@ -22,9 +22,22 @@ public static class PolicyLine
 
     const string RouteOptions = "via, dev, src, metric, table, onlink, mtu";
 
+    /// <summary>The words a rule or route line may hold, for "did you mean" (a typo like "lokup").</summary>
+    static readonly string[] RuleWords =
+        ["not", "from", "to", "fwmark", "iif", "oif", "ipproto", "sport", "dport", "uidrange", "tos", "suppress_prefixlength",
+         "lookup", "table", "blackhole", "unreachable", "prohibit", "pref", "priority"];
+    static readonly string[] RouteWords =
+        ["via", "dev", "src", "metric", "table", "onlink", "mtu", "default", "unicast", "unreachable", "blackhole", "prohibit", "throw"];
+
+    /// <summary>Every table name a line may use; set per parse by the policy (for "did you mean" on a misspelt name).</summary>
+    public sealed record Tables(TableResolver Resolve, IEnumerable<string> Names)
+    {
+        public static implicit operator Tables(TableResolver resolve) => new(resolve, []);
+    }
+
     /// <param name="field">the line's name in errors, e.g. "policy.json: Rules[2]".</param>
     /// <param name="automaticPriority">the priority when the line has no pref; null when none is left to give.</param>
-    public static Rule ParseRule(string field, string? line, TableResolver tables, byte protocol, uint? automaticPriority)
+    public static Rule ParseRule(string field, string? line, Tables tables, byte protocol, uint? automaticPriority)
     {
         var w = new Words(field, line, "an ip rule such as 'from 10.10.10.0/24 lookup vpn'");
         AddressFamily? family = w.Family();
@@ -153,7 +166,7 @@ public static class PolicyLine
                 case "ip" when at == 0:
                     throw w.Error(at, "write the rule without 'ip rule add', e.g. 'from 10.10.10.0/24 lookup vpn'");
                 default:
-                    throw w.Error(at, RuleExpected);
+                    throw w.Error(at, Core.Suggest.Closest(word, RuleWords) is { } meant ? $"did you mean '{meant}'? {RuleExpected}" : RuleExpected);
             }
         }
 
@@ -168,7 +181,7 @@ public static class PolicyLine
     }
 
     /// <param name="field">the line's name in errors, e.g. "policy.json: Routes[0]".</param>
-    public static Route ParseRoute(string field, string? line, TableResolver tables, byte protocol)
+    public static Route ParseRoute(string field, string? line, Tables tables, byte protocol)
     {
         var w = new Words(field, line, "an ip route such as 'default via 192.168.1.1 table vpn'");
         AddressFamily? family = w.Family();
@@ -271,10 +284,11 @@ public static class PolicyLine
                 case "ip" when at == 0:
                     throw w.Error(at, "write the route without 'ip route add', e.g. 'default via 192.168.1.1 table vpn'");
                 default:
+                    var meant = LooksLikeDestination(word) ? "" : Core.Suggest.Closest(word, RouteWords) is { } m ? $"did you mean '{m}'? " : "";
                     if (destination is not null)
-                        throw w.Error(at, $"expected an option ({RouteOptions})");
+                        throw w.Error(at, $"{meant}expected an option ({RouteOptions})");
                     if (!LooksLikeDestination(word))
-                        throw w.Error(at, $"expected a destination (default or PREFIX), a route type (unicast, unreachable, blackhole, prohibit, throw) or an option ({RouteOptions})");
+                        throw w.Error(at, $"{meant}expected a destination (default or PREFIX), a route type (unicast, unreachable, blackhole, prohibit, throw) or an option ({RouteOptions})");
                     destination = Destination(w, word, at, ref family, ref familyWord);
                     break;
             }
@@ -374,10 +388,12 @@ public static class PolicyLine
         return new PortRange(a, b);
     }
 
-    static uint Table(Words w, TableResolver tables)
+    static uint Table(Words w, Tables tables)
     {
         var v = w.Value("a table name or number");
-        var id = tables(v) ?? throw w.Error(w.Index - 1, "is not a table defined in rt_tables or the policy's Tables; add it to Tables, e.g. \"Tables\": { \"vpn\": 200 }");
+        var id = tables.Resolve(v) ?? throw w.Error(w.Index - 1, Core.Suggest.Closest(v, tables.Names) is { } meant
+            ? $"is not a table defined in rt_tables or the policy's Tables; did you mean '{meant}'?"
+            : "is not a table defined in rt_tables or the policy's Tables; add it to Tables, e.g. \"Tables\": { \"vpn\": 200 }");
         if (id is 0 or > int.MaxValue) throw w.Error(w.Index - 1, $"expected a table from 1 to {int.MaxValue}");
         return id;
     }

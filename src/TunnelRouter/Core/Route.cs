@@ -49,6 +49,14 @@ public sealed record Route
     public RouteKey Key => new(Family, Table, Destination, Metric);
 
     public override string ToString() => IpCommand.RouteArgs(this, TableNames.Numeric, ProtocolNames.Numeric);
+
+    /// <summary>The same route in all but its owner: table, destination, metric, type, gateway and device (a
+    /// route written without dev takes the kernel's device), and every other attribute (what --adopt takes over).</summary>
+    public bool SameButOwner(Route have) => this with { Protocol = have.Protocol, Device = Device ?? have.Device } == have;
+
+    /// <summary>The same path in the same table at another metric: a hand-made twin that stays beside the policy's.</summary>
+    public bool SamePathOtherMetric(Route have) =>
+        Metric != have.Metric && this with { Protocol = have.Protocol, Device = Device ?? have.Device, Metric = have.Metric } == have;
 }
 
 public readonly record struct RouteKey(AddressFamily Family, uint Table, IPNetwork Destination, uint Metric);
@@ -65,15 +73,46 @@ internal readonly struct PackedRouteKey : IEquatable<PackedRouteKey>
     readonly uint _metric;
     readonly int _lengthAndFamily;
 
-    public PackedRouteKey(Route route)
+    public PackedRouteKey(Route route) : this(route.Destination, route.Table, route.Metric) { }
+
+    /// <summary><paramref name="destination"/> must be masked already (as every route's is).</summary>
+    public PackedRouteKey(IPNetwork destination, uint table, uint metric)
     {
         Span<byte> bytes = stackalloc byte[16];
-        route.Destination.BaseAddress.TryWriteBytes(bytes, out var n);
+        destination.BaseAddress.TryWriteBytes(bytes, out var n);
         _address = n == 4 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes)
             : System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes);
-        _table = route.Table;
-        _metric = route.Metric;
-        _lengthAndFamily = route.Destination.PrefixLength | (n == 16 ? 0x100 : 0);
+        _table = table;
+        _metric = metric;
+        _lengthAndFamily = destination.PrefixLength | (n == 16 ? 0x100 : 0);
+    }
+
+    public bool IsV6 => (_lengthAndFamily & 0x100) != 0;
+    /// <summary>From the address as a number (an IPv4 address in the low 32 bits); host bits are cleared.</summary>
+    public PackedRouteKey(UInt128 address, bool v6, int length, uint table, uint metric)
+    {
+        var bits = v6 ? 128 : 32;
+        var host = length >= bits ? UInt128.Zero : (length == 0 ? (v6 ? UInt128.MaxValue : uint.MaxValue) : ((UInt128)1 << (bits - length)) - 1);
+        _address = address & ~host & (v6 ? UInt128.MaxValue : uint.MaxValue);
+        _table = table;
+        _metric = metric;
+        _lengthAndFamily = length | (v6 ? 0x100 : 0);
+    }
+
+    public uint Table => _table;
+    public uint Metric => _metric;
+
+    /// <summary>The destination, made anew (an <see cref="IPAddress"/> each time).</summary>
+    public IPNetwork Destination
+    {
+        get
+        {
+            Span<byte> bytes = stackalloc byte[16];
+            var v6 = IsV6;
+            if (v6) System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(bytes, _address);
+            else System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes, (uint)_address);
+            return new IPNetwork(new IPAddress(bytes[..(v6 ? 16 : 4)]), _lengthAndFamily & 0xFF);
+        }
     }
 
     public bool Equals(PackedRouteKey other) =>

@@ -68,4 +68,10 @@ public sealed record Rule
     public int? SuppressPrefixLength { get; init; }
 
     public override string ToString() => IpCommand.RuleArgs(this, TableNames.Numeric, ProtocolNames.Numeric);
+
+    /// <summary>The same selectors and action, whoever owns it and at whatever priority: a hand-made twin.</summary>
+    public bool SameSelectorsAndAction(Rule other) => this with { Priority = other.Priority, Protocol = other.Protocol } == other;
+
+    /// <summary>The same rule in all but its owner: same selectors, priority and action (what --adopt takes over).</summary>
+    public bool SameButOwner(Rule other) => this with { Protocol = other.Protocol } == other;
 }

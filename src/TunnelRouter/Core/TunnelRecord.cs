@@ -147,10 +147,10 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
             InterfaceName.Validate("record", device);
             // The line is the object whole (every selector and attribute: a rule's "to", a route's metric and type),
             // so a restore makes exactly what up made; the fields beside it are what an older writer left.
-            var routes = (j.Routes ?? []).Select(r => r.Line is { } line ? PolicyLine.ParseRoute("record", line, Numeric, r.Protocol) : new Route(Net.ParsePrefix("record", r.Destination ?? "", null), r.Table, r.Protocol,
+            var routes = (j.Routes ?? []).Select(r => r.Line is { } line ? PolicyLine.ParseRoute("record", line, new PolicyLine.Tables(Numeric, []), r.Protocol) : new Route(Net.ParsePrefix("record", r.Destination ?? "", null), r.Table, r.Protocol,
                 device: r.Device is null ? null : InterfaceName.Validate("record", r.Device),
                 gateway: r.Gateway is null ? null : Net.ParseAddress("record", r.Gateway, null), onLink: r.Gateway is not null)).ToList();
-            var rules = (j.Rules ?? []).Select(r => r.Line is { } line ? PolicyLine.ParseRule("record", line, Numeric, r.Protocol, null) : new Rule(r.Family == 6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork,
+            var rules = (j.Rules ?? []).Select(r => r.Line is { } line ? PolicyLine.ParseRule("record", line, new PolicyLine.Tables(Numeric, []), r.Protocol, null) : new Rule(r.Family == 6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork,
                 r.Priority, RuleAction.Lookup, r.Table, r.Protocol, from: r.From is null ? null : Net.ParsePrefix("record", r.From, null))).ToList();
             var networks = (j.Networks ?? []).Select(n => new TunnelNetwork(Net.ParsePrefix("record", n.Network ?? "", null),
                 n.Gateway is null ? null : Net.ParseAddress("record", n.Gateway, null), n.Pool)).ToList();

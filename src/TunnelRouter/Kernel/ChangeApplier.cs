@@ -21,10 +21,13 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
     /// <summary>Returns how many changes took effect.</summary>
     public int Apply(IReadOnlyList<Change> plan, bool dryRun)
     {
-        // Rendering 10,000 lines nobody sees (--quiet) costs more than sending them to the kernel.
-        if (log.IsEnabled(Serilog.Events.LogEventLevel.Information))
-            foreach (var change in plan) log.Information("[#] {Command}", IpCommand.Display(change, tables, protocols));
-        if (dryRun || plan.Count == 0) return 0;
+        // A dry run shows every change; a real one shows each batch as it is sent (Dispatch), so a failure leaves
+        // no [#] line for the batches and handlers it never reached.
+        if (dryRun || plan.Count == 0)
+        {
+            Show(plan, 0, plan.Count);
+            return 0;
+        }
 
         var effective = new List<Change>(plan.Count);
         var next = 0;
@@ -81,7 +84,7 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         {
             RollBack(effective);
             throw new ChangeFailedException(
-                $"{e.Message}; rolled back {effective.Count} change{(effective.Count == 1 ? "" : "s")}, nothing left behind",
+                $"{Named(e.Message, (e as ChangeFailedException)?.Failed)}; rolled back {effective.Count} change{(effective.Count == 1 ? "" : "s")}, nothing left behind",
                 effective.Count, (e as ChangeFailedException)?.Failed, e) { Errno = e.Errno };
         }
         return effective.Count;
@@ -97,6 +100,7 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
             var handler = HandlerOf(changes[i]);
             if (handler is not null)
             {
+                Show(changes, i, i + 1);
                 try { handler.Apply(changes[i]); }
                 catch (KernelException e) when (e is not ChangeFailedException)
                 {
@@ -107,6 +111,8 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
             }
             var j = i;
             while (j < changes.Count && HandlerOf(changes[j]) is null) j++;
+            // Printed as the batch is sent: a batch the run never reaches (after a failure) prints nothing.
+            Show(changes, i, j);
             try { kernel.Apply(i == 0 && j == changes.Count ? changes : changes.Skip(i).Take(j - i).ToList()); }
             catch (ChangeFailedException e) when (i > 0)
             {
@@ -115,6 +121,20 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
             i = j;
         }
     }
+
+    /// <summary>The [#] lines of changes [from, to). Rendering 10,000 lines nobody sees (--quiet) costs more than
+    /// sending them to the kernel.</summary>
+    void Show(IReadOnlyList<Change> changes, int from, int to)
+    {
+        if (!log.IsEnabled(Serilog.Events.LogEventLevel.Information)) return;
+        for (var k = from; k < to; k++) log.Information("[#] {Command}", IpCommand.Display(changes[k], tables, protocols));
+    }
+
+    /// <summary>A backend's message names the change with numbers (it has no names): the same words every other line uses.</summary>
+    string Named(string message, Change? failed) =>
+        failed is not IpChange ip ? message
+        : message.Replace(ip.ToString(), ip.Display(tables, protocols), StringComparison.Ordinal)
+                 .Replace(ip.Batch()!, ip.NamedBatch(tables, protocols), StringComparison.Ordinal);
 
     IChangeHandler? HandlerOf(Change change)
     {

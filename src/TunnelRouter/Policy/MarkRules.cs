@@ -28,12 +28,15 @@ public static class MarkRules
         var destination = ParseAddress($"{field}.Destination", o.Destination);
         var family = ParseFamily($"{field}.Family", o.Family);
 
+        // Name what decided the family: the Family key as written, or the other address.
+        var decidedBy = family is null ? null : $"Family is {FamilyName(family.Value)}";
         foreach (var (key, match) in new[] { ("Source", source), ("Destination", destination) })
         {
             if (match is null) continue;
             if (family is { } f && f != match.Family)
-                throw new InputException($"{field}.{key}", $"'{match}' is {FamilyName(match.Family)} but Family is {FamilyName(f)}");
+                throw new InputException($"{field}.{key}", $"'{match}' is {FamilyName(match.Family)} but {decidedBy}");
             family = match.Family;
+            decidedBy ??= $"{key} '{match}' is {FamilyName(match.Family)}";
         }
 
         var protocol = ParseProtocol($"{field}.Protocol", o.Protocol);

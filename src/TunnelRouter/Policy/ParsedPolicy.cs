@@ -6,7 +6,12 @@ namespace TunnelRouter.Policy;
 /// <summary>An uplink as the policy states it; what it leaves out (address, prefix, gateway) is read from
 /// the kernel snapshot when the plan is made.</summary>
 public sealed record UplinkSpec(string Field, string Device, uint Table, uint Priority, IPAddress? Address, int? PrefixLength,
-    IPAddress? Gateway);
+    IPAddress? Gateway, IPAddress? Gateway6 = null)
+{
+    /// <summary>The gateway the policy gives for a family, or null (then main's default route via the device).</summary>
+    public IPAddress? GatewayOf(System.Net.Sockets.AddressFamily family) =>
+        Gateway6 is not null && family.IsV6() ? Gateway6 : Gateway?.AddressFamily == family ? Gateway : null;
+}
 
 /// <summary>The routes one prefix file made: for plan's summary ("+ 48,211 routes in table vpn from ru.txt").</summary>
 public sealed record PrefixListRoutes(string Field, string File, uint Table, IReadOnlyList<Route> Routes);

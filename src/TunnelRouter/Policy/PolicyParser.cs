@@ -26,34 +26,65 @@ public static class PolicyParser
     public static ParsedPolicy Parse(TunnelRouterOptions o, Iproute2Files names, string? configPath, Func<string, TextReader>? openFile = null)
     {
         var src = configPath ?? "configuration";
-        var protocol = names.ResolveProtocol("Protocol", o.Protocol, "tunnel-router");
-        var hookProtocol = names.ResolveProtocol("HookProtocol", o.HookProtocol, "tunnel-router-hook");
-        var tables = PolicyTables.Create(names, o.Tables, o.Table, o.TableId, src);
+        // Every section and every entry is checked, and every mistake reported in one run, each naming where its
+        // value came from (the file, a TUNNEL_ROUTER_* variable, a Key=Value argument).
+        var errors = new List<InputException>();
+        var protocol = InputErrors.Collect(errors, () => names.ResolveProtocol("Protocol", o.Protocol, "tunnel-router"));
+        var hookProtocol = InputErrors.Collect(errors, () => names.ResolveProtocol("HookProtocol", o.HookProtocol, "tunnel-router-hook"));
+        var tables = PolicyTables.Create(names, o.Tables, o.Table, o.TableId, src, errors);
 
-        var tunnels = TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n));
-        var rules = ParseRules(o.Rules, tables, protocol, src);
-        var instances = InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src);
-        var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels);
+        var tunnels = InputErrors.Collect(errors, () => TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n))) ?? [];
+        var rules = ParseRules(o.Rules, tables, protocol, src, errors);
+        var instances = InputErrors.Collect(errors, () => InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src)) ?? [];
+        var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
         var prefixLists = new List<PrefixListRoutes>();
+        IReadOnlyList<Route> all = routes;
         if (o.PrefixLists.Count > 0)
         {
-            var keys = new HashSet<PackedRouteKey>(routes.Count);
-            foreach (var r in routes) keys.Add(new PackedRouteKey(r));
+            // Packed from here on, every file read straight into one list: a million prefixes must not become a
+            // million route objects, nor a copy of themselves.
+            var packed = PackedRoutes.Of(routes);
+            var lists = new List<PrefixListRoutes>();
+            var starts = new List<int>();
             for (var i = 0; i < o.PrefixLists.Count; i++)
             {
-                var list = PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open);
-                // Duplicates and overlaps are fine: a prefix the policy already routes is routed once.
-                keys.EnsureCapacity(keys.Count + list.Routes.Count);
-                var kept = new List<Route>(list.Routes.Count);
-                foreach (var r in list.Routes)
-                    if (keys.Add(new PackedRouteKey(r))) kept.Add(r);
-                routes.AddRange(kept);
-                prefixLists.Add(kept.Count == list.Routes.Count ? list : list with { Routes = kept });
+                // A file with a bad line is one error among the policy's; what it had added is taken back.
+                var before = packed.Count;
+                var list = InputErrors.Collect(errors, () => PrefixFile.Parse($"{src}: PrefixLists[{i}]", o.PrefixLists[i], tables, protocol, openFile ?? PrefixFile.Open, packed));
+                if (list is null) { packed.Truncate(before); continue; }
+                starts.Add(before);
+                lists.Add(list);
             }
+            starts.Add(packed.Count);
+            // Duplicates and overlaps are fine: a prefix the policy already routes is routed once (the first
+            // route with its key stays; the list is compacted in place).
+            var index = new RouteIndex(packed);
+            var kept = routes.Count;
+            for (var i = 0; i < kept; i++) index.Insert(i);
+            for (var l = 0; l < lists.Count; l++)
+            {
+                var start = kept;
+                for (var i = starts[l]; i < starts[l + 1]; i++)
+                {
+                    if (index.First(packed.At(i).Key) >= 0) continue;
+                    packed.Set(kept, packed.At(i));
+                    index.Insert(kept++);
+                }
+                prefixLists.Add(lists[l] with { Routes = packed.Range(start, kept - start) });
+            }
+            packed.Truncate(kept);
+            all = packed;
         }
+        var uplinks = ParseUplinks(o.Uplinks, tables, src, errors);
+        var markRules = new List<MarkRule>(o.Marks.Count);
+        for (var i = 0; i < o.Marks.Count; i++)
+            if (InputErrors.Collect(errors, () => MarkRules.Parse($"{src}: Marks[{i}]", o.Marks[i])) is { } m) markRules.Add(m);
+        var sysctls = InputErrors.Collect(errors, () => Sysctl.Parse(o.Sysctls)) ?? [];
+        var routing = InputErrors.Collect(errors, () => RoutingSection.Parse(o.Routing, src, tunnels));
 
-        var failClosed = ParseFailClosed(o.FailClosed, tables, protocol, src, routes);
-
+        var failClosed = InputErrors.Collect(errors, () => ParseFailClosed(o.FailClosed, tables, protocol, src, routes)) ?? [];
+        var origins = o.Origins() ?? ConfigOrigins.FileOnly(src);
+        InputErrors.ThrowIfAny(errors.Select(origins.Relabel).ToList());
         return new ParsedPolicy
         {
             FailClosed = failClosed,
@@ -61,14 +92,14 @@ public static class PolicyParser
             Protocol = protocol,
             HookProtocol = hookProtocol,
             Rules = rules,
-            Routes = routes,
+            Routes = all,
             PrefixLists = prefixLists,
-            Uplinks = ParseUplinks(o.Uplinks, tables, src),
+            Uplinks = uplinks,
             Tunnels = tunnels,
             Instances = instances,
-            Routing = RoutingSection.Parse(o.Routing, src, tunnels),
-            Marks = NftMarks.Render(MarkRules.Parse(o.Marks)),
-            Sysctls = Sysctl.Parse(o.Sysctls),
+            Routing = routing,
+            Marks = NftMarks.Render(markRules),
+            Sysctls = sysctls,
             TableNames = names.Tables,
             ProtocolNames = names.Protocols,
         };
@@ -78,7 +109,7 @@ public static class PolicyParser
     public static bool RoutesNothing(TunnelRouterOptions o) => o.Rules.Count + o.Routes.Count + o.Uplinks.Count + o.PrefixLists.Count == 0;
 
     // Duplicates are found through dictionaries: a policy of 100,000 routes must not compare 5 billion pairs.
-    static List<Rule> ParseRules(List<string> lines, PolicyTables tables, byte protocol, string src)
+    static List<Rule> ParseRules(List<string> lines, PolicyTables tables, byte protocol, string src, List<InputException> errors)
     {
         var rules = new List<Rule>(lines.Count);
         var index = new Dictionary<Rule, int>(lines.Count);
@@ -86,15 +117,21 @@ public static class PolicyParser
         {
             var field = $"{src}: Rules[{i}]";
             uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
-            NoPlaceholder(field, lines[i], "Rules");
-            var rule = PolicyLine.ParseRule(field, lines[i], tables.For(field), protocol, automatic);
-            if (!index.TryAdd(rule, i)) throw new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]");
-            rules.Add(rule);
+            var line = lines[i];
+            var rule = InputErrors.Collect(errors, () =>
+            {
+                NoPlaceholder(field, line, "Rules");
+                return PolicyLine.ParseRule(field, line, tables.ForLines(field), protocol, automatic);
+            });
+            if (rule is null) continue;
+            if (!index.TryAdd(rule, i)) errors.Add(new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]"));
+            else rules.Add(rule);
         }
         return rules;
     }
 
-    static List<Route> ParseRoutes(List<string> lines, PolicyTables tables, byte protocol, string src, IReadOnlyList<TunnelConfigEntry> tunnels)
+    static List<Route> ParseRoutes(List<string> lines, PolicyTables tables, byte protocol, string src, IReadOnlyList<TunnelConfigEntry> tunnels,
+        List<InputException> errors)
     {
         var tunnelNames = new Dictionary<string, TunnelConfigEntry>(StringComparer.Ordinal);
         foreach (var t in tunnels) tunnelNames[t.Link.Name] = t;
@@ -103,16 +140,21 @@ public static class PolicyParser
         for (var i = 0; i < lines.Count; i++)
         {
             var field = $"{src}: Routes[{i}]";
-            NoPlaceholder(field, lines[i], "Routes");
-            var route = PolicyLine.ParseRoute(field, lines[i], tables.For(field), protocol);
+            var line = lines[i];
+            var route = InputErrors.Collect(errors, () =>
+            {
+                NoPlaceholder(field, line, "Routes");
+                return PolicyLine.ParseRoute(field, line, tables.ForLines(field), protocol);
+            });
+            if (route is null) continue;
             // A route over a tunnel belongs to the tunnel (made and removed with it), not to the top-level Routes.
             if (route.Device is { } dev && tunnelNames.TryGetValue(dev, out var tunnel))
-                throw new InputException(field,
-                    $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}.Routes, where it is made and removed with the tunnel");
-            if (!index.TryAdd(route.Key, i))
-                throw new InputException(field,
-                    $"'{Net.Printable(lines[i])}' has the same table, destination and metric as Routes[{index[route.Key]}]; a table holds one such route");
-            routes.Add(route);
+                errors.Add(new InputException(field,
+                    $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}.Routes, where it is made and removed with the tunnel"));
+            else if (!index.TryAdd(route.Key, i))
+                errors.Add(new InputException(field,
+                    $"'{Net.Printable(lines[i])}' has the same table, destination and metric as Routes[{index[route.Key]}]; a table holds one such route"));
+            else routes.Add(route);
         }
         return routes;
     }
@@ -153,17 +195,22 @@ public static class PolicyParser
         return result;
     }
 
-    static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src)
+    static List<UplinkSpec> ParseUplinks(List<UplinkOptions> entries, PolicyTables tables, string src, List<InputException> errors)
     {
         var uplinks = new List<UplinkSpec>();
         for (var i = 0; i < entries.Count; i++)
+            if (InputErrors.Collect(errors, () => ParseUplink(entries[i], $"{src}: Uplinks[{i}]", i, tables)) is { } u) uplinks.Add(u);
+        return uplinks;
+    }
+
+    static UplinkSpec ParseUplink(UplinkOptions u, string field, int i, PolicyTables tables)
+    {
         {
-            var u = entries[i];
-            var field = $"{src}: Uplinks[{i}]";
             var device = InterfaceName.Validate($"{field}.Interface", u.Interface);
             if (string.IsNullOrEmpty(u.Table)) throw new InputException($"{field}.Table", "is not set; expected a table name or number, e.g. \"lan1\"");
             var table = tables.Resolve($"{field}.Table", u.Table)
-                ?? throw new InputException($"{field}.Table", $"'{Net.Printable(u.Table)}' is not a table defined in rt_tables or the policy's Tables; add it to Tables");
+                ?? throw new InputException($"{field}.Table", $"'{Net.Printable(u.Table)}' is not a table defined in rt_tables or the policy's Tables; " +
+                    (Suggest.Closest(u.Table, tables.Names) is { } meant ? $"did you mean '{meant}'?" : "add it to Tables"));
             if (table is 0 or > int.MaxValue) throw new InputException($"{field}.Table", $"expected a table from 1 to {int.MaxValue}");
             IPAddress? address = null;
             int? prefix = null;
@@ -174,11 +221,15 @@ public static class PolicyParser
                 if (slash >= 0) prefix = Net.ParsePrefixLength($"{field}.Address", a[(slash + 1)..], address.AddressFamily);
             }
             IPAddress? gateway = u.Gateway is { } g ? Net.ParseAddress($"{field}.Gateway", g, address?.AddressFamily) : null;
+            IPAddress? gateway6 = u.Gateway6 is { } g6 ? Net.ParseAddress($"{field}.Gateway6", g6, System.Net.Sockets.AddressFamily.InterNetworkV6) : null;
+            if (gateway6 is not null && gateway?.AddressFamily.IsV6() == true)
+                throw new InputException($"{field}.Gateway", $"{gateway} is IPv6 and so is Gateway6; give the IPv4 gateway in Gateway");
+            if (gateway6 is not null && address is not null && !address.AddressFamily.IsV6())
+                throw new InputException($"{field}.Gateway6", $"the uplink's Address {address} is IPv4 only; leave Address out to read both families from {device}");
             var priority = u.Priority ?? (i < BandSlots ? UplinkBandStart + BandStep * (uint)i
                 : throw new InputException($"{field}.Priority", "is not set and the automatic band is full; set Priority"));
             if (priority == 0) throw new InputException($"{field}.Priority", "expected a priority from 1 to 4294967295");
-            uplinks.Add(new UplinkSpec(field, device, table, priority, address, prefix, gateway));
+            return new UplinkSpec(field, device, table, priority, address, prefix, gateway, gateway6);
         }
-        return uplinks;
     }
 }

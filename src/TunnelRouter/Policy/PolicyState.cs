@@ -13,8 +13,9 @@ public static class PolicyState
     public static KernelState Settle(KernelState desired, KernelState current)
     {
         var unsettled = false;
-        foreach (var r in desired.Routes)
-            if (r.Device is null && r.Gateway is not null) { unsettled = true; break; }
+        var packed = PackedRoutes.Of(desired.Routes);
+        for (var i = 0; i < packed.Count && !unsettled; i++)
+            unsettled = packed.At(i).Tail is { Device: null, Gateway: not null };
         if (!unsettled) return desired;
         // Indexed by key, built only when a route needs it: 10,000 routes must not scan 10,000 each.
         Dictionary<RouteKey, List<Route>>? byKey = null;

@@ -23,7 +23,9 @@ public static class PrefixFile
         return new StreamReader(new MemoryStream(bytes, writable: false), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
     }
 
-    public static PrefixListRoutes Parse(string field, PrefixListOptions o, PolicyTables tables, byte protocol, Func<string, TextReader> open)
+    /// <param name="into">where the routes go (packed), or null for a list of their own.</param>
+    internal static PrefixListRoutes Parse(string field, PrefixListOptions o, PolicyTables tables, byte protocol, Func<string, TextReader> open,
+        PackedRoutes? into = null)
     {
         if (string.IsNullOrEmpty(o.File)) throw new InputException($"{field}.File", "is not set; expected the path of a file of prefixes, one a line");
         if (!Path.IsPathFullyQualified(o.File)) throw new InputException($"{field}.File", $"'{Net.Printable(o.File)}' is not an absolute path");
@@ -38,7 +40,9 @@ public static class PrefixFile
         if (v4.Route is null && v6.Route is null) throw v4.Error!;
         var table = (v4.Route ?? v6.Route)!.Table;
 
-        var routes = new List<Route>();
+        var routes = into ?? new PackedRoutes();
+        var start = routes.Count;
+        RouteTail? v4Tail = v4.Route is null ? null : routes.Tail(new RouteTail(v4.Route)), v6Tail = v6.Route is null ? null : routes.Tail(new RouteTail(v6.Route));
         var name = Path.GetFileName(o.File);
         TextReader reader;
         try { reader = open(o.File); }
@@ -60,18 +64,19 @@ public static class PrefixFile
                 if (!TryParsePrefix(text, out var prefix))
                     throw new InputException($"{o.File}:{number}",
                         $"'{Net.Printable(text.ToString())}' is not a prefix; expected one IPv4 or IPv6 prefix a line, without host bits (e.g. 10.0.0.0/8, 2001:db8::/32)");
-                var (template, error) = prefix.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6 ? v6 : v4;
+                var isV6 = prefix.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6;
+                var (template, error) = isV6 ? v6 : v4;
                 if (template is null)
                     throw new InputException($"{o.File}:{number}", $"'{Net.Printable(text.ToString())}' cannot take {field}.Route: {error!.Message}");
-                routes.Add(template with { Destination = prefix });
+                routes.Add(new PackedRoute(new PackedRouteKey(prefix, template.Table, template.Metric), (isV6 ? v6Tail : v4Tail)!));
             }
         }
-        return new PrefixListRoutes(field, name, table, routes);
+        return new PrefixListRoutes(field, name, table, routes.Range(start, routes.Count - start));
     }
 
     static (Route? Route, InputException? Error) Template(string field, string line, PolicyTables tables, byte protocol)
     {
-        try { return (PolicyLine.ParseRoute(field, line, tables.For(field), protocol), null); }
+        try { return (PolicyLine.ParseRoute(field, line, tables.ForLines(field), protocol), null); }
         catch (InputException e) { return (null, e); }
     }
 

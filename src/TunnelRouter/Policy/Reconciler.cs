@@ -10,8 +10,9 @@ namespace TunnelRouter.Policy;
 public enum ReconcileMode { Converge, Flush, FlushAll }
 
 /// <summary>How a plan was worked out. <paramref name="Stated"/>: worth saying when a person reads the plan
-/// (a computed MTU); otherwise only for -v.</summary>
-public sealed record PlanNote(string Text, bool Stated);
+/// (a computed MTU); otherwise only for -v.
+/// <paramref name="Always"/>: said on every run (what --adopt took over).</summary>
+public sealed record PlanNote(string Text, bool Stated, bool Always = false);
 
 /// <summary>Objects of the policy whose device does not exist yet (a tun device OpenVPN creates later, an uplink
 /// still waiting for its address): not an error; they go in when the device appears.</summary>
@@ -57,9 +58,10 @@ public static class Reconciler
         Sysctls: policy.Sysctls.Select(kv => kv.Key).ToList(),
         Files: policy.Routing is { } r ? [r.ConfigFile] : null);
 
-    public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode) => Plan(policy, [], snapshot, mode);
+    /// <param name="adopt">take over foreign routes and rules identical to the policy's (apply --adopt).</param>
+    public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode, bool adopt = false) => Plan(policy, [], snapshot, mode, adopt);
 
-    public static PolicyPlan Plan(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, ReconcileMode mode)
+    public static PolicyPlan Plan(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, ReconcileMode mode, bool adopt = false)
     {
         if (mode is ReconcileMode.Flush or ReconcileMode.FlushAll)
         {
@@ -74,7 +76,7 @@ public static class Reconciler
         var notes = new List<PlanNote>();
         var waiting = new Dictionary<string, (int Routes, int Uplinks)>(StringComparer.Ordinal);
         var forgotten = new List<string>();
-        var routing = Routing(policy, snapshot, notes, waiting);
+        var routing = Routing(policy, snapshot, notes, waiting, adopt);
         IReadOnlyList<Change> changes =
             [.. Tunnels(policy, snapshot, notes), .. routing, .. Live(live, snapshot, forgotten), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot),
              .. Daemon(policy, snapshot, mode)];
@@ -157,30 +159,107 @@ public static class Reconciler
     /// band, are never touched; routes over GRE tunnels carry the same protocol but belong to the tunnels.
     /// </summary>
     static IReadOnlyList<Change> Routing(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes,
-        Dictionary<string, (int Routes, int Uplinks)> waiting)
+        Dictionary<string, (int Routes, int Uplinks)> waiting, bool adopt)
     {
         var current = snapshot.State;
         var protocol = policy.Protocol;
         var desired = Desired(policy, snapshot, notes, waiting);
+        var names = (policy.TableNames, policy.ProtocolNames);
+        string R(Route r) => IpCommand.RouteArgs(r, names.TableNames, names.ProtocolNames);
+        string U(Rule r) => IpCommand.RuleArgs(r, names.TableNames, names.ProtocolNames);
 
         var tunnels = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in policy.Tunnels) tunnels.Add(t.Link.Name);
         foreach (var l in snapshot.Links)
             if (TunnelPlanner.IsOwned(l)) tunnels.Add(l.Name);
-        var owns = new Ownership(r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)), r => r.Protocol == protocol);
 
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
-        // would read as "already there" while our route is not. Say so instead, for both families.
-        var foreign = new Dictionary<RouteKey, Route>();
-        foreach (var have in current.Routes)
-            if (!owns.Route(have)) foreign.TryAdd(have.Key, have);
-        if (foreign.Count > 0)
-            foreach (var want in desired.Routes)
-                if (foreign.TryGetValue(want.Key, out var theirs))
-                    throw new ConflictException(
-                        $"route '{IpCommand.RouteArgs(theirs, policy.TableNames, policy.ProtocolNames)}' is in the way of the policy's '{IpCommand.RouteArgs(want, policy.TableNames, policy.ProtocolNames)}' and is not owned by tunnel-router apply (protocol {protocol}); remove it or change the policy's metric");
-        return Planner.Plan(desired, current, owns);
+        // would read as "already there" while our route is not. A foreign route identical to the policy's (a
+        // how-to's hand-typed line) is taken over with --adopt; every other conflict is listed, all at once.
+        Reachable(policy, snapshot);
+        var conflicts = new List<string>();
+        var adoptedRoutes = new HashSet<Route>();
+        var adoptedRules = new Dictionary<Rule, Rule>();
+        // Read packed: routes are made only for a foreign route with a key the policy wants.
+        var held = PackedRoutes.Of(current.Routes);
+        var foreign = new Dictionary<PackedRouteKey, int>();
+        for (var i = 0; i < held.Count; i++)
+            if (held.At(i).Tail.Protocol != protocol) foreign.TryAdd(held.At(i).Key, i);
+        var wanted = foreign.Count > 0 ? PackedRoutes.Of(desired.Routes) : null;
+        for (var i = 0; i < (wanted?.Count ?? 0); i++)
+            {
+                if (!foreign.TryGetValue(wanted!.At(i).Key, out var at)) continue;
+                var theirs = held[at];
+                var want = wanted[i];
+                if (!want.SameButOwner(theirs) || theirs.Protocol == policy.HookProtocol)
+                    conflicts.Add($"route '{R(theirs)}' is in the way of the policy's '{R(want)}' (same table, destination and metric) and is not tunnel-router's: " +
+                                  $"remove it (ip {Net.FamilyFlag(theirs.Family)} route del {System.Text.RegularExpressions.Regex.Replace(R(theirs), " proto \\S+", "")}) and apply again");
+                else if (adopt)
+                {
+                    adoptedRoutes.Add(theirs);
+                    notes.Add(new($"adopting route '{R(theirs)}': re-created as tunnel-router's", Stated: true, Always: true));
+                }
+                else conflicts.Add($"route '{R(theirs)}' is the policy's '{R(want)}' made by someone else: 'tunnel-router apply --adopt' takes it over");
+            }
+        var desiredRules = desired.Rules.ToHashSet();
+        foreach (var have in current.Rules)
+        {
+            if (have.Protocol == protocol || have.Protocol == policy.HookProtocol) continue;
+            if (desired.Rules.FirstOrDefault(want => want.SameButOwner(have)) is not { } twin || desiredRules.Contains(have)) continue;
+            if (adopt)
+            {
+                adoptedRules[have] = twin;
+                notes.Add(new($"adopting rule '{U(have)}': re-created as tunnel-router's", Stated: true, Always: true));
+            }
+            // The kernel keeps both (they differ in protocol), so this is no conflict: say so, and how to take it over.
+            else notes.Add(new($"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else; both stay: 'tunnel-router apply --adopt' takes it over", Stated: true, Always: true));
+        }
+        if (conflicts.Count > 0) throw new ConflictException(conflicts);
+
+        var owns = new Ownership(
+            r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)) || adoptedRoutes.Contains(r),
+            r => r.Protocol == protocol || adoptedRules.ContainsKey(r));
+        var changes = Planner.Plan(desired, current, owns).ToList();
+        // A rule is taken over by deleting theirs before adding ours: the kernel refuses a second rule it counts
+        // as the same one (EEXIST), whoever owns it.
+        foreach (var (theirs, ours) in adoptedRules)
+        {
+            changes.RemoveAll(c => c is DeleteRule d && d.Rule == theirs || c is AddRule a && a.Rule == ours);
+            changes.AddRange([new DeleteRule(theirs), new AddRule(ours)]);
+        }
+        return changes;
     }
+
+    /// <summary>
+    /// What the kernel checks on add, checked in the plan: a gateway without onlink must lie in a connected network
+    /// (a route without a gateway) of the route's device, in main or the route's own table, or in one of the
+    /// policy's tunnel addresses; the kernel answers "Nexthop has invalid gateway" otherwise. A route on a device
+    /// that does not exist yet is not judged here (it waits for its device), nor is a snapshot without links (no
+    /// kernel was read).
+    /// </summary>
+    static void Reachable(ParsedPolicy policy, KernelSnapshot snapshot)
+    {
+        if (snapshot.Links.Count == 0) return;
+        var problems = new List<string>();
+        foreach (var r in policy.Routes)
+        {
+            if (r.Gateway is not { } g || r.OnLink || r.Type != RouteType.Unicast || g.IsIPv6LinkLocal) continue;
+            if (r.Device is { } dev && !snapshot.Links.Any(l => l.Name == dev)) continue;
+            var connected = snapshot.State.Routes.Any(c => c.Gateway is null && c.Type == RouteType.Unicast && c.Family == r.Family
+                                                           && (c.Table == TableNames.Main || c.Table == r.Table)
+                                                           && (r.Device is null || c.Device == r.Device) && c.Destination.Contains(g))
+                            || policy.Tunnels.Any(t => (r.Device is null || r.Device == t.Link.Name)
+                                                       && t.Addresses.Any(a => a.Family == r.Family && a.Network.Contains(g)));
+            if (!connected)
+                problems.Add($"route '{IpCommand.RouteArgs(r, policy.TableNames, policy.ProtocolNames)}': gateway {g} is not on a connected network" +
+                             $"{(r.Device is null ? "" : $" of {r.Device}")}, so the kernel would refuse it (\"Nexthop has invalid gateway\"); add the address or route that reaches it, or 'onlink' if it is on the link anyway");
+        }
+        if (problems.Count > 0) throw new EnvironmentException($"{policy.Source}: {string.Join("; ", problems)}");
+    }
+
+    /// <summary>The policy's routes and rules with its uplinks resolved against the snapshot (what export renders).</summary>
+    public static KernelState DesiredRouting(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes) =>
+        Desired(policy, snapshot, notes, new Dictionary<string, (int Routes, int Uplinks)>(StringComparer.Ordinal));
 
     /// <summary>Everything the policy wants that can be there now, uplinks resolved against the snapshot's
     /// addresses and main table; what waits for a device that does not exist yet is counted in
@@ -311,8 +390,8 @@ public static class Reconciler
         var gateways = new List<IPAddress>();
         foreach (var address in addresses.ToList())
         {
-            var gateway = s.Gateway is { } g && g.AddressFamily == address.Family ? g
-                : snapshot.State.Routes
+            var gateway = s.GatewayOf(address.Family)
+                ?? snapshot.State.Routes
                     .Where(r => r.Table == TableNames.Main && r.Destination.PrefixLength == 0 && r.Type == RouteType.Unicast
                                 && r.Device == s.Device && r.Gateway is not null && r.Family == address.Family)
                     .OrderBy(r => r.Metric).FirstOrDefault()?.Gateway;
@@ -322,13 +401,18 @@ public static class Reconciler
                     $"is not set and table main has no default route via {s.Device} to read it from; set Gateway");
             // A family read from the kernel without a gateway: reply routing to the connected network only
             // would send the rest to main's default route, the very thing uplinks exist to avoid; leave it out.
-            notes.Add(new($"{s.Field}: {s.Device} has no {(address.Family.IsV6() ? "IPv6" : "IPv4")} default route in main; that family is left out", Stated: false));
+            notes.Add(new(address.Family.IsV6()
+                ? $"{s.Field}: IPv6 left out: {s.Device} has {address.Address}, but main has no IPv6 default route via {s.Device} and the uplink no Gateway6; set Gateway6 to route its replies too"
+                : $"{s.Field}: IPv4 left out: {s.Device} has {address.Address}, but main has no IPv4 default route via {s.Device} and the uplink no IPv4 Gateway; set Gateway to route its replies too",
+                Stated: true));
             addresses.Remove(address);
         }
         if (addresses.Count == 0)
             throw new InputException($"{s.Field}.Gateway", $"is not set and table main has no default route via {s.Device} to read it from; set Gateway");
         if (s.Gateway is { } given && !gateways.Contains(given))
             throw new InputException($"{s.Field}.Gateway", $"{given} is not of the family of the uplink's address {addresses[0].Address}");
+        if (s.Gateway6 is { } given6 && !gateways.Contains(given6))
+            throw new InputException($"{s.Field}.Gateway6", $"{s.Device} has no global IPv6 address to route replies from");
         return new Uplink(s.Device, s.Table, s.Priority, addresses, gateways);
     }
 
@@ -353,7 +437,7 @@ public static class Reconciler
         foreach (var (key, value) in policy.Sysctls)
         {
             var current = (snapshot.Sysctls.TryGetValue(key, out var v) ? v : null)
-                ?? throw new InputException($"Sysctls.{key}", "no such setting in this kernel or network namespace (is the interface present, the module loaded?)");
+                ?? throw new InputException($"{policy.Source}: Sysctls.{key}", "no such setting in this kernel or network namespace (is the interface present, the module loaded?)");
             if (!Sysctl.SameValue(current, value)) changes.Add(new SetSysctl(key, current, value));
         }
         return changes;

@@ -260,4 +260,117 @@ public class DoctorSpecs
         Assert.Contains("ip_forward=1", forwarding.GetProperty("fix").GetString());
         Assert.Contains(findings, f => f.GetProperty("check").GetString() == "drift" && f.GetProperty("level").GetString() == "ok");
     }
+
+    /// <summary>Seed 004's server: two uplinks, reply routing for its own addresses, nothing forwarded; forwarding
+    /// off and strict rp_filter, as such a host has them.</summary>
+    static NetNs Seed004(out string policy)
+    {
+        var ns = new NetNs();
+        AddVeth(ns, "eth0", "192.168.1.6/24");
+        AddVeth(ns, "eth1", "192.168.2.2/24");
+        ns.Ip("route", "add", "default", "via", "192.168.1.1", "dev", "eth0");
+        Sysctl(ns, "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.all.log_martians=1");
+        policy = Topology.Example(ns, "multihomed-reply-routing.json");
+        Run(ns, ["apply", "--config", policy]).ShouldSucceed();
+        return ns;
+    }
+
+    /// <summary>Seed 003's VPN server: pools from tun0 leave through the NAT router on eth1, both families; it
+    /// forwards, as the how-to's server does.</summary>
+    static NetNs Seed003(out string policy)
+    {
+        var ns = new NetNs();
+        ns.AddTun("tun0", "10.10.10.1/24", "fd00:4242:4242:4242::1/64");
+        AddVeth(ns, "eth0", "192.168.178.2/24");
+        AddVeth(ns, "eth1", "192.168.1.100/24");
+        ns.Ip("-6", "addr", "add", "fd00:1010:1010:1010::100/64", "dev", "eth1", "nodad");
+        ns.Ip("route", "add", "default", "via", "192.168.178.1");
+        Sysctl(ns, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.all.log_martians=1");
+        policy = Topology.Example(ns, "eduvpn-nat-router.json");
+        Run(ns, ["apply", "--config", policy]).ShouldSucceed();
+        var env = SubnetEnv("tun0", "10.10.10.1", "255.255.255.0", "fd00:4242:4242:4242::1", 64);
+        env["TUNNEL_ROUTER_CONFIG"] = policy;
+        Run(ns, ["up"], env).ShouldSucceed();
+        return ns;
+    }
+
+    [Fact]
+    public void Seed_004s_reply_routing_forwards_nothing_and_doctor_finds_no_problem()
+    {
+        using var ns = Seed004(out var policy);
+
+        var run = Doctor(ns, policy);
+
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        Assert.Contains("No problems found.", run.Stdout);
+        Assert.Equal("ok       forwarding: the policy routes only this host's own traffic; forwarding is not needed", Line(run, "forwarding"));
+        Assert.Equal("ok       rp_filter: the policy's rules select by address only, which the reverse-path check sees too: no martian drops from it", Line(run, "rp_filter"));
+        Assert.DoesNotContain("forwarding=1", run.Stdout);
+    }
+
+    [Fact]
+    public void Seed_003s_vpn_server_forwards_both_families_and_doctor_finds_no_problem()
+    {
+        using var ns = Seed003(out var policy);
+
+        var run = Doctor(ns, policy);
+
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        Assert.Contains("No problems found.", run.Stdout);
+        Assert.Contains("ok       forwarding: net.ipv4.ip_forward = 1", run.Stdout);
+        Assert.Contains("ok       forwarding: net.ipv6.conf.all.forwarding = 1", run.Stdout);
+    }
+
+    [Fact]
+    public void IPv6_forwarding_is_never_advised_without_the_accept_ra_2_caveat()
+    {
+        using var ns = Seed003(out var policy);
+        Sysctl(ns, "net.ipv6.conf.all.forwarding=0", "net.ipv6.conf.eth0.accept_ra=1", "net.ipv6.conf.eth0.autoconf=1");
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("PROBLEM  forwarding: net.ipv6.conf.all.forwarding = 0: the policy forwards IPv6 traffic (rule 2010 routes packets from fd00:4242:4242:4242::/64, which is not an address of this host), but this host does not forward it",
+            run.Stdout);
+        Assert.Contains("fix: first sysctl -w net.ipv6.conf.eth0.accept_ra=2", run.Stdout);
+        Assert.Contains("then sysctl -w net.ipv6.conf.all.forwarding=1", run.Stdout);
+    }
+
+    [Fact]
+    public void A_missing_device_is_the_kernels_to_fix_and_skips_no_other_check()
+    {
+        using var ns = new NetNs();
+        AddVeth(ns, "wan", "192.168.1.2/24");
+        Sysctl(ns, "net.ipv4.ip_forward=0");
+        var policy = WritePolicy(ns, """
+            { "Tables": { "vpn": 200, "lan9": 90 },
+              "Rules": [ "from 10.10.10.0/24 lookup vpn" ], "Routes": [ "default via 192.168.1.1 table vpn" ],
+              "Uplinks": [ { "Interface": "nosuch0", "Table": "lan9" } ] }
+            """);
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.StartsWith("PROBLEM  policy: the policy is valid, but apply would fail on this kernel: ", Line(run, "policy"));
+        Assert.Contains("fix: the kernel lacks what the message names (a device, an address, a route): create it or wait for it, then 'tunnel-router apply'", run.Stdout);
+        Assert.DoesNotContain("fix the policy file", run.Stdout);
+        // The other checks ran on what the policy wants.
+        Assert.StartsWith("PROBLEM  forwarding: net.ipv4.ip_forward = 0", Line(run, "forwarding"));
+        Assert.StartsWith("ok", Line(run, "selectors"));
+    }
+
+    [Fact]
+    public void A_hand_made_rule_that_duplicates_the_policys_is_pointed_out()
+    {
+        using var ns = Seed003(out var policy);
+        // What the how-to typed before the policy existed.
+        ns.Ip("rule", "add", "from", "10.10.10.0/24", "lookup", "200", "pref", "32765");
+
+        var run = Doctor(ns, policy);
+
+        var line = Line(run, "hand-made");
+        Assert.StartsWith("note     hand-made: rule 'from 10.10.10.0/24 pref 32765 lookup vpn", line);
+        Assert.EndsWith("' duplicates the policy's at priority 2000 (remove it: ip -4 rule del pref 32765)", line);
+        Assert.Equal(0, run.ExitCode);
+    }
 }

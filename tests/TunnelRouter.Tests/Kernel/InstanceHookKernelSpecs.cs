@@ -46,6 +46,25 @@ public class InstanceHookKernelSpecs
     }
 
     [Fact]
+    public void Apply_restores_an_instance_line_someone_deleted_exactly_as_up_made_it()
+    {
+        using var ns = new NetNs();
+        ns.AddTun("tun2", "10.8.0.2/24");
+        var policy = Topology.Policy(ns, Policy);
+        Run(ns, ["up", "-c", policy], Client()).ShouldSucceed();
+        var before = ns.Dump();
+        ns.Ip("route", "del", "198.51.100.7", "table", "100");
+        ns.Ip("rule", "del", "from", "192.168.10.0/24", "to", "198.51.100.7", "table", "100");
+
+        Assert.Equal(2, Run(ns, ["plan", "-c", policy]).ExitCode);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+
+        // The rule comes back with its "to", the route with its gateway: the very objects up made.
+        Assert.Equal(before, ns.Dump());
+        Assert.Equal(0, Run(ns, ["plan", "-c", policy]).ExitCode);
+    }
+
+    [Fact]
     public void A_down_with_no_record_removes_the_lines_its_environment_resolves()
     {
         using var ns = new NetNs();

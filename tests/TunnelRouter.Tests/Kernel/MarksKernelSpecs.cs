@@ -347,6 +347,6 @@ public class MarksKernelSpecs
         var run = TunnelRouterProcess.Run(ns, ["plan", "--config", path]);
 
         Assert.Equal(1, run.ExitCode);
-        Assert.Contains("Marks[0].SourcePort: unknown key (known: Chain, Family, Source", run.Stderr);
+        Assert.Contains("Marks[0].SourcePort: unknown key; did you mean 'SourcePorts'? (known: Chain, Family, Source", run.Stderr);
     }
 }

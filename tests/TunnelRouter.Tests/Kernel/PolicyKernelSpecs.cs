@@ -278,7 +278,7 @@ public class PolicyKernelSpecs
 
         Assert.Equal(1, run.ExitCode);
         Assert.Contains($"route 'default via {via} dev eth1 table vpn proto boot", run.Stderr);
-        Assert.Contains("is not owned by tunnel-router apply", run.Stderr);
+        Assert.Contains("(same table, destination and metric) and is not tunnel-router's: remove it (ip " + family + " route del default via " + via, run.Stderr);
         Assert.Equal(before, ns.Dump());
     }
 

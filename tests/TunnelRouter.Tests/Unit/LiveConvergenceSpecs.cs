@@ -196,9 +196,9 @@ public class LiveConvergenceSpecs : IDisposable
     {
         // What an Instances entry installs: a rule with "to", a gateway route (not onlink), an IPv6 unreachable
         // route at a metric. Read back with less, apply would add a broader rule or replace the route every run.
-        var rule = PolicyLine.ParseRule("r", "from 192.168.10.0/24 to 198.51.100.7 lookup 100 pref 1100", t => uint.Parse(t), 148, null);
-        var route = PolicyLine.ParseRoute("r", "default via 10.8.0.1 dev tun2 table 100 metric 10", t => uint.Parse(t), 148);
-        var drop = PolicyLine.ParseRoute("r", "-6 unreachable default table 100 metric 4294967295", t => uint.Parse(t), 148);
+        var rule = PolicyLine.ParseRule("r", "from 192.168.10.0/24 to 198.51.100.7 lookup 100 pref 1100", new PolicyLine.Tables(t => uint.Parse(t), []), 148, null);
+        var route = PolicyLine.ParseRoute("r", "default via 10.8.0.1 dev tun2 table 100 metric 10", new PolicyLine.Tables(t => uint.Parse(t), []), 148);
+        var drop = PolicyLine.ParseRoute("r", "-6 unreachable default table 100 metric 4294967295", new PolicyLine.Tables(t => uint.Parse(t), []), 148);
         var record = Record(Tun0) with { Routes = [route, drop], Rules = [rule] };
 
         var back = TunnelRecord.Parse("tun0", record.Format())!;

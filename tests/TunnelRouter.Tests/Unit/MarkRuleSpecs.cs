@@ -81,7 +81,8 @@ public class MarkRuleSpecs
     [Fact]
     public void Source_and_destination_of_different_families_are_refused()
     {
-        Assert.Equal("Marks[0].Destination: 'fd00::/8' is IPv6 but Family is IPv4",
+        // No Family was written: the Source decided, and the message says so.
+        Assert.Equal("Marks[0].Destination: 'fd00::/8' is IPv6 but Source '10.0.0.0/8' is IPv4",
             Error(new MarkOptions { Chain = "output", Source = "10.0.0.0/8", Destination = "fd00::/8", Mark = "1" }));
         Assert.Equal("Marks[0].Source: '10.0.0.0/8' is IPv4 but Family is IPv6",
             Error(new MarkOptions { Chain = "output", Family = "ipv6", Source = "10.0.0.0/8", Mark = "1" }));

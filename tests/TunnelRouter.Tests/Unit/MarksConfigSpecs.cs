@@ -27,14 +27,14 @@ public class MarksConfigSpecs
     [Fact]
     public void An_unknown_key_in_a_mark_entry_is_refused_with_its_index()
     {
-        Assert.Equal("configuration: Marks[0].SourcePort: unknown key (known: Chain, Family, Source, Destination, Protocol, SourcePorts, DestinationPorts, InputInterface, OutputInterface, Mark, Mask)",
+        Assert.Equal("command line: Marks[0].SourcePort: unknown key; did you mean 'SourcePorts'? (known: Chain, Family, Source, Destination, Protocol, SourcePorts, DestinationPorts, InputInterface, OutputInterface, Mark, Mask)",
             Error(("Marks:0:Chain", "output"), ("Marks:0:SourcePort", "80")));
     }
 
     [Fact]
     public void A_mark_entry_that_is_not_an_object_is_refused()
     {
-        Assert.StartsWith("configuration: Marks[0]: expected an object", Error(("Marks:0", "output 0xf2")));
+        Assert.StartsWith("command line: Marks[0]: expected an object", Error(("Marks:0", "output 0xf2")));
     }
 
     [Fact]

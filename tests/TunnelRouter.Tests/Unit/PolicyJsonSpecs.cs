@@ -78,6 +78,6 @@ public class PolicyJsonSpecs : IDisposable
         var e = Assert.Throws<InputException>(() => ConfigLoader.LoadOrSetAside(new Dictionary<string, string> { ["TUNNEL_ROUTER_PROTOCOL"] = "x" }, [],
             path, required: true, _ => { }));
 
-        Assert.StartsWith("configuration: Protocol: 'x'", e.Message);
+        Assert.StartsWith("TUNNEL_ROUTER_PROTOCOL: Protocol: 'x'", e.Message);
     }
 }

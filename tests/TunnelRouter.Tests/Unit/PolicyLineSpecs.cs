@@ -18,7 +18,7 @@ public class RuleLineSpecs
         _ => TableNames.TryParseNumber(name, out var id) ? id : null,
     };
 
-    static Rule Parse(string line, uint? automatic = 2000) => PolicyLine.ParseRule(Field, line, Tables, 147, automatic);
+    static Rule Parse(string line, uint? automatic = 2000) => PolicyLine.ParseRule(Field, line, new PolicyLine.Tables(Tables, ["vpn", "wan", "main"]), 147, automatic);
 
     static string Error(string line, uint? automatic = 2000) =>
         Assert.Throws<InputException>(() => Parse(line, automatic)).Message;
@@ -187,7 +187,7 @@ public class RuleLineSpecs
     public void A_misspelt_action_is_named_by_position_and_word()
     {
         Assert.Equal(
-            "policy.json: Rules[2]: word 3 'lokup': expected a selector (not, from, to, fwmark, iif, oif, ipproto, sport, dport, uidrange, tos, suppress_prefixlength), an action (lookup, blackhole, unreachable, prohibit) or pref",
+            "policy.json: Rules[2]: word 3 'lokup': did you mean 'lookup'? expected a selector (not, from, to, fwmark, iif, oif, ipproto, sport, dport, uidrange, tos, suppress_prefixlength), an action (lookup, blackhole, unreachable, prohibit) or pref",
             Error("from 10.10.10.0/24 lokup vpn"));
     }
 
@@ -259,7 +259,7 @@ public class RouteLineSpecs
         _ => TableNames.TryParseNumber(name, out var id) ? id : null,
     };
 
-    static Route Parse(string line) => PolicyLine.ParseRoute(Field, line, Tables, 147);
+    static Route Parse(string line) => PolicyLine.ParseRoute(Field, line, new PolicyLine.Tables(Tables, ["vpn", "wan", "main"]), 147);
 
     static string Error(string line) => Assert.Throws<InputException>(() => Parse(line)).Message;
 
@@ -339,8 +339,8 @@ public class RouteLineSpecs
             Parse("192.168.7.0/24 via 192.168.1.1 dev eth1 src 192.168.1.100 metric 5 onlink mtu 1400 table vpn").ToString());
 
     [Theory]
-    [InlineData("default via 192.168.1.1 tabel vpn", "word 4 'tabel': expected an option (via, dev, src, metric, table, onlink, mtu)")]
-    [InlineData("defualt via 192.168.1.1 table vpn", "word 1 'defualt': expected a destination (default or PREFIX), a route type")]
+    [InlineData("default via 192.168.1.1 tabel vpn", "word 4 'tabel': did you mean 'table'? expected an option (via, dev, src, metric, table, onlink, mtu)")]
+    [InlineData("defualt via 192.168.1.1 table vpn", "word 1 'defualt': did you mean 'default'? expected a destination (default or PREFIX), a route type")]
     [InlineData("default via 192.168.1.256 table vpn", "word 3 '192.168.1.256': expected a gateway address (IPv4 or IPv6)")]
     [InlineData("default via fd00::1 src 10.0.0.1 table vpn", "word 5 '10.0.0.1': is IPv4, but word 3 'fd00::1' made the line IPv6")]
     [InlineData("-4 default via fd00::1 table vpn", "word 4 'fd00::1': is IPv6, but word 1 '-4' made the line IPv4")]

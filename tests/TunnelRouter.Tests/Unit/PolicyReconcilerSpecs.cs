@@ -218,6 +218,63 @@ public class PolicyReconcilerSpecs : IDisposable
         Assert.All(plan, c => Assert.Equal(AddressFamily.InterNetwork, c.Family));
     }
 
+    [Fact]
+    public void The_plan_says_which_family_of_an_uplink_is_left_out_and_why()
+    {
+        var kernel = Kernel(new KernelState([MainDefault("192.168.1.1", "eth0")], []),
+            new() { ["eth0"] = [new InterfaceAddress(IPAddress.Parse("192.168.1.6"), 24), new InterfaceAddress(IPAddress.Parse("fd00:1::6"), 64)] });
+
+        var plan = Reconciler.Plan(Parse(new TunnelRouterOptions
+        {
+            Tables = new() { ["lan1"] = 10 },
+            Uplinks = [new UplinkOptions { Interface = "eth0", Table = "lan1" }],
+        }), kernel, ReconcileMode.Converge);
+
+        var note = Assert.Single(plan.Notes);
+        Assert.True(note.Stated);
+        Assert.Equal("policy.json: Uplinks[0]: IPv6 left out: eth0 has fd00:1::6, but main has no IPv6 default route via eth0 and the uplink no Gateway6; set Gateway6 to route its replies too",
+            note.Text);
+    }
+
+    [Fact]
+    public void Gateway6_gives_an_uplink_its_IPv6_gateway_beside_the_IPv4_one()
+    {
+        var kernel = Kernel(KernelState.Empty,
+            new() { ["eth1"] = [new InterfaceAddress(IPAddress.Parse("192.168.2.2"), 24), new InterfaceAddress(IPAddress.Parse("fd00:2::2"), 64)] });
+
+        var plan = Plan(new TunnelRouterOptions
+        {
+            Tables = new() { ["lan2"] = 20 },
+            Uplinks = [new UplinkOptions { Interface = "eth1", Table = "lan2", Gateway = "192.168.2.1", Gateway6 = "fd00:2::1" }],
+        }, kernel);
+
+        // In whatever order the planner sends them: both families' routes and rules.
+        Assert.Equal(string.Join("\n", new[]
+        {
+            "route add 192.168.2.0/24 dev eth1 src 192.168.2.2 table 20 proto 147",
+            "route add default via 192.168.2.1 dev eth1 table 20 proto 147",
+            "route add fd00:2::/64 dev eth1 src fd00:2::2 table 20 proto 147",
+            "route add default via fd00:2::1 dev eth1 table 20 proto 147",
+            "rule add from 192.168.2.2/32 pref 3000 lookup 20 protocol 147",
+            "rule add from fd00:2::2/128 pref 3000 lookup 20 protocol 147",
+        }.Order(StringComparer.Ordinal)), string.Join("\n", Lines(plan).Order(StringComparer.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData("fd00::1", "fd00::2", null, "policy.json: Uplinks[0].Gateway: fd00::1 is IPv6 and so is Gateway6; give the IPv4 gateway in Gateway")]
+    [InlineData("192.168.1.1", "192.168.1.2", null, "policy.json: Uplinks[0].Gateway6: '192.168.1.2' is IPv4 but IPv6 was expected")]
+    [InlineData(null, "fd00::1", "192.168.1.6/24", "policy.json: Uplinks[0].Gateway6: the uplink's Address 192.168.1.6 is IPv4 only; leave Address out to read both families from eth0")]
+    public void Gateway6_errors_name_the_key(string? gateway, string gateway6, string? address, string expected)
+    {
+        var e = Assert.Throws<InputException>(() => Parse(new TunnelRouterOptions
+        {
+            Tables = new() { ["lan1"] = 10 },
+            Uplinks = [new UplinkOptions { Interface = "eth0", Table = "lan1", Gateway = gateway, Gateway6 = gateway6, Address = address }],
+        }));
+
+        Assert.StartsWith(expected, e.Message);
+    }
+
     [Theory]
     [InlineData("eth1", "192.168.2.2", null, "policy.json: Uplinks[0].Address: 192.168.2.2 is not on eth1, so its prefix length cannot be read; write it with its prefix, e.g. 192.168.2.2/24")]
     [InlineData("eth0", "192.168.1.6", null, "policy.json: Uplinks[0].Gateway: is not set and table main has no default route via eth0 to read it from; set Gateway")]

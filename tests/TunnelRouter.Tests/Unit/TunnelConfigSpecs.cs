@@ -150,7 +150,7 @@ public class TunnelConfigSpecs
         var e = Assert.Throws<InputException>(() => ConfigLoader.Load(new Dictionary<string, string>(),
             [new("Tunnels:0:Name", "gre_black"), new("Tunnels:0:Remtoe", "203.0.113.2")], null));
 
-        Assert.StartsWith("configuration: Tunnels[0].Remtoe: unknown key (known: Name, Mode", e.Message);
+        Assert.StartsWith("command line: Tunnels[0].Remtoe: unknown key; did you mean 'Remote'? (known: Name, Mode", e.Message);
     }
 
     [Fact]

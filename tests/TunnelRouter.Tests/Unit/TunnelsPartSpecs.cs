@@ -40,8 +40,10 @@ public class TunnelsPartSpecs : IDisposable
     [Fact]
     public void Tunnels_come_first_and_their_routes_are_not_the_routing_parts_to_delete()
     {
+        // inet0's connected network (the kernel's, protocol 2) reaches the route's gateway.
+        var connected = new Route(Net.ParsePrefix("c", "203.0.113.0/24"), TableNames.Main, 2, device: "inet0");
         var plan = PlanAll(new TunnelRouterOptions { Tunnels = [Seed()], Routes = ["10.20.0.0/16 via 203.0.113.254"] },
-            Kernel([Inet0, BlackLink], [OverBlack]));
+            Kernel([Inet0, BlackLink], [OverBlack, connected]));
 
         Assert.Equal(["ip -4 route add 10.20.0.0/16 via 203.0.113.254 table 254 proto 147"], plan);
     }

@@ -43,7 +43,7 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
             oif = index == 0 ? null : index;
         }
 
-        var routes = new List<Route>();
+        var routes = new PackedRoutes();
         if (query.Device is null || oif is not null)
             foreach (var family in (ReadOnlySpan<byte>)[Nl.AF_INET, Nl.AF_INET6])
             {
@@ -61,7 +61,7 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
 
     /// <summary>Equivalent to: ip -4 route show table TABLE [dev DEV] (every protocol, unicast and the
     /// blackhole-like types; the kernel's local/broadcast/multicast routes are not TunnelRouter's business).</summary>
-    void DumpRoutes(List<Route> into, byte family, uint? table, uint? oif, InterfaceNames names)
+    void DumpRoutes(PackedRoutes into, byte family, uint? table, uint? oif, InterfaceNames names)
     {
         var start = into.Count;
         try
@@ -71,11 +71,12 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
                 {
                     if (h.nlmsg_type != Nl.RTM_NEWROUTE) return;
                     // Without strict checking the kernel ignores the filter: it is applied here as well.
-                    if (NetlinkRoutes.Parse(payload, names) is { } r && (table is null || r.Table == table)
-                        && (oif is null || r.Device == names.Of(oif.Value)))
-                        into.Add(r);
+                    if (!NetlinkRoutes.TryParse(payload, names, into)) return;
+                    ref readonly var r = ref into.At(into.Count - 1);
+                    if ((table is not null && r.Key.Table != table) || (oif is not null && r.Tail.Device != names.Of(oif.Value)))
+                        into.Truncate(into.Count - 1);
                 },
-                () => into.RemoveRange(start, into.Count - start));
+                () => into.Truncate(start));
         }
         // A table that never held a route does not exist yet: it is empty, not an error.
         catch (NetlinkException e) when (e.Errno == Errno.ENOENT && table is not null) { }

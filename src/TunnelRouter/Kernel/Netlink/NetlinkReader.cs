@@ -64,7 +64,14 @@ internal static class NetlinkReader
         : throw NetlinkException.Malformed($"a 32-bit attribute is {value.Length} bytes");
 
     /// <summary>An IPv4 (4 bytes) or IPv6 (16 bytes) address, network byte order.</summary>
-    public static IPAddress Address(ReadOnlySpan<byte> value) => value.Length is 4 or 16 ? new IPAddress(value)
+    public static IPAddress Address(ReadOnlySpan<byte> value) => new(AddressBytes(value));
+
+    /// <summary>An address as a number (IPv4 in the low 32 bits), without an <see cref="IPAddress"/>.</summary>
+    public static UInt128 AddressBits(ReadOnlySpan<byte> value) => AddressBytes(value).Length == 4
+        ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(value)
+        : System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(value);
+
+    static ReadOnlySpan<byte> AddressBytes(ReadOnlySpan<byte> value) => value.Length is 4 or 16 ? value
         : throw NetlinkException.Malformed($"an address attribute is {value.Length} bytes, expected 4 or 16");
 
     public static string String(ReadOnlySpan<byte> value)

@@ -60,13 +60,23 @@ internal static class NetlinkRoutes
     /// multicast and anycast routes, cached clones, source-specific IPv6 routes).</summary>
     public static Route? Parse(ReadOnlySpan<byte> payload, InterfaceNames names)
     {
+        var into = new PackedRoutes(1);
+        return TryParse(payload, names, into) ? into[0] : null;
+    }
+
+    /// <summary>Adds the route of a dump to <paramref name="into"/> packed, without an object of its own unless it
+    /// has a gateway or source (the tail is shared with the list's earlier routes); false for what
+    /// <see cref="Parse"/> returns null for.</summary>
+    public static bool TryParse(ReadOnlySpan<byte> payload, InterfaceNames names, PackedRoutes into)
+    {
         var m = NetlinkReader.Read<rtmsg>(payload, "rtmsg");
         var type = (RouteType)m.rtm_type;
-        if (!Enum.IsDefined(type) || (m.rtm_flags & Nl.RTM_F_CLONED) != 0 || m.rtm_src_len != 0) return null;
-        if (m.rtm_family is not (Nl.AF_INET or Nl.AF_INET6)) return null;
-        var family = m.rtm_family == Nl.AF_INET6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
+        if (!Enum.IsDefined(type) || (m.rtm_flags & Nl.RTM_F_CLONED) != 0 || m.rtm_src_len != 0) return false;
+        if (m.rtm_family is not (Nl.AF_INET or Nl.AF_INET6)) return false;
+        var v6 = m.rtm_family == Nl.AF_INET6;
 
-        IPAddress? dst = null, gateway = null, prefsrc = null;
+        UInt128 dst = 0;
+        IPAddress? gateway = null, prefsrc = null;
         uint table = m.rtm_table, oif = 0, mtu = 0;
         uint? metric = null;
         var attrs = NetlinkReader.AttributesAfter(payload, Unsafe.SizeOf<rtmsg>());
@@ -74,7 +84,7 @@ internal static class NetlinkRoutes
         {
             switch (t)
             {
-                case Nl.RTA_DST: dst = NetlinkReader.Address(value); break;
+                case Nl.RTA_DST: dst = NetlinkReader.AddressBits(value); break;
                 case Nl.RTA_GATEWAY: gateway = NetlinkReader.Address(value); break;
                 case Nl.RTA_PREFSRC: prefsrc = NetlinkReader.Address(value); break;
                 case Nl.RTA_OIF: oif = NetlinkReader.U32(value); break;
@@ -87,11 +97,11 @@ internal static class NetlinkRoutes
                     break;
             }
         }
-        dst ??= family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any;
         var device = type == RouteType.Unicast && oif != 0 ? names.Of(oif) : null;
-        return new Route(Net.Masked(dst, m.rtm_dst_len), table, m.rtm_protocol, device, gateway, prefsrc,
-            metric ?? (family == AddressFamily.InterNetworkV6 ? Route.DefaultV6Metric : 0), type,
-            (m.rtm_flags & Nl.RTNH_F_ONLINK) != 0, mtu);
+        var key = new PackedRouteKey(dst, v6, Math.Min(m.rtm_dst_len, v6 ? (byte)128 : (byte)32), table,
+            metric ?? (v6 ? Route.DefaultV6Metric : 0));
+        into.Add(new PackedRoute(key, into.Tail(new RouteTail(m.rtm_protocol, device, gateway, prefsrc, type, (m.rtm_flags & Nl.RTNH_F_ONLINK) != 0, mtu))));
+        return true;
     }
 
     public static byte Family(AddressFamily family) => family == AddressFamily.InterNetworkV6 ? Nl.AF_INET6 : Nl.AF_INET;

@@ -1,0 +1,46 @@
+namespace TunnelRouter.Config;
+
+/// <summary>
+/// Where each configuration value came from: the policy file, a <c>TUNNEL_ROUTER_*</c> variable, or a
+/// command-line <c>Key=Value</c> argument (later wins, as the configuration is built). Errors name it, so a
+/// mistake in OpenVPN's <c>setenv TUNNEL_ROUTER_TABLE</c> is not blamed on the policy file.
+/// </summary>
+public sealed class ConfigOrigins(string file, IReadOnlyDictionary<string, string> variables, IReadOnlyCollection<string> arguments)
+{
+    readonly Dictionary<string, string> _variables = new(variables, StringComparer.OrdinalIgnoreCase);
+    readonly HashSet<string> _arguments = new(arguments, StringComparer.OrdinalIgnoreCase);
+
+    public static ConfigOrigins FileOnly(string file) => new(file, new Dictionary<string, string>(), []);
+
+    /// <summary>The origin of a key ("Uplinks:0:Gateway") or of the nearest enclosing key that was set as a whole.</summary>
+    public string Of(string key)
+    {
+        for (var k = key; k.Length > 0; k = k.LastIndexOf(':') is var i and > 0 ? k[..i] : "")
+        {
+            if (_arguments.Contains(k)) return "command line";
+            if (_variables.TryGetValue(k, out var variable)) return variable;
+        }
+        return file;
+    }
+
+    /// <summary>An error's field ("policy.json: Uplinks[0].Gateway", or "Marks[3].Source" without a file) with the
+    /// value's true origin in front: "TUNNEL_ROUTER_UPLINKS__0__GATEWAY: Uplinks[0].Gateway".</summary>
+    public InputException Relabel(InputException e)
+    {
+        var path = e.Field.StartsWith(file + ": ", StringComparison.Ordinal) ? e.Field[(file.Length + 2)..] : e.Field;
+        // Only fields naming a configuration key are relabelled: a variable, a prefix file's line ("/lists/ru.txt:2")
+        // or an option already says where it came from.
+        var top = path.Split('[', '.', ':', ' ')[0];
+        if (!ConfigSchema.IsKnown(top)) return e;
+        var text = e.Message[(e.Field.Length + 2)..];
+        return new InputException($"{Of(KeyOf(path))}: {path}", text);
+    }
+
+    /// <summary>"Uplinks[0].Gateway" → "Uplinks:0:Gateway"; map sections keep their dotted keys ("Sysctls:net.ipv4.ip_forward").</summary>
+    static string KeyOf(string path)
+    {
+        foreach (var map in new[] { "Sysctls.", "Tables." })
+            if (path.StartsWith(map, StringComparison.Ordinal)) return map[..^1] + ":" + path[map.Length..];
+        return path.Replace("[", ":").Replace("]", "").Replace('.', ':');
+    }
+}

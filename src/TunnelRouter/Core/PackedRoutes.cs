@@ -1,0 +1,181 @@
+using System.Collections;
+using System.Net;
+using System.Numerics;
+
+namespace TunnelRouter.Core;
+
+/// <summary>What a route holds besides its key. The routes of a prefix file or of one table's dump mostly agree
+/// on it, so a bulk list holds one of these for all of them.</summary>
+internal sealed record RouteTail(byte Protocol, string? Device, IPAddress? Gateway, IPAddress? Source, RouteType Type, bool OnLink, uint Mtu)
+{
+    public RouteTail(Route r) : this(r.Protocol, r.Device, r.Gateway, r.Source, r.Type, r.OnLink, r.Mtu) { }
+}
+
+/// <summary>A <see cref="Route"/> as a key and a shared tail: equal exactly when the routes are equal.</summary>
+internal readonly struct PackedRoute(PackedRouteKey key, RouteTail tail) : IEquatable<PackedRoute>
+{
+    public readonly PackedRouteKey Key = key;
+    public readonly RouteTail Tail = tail;
+
+    public bool Equals(PackedRoute other) => Key.Equals(other.Key) && (ReferenceEquals(Tail, other.Tail) || Tail.Equals(other.Tail));
+    public override bool Equals(object? obj) => obj is PackedRoute other && Equals(other);
+    public override int GetHashCode() => Key.GetHashCode();
+
+    public Route ToRoute() => new(Key.Destination, Key.Table, Tail.Protocol, Tail.Device, Tail.Gateway, Tail.Source, Key.Metric,
+        Tail.Type, Tail.OnLink, Tail.Mtu);
+}
+
+/// <summary>
+/// Routes stored packed, for the bulk path (prefix files, dumps of big tables): a million routes are a million
+/// 40-byte structs in one array, which the GC moves and marks as one object, instead of a million
+/// <see cref="Route"/> records with an <see cref="IPAddress"/> each. Read as a list of routes it makes each
+/// <see cref="Route"/> on the way out; the planner reads the packed form and makes routes only for changes.
+/// </summary>
+internal sealed class PackedRoutes(int capacity = 0) : IReadOnlyList<Route>
+{
+    PackedRoute[] _items = capacity == 0 ? [] : new PackedRoute[capacity];
+    int _count;
+    RouteTail? _lastTail;
+    Dictionary<RouteTail, RouteTail>? _tails;
+
+    public int Count => _count;
+
+    public Route this[int index] => At(index).ToRoute();
+
+    public ref readonly PackedRoute At(int index)
+    {
+        if ((uint)index >= (uint)_count) throw new ArgumentOutOfRangeException(nameof(index));
+        return ref _items[index];
+    }
+
+    public void Add(in PackedRoute route)
+    {
+        if (_count == _items.Length) Array.Resize(ref _items, Math.Max(16, _items.Length * 2));
+        _items[_count++] = route;
+    }
+
+    public void Set(int index, in PackedRoute route)
+    {
+        if ((uint)index >= (uint)_count) throw new ArgumentOutOfRangeException(nameof(index));
+        _items[index] = route;
+    }
+
+    public void Add(Route route) => Add(new PackedRoute(new PackedRouteKey(route), Tail(new RouteTail(route))));
+
+    /// <summary>One tail object for all equal tails of this list.</summary>
+    public RouteTail Tail(RouteTail tail)
+    {
+        if (_lastTail is not null && (ReferenceEquals(_lastTail, tail) || _lastTail.Equals(tail))) return _lastTail;
+        _tails ??= [];
+        if (!_tails.TryGetValue(tail, out var shared)) _tails.Add(tail, shared = tail);
+        return _lastTail = shared;
+    }
+
+    public void EnsureCapacity(int capacity)
+    {
+        if (capacity > _items.Length) Array.Resize(ref _items, capacity);
+    }
+
+    /// <summary>The routes from <paramref name="start"/> on, <paramref name="count"/> of them, as a list of their own
+    /// (read through this one: later additions here leave it as it is).</summary>
+    public IReadOnlyList<Route> Range(int start, int count) => new PackedRange(this, start, count);
+
+    sealed class PackedRange(PackedRoutes routes, int start, int count) : IReadOnlyList<Route>
+    {
+        public int Count => count;
+        public Route this[int index] => (uint)index < (uint)count ? routes[start + index] : throw new ArgumentOutOfRangeException(nameof(index));
+
+        public IEnumerator<Route> GetEnumerator()
+        {
+            for (var i = 0; i < count; i++) yield return routes[start + i];
+        }
+
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    /// <summary>Drops the routes from <paramref name="start"/> on (a dump that is read again).</summary>
+    public void Truncate(int start) => _count = Math.Min(_count, start);
+
+    public IEnumerator<Route> GetEnumerator()
+    {
+        for (var i = 0; i < _count; i++) yield return _items[i].ToRoute();
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary><paramref name="routes"/> itself when packed already, else a packed copy.</summary>
+    public static PackedRoutes Of(IReadOnlyList<Route> routes)
+    {
+        if (routes is PackedRoutes packed) return packed;
+        var copy = new PackedRoutes(routes.Count);
+        foreach (var r in routes) copy.Add(r);
+        return copy;
+    }
+}
+
+/// <summary>
+/// An index of a <see cref="PackedRoutes"/> by <see cref="PackedRouteKey"/>: open addressing over the list's
+/// positions, 8 bytes a route, sized once. Routes with one key are found in the order they were added.
+/// </summary>
+internal sealed class RouteIndex
+{
+    readonly PackedRoutes _routes;
+    readonly int[] _slots; // position + 1; 0 is empty
+    readonly int _mask;
+
+    public RouteIndex(PackedRoutes routes)
+    {
+        _routes = routes;
+        var size = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(8, routes.Count * 2));
+        _slots = new int[size];
+        _mask = size - 1;
+    }
+
+    int Home(in PackedRouteKey key) => key.GetHashCode() & _mask;
+
+    /// <summary>Indexes the route at <paramref name="position"/>; false (and not indexed) when an equal route
+    /// already is.</summary>
+    public bool Add(int position)
+    {
+        ref readonly var route = ref _routes.At(position);
+        for (var s = Home(route.Key); ; s = (s + 1) & _mask)
+        {
+            var other = _slots[s] - 1;
+            if (other < 0) { _slots[s] = position + 1; return true; }
+            if (_routes.At(other).Equals(route)) return false;
+        }
+    }
+
+    /// <summary>Indexes the route at <paramref name="position"/>, whatever else is indexed.</summary>
+    public void Insert(int position)
+    {
+        var s = Home(_routes.At(position).Key);
+        while (_slots[s] != 0) s = (s + 1) & _mask;
+        _slots[s] = position + 1;
+    }
+
+    /// <summary>The position of the first route indexed with <paramref name="key"/>, or -1.</summary>
+    public int First(in PackedRouteKey key) => FirstOf(key, null);
+
+    public bool Contains(in PackedRoute route)
+    {
+        for (var s = Home(route.Key); ; s = (s + 1) & _mask)
+        {
+            var other = _slots[s] - 1;
+            if (other < 0) return false;
+            if (_routes.At(other).Equals(route)) return true;
+        }
+    }
+
+    /// <summary>The position of the first route with <paramref name="key"/>, in the order indexed, that
+    /// <paramref name="match"/> accepts, or -1.</summary>
+    public int FirstOf(in PackedRouteKey key, Func<Route, bool>? match)
+    {
+        for (var s = Home(key); ; s = (s + 1) & _mask)
+        {
+            var other = _slots[s] - 1;
+            if (other < 0) return -1;
+            if (_routes.At(other).Key.Equals(key) && (match is null || match(_routes[other]))) return other;
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using TunnelRouter.Tests.Support;
+using Xunit;
+using static TunnelRouter.Tests.Support.Hardening;
+using static TunnelRouter.Tests.Support.TunnelRouterProcess;
+
+namespace TunnelRouter.Tests.Kernel;
+
+/// <summary>plan checks what the kernel will; apply's transcript shows only what was sent, and its errors use the
+/// names every other line uses.</summary>
+public class PlanChecksSpecs
+{
+    static NetNs Host()
+    {
+        var ns = new NetNs();
+        AddVeth(ns, "wan", "192.168.1.2/24");
+        return ns;
+    }
+
+    [Fact]
+    public void A_gateway_that_is_not_on_link_is_an_error_in_plan_as_in_apply_and_nothing_changes()
+    {
+        using var ns = Host();
+        var policy = WritePolicy(ns, Hardening.Policy(["default via 192.168.9.1 dev wan table vpn", "default via 192.168.1.1 table wan"], [], "\"vpn\": 200, \"wan\": 201"));
+        var before = ns.Dump();
+
+        var plan = Run(ns, ["plan", "--config", policy]);
+        var apply = Run(ns, ["apply", "--config", policy]);
+
+        const string expected = "route 'default via 192.168.9.1 dev wan table vpn proto tunnel-router': gateway 192.168.9.1 is not on a connected network of wan, so the kernel would refuse it (\"Nexthop has invalid gateway\"); add the address or route that reaches it, or 'onlink' if it is on the link anyway";
+        Assert.Equal(1, plan.ExitCode);
+        Assert.Equal("", plan.Stdout);
+        Assert.Contains(expected, plan.Stderr);
+        Assert.Equal(1, apply.ExitCode);
+        Assert.Contains(expected, apply.Stderr);
+        Assert.Equal(before, ns.Dump());
+    }
+
+    [Fact]
+    public void A_failed_apply_prints_no_line_for_changes_it_never_sent()
+    {
+        using var ns = Host();
+        var policy = WritePolicy(ns, """
+            { "Tables": { "wan": 201 }, "Routes": [ "default via 192.168.1.1 table wan" ],
+              "Marks": [ { "Chain": "output", "Destination": "198.51.100.0/24", "Mark": "0x1" } ],
+              "Sysctls": { "net.ipv4.conf.all.rp_filter": "2" } }
+            """);
+
+        var run = Run(ns, ["apply", "--config", policy], new Dictionary<string, string> { ["TUNNEL_ROUTER_FAULT_AFTER"] = "0" });
+
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("[#] ip -4 route add default via 192.168.1.1 table wan proto tunnel-router", run.Stderr);
+        Assert.DoesNotContain("[#] nft", run.Stderr);
+        Assert.DoesNotContain("[#] sysctl", run.Stderr);
+    }
+
+    [Fact]
+    public void A_kernel_error_names_tables_and_protocols_as_every_other_line_does()
+    {
+        using var ns = Host();
+        // A preferred source that is not an address of this host: the kernel refuses it.
+        var policy = WritePolicy(ns, Hardening.Policy(["default via 192.168.1.1 dev wan src 10.9.9.9 table vpn"], [], "\"vpn\": 200"));
+
+        var run = Run(ns, ["apply", "--config", policy]);
+
+        Assert.Equal(1, run.ExitCode);
+        var error = Assert.Single(run.Stderr.Split('\n'), l => l.StartsWith("tunnel-router: error:"));
+        Assert.Contains("table vpn proto tunnel-router", error);
+        Assert.DoesNotContain("table 200", error);
+        Assert.DoesNotContain("proto 147", error);
+    }
+}
