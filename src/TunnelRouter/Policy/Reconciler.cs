@@ -122,7 +122,8 @@ public static class Reconciler
                 if (!rules.Contains(rule)) rules.Add(rule);
         }
         var scope = TunnelRecord.ScopeOf(live.SelectMany(r => r.Routes), live.SelectMany(r => r.Rules));
-        return Planner.Plan(new KernelState(routes, rules), snapshot.State, scope);
+        // A route up wrote without dev (an Instances line) reads back with the device the kernel chose: the same route.
+        return Planner.Plan(PolicyState.Settle(new KernelState(routes, rules), snapshot.State), snapshot.State, scope);
     }
 
     /// <summary>GRE tunnels: links TunnelRouter creates, marks with its alias, brings up and addresses, and

@@ -57,7 +57,9 @@ public class InstanceHookKernelSpecs
         ns.Ip("rule", "del", "from", "192.168.10.0/24", "to", "198.51.100.7", "table", "100");
 
         Assert.Equal(2, Run(ns, ["plan", "-c", policy]).ExitCode);
-        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        var applied = Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        var again = Run(ns, ["plan", "-c", policy]);
+        Assert.True(again.ExitCode == 0, $"record: {File.ReadAllText(Path.Combine(ns.StateDir, "tunnels", "tun2"))}\napply: {applied.Stderr}\nplan: {again.Stdout}{again.Stderr}");
 
         // The rule comes back with its "to", the route with its gateway: the very objects up made.
         Assert.Equal(before, ns.Dump());
