@@ -84,11 +84,15 @@ public static class WatchCommand
                 {
                     _reload = false;
                     notify.Send("RELOADING=1");
-                    Reload();
+                    var reloaded = Reload();
                     notify.Send($"READY=1\nSTATUS=watching {_policy.Source}");
-                    _limiter.Forgive();
-                    due = now;
-                    cause = "reload";
+                    // A policy that could not be re-read changes nothing: what happens next is an event's to restore.
+                    if (reloaded)
+                    {
+                        _limiter.Forgive();
+                        due = now;
+                        cause = "reload";
+                    }
                 }
                 if (now >= nextResync)
                 {
@@ -129,8 +133,8 @@ public static class WatchCommand
             }, TaskScheduler.Default);
         }
 
-        /// <summary>SIGHUP: the policy file again. A broken one keeps the last good policy, and says why.</summary>
-        void Reload()
+        /// <summary>SIGHUP: the policy file again. A broken one keeps the last good policy, and says why (false).</summary>
+        bool Reload()
         {
             try
             {
@@ -142,10 +146,12 @@ public static class WatchCommand
                     _options = options;
                 }
                 ctx.Log.Information("watch: policy {Source} re-read", _policy.Source);
+                return true;
             }
             catch (Exception e) when (e is TunnelRouterException or IOException or UnauthorizedAccessException)
             {
                 ctx.Log.Error("tunnel-router: error: the policy cannot be re-read, keeping the last good one: {Message}", App.OneLine(e.Message));
+                return false;
             }
         }
 

@@ -117,6 +117,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
             Family = r.Family.IsV6() ? 6 : 4, From = r.From is { } f ? Net.Format(f) : null, Priority = r.Priority, Table = r.Table, Protocol = r.Protocol,
             Line = LineOf(r),
         })],
+        Lines = Lines.Count == 0 ? null : [.. Lines],
+        Servers = Servers.Count == 0 ? null : [.. Servers.Select(a => a.ToString())],
     }, TunnelRecordJsonContext.Default.TunnelRecordJson) + "\n";
 
     /// <summary>An object as an ip line with numeric tables and without its protocol (kept beside it), its family first.</summary>

@@ -337,22 +337,23 @@ public class DoctorSpecs
     }
 
     [Fact]
-    public void A_missing_device_is_the_kernels_to_fix_and_skips_no_other_check()
+    public void A_gateway_the_kernel_would_refuse_is_the_kernels_to_fix_and_skips_no_other_check()
     {
         using var ns = new NetNs();
         AddVeth(ns, "wan", "192.168.1.2/24");
         Sysctl(ns, "net.ipv4.ip_forward=0");
+        // 192.168.7.1 is on no network of wan: a valid policy the kernel would refuse.
         var policy = WritePolicy(ns, """
-            { "Tables": { "vpn": 200, "lan9": 90 },
-              "Rules": [ "from 10.10.10.0/24 lookup vpn" ], "Routes": [ "default via 192.168.1.1 table vpn" ],
-              "Uplinks": [ { "Interface": "nosuch0", "Table": "lan9" } ] }
+            { "Tables": { "vpn": 200 },
+              "Rules": [ "from 10.10.10.0/24 lookup vpn" ], "Routes": [ "default via 192.168.7.1 dev wan table vpn" ] }
             """);
 
         var run = Doctor(ns, policy);
 
         Assert.Equal(1, run.ExitCode);
         Assert.StartsWith("PROBLEM  policy: the policy is valid, but apply would fail on this kernel: ", Line(run, "policy"));
-        Assert.Contains("fix: the kernel lacks what the message names (a device, an address, a route): create it or wait for it, then 'tunnel-router apply'", run.Stdout);
+        Assert.Contains("gateway 192.168.7.1 is not on a connected network of wan", Line(run, "policy"));
+        Assert.Contains("fix: the kernel or the host lacks what the message names", run.Stdout);
         Assert.DoesNotContain("fix the policy file", run.Stdout);
         // The other checks ran on what the policy wants.
         Assert.StartsWith("PROBLEM  forwarding: net.ipv4.ip_forward = 0", Line(run, "forwarding"));

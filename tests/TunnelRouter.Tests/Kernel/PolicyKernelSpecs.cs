@@ -254,9 +254,11 @@ public class PolicyKernelSpecs
         var policy = Topology.Policy(ns, """
             { "Tables": { "vpn": 200 },
               "Rules": [ "from 10.10.10.0/24 lookup vpn" ],
-              "Routes": [ "10.1.0.0/16 dev eth1 table vpn", "10.2.0.0/16 via 203.0.113.99 table vpn" ] }
+              "Routes": [ "10.1.0.0/16 dev eth1 table vpn", "10.2.0.0/16 dev eth1 src 203.0.113.99 table vpn" ] }
             """);
         var before = ns.Dump();
+        // 203.0.113.99 is no address of this host: only the kernel knows to refuse it ("Invalid prefsrc address"),
+        // after the first route went in.
 
         var run = Apply(ns, policy);
 

@@ -208,6 +208,22 @@ public class LiveConvergenceSpecs : IDisposable
     }
 
     [Fact]
+    public void A_record_keeps_its_instance_lines_and_its_own_servers()
+    {
+        // What plan and doctor show for a client that is up, and what the recursive-routing warning is about.
+        var record = Record(Tun0) with
+        {
+            Lines = ["route default via 10.8.0.1 dev tun0 table nyet", "rule from 192.168.10.0/24 to 198.51.100.7 lookup nyet pref 1100"],
+            Servers = [IPAddress.Parse("198.51.100.7"), IPAddress.Parse("2001:db8:7::7")],
+        };
+
+        var back = TunnelRecord.Parse("tun0", record.Format())!;
+
+        Assert.Equal(record.Lines, back.Lines);
+        Assert.Equal(record.Servers, back.Servers);
+    }
+
+    [Fact]
     public void A_record_of_another_version_is_not_read()
     {
         var text = Record(Tun0).Format().Replace("\"Version\": 1", "\"Version\": 2");

@@ -317,7 +317,9 @@ public class PolicyReconcilerSpecs : IDisposable
             gateway: IPAddress.Parse("fd00::9"));
         var options = new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 }, Routes = ["default via fd00::1 dev eth1 table vpn"] };
 
-        var e = Assert.Throws<ConflictException>(() => Plan(options, Kernel(new KernelState([hook], []))));
+        var connected = new Route(Net.ParsePrefix("d", "fd00::/64", AddressFamily.InterNetworkV6), TableNames.Main, 2, device: "eth1");
+
+        var e = Assert.Throws<ConflictException>(() => Plan(options, Kernel(new KernelState([hook, connected], []))));
 
         Assert.StartsWith("route 'default via fd00::9 dev eth1 table vpn proto tunnel-router-hook' is in the way of the policy's 'default via fd00::1 dev eth1 table vpn", e.Message);
     }
