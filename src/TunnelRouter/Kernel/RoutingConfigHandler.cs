@@ -65,7 +65,8 @@ public sealed class RoutingConfigHandler(Action<string> warn) : IChangeHandler
         if (!ok) throw new KernelException($"{c.Reload} refused the configuration in {c.Path}: {OneLine(said)}");
     }
 
-    static bool NotRunning(string said) =>
+    /// <summary>What birdc and vtysh say when no daemon answers on the control socket.</summary>
+    internal static bool NotRunning(string said) =>
         said.Contains("Unable to connect to server control socket", StringComparison.Ordinal)
         || said.Contains("failed to connect to any daemons", StringComparison.Ordinal);
 

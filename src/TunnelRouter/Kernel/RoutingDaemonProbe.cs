@@ -13,8 +13,7 @@ public static class RoutingDaemonProbe
             ? runner.Run(Tools.Birdc, [.. control is null ? [] : (string[])["-s", control], "show", "ospf", "neighbors", OspfConfig.BirdProtocol], check: false)
             : runner.Run(Tools.Vtysh, [.. control is null ? [] : (string[])["--vty_socket", control], "-c", "show ip ospf neighbor"], check: false);
         var said = result.StandardOutput + result.StandardError;
-        if (result.ExitCode != 0 || said.Contains("Unable to connect", StringComparison.Ordinal) || said.Contains("failed to connect", StringComparison.Ordinal))
-            return null;
+        if (result.ExitCode != 0 || RoutingConfigHandler.NotRunning(said)) return null;
         return daemon == RoutingDaemonKind.Bird ? OspfNeighbours.ParseBird(said) : OspfNeighbours.ParseFrr(said);
     }
 }
