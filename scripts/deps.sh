@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs from Debian's packages what building and testing TunnelRouter needs, when it is missing.
 # Usage: scripts/deps.sh build|test
+# gcc-12, make, binutils and libelf1 build OpenVPN's ovpn-dco module for the QEMU guest's kernel (scripts/guest-dco.sh).
 set -euo pipefail
 want=(iproute2)
-[ "${1:-build}" = test ] && want+=(nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd iputils-ping strace qemu-system-x86 busybox-static cpio bird2 frr)
+[ "${1:-build}" = test ] && want+=(nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd iputils-ping strace qemu-system-x86 busybox-static cpio bird2 frr
+    gcc-12 make binutils libelf1)
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -67,10 +67,10 @@ static class LinkJson
 
     public static bool IsUp(this JsonElement link) => link.GetProperty("flags").EnumerateArray().Any(f => f.GetString() == "UP");
 
-    public static void ReportTimes(GuestRun run, ITestOutputHelper output)
+    public static void ReportTimes(GuestRun run, ITestOutputHelper output, string? why = null)
     {
         // Times are reported, never asserted: the bed (and how loaded the machine is) decides them.
-        output.WriteLine($"guest bed: {run.Bed} ({GuestKernel.Why})");
+        output.WriteLine($"guest bed: {run.Bed} ({why ?? GuestKernel.Why})");
         output.WriteLine($"{run.Bed} guest: ready (modules loaded) after {run.Ready!.Value.TotalSeconds:0.0} s, powered off after {run.Wall.TotalSeconds:0.0} s");
         foreach (var line in run.Console.Where(l => l.Contains(".uptime ", StringComparison.Ordinal))) output.WriteLine(line);
         Assert.Equal("0", run.One("scenario.rc"));

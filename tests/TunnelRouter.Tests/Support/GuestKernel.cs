@@ -27,6 +27,7 @@ public static class GuestKernel
 {
     static readonly Lazy<(GuestBed Bed, string Why)> Chosen = new(Choose);
     static readonly Lazy<QemuKernel> Qemu = new(QemuKernel.Prepare);
+    static readonly Lazy<QemuKernel> Dco = new(() => Qemu.Value.WithDco());
 
     public static GuestBed Bed => Chosen.Value.Bed;
 
@@ -37,13 +38,31 @@ public static class GuestKernel
     /// policies) visible as $TR_WORK. TIMEOUT is for UML; QEMU, emulating the CPU, gets five times as long.</summary>
     public static GuestRun Run(string scenario, string workDir, TimeSpan timeout)
     {
-        Prerequisites.RequireKernelTests();
-        var init = Path.Combine(RepoRoot, "tests", "guest", "guest-init.sh");
-        if (!File.Exists(init)) throw new InvalidOperationException($"{init} is missing");
-        string[] env = [$"TR_SCENARIO={scenario}", $"TR_BIN={Prerequisites.Binary}", $"TR_WORK={workDir}"];
+        var (init, env) = Scenario(scenario, workDir);
         return Bed == GuestBed.Uml
             ? Boot(GuestBed.Uml, UmlCommand(init, env), timeout)
             : Boot(GuestBed.Qemu, Qemu.Value.Command(init, env), timeout * 5);
+    }
+
+    /// <summary>Runs SCENARIO in the QEMU guest, whatever bed the other scenarios use, with OpenVPN's data channel
+    /// offload module (ovpn-dco-v2) in its module tree: built by scripts/guest-dco.sh from Debian's
+    /// openvpn-dco-dkms against the headers of exactly the guest kernel's release. UML's kernel is not Debian's
+    /// and has no such module. TIMEOUT is for the emulated CPU already.</summary>
+    public static GuestRun RunWithDco(string scenario, string workDir, TimeSpan timeout)
+    {
+        var (init, env) = Scenario(scenario, workDir);
+        return Boot(GuestBed.Qemu, Dco.Value.Command(init, env), timeout);
+    }
+
+    /// <summary>Why the DCO scenarios run in QEMU (for the test output).</summary>
+    public const string DcoWhy = "QEMU (TCG) always for DCO: the module is built for Debian's kernel";
+
+    static (string Init, string[] Env) Scenario(string scenario, string workDir)
+    {
+        Prerequisites.RequireKernelTests();
+        var init = Path.Combine(RepoRoot, "tests", "guest", "guest-init.sh");
+        if (!File.Exists(init)) throw new InvalidOperationException($"{init} is missing");
+        return (init, [$"TR_SCENARIO={scenario}", $"TR_BIN={Prerequisites.Binary}", $"TR_WORK={workDir}"]);
     }
 
     static (GuestBed, string) Choose()
@@ -198,6 +217,17 @@ public static class GuestKernel
             if (built.ExitCode != 0)
                 throw new InvalidOperationException($"the QEMU guest's initramfs could not be built: {built.Stderr.Trim()}");
             return new QemuKernel(dir, initramfs);
+        }
+
+        /// <summary>The same kernel with ovpn-dco-v2 added to its module tree (scripts/guest-dco.sh, once per
+        /// kernel release; the module is loaded in the guest only, by modprobe).</summary>
+        public QemuKernel WithDco()
+        {
+            // Compiling the module takes a minute or two on a loaded machine.
+            var built = Sh.Run("/usr/bin/bash", [Path.Combine(RepoRoot, "scripts", "guest-dco.sh"), Dir], timeoutMs: 900_000);
+            if (built.ExitCode != 0)
+                throw new InvalidOperationException($"OpenVPN's DCO module could not be built for the QEMU guest's kernel: {built.Stderr.Trim()}");
+            return this;
         }
 
         public (string, string[], string) Command(string init, string[] env)
