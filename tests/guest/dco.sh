@@ -4,10 +4,10 @@
 # The xUnit test (DcoGuestSpecs) writes the policy, the certificates and OpenVPN's configurations into $W and
 # asserts on what this reports.
 #
-#  cA (client1, 10.10.10.2) ── ua 203.0.113.1/30 ─┐
-#                                                srv (OpenVPN server, tun0 = ovpn-dco) ── lan 192.168.1.100 ── nat 192.168.1.1
-#  cB (client2, 10.10.10.20) ─ ub 203.0.113.5/30 ─┘
-#   └ lan50 192.168.50.1 ── behind 192.168.50.10 (iroute 192.168.50.0/24 behind client2)
+#  cA (client1, 10.10.10.2, fd00:4242::1000) ── ua 203.0.113.1/30 ─┐
+#                                 srv (OpenVPN server, tun0 = ovpn-dco) ── lan 192.168.1.100, fd00:1::100 ── nat .1, ::1
+#  cB (client2, 10.10.10.20, fd00:4242::20) ─── ub 203.0.113.5/30 ─┘
+#   └ lan50 192.168.50.1, fd00:50::1 ── behind 192.168.50.10, fd00:50::10 (iroute and iroute-ipv6 behind client2)
 #
 # Client1 holds 10.10.10.2, the pool's first address, which OpenVPN also uses as the gateway of the server's own
 # "route" lines (route_vpn_gateway): if anything forwarded by that gateway, client1's packets for the network
@@ -25,8 +25,11 @@ proto udp
 port 1194
 topology subnet
 server 10.10.10.0 255.255.255.0
+server-ipv6 fd00:4242::/64
 route 192.168.50.0 255.255.255.0
+route-ipv6 fd00:50::/64
 push "route 192.168.50.0 255.255.255.0"
+push "route-ipv6 fd00:50::/64"
 client-config-dir /run/ccd
 ca $W/pki/ca.crt
 cert $W/pki/server.crt
@@ -38,7 +41,12 @@ down "$TR_BIN --config $W/policy.json"
 verb 4
 EOF
 mkdir -p /run/ccd
-printf 'ifconfig-push 10.10.10.20 255.255.255.0\niroute 192.168.50.0 255.255.255.0\n' >/run/ccd/client2
+cat >/run/ccd/client2 <<EOF
+ifconfig-push 10.10.10.20 255.255.255.0
+ifconfig-ipv6-push fd00:4242::20/64
+iroute 192.168.50.0 255.255.255.0
+iroute-ipv6 fd00:50::/64
+EOF
 for c in 1 2; do
     cat >/run/client$c.conf <<EOF
 client
@@ -70,6 +78,11 @@ routes() { # routes KEY NS ARGS...: each line of "ip route show ARGS" as "@@ KEY
     ip -n "$ns" route show "$@" | sed "s|^|@@ $key |"
     say "$key.end"
 }
+routes6() { # the same for IPv6, without the kernel's link-local and multicast routes
+    key=$1 ns=$2; shift 2
+    ip -n "$ns" -6 route show "$@" | grep -v '^fe80:\|^multicast\|^local\|^anycast' | sed "s|^|@@ $key |"
+    say "$key.end"
+}
 hook() { ip netns exec srv env -i "$TR_BIN" "$@" --config "$W/policy.json"; }
 
 # The module, loaded as a distribution's kernel would load it (modprobe; OpenVPN itself only checks for it).
@@ -85,9 +98,13 @@ ip -n srv addr add 203.0.113.1/30 dev ua; ip -n cA addr add 203.0.113.2/30 dev u
 ip -n srv addr add 203.0.113.5/30 dev ub; ip -n cB addr add 203.0.113.6/30 dev ub
 ip -n srv addr add 192.168.1.100/24 dev lan; ip -n nat addr add 192.168.1.1/24 dev lan
 ip -n cB addr add 192.168.50.1/24 dev lan50; ip -n behind addr add 192.168.50.10/24 dev lan50
+ip -n srv addr add fd00:1::100/64 dev lan nodad; ip -n nat addr add fd00:1::1/64 dev lan nodad
+ip -n cB addr add fd00:50::1/64 dev lan50 nodad; ip -n behind addr add fd00:50::10/64 dev lan50 nodad
 for l in srv:ua cA:ua srv:ub cB:ub srv:lan nat:lan cB:lan50 behind:lan50; do ip -n "${l%%:*}" link set "${l#*:}" up; done
 ip -n behind route add default via 192.168.50.1
+ip -n behind -6 route add default via fd00:50::1
 ip -n nat route add 10.0.0.0/8 via 192.168.1.100
+ip -n nat -6 route add fd00:4242::/64 via fd00:1::100
 for n in srv cB nat; do ip netns exec $n sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1; done
 # The far ends count what arrives: the host behind client2, client2 itself (client to client), client1 (anything
 # for the network behind client2 that came to the wrong client), and the NAT router (anything for that network
@@ -98,6 +115,7 @@ table inet lab {
     chain seen {
         type filter hook input priority 0;
         ip saddr 10.10.10.2 ip daddr 192.168.50.10 icmp type echo-request counter
+        ip6 saddr fd00:4242::1000 ip6 daddr fd00:50::10 icmpv6 type echo-request counter
     }
 }
 EOF
@@ -114,6 +132,7 @@ table inet lab {
     chain seen {
         type filter hook prerouting priority 0;
         ip daddr 192.168.50.0/24 counter
+        ip6 daddr fd00:50::/64 counter
     }
 }
 EOF
@@ -122,6 +141,7 @@ table inet lab {
     chain seen {
         type filter hook prerouting priority 0;
         ip daddr 192.168.50.0/24 counter
+        ip6 daddr fd00:50::/64 counter
     }
 }
 EOF
@@ -140,16 +160,31 @@ wait_log client2 "Initialization Sequence Completed" client2.ready
 i=0; until ip -n srv route show 192.168.50.0/24 | grep -q 'metric 100'; do i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.1; done
 say "client1.addr $(ip -n cA -4 -o addr show dev tun0 | awk '{ print $4 }')"
 say "client2.addr $(ip -n cB -4 -o addr show dev tun0 | awk '{ print $4 }')"
+say "client1.addr6 $(ip -n cA -6 -o addr show dev tun0 scope global | awk '{ print $4 }')"
+say "client2.addr6 $(ip -n cB -6 -o addr show dev tun0 scope global | awk '{ print $4 }')"
 say "client1.link $(ip -n cA -d -o link show tun0 | grep -o 'ovpn-dco[^ ]*' | head -1)"
 routes main srv
 routes policy srv table 200
+routes6 main6 srv
+routes6 policy6 srv table 200
 say "rules $(ip -n srv rule show | grep -c 'proto 148')"
 ip -n srv rule show | sed 's|^|@@ rule |'
+ip -n srv -6 rule show | sed 's|^|@@ rule6 |'
 
 # From the pool (client1) to the network behind client2: through the tunnel, to client2, not client1, not the NAT router.
 ip netns exec cA ping -c 1 -W 5 192.168.50.10 >/dev/null 2>&1
 ip netns exec cA ping -c 3 -i 0.3 -W 5 192.168.50.10 >/dev/null 2>&1; say "ping.behind $?"
+# What the kernel chose for the pool's packet (the policy table), and what ovpn-dco-v2 looks up to pick the peer:
+# a route to the destination alone, as "ip route get" without a source (main).
 say "route.get $(ip -n srv route get 192.168.50.10 from 10.10.10.2 iif tun0)"
+say "route.get.dco $(ip -n srv route get 192.168.50.10)"
+ip netns exec cA ping -c 1 -W 5 fd00:50::10 >/dev/null 2>&1
+ip netns exec cA ping -c 3 -i 0.3 -W 5 fd00:50::10 >/dev/null 2>&1; say "ping6.behind $?"
+say "route6.get $(ip -n srv -6 route get fd00:50::10 from fd00:4242::1000 iif tun0)"
+say "route6.get.dco $(ip -n srv -6 route get fd00:50::10)"
+say "count6.behind $(counter behind seen 2)"
+say "count6.client1 $(counter cA seen 2)"
+say "count6.nat $(counter nat seen 2)"
 say "count.behind $(counter behind seen 1)"
 say "count.client1 $(counter cA seen 1)"
 say "count.nat $(counter nat seen 1)"
@@ -164,6 +199,8 @@ run doctor hook doctor
 run plan hook plan
 routes main.after srv
 routes policy.after srv table 200
+routes6 main6.after srv
+routes6 policy6.after srv table 200
 
 # Client2 goes: OpenVPN takes its iroute out of main; the policy table's route stays (the network comes back
 # with the client); what is left in main for the network is OpenVPN's own route (metric 200) via 10.10.10.2.
@@ -175,6 +212,10 @@ routes policy.gone srv table 200
 ip netns exec cA ping -c 1 -W 2 192.168.50.10 >/dev/null 2>&1; say "ping.gone $?"
 say "count.client1.gone $(counter cA seen 1)"
 say "count.nat.gone $(counter nat seen 1)"
+routes6 main6.gone srv fd00:50::/64
+ip netns exec cA ping -c 1 -W 2 fd00:50::10 >/dev/null 2>&1; say "ping6.gone $?"
+say "count6.client1.gone $(counter cA seen 2)"
+say "count6.nat.gone $(counter nat seen 2)"
 
 # The server stops: its down hook removes what its up made.
 say "server.stop $(cut -d' ' -f1 /proc/uptime)"
@@ -183,4 +224,4 @@ kill "$pid"
 i=0; while [ -e "/proc/$pid" ]; do i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.1; done
 say "server.stopped $(cut -d' ' -f1 /proc/uptime)"
 grep -F "[#]" /run/server.log | sed 's|^|@@ server.hook |'
-say "left $(ip -n srv route show table all proto 148 | wc -l) $(ip -n srv rule show | grep -c 'proto 148')"
+say "left $(ip -n srv route show table all proto 148 | wc -l) $(ip -n srv rule show | grep -c 'proto 148') $(ip -n srv -6 route show table all proto 148 | wc -l) $(ip -n srv -6 rule show | grep -c 'proto 148')"

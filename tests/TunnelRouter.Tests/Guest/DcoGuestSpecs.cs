@@ -18,7 +18,7 @@ public sealed class DcoGuest : IDisposable
             {
               "Iproute2Dir": "/run/srv-iproute2",
               "LockFile": "/run/srv.lock",
-              "Routes": [ "default via 192.168.1.1 table vpn" ],
+              "Routes": [ "default via 192.168.1.1 table vpn", "default via fd00:1::1 table vpn" ],
               "PoolRules": true
             }
             """);
@@ -76,6 +76,8 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
         Assert.StartsWith("0 ", _run.One("client2.ready"));
         Assert.Equal("10.10.10.2/24", _run.One("client1.addr"));
         Assert.Equal("10.10.10.20/24", _run.One("client2.addr"));
+        Assert.Equal("fd00:4242::1000/64", _run.One("client1.addr6"));
+        Assert.Equal("fd00:4242::20/64", _run.One("client2.addr6"));
     }
 
     [Fact]
@@ -84,6 +86,10 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
         var main = Routes("main");
         Assert.Contains(main, l => Regex.IsMatch(l, @"^192\.168\.50\.0/24 via 10\.10\.10\.20 dev tun0 .*metric 100"));
         Assert.Contains(main, l => Regex.IsMatch(l, @"^192\.168\.50\.0/24 via 10\.10\.10\.2 dev tun0 .*metric 200"));
+        // IPv6: the iroute-ipv6 via client2's address; the server's route-ipv6 line on the device only.
+        var main6 = Routes("main6");
+        Assert.Contains(main6, l => Regex.IsMatch(l, @"^fd00:50::/64 via fd00:4242::20 dev tun0 .*metric 100"));
+        Assert.Contains(main6, l => Regex.IsMatch(l, @"^fd00:50::/64 dev tun0 .*metric 200"));
     }
 
     [Fact]
@@ -95,6 +101,11 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
         Assert.Contains(policy, l => l.StartsWith("192.168.50.0/24 via 10.10.10.2 dev tun0 proto 148", StringComparison.Ordinal));
         Assert.Contains(policy, l => l.StartsWith("default via 192.168.1.1 dev lan proto 147", StringComparison.Ordinal));
         Assert.Contains(_run.All("rule"), l => l.Contains("from 10.10.10.0/24 lookup 200 proto 148", StringComparison.Ordinal));
+        var policy6 = Routes("policy6");
+        Assert.Contains(policy6, l => l.StartsWith("fd00:4242::/64 dev tun0 proto 148", StringComparison.Ordinal));
+        Assert.Contains(policy6, l => l.StartsWith("fd00:50::/64 dev tun0 proto 148", StringComparison.Ordinal));
+        Assert.Contains(policy6, l => l.StartsWith("default via fd00:1::1 dev lan proto 147", StringComparison.Ordinal));
+        Assert.Contains(_run.All("rule6"), l => l.Contains("from fd00:4242::/64 lookup 200 proto 148", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -104,6 +115,22 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
         Assert.True(int.Parse(_run.One("count.behind")) >= 3, $"the host behind client2 counted {_run.One("count.behind")} echo requests");
         Assert.Equal("0", _run.One("count.client1"));
         Assert.Equal("0", _run.One("count.nat"));
+        Assert.Equal("0", _run.One("ping6.behind"));
+        Assert.True(int.Parse(_run.One("count6.behind")) >= 3, $"the host behind client2 counted {_run.One("count6.behind")} IPv6 echo requests");
+        Assert.Equal("0", _run.One("count6.client1"));
+        Assert.Equal("0", _run.One("count6.nat"));
+    }
+
+    /// <summary>Why the policy table's gateway does not matter to ovpn-dco-v2: the kernel sends the pool's packet to
+    /// tun0 by the policy table (via 10.10.10.2, client1's address; IPv6 with no gateway at all), and the module then
+    /// picks the peer by a route lookup of the destination alone, which main answers with OpenVPN's per-client route.</summary>
+    [Fact]
+    public void The_policy_table_sends_the_pools_packet_into_tun0_and_ovpn_dco_picks_the_peer_from_main()
+    {
+        Assert.StartsWith("192.168.50.10 from 10.10.10.2 via 10.10.10.2 dev tun0 table 200", _run.One("route.get"));
+        Assert.StartsWith("192.168.50.10 via 10.10.10.20 dev tun0", _run.One("route.get.dco"));
+        Assert.StartsWith("fd00:50::10 from fd00:4242::1000 dev tun0 table 200 proto 148", _run.One("route6.get"));
+        Assert.Contains("via fd00:4242::20 dev tun0", _run.One("route6.get.dco"));
     }
 
     [Fact]
@@ -121,6 +148,8 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
         Assert.Equal(0, _run.Rc("plan"));
         Assert.Equal(Routes("main"), Routes("main.after"));
         Assert.Equal(Routes("policy"), Routes("policy.after"));
+        Assert.Equal(Routes("main6"), Routes("main6.after"));
+        Assert.Equal(Routes("policy6"), Routes("policy6.after"));
     }
 
     [Fact]
@@ -141,11 +170,16 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
     {
         Assert.Equal(["192.168.50.0/24 via 10.10.10.2 dev tun0 metric 200 "], Routes("main.gone"));
         Assert.Equal("1", _run.One("count.client1.gone"));
+        // IPv6 has no such gateway (route-ipv6 goes on the device only): the packet finds no peer and is dropped.
+        Assert.Single(Routes("main6.gone"), l => Regex.IsMatch(l, @"^fd00:50::/64 dev tun0 .*metric 200"));
+        Assert.NotEqual("0", _run.One("ping6.gone"));
+        Assert.Equal("0", _run.One("count6.client1.gone"));
+        Assert.Equal("0", _run.One("count6.nat.gone"));
     }
 
     [Fact]
     public void The_servers_down_hook_removes_what_its_up_made()
     {
-        Assert.Equal("0 0", _run.One("left"));
+        Assert.Equal("0 0 0 0", _run.One("left"));
     }
 }
