@@ -31,7 +31,7 @@ public static class HookCommand
             // A down with no record (lost, or never written) removes what up would have installed, instance lines
             // included when down's environment still resolves them.
             var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings) : null;
-            var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings), instance?.State) : KernelState.Empty;
+            var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings, Dco(ctx, tunnel, settings)), instance?.State) : KernelState.Empty;
             // Whole tables, not just this device's routes: a foreign route with the same key must be seen.
             var tables = new HashSet<uint> { settings.Table };
             foreach (var r in desired.Routes) tables.Add(r.Table);
@@ -99,6 +99,12 @@ public static class HookCommand
         }
         return RecursiveRouting.Allowed(text) ? [] : RecursiveRouting.Servers(ctx.Environment);
     }
+
+    /// <summary>Whether the tunnel's device is OpenVPN's data channel offload: ovpn-dco (OpenVPN 2.6's out-of-tree
+    /// ovpn-dco-v2) or ovpn (the kernel's own module, Linux 6.16). Read only when a routed network depends on it.</summary>
+    static bool Dco(Context ctx, OpenVpnTunnel tunnel, HookSettings settings) =>
+        settings.RoutedNetworks && tunnel.Networks.Any(n => n.Routed)
+        && ctx.Kernel.ReadLinks().FirstOrDefault(l => l.Name == tunnel.Device)?.Kind is "ovpn-dco" or "ovpn";
 
     /// <summary>The tunnel's own networks and its instance's lines; a line for a route the hook already makes is made once.</summary>
     static KernelState With(KernelState hook, KernelState? instance)

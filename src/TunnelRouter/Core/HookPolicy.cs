@@ -13,12 +13,19 @@ public static class HookPolicy
     /// the tun gateway away from the table's default route). With pool rules, each pool also gets
     /// "from POOL lookup TABLE".
     /// </summary>
-    public static KernelState Desired(OpenVpnTunnel tunnel, HookSettings s)
+    /// <param name="dco">the device is OpenVPN's data channel offload (ovpn-dco, ovpn): the kernel, not OpenVPN, picks
+    /// the client a packet goes to, by the gateway of a route via that client's VPN address, which OpenVPN keeps in
+    /// main for each client's iroute (metric 100). A server's routed networks are then <c>throw</c> routes in the
+    /// policy table: its lookup goes on to main and that per-client route, where a route through the tunnel via
+    /// OpenVPN's route gateway (the pool's first address, a client's) would send the upstream module's packets to
+    /// whichever client holds that address.</param>
+    public static KernelState Desired(OpenVpnTunnel tunnel, HookSettings s, bool dco = false)
     {
         var routes = tunnel.Networks
             .Where(n => !n.Routed || s.RoutedNetworks)
-            .Select(n => new Route(n.Network, s.Table, s.Protocol, device: tunnel.Device, gateway: n.Gateway,
-                onLink: n.Gateway is not null))
+            .Select(n => n.Routed && dco
+                ? new Route(n.Network, s.Table, s.Protocol, type: RouteType.Throw)
+                : new Route(n.Network, s.Table, s.Protocol, device: tunnel.Device, gateway: n.Gateway, onLink: n.Gateway is not null))
             .ToList();
         // Pool rules only from the tunnel's own pools (OpenVpnTunnel decides which networks those are): a route
         // a VPN server pushed never becomes a rule that outranks main.
@@ -43,8 +50,11 @@ public static class HookPolicy
         if (tunnel.Action == HookAction.Up)
             return TunnelRecord.ScopeOf([.. desired.Routes, .. record?.Routes ?? []], [.. desired.Rules, .. record?.Rules ?? []]);
         if (record is not null) return record.Matches(tunnel) ? record.Scope() : Nothing;
-        var wouldInstall = Desired(tunnel with { Action = HookAction.Up }, s);
-        return TunnelRecord.ScopeOf([.. wouldInstall.Routes, .. instance?.Routes ?? []], [.. wouldInstall.Rules, .. instance?.Rules ?? []]);
+        // Down runs after the device is gone: whether it was a DCO device is unknown, so both ways.
+        var up = tunnel with { Action = HookAction.Up };
+        var wouldInstall = Desired(up, s);
+        var withDco = Desired(up, s, dco: true);
+        return TunnelRecord.ScopeOf([.. wouldInstall.Routes, .. withDco.Routes, .. instance?.Routes ?? []], [.. wouldInstall.Rules, .. instance?.Rules ?? []]);
     }
 
     static readonly Ownership Nothing = new(_ => false, _ => false);

@@ -45,8 +45,9 @@ public sealed class DcoGuest : IDisposable
 /// Issue 13's DCO case, for real: OpenVPN 2.6 with data channel offload (ovpn-dco-v2 in Debian's 6.1 kernel, QEMU),
 /// tunnel-router as the server's --up/--down hook with PoolRules, a network behind client2 (iroute + the server's
 /// route). OpenVPN puts the iroute in main via client2's VPN address, metric 100; the hook's policy table holds the
-/// pool and the routed network through the tunnel; a pool client reaches the network behind client2 (counted there,
-/// not at client1 and not at the NAT router), and client-to-client goes through the kernel.
+/// pool on the device and the routed network as a throw route (on to that per-client route); a pool client reaches the
+/// network behind client2 (counted there, not at client1 and not at the NAT router), and client-to-client goes through
+/// the kernel.
 /// </summary>
 [Collection("guest-dco")]
 public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFixture<DcoGuest>
@@ -93,17 +94,18 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
     }
 
     [Fact]
-    public void The_hook_puts_the_pool_and_the_routed_network_in_the_policy_table_and_a_pool_rule()
+    public void The_hook_puts_the_pool_on_the_device_and_the_routed_network_as_a_throw_route_in_the_policy_table_and_a_pool_rule()
     {
         Assert.Equal(0, _run.Rc("apply"));
         var policy = Routes("policy");
         Assert.Contains(policy, l => l.StartsWith("10.10.10.0/24 dev tun0 proto 148", StringComparison.Ordinal));
-        Assert.Contains(policy, l => l.StartsWith("192.168.50.0/24 via 10.10.10.2 dev tun0 proto 148", StringComparison.Ordinal));
+        Assert.Contains(policy, l => l.StartsWith("throw 192.168.50.0/24 proto 148", StringComparison.Ordinal));
         Assert.Contains(policy, l => l.StartsWith("default via 192.168.1.1 dev lan proto 147", StringComparison.Ordinal));
         Assert.Contains(_run.All("rule"), l => l.Contains("from 10.10.10.0/24 lookup 200 proto 148", StringComparison.Ordinal));
         var policy6 = Routes("policy6");
         Assert.Contains(policy6, l => l.StartsWith("fd00:4242::/64 dev tun0 proto 148", StringComparison.Ordinal));
-        Assert.Contains(policy6, l => l.StartsWith("fd00:50::/64 dev tun0 proto 148", StringComparison.Ordinal));
+        // The kernel shows an IPv6 throw route on lo.
+        Assert.Contains(policy6, l => Regex.IsMatch(l, @"^throw fd00:50::/64 (dev lo )?proto 148"));
         Assert.Contains(policy6, l => l.StartsWith("default via fd00:1::1 dev lan proto 147", StringComparison.Ordinal));
         Assert.Contains(_run.All("rule6"), l => l.Contains("from fd00:4242::/64 lookup 200 proto 148", StringComparison.Ordinal));
     }
@@ -121,15 +123,15 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
         Assert.Equal("0", _run.One("count6.nat"));
     }
 
-    /// <summary>Why the policy table's gateway does not matter to ovpn-dco-v2: the kernel sends the pool's packet to
-    /// tun0 by the policy table (via 10.10.10.2, client1's address; IPv6 with no gateway at all), and the module then
-    /// picks the peer by a route lookup of the destination alone, which main answers with OpenVPN's per-client route.</summary>
+    /// <summary>The pool's packet for the network behind client2 takes OpenVPN's route via client2's VPN address (the
+    /// policy table's throw route sends the lookup on to main), the route whose gateway the upstream ovpn module picks
+    /// the peer by; ovpn-dco-v2 looks up the destination alone, which main answers the same way.</summary>
     [Fact]
-    public void The_policy_table_sends_the_pools_packet_into_tun0_and_ovpn_dco_picks_the_peer_from_main()
+    public void The_pools_packet_takes_OpenVPNs_route_via_the_clients_VPN_address_as_the_kernel_needs()
     {
-        Assert.StartsWith("192.168.50.10 from 10.10.10.2 via 10.10.10.2 dev tun0 table 200", _run.One("route.get"));
+        Assert.StartsWith("192.168.50.10 from 10.10.10.2 via 10.10.10.20 dev tun0", _run.One("route.get"));
         Assert.StartsWith("192.168.50.10 via 10.10.10.20 dev tun0", _run.One("route.get.dco"));
-        Assert.StartsWith("fd00:50::10 from fd00:4242::1000 dev tun0 table 200 proto 148", _run.One("route6.get"));
+        Assert.StartsWith("fd00:50::10 from fd00:4242::1000 via fd00:4242::20 dev tun0", _run.One("route6.get"));
         Assert.Contains("via fd00:4242::20 dev tun0", _run.One("route6.get.dco"));
     }
 
@@ -156,7 +158,7 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
     public void When_the_client_goes_its_iroute_leaves_main_the_policy_table_keeps_the_route_and_the_pool_never_leaks_to_the_NAT_router()
     {
         Assert.DoesNotContain(Routes("main.gone"), l => l.Contains("metric 100", StringComparison.Ordinal));
-        Assert.Contains(Routes("policy.gone"), l => l.StartsWith("192.168.50.0/24 via 10.10.10.2 dev tun0 proto 148", StringComparison.Ordinal));
+        Assert.Contains(Routes("policy.gone"), l => l.StartsWith("throw 192.168.50.0/24 proto 148", StringComparison.Ordinal));
         Assert.NotEqual("0", _run.One("ping.gone"));
         Assert.Equal("0", _run.One("count.nat.gone"));
     }
@@ -181,5 +183,8 @@ public class DcoGuestSpecs(DcoGuest guest, ITestOutputHelper output) : IClassFix
     public void The_servers_down_hook_removes_what_its_up_made()
     {
         Assert.Equal("0 0 0 0", _run.One("left"));
+        // Routes on the device leave with it; the throw routes are on no device, and down deletes them.
+        Assert.Contains("[#] ip -4 route del throw 192.168.50.0/24 table vpn proto tunnel-router-hook", _run.All("server.hook"));
+        Assert.Contains("[#] ip -6 route del throw fd00:50::/64 table vpn proto tunnel-router-hook", _run.All("server.hook"));
     }
 }

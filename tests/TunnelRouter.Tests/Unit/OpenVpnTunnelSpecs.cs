@@ -227,6 +227,38 @@ public class OpenVpnOneFamilySpecs
         Assert.Equal(2, HookPolicy.Desired(t, settings with { RoutedNetworks = false }).Routes.Count);
     }
 
+    /// <summary>With DCO the kernel picks the client by the gateway of the route a packet takes (the upstream ovpn
+    /// module; ovpn-dco-v2 by a lookup in main): the policy table's routed networks throw the lookup on to main, where
+    /// OpenVPN keeps a route via each client's VPN address. The pool stays on the device; a record of it reads back.</summary>
+    [Fact]
+    public void With_DCO_a_servers_routed_networks_are_throw_routes_that_send_the_pools_lookup_on_to_OpenVPNs_per_client_routes()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["script_type"] = "up", ["dev"] = "tun0", ["ifconfig_local"] = "10.8.0.1", ["ifconfig_netmask"] = "255.255.255.0",
+            ["route_vpn_gateway"] = "10.8.0.2", ["route_network_1"] = "192.168.50.0", ["route_netmask_1"] = "255.255.255.0",
+            ["route_gateway_1"] = "10.8.0.2", ["route_metric_1"] = "200",
+            ["ifconfig_ipv6_local"] = "fd00:4242::1", ["ifconfig_ipv6_netbits"] = "64", ["route_ipv6_network_1"] = "fd00:50::/64",
+        };
+        var t = OpenVpnTunnel.Parse(env, [], null);
+        var settings = new HookSettings(200, 148, PoolRules: true, 1000, RoutedNetworks: true);
+
+        var state = HookPolicy.Desired(t, settings, dco: true);
+
+        Assert.Equal([
+            "10.8.0.0/24 dev tun0 table 200 proto 148",
+            "fd00:4242::/64 dev tun0 table 200 proto 148 metric 1024",
+            "throw 192.168.50.0/24 table 200 proto 148",
+            "throw fd00:50::/64 table 200 proto 148 metric 1024",
+        ], state.Routes.Select(r => r.ToString()));
+        Assert.Equal(2, state.Rules.Count);
+        var record = TunnelRecord.Of(t, state, settings, env);
+        Assert.Equal(record.Routes, TunnelRecord.Parse("tun0", record.Format())!.Routes);
+        // Down after the device has gone cannot tell: without a record it owns both ways of routing the networks.
+        var scope = HookPolicy.Scope(t with { Action = HookAction.Down }, settings, KernelState.Empty, record: null);
+        Assert.All(state.Routes.Concat(HookPolicy.Desired(t, settings).Routes), r => Assert.True(scope.Route(r), r.ToString()));
+    }
+
     [Fact]
     public void A_clients_pushed_routes_stay_out_even_as_routed_networks()
     {
