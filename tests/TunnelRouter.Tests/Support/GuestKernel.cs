@@ -21,7 +21,8 @@ public enum GuestBed
 /// powers off. The scenario reports "@@ KEY VALUE" lines on the console; nothing the guest does can change
 /// the host's files or network. The bed is chosen once per test run: TUNNEL_ROUTER_TEST_GUEST=uml or qemu
 /// forces one; otherwise a probe boot of UML decides (UML where it boots, as it is far faster, else QEMU).
-/// A guest that cannot boot is an error, never a skip.
+/// Scenarios that need a module of Debian's kernel (OpenVPN's ovpn-dco-v2: <see cref="RunWithDco"/>) always run in
+/// QEMU. A guest that cannot boot is an error, never a skip.
 /// </summary>
 public static class GuestKernel
 {
