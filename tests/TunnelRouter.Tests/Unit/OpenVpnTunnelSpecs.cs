@@ -247,9 +247,9 @@ public class OpenVpnOneFamilySpecs
 
         Assert.Equal([
             "10.8.0.0/24 dev tun0 table 200 proto 148",
-            "fd00:4242::/64 dev tun0 table 200 proto 148 metric 1024",
+            "fd00:4242::/64 dev tun0 table 200 proto 148",
             "throw 192.168.50.0/24 table 200 proto 148",
-            "throw fd00:50::/64 table 200 proto 148 metric 1024",
+            "throw fd00:50::/64 table 200 proto 148",
         ], state.Routes.Select(r => r.ToString()));
         Assert.Equal(2, state.Rules.Count);
         var record = TunnelRecord.Of(t, state, settings, env);
