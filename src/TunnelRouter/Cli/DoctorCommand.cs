@@ -468,7 +468,7 @@ public static class DoctorCommand
                           (want.Priority == have.Priority ? "" : $" (remove it: ip {Net.FamilyFlag(have.Family)} rule del pref {have.Priority})"));
         if (twins.Count == 0) return;
         findings.Add(new Finding("hand-made", FindingLevel.Note, string.Join("; ", twins),
-            "a rule the policy has at the same priority is taken over by 'tunnel-router apply --adopt'; any other is left from the hand-made setup: delete it so that changing or flushing the policy is not undone by it"));
+            "'tunnel-router apply --adopt' takes each over, whatever priority the kernel gave it (ours stays at the policy's); or delete it, so that changing or flushing the policy is not undone by it"));
     }
 
     /// <summary>Marks are set by nftables (the policy's Marks) and matched by fwmark rules: either needs nft.</summary>

@@ -205,15 +205,24 @@ public static class Reconciler
         var desiredRules = desired.Rules.ToHashSet();
         foreach (var have in current.Rules)
         {
-            if (have.Protocol == protocol || have.Protocol == policy.HookProtocol) continue;
-            if (desired.Rules.FirstOrDefault(want => want.SameButOwner(have)) is not { } twin || desiredRules.Contains(have)) continue;
+            if (have.Protocol == protocol || have.Protocol == policy.HookProtocol || desiredRules.Contains(have)) continue;
+            // The same rule, or the same selectors and action at another priority: a how-to's "ip rule add ... lookup vpn"
+            // typed without pref, which the kernel put at a priority of its own choosing (32765, 32764, ...).
+            var twin = desired.Rules.FirstOrDefault(want => want.SameButOwner(have))
+                       ?? desired.Rules.FirstOrDefault(want => want.SameSelectorsAndAction(have));
+            if (twin is null) continue;
+            var moved = twin.Priority != have.Priority;
             if (adopt)
             {
                 adoptedRules[have] = twin;
-                notes.Add(new($"adopting rule '{U(have)}': re-created as tunnel-router's", Stated: true, Always: true));
+                notes.Add(new(moved
+                    ? $"adopting rule '{U(have)}': the same rule at priority {have.Priority} (the kernel's choice when a rule is added without pref); re-created as tunnel-router's at the policy's {twin.Priority}"
+                    : $"adopting rule '{U(have)}': re-created as tunnel-router's", Stated: true, Always: true));
             }
-            // The kernel keeps both (they differ in protocol), so this is no conflict: say so, and how to take it over.
-            else notes.Add(new($"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else; both stay: 'tunnel-router apply --adopt' takes it over", Stated: true, Always: true));
+            // The kernel keeps both (they differ in protocol, or in priority), so this is no conflict: say so, and how to take it over.
+            else notes.Add(new(moved
+                ? $"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else at priority {have.Priority} (the kernel's choice when a rule is added without pref); both stay: 'tunnel-router apply --adopt' takes it over"
+                : $"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else; both stay: 'tunnel-router apply --adopt' takes it over", Stated: true, Always: true));
         }
         if (conflicts.Count > 0) throw new ConflictException(conflicts);
 
@@ -221,10 +230,12 @@ public static class Reconciler
             r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)) || adoptedRoutes.Contains(r),
             r => r.Protocol == protocol || adoptedRules.ContainsKey(r));
         var changes = Planner.Plan(desired, current, owns).ToList();
-        // A rule is taken over by deleting theirs before adding ours: the kernel refuses a second rule it counts
-        // as the same one (EEXIST), whoever owns it.
+        // A rule at the same priority is taken over by deleting theirs before adding ours: the kernel refuses a second
+        // rule it counts as the same one (EEXIST), whoever owns it. One at another priority is not the kernel's same
+        // rule: ours goes in first and theirs comes out after (the planner's order), so no packet finds neither.
         foreach (var (theirs, ours) in adoptedRules)
         {
+            if (theirs.Priority != ours.Priority) continue;
             changes.RemoveAll(c => c is DeleteRule d && d.Rule == theirs || c is AddRule a && a.Rule == ours);
             changes.AddRange([new DeleteRule(theirs), new AddRule(ours)]);
         }

@@ -372,6 +372,7 @@ public class DoctorSpecs
         var line = Line(run, "hand-made");
         Assert.StartsWith("note     hand-made: rule 'from 10.10.10.0/24 pref 32765 lookup vpn", line);
         Assert.EndsWith("' duplicates the policy's at priority 2000 (remove it: ip -4 rule del pref 32765)", line);
+        Assert.Contains("fix: 'tunnel-router apply --adopt' takes each over, whatever priority the kernel gave it", run.Stdout);
         Assert.Equal(0, run.ExitCode);
     }
 }
