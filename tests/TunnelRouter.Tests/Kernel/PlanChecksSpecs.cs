@@ -36,6 +36,32 @@ public class PlanChecksSpecs
     }
 
     [Fact]
+    public void Gateways_of_uplinks_and_prefix_lists_are_checked_in_plan_as_apply_meets_them_each_named_by_its_key()
+    {
+        using var ns = Host();
+        var list = WritePolicy(ns, "5.3.0.0/16\n5.8.0.0/16\n", "ru.txt");
+        var policy = WritePolicy(ns, $$"""
+            { "Tables": { "vpn": 200, "lan1": 10 },
+              "Uplinks": [ { "Interface": "wan", "Table": "lan1", "Address": "192.168.1.2/24", "Gateway": "192.168.1.2" } ],
+              "PrefixLists": [ { "File": "{{list}}", "Route": "via 192.168.9.1 dev wan table vpn" } ] }
+            """);
+        var before = ns.Dump();
+
+        var plan = Run(ns, ["plan", "--config", policy]);
+        var apply = Run(ns, ["apply", "--config", policy]);
+
+        foreach (var run in new[] { plan, apply })
+        {
+            Assert.Equal(1, run.ExitCode);
+            var error = Assert.Single(run.Stderr.Split('\n'), l => l.StartsWith("tunnel-router: error:"));
+            Assert.Contains("Uplinks[0].Gateway: route 'default via 192.168.1.2 dev wan table lan1 proto tunnel-router': gateway 192.168.1.2 is an address of this host", error);
+            Assert.Contains("PrefixLists[0].Route (ru.txt): its 2 routes like '5.3.0.0/16 via 192.168.9.1 dev wan table vpn proto tunnel-router': gateway 192.168.9.1 is not on a connected network of wan, so the kernel would refuse it", error);
+        }
+        Assert.Equal("", plan.Stdout);
+        Assert.Equal(before, ns.Dump());
+    }
+
+    [Fact]
     public void A_failed_apply_prints_no_line_for_changes_it_never_sent()
     {
         using var ns = Host();
