@@ -80,6 +80,31 @@ public class PlanChecksSpecs
     }
 
     [Fact]
+    public void The_transcript_names_the_line_of_a_batch_the_kernel_refused_and_what_came_of_the_lines_after_it()
+    {
+        using var ns = Host();
+        // The second route's preferred source is not an address of this host: only the kernel refuses it.
+        var policy = WritePolicy(ns, Hardening.Policy(
+            ["10.1.0.0/24 dev wan table vpn", "default via 192.168.1.1 dev wan src 10.9.9.9 table vpn", "10.2.0.0/24 dev wan table vpn"], [], "\"vpn\": 200"));
+        var before = ns.Dump();
+
+        var run = Run(ns, ["apply", "--config", policy]);
+
+        Assert.Equal(1, run.ExitCode);
+        var lines = run.Stderr.Split('\n');
+        var refused = Array.FindIndex(lines, l => l.StartsWith("[#] refused:"));
+        Assert.True(refused == 3, run.Stderr);
+        Assert.Equal("[#] ip -4 route add 10.2.0.0/24 dev wan table vpn proto tunnel-router", lines[2]);
+        // ip -batch stops at the refused line; netlink sends every request and takes back what took effect.
+        Assert.Equal("[#] refused: line 2 of the 3 above: ip -4 route add default via 192.168.1.1 dev wan src 10.9.9.9 table vpn proto tunnel-router; the 1 line after it was " +
+                     (KernelBackend.Current == "ip" ? "not sent" : "sent and what took effect taken back"), lines[refused]);
+        // Then the rollback of the first, and the error.
+        Assert.Equal("[#] ip -4 route del 10.1.0.0/24 dev wan table vpn proto tunnel-router", lines[refused + 1]);
+        Assert.StartsWith("tunnel-router: error: ", lines[refused + 2]);
+        Assert.Equal(before, ns.Dump());
+    }
+
+    [Fact]
     public void A_kernel_error_names_tables_and_protocols_as_every_other_line_does()
     {
         using var ns = Host();
