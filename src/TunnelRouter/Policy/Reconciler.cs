@@ -137,6 +137,14 @@ public static class Reconciler
         return TunnelPlanner.Plan(specs, links, snapshot.State.Routes, policy.Protocol);
     }
 
+    /// <summary>The tunnel's link as apply makes it: the MTU worked out from the underlay when the policy gives none
+    /// (what export writes); the policy's own link when the underlay is unknown.</summary>
+    public static GreTunnel LinkAsApplied(TunnelConfigEntry e, KernelSnapshot snapshot)
+    {
+        try { return WithMtu(e, snapshot, []); }
+        catch (EnvironmentException) { return e.Link; }
+    }
+
     /// <summary>The policy's MTU, or the underlay's minus the encapsulation (stated in the notes).</summary>
     static GreTunnel WithMtu(TunnelConfigEntry e, KernelSnapshot snapshot, List<PlanNote> notes)
     {
