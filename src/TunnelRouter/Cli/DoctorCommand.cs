@@ -156,60 +156,12 @@ public static class DoctorCommand
     static Dictionary<AddressFamily, string> Forwards(Context ctx, ParsedPolicy? policy, List<Rule> rules, KernelState state,
         out Dictionary<AddressFamily, string> unknownMarks)
     {
-        var why = new Dictionary<AddressFamily, string>();
-        var unknown = new Dictionary<AddressFamily, string>();
-        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
         var lookup = new RouteLookup(new ProcessRunner());
         IReadOnlyList<MarkRule> marks = [];
         try { marks = Policy.MarkRules.Parse(ctx.Options.Marks); }
         catch (TunnelRouterException e) when (e is InputException or InputErrors) { } // reported as the policy finding
-        bool Sets(MarkRule m, Rule r, AddressFamily f) =>
-            (m.Family is null || m.Family == f) && m.Mark != 0 && (m.Mark & r.FwMask!.Value) == (r.FwMark!.Value & m.Mask & r.FwMask!.Value);
-        foreach (var r in rules)
-        {
-            if (r.Iif is { } iif)
-            {
-                if (iif != "lo" || r.Not) Because(r.Family, $"rule {r.Priority} matches packets arriving on {(r.Not ? "any interface but " : "")}{iif}");
-                continue;
-            }
-            if (r.UidRange is not null) continue;
-            if (r.From is { } from && from.PrefixLength > 0)
-            {
-                if (r.Not || !IsOwnAddress(from, lookup))
-                    Because(r.Family, $"rule {r.Priority} routes packets from {(r.Not ? "anywhere but " : "")}{Net.Format(from)}, which is not an address of this host");
-                continue;
-            }
-            if (r.FwMark is not null && r.FwMark != 0)
-            {
-                var setters = marks.Where(m => Sets(m, r, r.Family)).ToList();
-                if (setters.Count == 0)
-                    unknown.TryAdd(r.Family, $"rule {r.Priority} matches fwmark 0x{r.FwMark:x}, which none of the policy's Marks sets");
-                // Marks the policy sets in prerouting count below; in output they are this host's own packets.
-            }
-        }
-        // Instances' rules by their words (their values come at up): a placeholder source is the tunnel's clients unless it
-        // is the tunnel's own address (${ifconfig_local}, ${ifconfig_ipv6_local}).
-        foreach (var spec in policy?.Instances ?? [])
-            foreach (var line in spec.Rules)
-            {
-                var words = line.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                var at = line.Field[(line.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..];
-                var families = line.Family is { } lf ? [lf] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 };
-                for (var k = 0; k + 1 < words.Length; k++)
-                {
-                    var value = words[k + 1];
-                    var placeholder = InstanceLine.HasPlaceholder(value);
-                    var forwards = words[k] switch
-                    {
-                        "iif" => value != "lo",
-                        "from" => placeholder ? !value.EndsWith("local}", StringComparison.Ordinal)
-                            : value is not ("all" or "default") && (!Net.TryParseAddress(value.Split('/')[0], out _) || !IsOwnAddress(Net.ParsePrefix(at, value), lookup)),
-                        _ => false,
-                    };
-                    if (forwards)
-                        foreach (var f in families) Because(f, $"{at} routes packets {(words[k] == "iif" ? "arriving on" : "from")} {value}");
-                }
-            }
+        var why = RuleReasons(rules, marks, policy?.Instances ?? [], from => IsOwnAddress(from, lookup), out var unknown);
+        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
         if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol))
             foreach (var f in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
                 if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol && r.Family == f))
@@ -224,6 +176,66 @@ public static class DoctorCommand
             if (value == "1" && key is "net.ipv4.ip_forward" or "net.ipv4.conf.all.forwarding") Because(AddressFamily.InterNetwork, "the policy's Sysctls switch it on");
             else if (value == "1" && key == "net.ipv6.conf.all.forwarding") Because(AddressFamily.InterNetworkV6, "the policy's Sysctls switch it on");
         foreach (var f in why.Keys) unknown.Remove(f);
+        unknownMarks = unknown;
+        return why;
+    }
+
+    /// <summary>
+    /// What the rules themselves say about forwarding, per family (pure: <paramref name="isOwn"/> says whether a host
+    /// prefix is one of this host's addresses). A source that is not this host's, an input interface other than lo, or
+    /// (in an Instances line) the tunnel's device or a placeholder source other than the tunnel's own address mean
+    /// other hosts' packets; "iif lo", a uidrange, and rules on the destination, protocol, ports, tos or oif alone do not
+    /// (they match whatever reaches the lookup). A rule on a mark none of <paramref name="marks"/> sets goes to
+    /// <paramref name="unknownMarks"/>; one the marks set only in output is this host's own.
+    /// </summary>
+    internal static Dictionary<AddressFamily, string> RuleReasons(IEnumerable<Rule> rules, IReadOnlyList<MarkRule> marks,
+        IReadOnlyList<InstanceSpec> instances, Func<System.Net.IPNetwork, bool> isOwn, out Dictionary<AddressFamily, string> unknownMarks)
+    {
+        var why = new Dictionary<AddressFamily, string>();
+        var unknown = new Dictionary<AddressFamily, string>();
+        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
+        static bool Sets(MarkRule m, Rule r) =>
+            (m.Family is null || m.Family == r.Family) && m.Mark != 0 && (m.Mark & r.FwMask!.Value) == (r.FwMark!.Value & m.Mask & r.FwMask!.Value);
+        foreach (var r in rules)
+        {
+            if (r.Iif is { } iif)
+            {
+                if (iif != "lo" || r.Not) Because(r.Family, $"rule {r.Priority} matches packets arriving on {(r.Not ? "any interface but " : "")}{iif}");
+                continue;
+            }
+            if (r.UidRange is not null) continue;
+            if (r.From is { } from && from.PrefixLength > 0)
+            {
+                if (r.Not || !isOwn(from))
+                    Because(r.Family, $"rule {r.Priority} routes packets from {(r.Not ? "anywhere but " : "")}{Net.Format(from)}, which is not an address of this host");
+                continue;
+            }
+            // Marks the policy sets in prerouting count as prerouting marks; in output they are this host's own packets.
+            if (r.FwMark is not null && r.FwMark != 0 && !marks.Any(m => Sets(m, r)))
+                unknown.TryAdd(r.Family, $"rule {r.Priority} matches fwmark 0x{r.FwMark:x}, which none of the policy's Marks sets");
+        }
+        // Instances' rules by their words (their values come at up): a placeholder source is the tunnel's clients unless it
+        // is the tunnel's own address (${ifconfig_local}, ${ifconfig_ipv6_local}).
+        foreach (var spec in instances)
+            foreach (var line in spec.Rules)
+            {
+                var words = line.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var at = line.Field[(line.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..];
+                var families = line.Family is { } lf ? [lf] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 };
+                for (var k = 0; k + 1 < words.Length; k++)
+                {
+                    var value = words[k + 1];
+                    var forwards = words[k] switch
+                    {
+                        "iif" => value != "lo",
+                        "from" => InstanceLine.HasPlaceholder(value) ? !value.EndsWith("local}", StringComparison.Ordinal)
+                            : value is not ("all" or "default") && (!Net.TryParseAddress(value.Split('/')[0], out _) || !isOwn(Net.ParsePrefix(at, value))),
+                        _ => false,
+                    };
+                    if (forwards)
+                        foreach (var f in families) Because(f, $"{at} routes packets {(words[k] == "iif" ? "arriving on" : "from")} {value}");
+                }
+            }
         unknownMarks = unknown;
         return why;
     }
