@@ -22,7 +22,12 @@ public class PolicyErrorsSpecs : IDisposable
         var overrides = args.Select(a => new KeyValuePair<string, string>(a.Key, a.Value)).ToList();
         try
         {
-            var (options, path) = ConfigLoader.Load(env ?? [], overrides, Policy, deepCheck: PolicyParser.ErrorsOf);
+            // The second look reads this spec's own names, never the host's /etc/iproute2.
+            var (options, path) = ConfigLoader.Load(env ?? [], overrides, Policy, deepCheck: (o, p) =>
+            {
+                o.Iproute2Dir = _dir;
+                return PolicyParser.ErrorsOf(o, p);
+            });
             PolicyParser.Parse(options, Iproute2Files.Load(_dir), path);
         }
         catch (InputException e) { return [e.Message]; }
