@@ -26,6 +26,10 @@ public sealed class ChangeFailedException(string message, int applied, Core.Chan
 {
     public int Applied { get; } = applied;
     public Core.Change? Failed { get; } = failed;
+
+    /// <summary>How many changes after the failed one were never sent (ip -batch stops at the line the kernel refused;
+    /// netlink sends them all and takes back what took effect).</summary>
+    public int NotSent { get; init; }
 }
 
 /// <summary>Another owner holds something TunnelRouter would have to change.</summary>

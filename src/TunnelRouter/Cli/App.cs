@@ -50,7 +50,7 @@ public static class App
                     warning => log.Warning("tunnel-router: warning: {Message}", warning)),
                 // The demo brings its own policy (its steps run with --config); the host's is none of its business.
                 "demo" => ConfigLoader.Load(env, args.Overrides, null),
-                _ => ConfigLoader.Load(env, args.Overrides, policy, required),
+                _ => ConfigLoader.Load(env, args.Overrides, policy, required, Policy.PolicyParser.ErrorsOf),
             };
             StartupTrace.Mark("configuration");
             if (options.LogFile is not null)

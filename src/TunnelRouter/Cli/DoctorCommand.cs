@@ -70,7 +70,7 @@ public static class DoctorCommand
         var rules = ownedRules.Concat(plannedRules).Concat(policy?.Rules ?? []).Distinct().ToList();
 
         KernelRules(findings, state.Rules);
-        Forwarding(findings, Forwards(ctx, policy, rules, state));
+        Forwarding(findings, Forwards(ctx, policy, rules, state, out var unknownMarks), unknownMarks);
         ReversePath(findings, state, routes, rules);
         Managers(findings, failClosed: policy?.FailClosed.Count > 0 || routes.Any(r => r.Type != RouteType.Unicast));
         Waiting(findings, planned);
@@ -143,38 +143,100 @@ public static class DoctorCommand
 
     /// <summary>
     /// Why the policy forwards other hosts' traffic, per family; empty when it only routes the host's own
-    /// (reply routing of its addresses, seed 004), where forwarding is none of the policy's business: pool rules
-    /// (the hook's, or a rule from a prefix that is not one of this host's addresses), prerouting marks, iif
-    /// rules, GRE tunnels that carry routes, and forwarding the policy's Sysctls switch on.
+    /// (reply routing of its addresses, seed 004), where forwarding is none of the policy's business. What a rule
+    /// selects decides: a source that is not one of this host's addresses (a pool, a LAN), an input interface other
+    /// than lo, or a mark the policy sets in prerouting means packets of other hosts; "iif lo", a uidrange (only this
+    /// host's sockets have a uid) and a mark the policy sets only in output mean this host's own. A rule on the
+    /// destination, protocol, ports, tos or oif alone matches whatever reaches the lookup — this host's packets, and
+    /// others' only if it forwards already — so it asks for nothing. Also: the hook's pool routes, prerouting marks, GRE
+    /// tunnels that carry routes, and forwarding the policy's Sysctls switch on. <paramref name="unknownMarks"/>: rules
+    /// on a mark none of the policy's Marks sets (another firewall's), per family: only that firewall knows whose
+    /// packets it marks.
     /// </summary>
-    static Dictionary<AddressFamily, string> Forwards(Context ctx, ParsedPolicy? policy, List<Rule> rules, KernelState state)
+    static Dictionary<AddressFamily, string> Forwards(Context ctx, ParsedPolicy? policy, List<Rule> rules, KernelState state,
+        out Dictionary<AddressFamily, string> unknownMarks)
     {
-        var why = new Dictionary<AddressFamily, string>();
-        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
         var lookup = new RouteLookup(new ProcessRunner());
-        foreach (var r in rules)
-        {
-            if (r.Iif is { } iif && iif != "lo") Because(r.Family, $"rule {r.Priority} matches packets arriving on {iif}");
-            else if (r.From is { } from && from.PrefixLength > 0 && !IsOwnAddress(from, lookup))
-                Because(r.Family, $"rule {r.Priority} routes packets from {Net.Format(from)}, which is not an address of this host");
-        }
+        IReadOnlyList<MarkRule> marks = [];
+        try { marks = Policy.MarkRules.Parse(ctx.Options.Marks); }
+        catch (TunnelRouterException e) when (e is InputException or InputErrors) { } // reported as the policy finding
+        var why = RuleReasons(rules, marks, policy?.Instances ?? [], from => IsOwnAddress(from, lookup), out var unknown);
+        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
         if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol))
             foreach (var f in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
                 if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol && r.Family == f))
                     Because(f, "OpenVPN tunnels carry their clients' traffic (the hook's pool routes)");
-        try
-        {
-            foreach (var m in Policy.MarkRules.Parse(ctx.Options.Marks).Where(m => m.Chain == MarkChain.Prerouting))
-                foreach (var f in m.Family is { } fam ? [fam] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
-                    Because(f, "prerouting marks steer packets arriving from other hosts");
-        }
-        catch (InputException) { } // reported as the policy finding
+        foreach (var m in marks.Where(m => m.Chain == MarkChain.Prerouting))
+            foreach (var f in m.Family is { } fam ? [fam] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+                Because(f, "prerouting marks steer packets arriving from other hosts");
         foreach (var t in policy?.Tunnels ?? [])
             foreach (var route in t.Routes)
                 Because(route.Family, $"{t.Field} ({t.Link.Name}) carries routes between sites");
         foreach (var (key, value) in policy?.Sysctls ?? [])
             if (value == "1" && key is "net.ipv4.ip_forward" or "net.ipv4.conf.all.forwarding") Because(AddressFamily.InterNetwork, "the policy's Sysctls switch it on");
             else if (value == "1" && key == "net.ipv6.conf.all.forwarding") Because(AddressFamily.InterNetworkV6, "the policy's Sysctls switch it on");
+        foreach (var f in why.Keys) unknown.Remove(f);
+        unknownMarks = unknown;
+        return why;
+    }
+
+    /// <summary>
+    /// What the rules themselves say about forwarding, per family (pure: <paramref name="isOwn"/> says whether a host
+    /// prefix is one of this host's addresses). A source that is not this host's, an input interface other than lo, or
+    /// (in an Instances line) the tunnel's device or a placeholder source other than the tunnel's own address mean
+    /// other hosts' packets; "iif lo", a uidrange, and rules on the destination, protocol, ports, tos or oif alone do not
+    /// (they match whatever reaches the lookup). A rule on a mark none of <paramref name="marks"/> sets goes to
+    /// <paramref name="unknownMarks"/>; one the marks set only in output is this host's own.
+    /// </summary>
+    internal static Dictionary<AddressFamily, string> RuleReasons(IEnumerable<Rule> rules, IReadOnlyList<MarkRule> marks,
+        IReadOnlyList<InstanceSpec> instances, Func<System.Net.IPNetwork, bool> isOwn, out Dictionary<AddressFamily, string> unknownMarks)
+    {
+        var why = new Dictionary<AddressFamily, string>();
+        var unknown = new Dictionary<AddressFamily, string>();
+        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
+        static bool Sets(MarkRule m, Rule r) =>
+            (m.Family is null || m.Family == r.Family) && m.Mark != 0 && (m.Mark & r.FwMask!.Value) == (r.FwMark!.Value & m.Mask & r.FwMask!.Value);
+        foreach (var r in rules)
+        {
+            if (r.Iif is { } iif)
+            {
+                if (iif != "lo" || r.Not) Because(r.Family, $"rule {r.Priority} matches packets arriving on {(r.Not ? "any interface but " : "")}{iif}");
+                continue;
+            }
+            if (r.UidRange is not null) continue;
+            if (r.From is { } from && from.PrefixLength > 0)
+            {
+                if (r.Not || !isOwn(from))
+                    Because(r.Family, $"rule {r.Priority} routes packets from {(r.Not ? "anywhere but " : "")}{Net.Format(from)}, which is not an address of this host");
+                continue;
+            }
+            // Marks the policy sets in prerouting count as prerouting marks; in output they are this host's own packets.
+            if (r.FwMark is not null && r.FwMark != 0 && !marks.Any(m => Sets(m, r)))
+                unknown.TryAdd(r.Family, $"rule {r.Priority} matches fwmark 0x{r.FwMark:x}, which none of the policy's Marks sets");
+        }
+        // Instances' rules by their words (their values come at up): a placeholder source is the tunnel's clients unless it
+        // is the tunnel's own address (${ifconfig_local}, ${ifconfig_ipv6_local}).
+        foreach (var spec in instances)
+            foreach (var line in spec.Rules)
+            {
+                var words = line.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var at = line.Field[(line.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..];
+                var families = line.Family is { } lf ? [lf] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 };
+                for (var k = 0; k + 1 < words.Length; k++)
+                {
+                    var value = words[k + 1];
+                    var forwards = words[k] switch
+                    {
+                        "iif" => value != "lo",
+                        "from" => InstanceLine.HasPlaceholder(value) ? !value.EndsWith("local}", StringComparison.Ordinal)
+                            : value is not ("all" or "default") && (!Net.TryParseAddress(value.Split('/')[0], out _) || !isOwn(Net.ParsePrefix(at, value))),
+                        _ => false,
+                    };
+                    if (forwards)
+                        foreach (var f in families) Because(f, $"{at} routes packets {(words[k] == "iif" ? "arriving on" : "from")} {value}");
+                }
+            }
+        unknownMarks = unknown;
         return why;
     }
 
@@ -182,11 +244,21 @@ public static class DoctorCommand
     static bool IsOwnAddress(System.Net.IPNetwork from, RouteLookup lookup) =>
         from.PrefixLength == Net.MaxPrefix(from.BaseAddress.AddressFamily) && lookup.RouteTo(from.BaseAddress).Type == "local";
 
-    static void Forwarding(List<Finding> findings, Dictionary<AddressFamily, string> forwards)
+    static void Forwarding(List<Finding> findings, Dictionary<AddressFamily, string> forwards, Dictionary<AddressFamily, string> unknownMarks)
     {
+        // A mark another firewall sets: forwarding matters only if it marks other hosts' packets, which only it knows.
+        foreach (var (family, reason) in unknownMarks.OrderBy(kv => kv.Key))
+        {
+            var (path, key) = family.IsV6() ? ("net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding") : ("net/ipv4/ip_forward", "net.ipv4.ip_forward");
+            if (ProcSys.Read(path) is "1") continue;
+            findings.Add(new Finding("forwarding", FindingLevel.Note,
+                $"{key} = 0: {reason}; if the firewall that sets it marks packets of other hosts (mangle PREROUTING), this host must forward them",
+                family.IsV6() ? Ipv6ForwardingFix() : $"only then: sysctl -w {key}=1, and put '{key} = 1' in /etc/sysctl.d/90-tunnel-router.conf"));
+        }
         if (forwards.Count == 0)
         {
-            findings.Add(new Finding("forwarding", FindingLevel.Ok, "the policy routes only this host's own traffic; forwarding is not needed"));
+            if (unknownMarks.Count == 0)
+                findings.Add(new Finding("forwarding", FindingLevel.Ok, "the policy routes only this host's own traffic; forwarding is not needed"));
             return;
         }
         foreach (var (family, reason) in forwards.OrderBy(kv => kv.Key))
@@ -468,7 +540,7 @@ public static class DoctorCommand
                           (want.Priority == have.Priority ? "" : $" (remove it: ip {Net.FamilyFlag(have.Family)} rule del pref {have.Priority})"));
         if (twins.Count == 0) return;
         findings.Add(new Finding("hand-made", FindingLevel.Note, string.Join("; ", twins),
-            "a rule the policy has at the same priority is taken over by 'tunnel-router apply --adopt'; any other is left from the hand-made setup: delete it so that changing or flushing the policy is not undone by it"));
+            "'tunnel-router apply --adopt' takes each over, whatever priority the kernel gave it (ours stays at the policy's); or delete it, so that changing or flushing the policy is not undone by it"));
     }
 
     /// <summary>Marks are set by nftables (the policy's Marks) and matched by fwmark rules: either needs nft.</summary>

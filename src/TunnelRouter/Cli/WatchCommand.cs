@@ -141,7 +141,7 @@ public static class WatchCommand
                 using (ctx.Lock())
                 {
                     var (path, required) = ConfigLoader.Locate(ctx.Args.ConfigPath, ctx.Environment);
-                    var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required);
+                    var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required, PolicyParser.ErrorsOf);
                     _policy = PolicyParser.Parse(options, ctx.Names, configPath);
                     _options = options;
                 }

@@ -25,8 +25,11 @@ public static class ConfigLoader
     /// <param name="path">the policy file (see <see cref="Locate"/>); null for none: the defaults, the
     /// environment and the command line only.</param>
     /// <param name="required">whether a missing file is an error (it was named) or means "no policy".</param>
+    /// <param name="deepCheck">when the shape check finds mistakes, the policy's own check run over the rest (the
+    /// values named left out), so that every mistake is reported in one run; its errors come after the shape's.</param>
     public static (TunnelRouterOptions Options, string? Path) Load(
-        IReadOnlyDictionary<string, string> env, IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required = true)
+        IReadOnlyDictionary<string, string> env, IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required = true,
+        Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck = null)
     {
         // Checked and read in one go, from one descriptor (StrictModes): what was checked is what is parsed.
         var content = path is null ? null : StrictModes.Read(path);
@@ -78,7 +81,20 @@ public static class ConfigLoader
 
         var source = exists ? path! : "configuration";
         var origins = new ConfigOrigins(source, variables, overrides.Select(kv => kv.Key).ToList());
-        InputErrors.ThrowIfAny(ConfigSchema.Check(root, source).Select(origins.Relabel).ToList());
+        var shape = ConfigSchema.Check(root, source, out var broken, out var meant);
+        if (shape.Count > 0)
+        {
+            // Every mistake in one run: what the rest of the policy gets wrong too, each section read without the
+            // values already named (a value that is wrong is one message, not two).
+            var errors = shape.Select(origins.Relabel).ToList();
+            if (deepCheck is not null && Salvage(root, broken) is { } rest)
+            {
+                var paths = broken.Concat(meant).Select(PolicyPath).ToList();
+                errors.AddRange(deepCheck(rest.WithOrigins(origins), exists ? path : null)
+                    .Where(e => !paths.Any(p => Names(e.Field, p))));
+            }
+            InputErrors.ThrowIfAny(errors);
+        }
 
         var options = new TunnelRouterOptions();
         try { root.Bind(options); }
@@ -92,6 +108,45 @@ public static class ConfigLoader
         MergeLines(root, options);
         return (options.WithOrigins(origins), exists ? path : null);
     }
+
+    /// <summary>The configuration without the values the shape check named: a list's wrong line or entry stays in its
+    /// place as an empty one (so the others keep their indexes), a table's wrong number becomes 0 (the table stands in
+    /// as valid, the lines naming it are judged on their own), anything else is left out (its default is used). Null when
+    /// the rest cannot be judged: Tables not being an object leaves every table name unknown.</summary>
+    static TunnelRouterOptions? Salvage(IConfigurationRoot root, List<string> broken)
+    {
+        if (broken.Any(b => b.Equals("Tables", StringComparison.OrdinalIgnoreCase))) return null;
+        bool Under(string key, string b) => key.Equals(b, StringComparison.OrdinalIgnoreCase) || key.StartsWith(b + ":", StringComparison.OrdinalIgnoreCase);
+        var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in root.AsEnumerable())
+            if (value is not null && !broken.Any(b => Under(key, b))) data[key] = value;
+        foreach (var b in broken)
+        {
+            var parts = b.Split(':');
+            if (parts.Length < 2) continue;
+            if (parts[0].Equals("Tables", StringComparison.OrdinalIgnoreCase)) data[b] = "0";
+            else if (int.TryParse(parts[^1], out _))
+            {
+                // A line of a list of lines stays as an empty line; an entry of a list of objects as an empty object.
+                string[] lists = parts.Length == 2 ? ["Rules", "Routes", "FailClosed"] : ["Rules", "Routes", "Addresses", "Interfaces", "Stubs"];
+                if (lists.Contains(parts[^2], StringComparer.OrdinalIgnoreCase)) data[b] = "";
+                else data[b + ":" + Placeholder] = "";
+            }
+        }
+        var options = new TunnelRouterOptions();
+        try { new ConfigurationBuilder().AddInMemoryCollection(data).Build().Bind(options); }
+        catch (InvalidOperationException) { return null; }
+        MergeLines(root, options);
+        return options;
+    }
+
+    /// <summary>A key no section has: it makes an empty object of a list's entry, and binds to nothing.</summary>
+    const string Placeholder = "_";
+
+    /// <summary>Whether an error's field ("policy.json: Uplinks[0].Gateway") is the path or under it.</summary>
+    static bool Names(string field, string path) =>
+        field.Equals(path, StringComparison.OrdinalIgnoreCase) || field.EndsWith(": " + path, StringComparison.OrdinalIgnoreCase)
+        || field.Contains(": " + path + ".", StringComparison.OrdinalIgnoreCase) || field.Contains(": " + path + "[", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>For flush, which needs only the protocol numbers: a policy file that does not load is set aside
     /// with one warning, and the defaults, the environment and the command line are used.</summary>

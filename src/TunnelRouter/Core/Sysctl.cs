@@ -46,10 +46,21 @@ public static class Sysctl
     public static bool SameValue(string a, string b) => Normalize(a) == Normalize(b);
 
     /// <summary>Parses and validates the policy's sysctls, in the policy's order.</summary>
-    public static IReadOnlyList<KeyValuePair<string, string>> Parse(IReadOnlyDictionary<string, string> sysctls) =>
-        sysctls.Select(kv => KeyValuePair.Create(
-            ValidateKey($"Sysctls.{Net.Printable(kv.Key)}", kv.Key),
-            ValidateValue($"Sysctls.{Net.Printable(kv.Key)}", kv.Value))).ToList();
+    public static IReadOnlyList<KeyValuePair<string, string>> Parse(IReadOnlyDictionary<string, string> sysctls)
+    {
+        // Every key and value checked: all mistakes of the section at once.
+        var errors = new List<InputException>();
+        var result = new List<KeyValuePair<string, string>>();
+        foreach (var (key, value) in sysctls)
+        {
+            var field = $"Sysctls.{Net.Printable(key)}";
+            var k = InputErrors.Collect(errors, () => ValidateKey(field, key));
+            var v = InputErrors.Collect(errors, () => ValidateValue(field, value));
+            if (k is not null && v is not null) result.Add(KeyValuePair.Create(k, v));
+        }
+        InputErrors.ThrowIfAny(errors);
+        return result;
+    }
 }
 
 /// <summary>Sets one sysctl; the inverse restores the value it had.</summary>

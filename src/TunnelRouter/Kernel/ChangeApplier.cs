@@ -49,12 +49,19 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
                 {
                     effective.AddRange(rest.Take(e.Applied));
                     next += e.Applied;
-                    if (e.Applied >= rest.Count || !AlreadySo(plan[next], e.Errno)) throw;
+                    if (e.Applied >= rest.Count || !AlreadySo(plan[next], e.Errno))
+                    {
+                        if (!e.IsTransient) SayRefused();
+                        throw;
+                    }
                     if (!Confirmed(plan[next]))
+                    {
+                        SayRefused();
                         throw new ChangeFailedException(
                             $"{e.Message}: the kernel counts another {(plan[next].IsRule ? "rule" : "route")} as this one " +
                             "(it compares only the selectors the new rule has: 'from all pref P lookup T' is refused beside 'from X pref P lookup T'); give the rules different priorities",
                             e.Applied, plan[next], e) { Errno = e.Errno };
+                    }
                     log.Debug("already so: {Change}", IpCommand.Display(plan[next], tables, protocols));
                     next++;
                 }
@@ -92,15 +99,16 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
 
     /// <summary>Runs of kernel changes go to the backend in one call (one batch, one sendmsg); a change a
     /// handler claims (nftables, sysctl) goes to that handler. Failures report the index in <paramref name="changes"/>.</summary>
-    void Dispatch(IReadOnlyList<Change> changes)
+    void Dispatch(IReadOnlyList<Change> changes, bool rollback = false)
     {
+        _refused = null;
         var i = 0;
         while (i < changes.Count)
         {
             var handler = HandlerOf(changes[i]);
             if (handler is not null)
             {
-                Show(changes, i, i + 1);
+                Show(changes, i, i + 1, rollback);
                 try { handler.Apply(changes[i]); }
                 catch (KernelException e) when (e is not ChangeFailedException)
                 {
@@ -112,11 +120,14 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
             var j = i;
             while (j < changes.Count && HandlerOf(changes[j]) is null) j++;
             // Printed as the batch is sent: a batch the run never reaches (after a failure) prints nothing.
-            Show(changes, i, j);
+            Show(changes, i, j, rollback);
             try { kernel.Apply(i == 0 && j == changes.Count ? changes : changes.Skip(i).Take(j - i).ToList()); }
-            catch (ChangeFailedException e) when (i > 0)
+            catch (ChangeFailedException e)
             {
-                throw new ChangeFailedException(e.Message, e.Applied + i, e.Failed, e) { Errno = e.Errno };
+                // The [#] lines above are the whole batch: say which of them the kernel refused, and what came of the rest.
+                _refused = j - i > 1 && e.Applied < j - i ? (changes[i + e.Applied], e.Applied + 1, j - i, e.NotSent) : null;
+                if (i == 0) throw;
+                throw new ChangeFailedException(e.Message, e.Applied + i, e.Failed, e) { Errno = e.Errno, NotSent = e.NotSent };
             }
             i = j;
         }
@@ -124,10 +135,32 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
 
     /// <summary>The [#] lines of changes [from, to). Rendering 10,000 lines nobody sees (--quiet) costs more than
     /// sending them to the kernel.</summary>
-    void Show(IReadOnlyList<Change> changes, int from, int to)
+    void Show(IReadOnlyList<Change> changes, int from, int to, bool rollback = false)
     {
-        if (!log.IsEnabled(Serilog.Events.LogEventLevel.Information)) return;
-        for (var k = from; k < to; k++) log.Information("[#] {Command}", IpCommand.Display(changes[k], tables, protocols));
+        // A rollback's lines are warnings: seen with --quiet too.
+        var level = rollback ? Serilog.Events.LogEventLevel.Warning : Serilog.Events.LogEventLevel.Information;
+        if (!log.IsEnabled(level)) return;
+        for (var k = from; k < to; k++) log.Write(level, "[#] {Command}", IpCommand.Display(changes[k], tables, protocols));
+    }
+
+    /// <summary>"[#] refused: line 2 of the 3 above: ip -4 route add ...; the 1 after it was not sent": the transcript's
+    /// own line for a batch that failed part-way, as the netlink backend (one ack per request) and ip -batch
+    /// ("Command failed -:2") both know it.</summary>
+    void SayRefused()
+    {
+        if (_refused is { } r) Refused(r.Change, r.Line, r.Count, r.NotSent);
+        _refused = null;
+    }
+
+    (Change Change, int Line, int Count, int NotSent)? _refused;
+
+    void Refused(Change change, int line, int count, int notSent)
+    {
+        var rest = count - line;
+        var tail = rest == 0 ? ""
+            : notSent > 0 ? $"; the {(notSent == 1 ? "1 line after it was" : $"{notSent} lines after it were")} not sent"
+            : $"; the {(rest == 1 ? "1 line after it was" : $"{rest} lines after it were")} sent and what took effect taken back";
+        log.Warning("[#] refused: line {Line} of the {Count} above: {Command}{Tail}", line, count, IpCommand.Display(change, tables, protocols), tail);
     }
 
     /// <summary>A backend's message names the change with numbers (it has no names): the same words every other line uses.</summary>
@@ -170,8 +203,8 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
     {
         if (effective.Count == 0) return;
         var undo = effective.AsEnumerable().Reverse().SelectMany(c => c.Undo()).ToList();
-        foreach (var change in undo) log.Warning("[#] {Command}", IpCommand.Display(change, tables, protocols));
-        try { Dispatch(undo); }
+        // Shown as each batch of it is sent, as everything else is: once.
+        try { Dispatch(undo, rollback: true); }
         catch (KernelException e)
         {
             log.Error("rollback incomplete: {Message}; run 'tunnel-router status' and 'tunnel-router apply'", e.Message);

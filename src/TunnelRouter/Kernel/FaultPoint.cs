@@ -65,6 +65,6 @@ public sealed class FaultPoint(IKernel inner, int after) : IKernel
         _fired = true;
         // EIO: not transient (no retry) and not "already so", so the applier must roll back.
         throw new ChangeFailedException($"injected fault ({Variable})", before, changes[before],
-            new KernelException("injected fault") { Errno = 5 }) { Errno = 5 };
+            new KernelException("injected fault") { Errno = 5 }) { Errno = 5, NotSent = changes.Count - before - 1 };
     }
 }

@@ -67,7 +67,12 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
                 var applied = done + Math.Max(0, failedLine - 1);
                 var failed = applied < changes.Count ? changes[applied] : null;
                 var what = failed is null ? "" : $" at '{IpCommand.Batch(failed)}'";
-                throw new ChangeFailedException($"ip{what}: {Reason(e.StandardError)}", applied, failed, e) { Errno = e.Errno };
+                throw new ChangeFailedException($"ip{what}: {Reason(e.StandardError)}", applied, failed, e)
+                {
+                    Errno = e.Errno,
+                    // ip -batch stops at the refused line: nothing after it, in this family or the next, was sent.
+                    NotSent = failed is null ? 0 : changes.Count - applied - 1,
+                };
             }
             done = end;
         }

@@ -36,20 +36,32 @@ public static class InstanceConfig
 
     public static IReadOnlyList<InstanceSpec> Parse(IReadOnlyList<InstanceOptions> entries, Func<string, TableResolver> tables, byte protocol, string src)
     {
+        // Every entry and every line of it is checked: all mistakes of the section at once.
         var result = new List<InstanceSpec>(entries.Count);
+        var errors = new List<InputException>();
         for (var i = 0; i < entries.Count; i++)
         {
             var e = entries[i];
             var field = $"{src}: Instances[{i}]";
-            var dev = ValidPattern($"{field}.Dev", e.Dev);
-            var rules = e.Rules.Select((l, j) => InstanceLine.Parse($"{field}.Rules[{j}]", l, isRule: true)).ToList();
-            var routes = e.Routes.Select((l, j) => InstanceLine.Parse($"{field}.Routes[{j}]", l, isRule: false)).ToList();
-            if (rules.Count > BandSlots) throw new InputException($"{field}.Rules", $"has more than {BandSlots} lines, the size of the instance band");
-            // Parsing is validation: each template with sample values must be a valid line now, not at some up.
-            var spec = new InstanceSpec(field, dev, rules, routes);
-            Build(spec, tables, protocol, l => l.Sample());
-            result.Add(spec);
+            var before = errors.Count;
+            var dev = InputErrors.Collect(errors, () => ValidPattern($"{field}.Dev", e.Dev));
+            var rules = e.Rules.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Rules[{j}]", l, isRule: true))).ToList();
+            var routes = e.Routes.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Routes[{j}]", l, isRule: false))).ToList();
+            if (rules.Count > BandSlots) errors.Add(new InputException($"{field}.Rules", $"has more than {BandSlots} lines, the size of the instance band"));
+            // Parsing is validation: each template with sample values must be a valid line now, not at some up. Each line
+            // on its own, so that one bad line does not hide the next.
+            var spec = new InstanceSpec(field, dev ?? "", rules.OfType<InstanceLine>().ToList(), routes.OfType<InstanceLine>().ToList());
+            foreach (var line in spec.Routes)
+                InputErrors.Collect(errors, () => Build(spec with { Routes = [line], Rules = [] }, tables, protocol, l => l.Sample()));
+            for (var j = 0; j < spec.Rules.Count; j++)
+            {
+                var only = spec.Rules.Select((l, k) => k == j ? l : l with { Text = "" }).ToList();
+                InputErrors.Collect(errors, () => Build(spec with { Routes = [], Rules = only }, tables, protocol, l => l.Text == "" ? null : l.Sample()));
+            }
+            if (errors.Count == before) InputErrors.Collect(errors, () => Build(spec, tables, protocol, l => l.Sample()));
+            if (errors.Count == before) result.Add(spec);
         }
+        InputErrors.ThrowIfAny(errors);
         return result;
     }
 

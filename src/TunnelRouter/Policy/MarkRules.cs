@@ -21,12 +21,15 @@ public static class MarkRules
         return rules;
     }
 
+    /// <summary>One entry, every key of it checked: all its mistakes at once.</summary>
     public static MarkRule Parse(string field, MarkOptions o)
     {
-        var chain = ParseChain($"{field}.Chain", o.Chain);
-        var source = ParseAddress($"{field}.Source", o.Source);
-        var destination = ParseAddress($"{field}.Destination", o.Destination);
-        var family = ParseFamily($"{field}.Family", o.Family);
+        var errors = new List<InputException>();
+        T? Check<T>(Func<T> parse) => InputErrors.Collect(errors, parse);
+        var chain = Check(() => (MarkChain?)ParseChain($"{field}.Chain", o.Chain));
+        var source = Check(() => ParseAddress($"{field}.Source", o.Source));
+        var destination = Check(() => ParseAddress($"{field}.Destination", o.Destination));
+        var family = Check(() => ParseFamily($"{field}.Family", o.Family));
 
         // Name what decided the family: the Family key as written, or the other address.
         var decidedBy = family is null ? null : $"Family is {FamilyName(family.Value)}";
@@ -34,32 +37,45 @@ public static class MarkRules
         {
             if (match is null) continue;
             if (family is { } f && f != match.Family)
-                throw new InputException($"{field}.{key}", $"'{match}' is {FamilyName(match.Family)} but {decidedBy}");
+            {
+                errors.Add(new InputException($"{field}.{key}", $"'{match}' is {FamilyName(match.Family)} but {decidedBy}"));
+                continue;
+            }
             family = match.Family;
             decidedBy ??= $"{key} '{match}' is {FamilyName(match.Family)}";
         }
 
-        var protocol = ParseProtocol($"{field}.Protocol", o.Protocol);
-        var sourcePorts = ParsePorts($"{field}.SourcePorts", o.SourcePorts, protocol);
-        var destinationPorts = ParsePorts($"{field}.DestinationPorts", o.DestinationPorts, protocol);
+        var protocolOk = true;
+        byte? protocol = null;
+        if (o.Protocol is not null)
+        {
+            protocol = Check(() => ParseProtocol($"{field}.Protocol", o.Protocol));
+            protocolOk = protocol is not null;
+        }
+        // Ports are judged against a Protocol that parsed; a wrong Protocol is already one error.
+        var sourcePorts = protocolOk ? Check(() => ParsePorts($"{field}.SourcePorts", o.SourcePorts, protocol)) : null;
+        var destinationPorts = protocolOk ? Check(() => ParsePorts($"{field}.DestinationPorts", o.DestinationPorts, protocol)) : null;
         if (protocol is 1 && family is AddressFamily.InterNetworkV6 || protocol is 58 && family is AddressFamily.InterNetwork)
-            throw new InputException($"{field}.Protocol", $"'{o.Protocol}' does not exist in {FamilyName(family!.Value)}");
+            errors.Add(new InputException($"{field}.Protocol", $"'{o.Protocol}' does not exist in {FamilyName(family!.Value)}"));
 
-        var iif = ParseInterface($"{field}.InputInterface", o.InputInterface);
-        var oif = ParseInterface($"{field}.OutputInterface", o.OutputInterface);
+        var iif = Check(() => ParseInterface($"{field}.InputInterface", o.InputInterface));
+        var oif = Check(() => ParseInterface($"{field}.OutputInterface", o.OutputInterface));
         // The kernel knows no input interface of a packet it generates, nor an output interface before routing.
         if (iif is not null && chain == MarkChain.Output)
-            throw new InputException($"{field}.InputInterface", "needs Chain 'prerouting': packets this host sends have no input interface");
+            errors.Add(new InputException($"{field}.InputInterface", "needs Chain 'prerouting': packets this host sends have no input interface"));
         if (oif is not null && chain == MarkChain.Prerouting)
-            throw new InputException($"{field}.OutputInterface", "needs Chain 'output': before routing there is no output interface yet");
+            errors.Add(new InputException($"{field}.OutputInterface", "needs Chain 'output': before routing there is no output interface yet"));
 
-        var mark = ParseMark($"{field}.Mark", o.Mark, allowClear: true) ?? throw new InputException($"{field}.Mark", "is required: a mark like '0xf2', or '0'/'clear' to clear it");
-        var mask = ParseMark($"{field}.Mask", o.Mask, allowClear: false) ?? uint.MaxValue;
-        if (mask == 0) throw new InputException($"{field}.Mask", "'0' would change no bit of the mark");
-        if ((mark & ~mask) != 0)
-            throw new InputException($"{field}.Mark", $"'{o.Mark}' sets bits outside Mask '{o.Mask}'");
+        uint? mark = null;
+        if (o.Mark is null) errors.Add(new InputException($"{field}.Mark", "is required: a mark like '0xf2', or '0'/'clear' to clear it"));
+        else mark = Check(() => ParseMark($"{field}.Mark", o.Mark, allowClear: true));
+        var mask = o.Mask is null ? uint.MaxValue : Check(() => ParseMark($"{field}.Mask", o.Mask, allowClear: false));
+        if (mask == 0) errors.Add(new InputException($"{field}.Mask", "'0' would change no bit of the mark"));
+        else if (mark is { } mk && mask is { } mm && (mk & ~mm) != 0)
+            errors.Add(new InputException($"{field}.Mark", $"'{o.Mark}' sets bits outside Mask '{o.Mask}'"));
 
-        return new MarkRule(chain, mark, mask, family, source, destination, protocol, sourcePorts, destinationPorts, iif, oif);
+        InputErrors.ThrowIfAny(errors);
+        return new MarkRule(chain!.Value, mark!.Value, mask!.Value, family, source, destination, protocol, sourcePorts, destinationPorts, iif, oif);
     }
 
     static MarkChain ParseChain(string field, string? text) => text?.Trim().ToLowerInvariant() switch

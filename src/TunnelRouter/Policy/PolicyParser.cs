@@ -105,6 +105,16 @@ public static class PolicyParser
         };
     }
 
+    /// <summary>Every mistake the policy's own check finds (none: an empty list), with the host's names from the
+    /// options' Iproute2Dir: what <see cref="ConfigLoader.Load"/> adds to the shape check's errors.</summary>
+    public static IReadOnlyList<InputException> ErrorsOf(TunnelRouterOptions o, string? configPath)
+    {
+        var errors = new List<InputException>();
+        try { InputErrors.Collect(errors, () => Parse(o, Iproute2Files.Load(o.Iproute2Dir), configPath)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException) { }
+        return errors;
+    }
+
     /// <summary>Whether the policy has nothing of its own to route: apply then warns that no file was found.</summary>
     public static bool RoutesNothing(TunnelRouterOptions o) => o.Rules.Count + o.Routes.Count + o.Uplinks.Count + o.PrefixLists.Count == 0;
 
@@ -178,13 +188,21 @@ public static class PolicyParser
         if (names.Count == 0) return result;
         var keys = routes.Select(r => r.Key).ToHashSet();
         var seen = new HashSet<uint>();
+        var errors = new List<InputException>();
         for (var i = 0; i < names.Count; i++)
         {
             var field = $"{src}: FailClosed[{i}]";
-            var table = tables.Resolve(field, names[i] ?? "")
-                ?? throw new InputException(field, $"'{Net.Printable(names[i] ?? "")}' is not a table defined in rt_tables or the policy's Tables; add it to Tables");
+            if (tables.Resolve(field, names[i] ?? "") is not { } table)
+            {
+                errors.Add(new InputException(field, $"'{Net.Printable(names[i] ?? "")}' is not a table defined in rt_tables or the policy's Tables; " +
+                    (Suggest.Closest(names[i] ?? "", tables.Names) is { } meant ? $"did you mean '{meant}'?" : "add it to Tables")));
+                continue;
+            }
             if (table is 0 or TableNames.Main or TableNames.Local or TableNames.Default)
-                throw new InputException(field, $"'{Net.Printable(names[i] ?? "")}' is a table of the kernel's; a fail-closed table is a policy table (e.g. vpn)");
+            {
+                errors.Add(new InputException(field, $"'{Net.Printable(names[i] ?? "")}' is a table of the kernel's; a fail-closed table is a policy table (e.g. vpn)"));
+                continue;
+            }
             if (!seen.Add(table)) continue;
             foreach (var any in (ReadOnlySpan<IPNetwork>)[new IPNetwork(IPAddress.Any, 0), new IPNetwork(IPAddress.IPv6Any, 0)])
             {
@@ -192,6 +210,7 @@ public static class PolicyParser
                 if (!keys.Contains(route.Key)) result.Add(route);
             }
         }
+        InputErrors.ThrowIfAny(errors);
         return result;
     }
 
@@ -203,33 +222,42 @@ public static class PolicyParser
         return uplinks;
     }
 
+    /// <summary>One uplink, every key of it checked: all its mistakes at once.</summary>
     static UplinkSpec ParseUplink(UplinkOptions u, string field, int i, PolicyTables tables)
     {
+        var errors = new List<InputException>();
+        T? Check<T>(Func<T> parse) => InputErrors.Collect(errors, parse);
+
+        var device = Check(() => InterfaceName.Validate($"{field}.Interface", u.Interface));
+        uint table = 0;
+        if (string.IsNullOrEmpty(u.Table)) errors.Add(new InputException($"{field}.Table", "is not set; expected a table name or number, e.g. \"lan1\""));
+        else if (tables.Resolve($"{field}.Table", u.Table) is not { } t)
+            errors.Add(new InputException($"{field}.Table", $"'{Net.Printable(u.Table)}' is not a table defined in rt_tables or the policy's Tables; " +
+                (Suggest.Closest(u.Table, tables.Names) is { } meant ? $"did you mean '{meant}'?" : "add it to Tables")));
+        else if (t is 0 or > int.MaxValue) errors.Add(new InputException($"{field}.Table", $"expected a table from 1 to {int.MaxValue}"));
+        else table = t;
+
+        IPAddress? address = null;
+        int? prefix = null;
+        if (u.Address is { } a)
         {
-            var device = InterfaceName.Validate($"{field}.Interface", u.Interface);
-            if (string.IsNullOrEmpty(u.Table)) throw new InputException($"{field}.Table", "is not set; expected a table name or number, e.g. \"lan1\"");
-            var table = tables.Resolve($"{field}.Table", u.Table)
-                ?? throw new InputException($"{field}.Table", $"'{Net.Printable(u.Table)}' is not a table defined in rt_tables or the policy's Tables; " +
-                    (Suggest.Closest(u.Table, tables.Names) is { } meant ? $"did you mean '{meant}'?" : "add it to Tables"));
-            if (table is 0 or > int.MaxValue) throw new InputException($"{field}.Table", $"expected a table from 1 to {int.MaxValue}");
-            IPAddress? address = null;
-            int? prefix = null;
-            if (u.Address is { } a)
-            {
-                var slash = a.IndexOf('/');
-                address = Net.ParseAddress($"{field}.Address", slash < 0 ? a : a[..slash]);
-                if (slash >= 0) prefix = Net.ParsePrefixLength($"{field}.Address", a[(slash + 1)..], address.AddressFamily);
-            }
-            IPAddress? gateway = u.Gateway is { } g ? Net.ParseAddress($"{field}.Gateway", g, address?.AddressFamily) : null;
-            IPAddress? gateway6 = u.Gateway6 is { } g6 ? Net.ParseAddress($"{field}.Gateway6", g6, System.Net.Sockets.AddressFamily.InterNetworkV6) : null;
-            if (gateway6 is not null && gateway?.AddressFamily.IsV6() == true)
-                throw new InputException($"{field}.Gateway", $"{gateway} is IPv6 and so is Gateway6; give the IPv4 gateway in Gateway");
-            if (gateway6 is not null && address is not null && !address.AddressFamily.IsV6())
-                throw new InputException($"{field}.Gateway6", $"the uplink's Address {address} is IPv4 only; leave Address out to read both families from {device}");
-            var priority = u.Priority ?? (i < BandSlots ? UplinkBandStart + BandStep * (uint)i
-                : throw new InputException($"{field}.Priority", "is not set and the automatic band is full; set Priority"));
-            if (priority == 0) throw new InputException($"{field}.Priority", "expected a priority from 1 to 4294967295");
-            return new UplinkSpec(field, device, table, priority, address, prefix, gateway, gateway6);
+            var slash = a.IndexOf('/');
+            address = Check(() => Net.ParseAddress($"{field}.Address", slash < 0 ? a : a[..slash]));
+            if (slash >= 0 && address is not null) prefix = Check(() => (int?)Net.ParsePrefixLength($"{field}.Address", a[(slash + 1)..], address.AddressFamily));
         }
+        IPAddress? gateway = u.Gateway is { } g ? Check(() => Net.ParseAddress($"{field}.Gateway", g, address?.AddressFamily)) : null;
+        IPAddress? gateway6 = u.Gateway6 is { } g6 ? Check(() => Net.ParseAddress($"{field}.Gateway6", g6, System.Net.Sockets.AddressFamily.InterNetworkV6)) : null;
+        if (gateway6 is not null && gateway?.AddressFamily.IsV6() == true)
+            errors.Add(new InputException($"{field}.Gateway", $"{gateway} is IPv6 and so is Gateway6; give the IPv4 gateway in Gateway"));
+        if (gateway6 is not null && address is not null && !address.AddressFamily.IsV6())
+            errors.Add(new InputException($"{field}.Gateway6", $"the uplink's Address {address} is IPv4 only; leave Address out to read both families from {device ?? u.Interface}"));
+        uint priority = 0;
+        if (u.Priority is null && i >= BandSlots)
+            errors.Add(new InputException($"{field}.Priority", "is not set and the automatic band is full; set Priority"));
+        else if (u.Priority == 0) errors.Add(new InputException($"{field}.Priority", "expected a priority from 1 to 4294967295"));
+        else priority = u.Priority ?? UplinkBandStart + BandStep * (uint)i;
+
+        InputErrors.ThrowIfAny(errors);
+        return new UplinkSpec(field, device!, table, priority, address, prefix, gateway, gateway6);
     }
 }

@@ -80,6 +80,7 @@ public static class Reconciler
         IReadOnlyList<Change> changes =
             [.. Tunnels(policy, snapshot, notes), .. routing, .. Live(live, snapshot, forgotten), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot),
              .. Daemon(policy, snapshot, mode)];
+        Reachable(policy, live, snapshot, changes);
         var failClosed = new List<Change>();
         if (policy.FailClosed.Count > 0)
         {
@@ -136,6 +137,14 @@ public static class Reconciler
         return TunnelPlanner.Plan(specs, links, snapshot.State.Routes, policy.Protocol);
     }
 
+    /// <summary>The tunnel's link as apply makes it: the MTU worked out from the underlay when the policy gives none
+    /// (what export writes); the policy's own link when the underlay is unknown.</summary>
+    public static GreTunnel LinkAsApplied(TunnelConfigEntry e, KernelSnapshot snapshot)
+    {
+        try { return WithMtu(e, snapshot, []); }
+        catch (EnvironmentException) { return e.Link; }
+    }
+
     /// <summary>The policy's MTU, or the underlay's minus the encapsulation (stated in the notes).</summary>
     static GreTunnel WithMtu(TunnelConfigEntry e, KernelSnapshot snapshot, List<PlanNote> notes)
     {
@@ -177,7 +186,6 @@ public static class Reconciler
         // The kernel keeps one route per key in IPv6 too: an add beside someone else's answers EEXIST, which
         // would read as "already there" while our route is not. A foreign route identical to the policy's (a
         // how-to's hand-typed line) is taken over with --adopt; every other conflict is listed, all at once.
-        Reachable(policy, snapshot);
         var conflicts = new List<string>();
         var adoptedRoutes = new HashSet<Route>();
         var adoptedRules = new Dictionary<Rule, Rule>();
@@ -205,15 +213,24 @@ public static class Reconciler
         var desiredRules = desired.Rules.ToHashSet();
         foreach (var have in current.Rules)
         {
-            if (have.Protocol == protocol || have.Protocol == policy.HookProtocol) continue;
-            if (desired.Rules.FirstOrDefault(want => want.SameButOwner(have)) is not { } twin || desiredRules.Contains(have)) continue;
+            if (have.Protocol == protocol || have.Protocol == policy.HookProtocol || desiredRules.Contains(have)) continue;
+            // The same rule, or the same selectors and action at another priority: a how-to's "ip rule add ... lookup vpn"
+            // typed without pref, which the kernel put at a priority of its own choosing (32765, 32764, ...).
+            var twin = desired.Rules.FirstOrDefault(want => want.SameButOwner(have))
+                       ?? desired.Rules.FirstOrDefault(want => want.SameSelectorsAndAction(have));
+            if (twin is null) continue;
+            var moved = twin.Priority != have.Priority;
             if (adopt)
             {
                 adoptedRules[have] = twin;
-                notes.Add(new($"adopting rule '{U(have)}': re-created as tunnel-router's", Stated: true, Always: true));
+                notes.Add(new(moved
+                    ? $"adopting rule '{U(have)}': the same rule at priority {have.Priority} (the kernel's choice when a rule is added without pref); re-created as tunnel-router's at the policy's {twin.Priority}"
+                    : $"adopting rule '{U(have)}': re-created as tunnel-router's", Stated: true, Always: true));
             }
-            // The kernel keeps both (they differ in protocol), so this is no conflict: say so, and how to take it over.
-            else notes.Add(new($"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else; both stay: 'tunnel-router apply --adopt' takes it over", Stated: true, Always: true));
+            // The kernel keeps both (they differ in protocol, or in priority), so this is no conflict: say so, and how to take it over.
+            else notes.Add(new(moved
+                ? $"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else at priority {have.Priority} (the kernel's choice when a rule is added without pref); both stay: 'tunnel-router apply --adopt' takes it over"
+                : $"rule '{U(have)}' is the policy's '{U(twin)}' made by someone else; both stay: 'tunnel-router apply --adopt' takes it over", Stated: true, Always: true));
         }
         if (conflicts.Count > 0) throw new ConflictException(conflicts);
 
@@ -221,10 +238,12 @@ public static class Reconciler
             r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)) || adoptedRoutes.Contains(r),
             r => r.Protocol == protocol || adoptedRules.ContainsKey(r));
         var changes = Planner.Plan(desired, current, owns).ToList();
-        // A rule is taken over by deleting theirs before adding ours: the kernel refuses a second rule it counts
-        // as the same one (EEXIST), whoever owns it.
+        // A rule at the same priority is taken over by deleting theirs before adding ours: the kernel refuses a second
+        // rule it counts as the same one (EEXIST), whoever owns it. One at another priority is not the kernel's same
+        // rule: ours goes in first and theirs comes out after (the planner's order), so no packet finds neither.
         foreach (var (theirs, ours) in adoptedRules)
         {
+            if (theirs.Priority != ours.Priority) continue;
             changes.RemoveAll(c => c is DeleteRule d && d.Rule == theirs || c is AddRule a && a.Rule == ours);
             changes.AddRange([new DeleteRule(theirs), new AddRule(ours)]);
         }
@@ -232,31 +251,129 @@ public static class Reconciler
     }
 
     /// <summary>
-    /// What the kernel checks on add, checked in the plan: a gateway without onlink must lie in a connected network
-    /// (a route without a gateway) of the route's device, in main or the route's own table, or in one of the
-    /// policy's tunnel addresses; the kernel answers "Nexthop has invalid gateway" otherwise. A route on a device
-    /// that does not exist yet is not judged here (it waits for its device), nor is a snapshot without links (no
-    /// kernel was read).
+    /// What the kernel checks on add, checked in the plan for every route with a gateway the plan adds, wherever the
+    /// gateway comes from (Routes, PrefixLists' Route, Uplinks' Gateway/Gateway6, Tunnels' Routes, the resolved Instances
+    /// lines of live tunnels): a gateway without onlink must lie in a connected network (a route without a gateway) of the
+    /// route's device, in main or the route's own table — the kernel's or one this plan adds — or in one of the policy's
+    /// tunnel addresses; the kernel answers "Nexthop has invalid gateway" otherwise. The device must be up ("Nexthop
+    /// device is not up"), and the gateway not an address of this host (IPv6 refuses it, "Gateway can not be a local
+    /// address"; IPv4 would route the packets back to this host). A route on a device that does not exist yet is not
+    /// judged here (it waits for its device), nor is a snapshot without links (no kernel was read). Each distinct
+    /// (table, device, gateway) is judged once: a prefix file of a million routes via one gateway costs one look.
     /// </summary>
-    static void Reachable(ParsedPolicy policy, KernelSnapshot snapshot)
+    static void Reachable(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, IReadOnlyList<Change> changes)
     {
         if (snapshot.Links.Count == 0) return;
-        var problems = new List<string>();
-        foreach (var r in policy.Routes)
+        var tunnels = new Dictionary<string, TunnelConfigEntry>(StringComparer.Ordinal);
+        foreach (var t in policy.Tunnels) tunnels[t.Link.Name] = t;
+        var links = new Dictionary<string, Link>(StringComparer.Ordinal);
+        foreach (var l in snapshot.Links) links[l.Name] = l;
+
+        var judged = new Dictionary<(uint Table, string? Device, IPAddress Gateway), string?>();
+        List<Route>? connected = null;
+        HashSet<IPAddress>? own = null;
+        var failed = new List<(Route Route, string Why)>();
+        (uint, string?, IPAddress)? last = null;
+        string? lastWhy = null;
+        foreach (var change in changes)
         {
-            if (r.Gateway is not { } g || r.OnLink || r.Type != RouteType.Unicast || g.IsIPv6LinkLocal) continue;
-            if (r.Device is { } dev && !snapshot.Links.Any(l => l.Name == dev)) continue;
-            var connected = snapshot.State.Routes.Any(c => c.Gateway is null && c.Type == RouteType.Unicast && c.Family == r.Family
-                                                           && (c.Table == TableNames.Main || c.Table == r.Table)
-                                                           && (r.Device is null || c.Device == r.Device) && c.Destination.Contains(g))
-                            || policy.Tunnels.Any(t => (r.Device is null || r.Device == t.Link.Name)
-                                                       && t.Addresses.Any(a => a.Family == r.Family && a.Network.Contains(g)));
-            if (!connected)
-                problems.Add($"route '{IpCommand.RouteArgs(r, policy.TableNames, policy.ProtocolNames)}': gateway {g} is not on a connected network" +
-                             $"{(r.Device is null ? "" : $" of {r.Device}")}, so the kernel would refuse it (\"Nexthop has invalid gateway\"); add the address or route that reaches it, or 'onlink' if it is on the link anyway");
+            var r = change switch { AddRoute a => a.Route, ReplaceRoute x => x.New, _ => null };
+            if (r?.Gateway is not { } g || r.Type != RouteType.Unicast || g.IsIPv6LinkLocal) continue;
+            if (r.Device is { } dev && !links.ContainsKey(dev) && !tunnels.ContainsKey(dev)) continue;
+            var key = (r.Table, r.Device, g);
+            // A prefix file's routes share one gateway object and one table: judged once, looked up once.
+            if (last is { } k && k.Item1 == r.Table && ReferenceEquals(k.Item3, g) && k.Item2 == r.Device) { if (lastWhy is not null) failed.Add((r, lastWhy)); continue; }
+            if (!judged.TryGetValue(key, out var why))
+            {
+                connected ??= Connected(snapshot, changes);
+                own ??= snapshot.Links.SelectMany(l => l.Addresses).Select(a => a.Address).ToHashSet();
+                judged[key] = why = Judge(r, g, connected, own, links, tunnels);
+            }
+            last = key;
+            lastWhy = why;
+            if (why is not null) failed.Add((r, why));
         }
-        if (problems.Count > 0) throw new EnvironmentException($"{policy.Source}: {string.Join("; ", problems)}");
+        if (failed.Count == 0) return;
+        throw new EnvironmentException($"{policy.Source}: {string.Join("; ", Origins(policy, live, failed))}");
     }
+
+    /// <summary>The routes without a gateway that a gateway can lie in: the kernel's, and the ones this plan adds.</summary>
+    static List<Route> Connected(KernelSnapshot snapshot, IReadOnlyList<Change> changes)
+    {
+        var connected = new List<Route>();
+        foreach (var c in snapshot.State.Routes)
+            if (c.Gateway is null && c.Type == RouteType.Unicast) connected.Add(c);
+        foreach (var change in changes)
+            if ((change switch { AddRoute a => a.Route, ReplaceRoute x => x.New, _ => null }) is { Gateway: null, Type: RouteType.Unicast } c)
+                connected.Add(c);
+        return connected;
+    }
+
+    /// <summary>Why the kernel would refuse a route via <paramref name="g"/>, or null.</summary>
+    static string? Judge(Route r, IPAddress g, List<Route> connected, HashSet<IPAddress> own,
+        Dictionary<string, Link> links, Dictionary<string, TunnelConfigEntry> tunnels)
+    {
+        if (own.Contains(g))
+            return $"gateway {g} is an address of this host, so the kernel would refuse it{(g.AddressFamily.IsV6() ? " (\"Gateway can not be a local address\")" : r.OnLink ? " (\"Nexthop has invalid gateway\")" : " or route the packets back to this host")}; give the next hop's address";
+        if (r.Device is { } dev && links.TryGetValue(dev, out var link) && !link.Up && !tunnels.ContainsKey(dev))
+            return $"{dev} is down, so the kernel would refuse it (\"Nexthop device is not up\"); bring it up (ip link set {dev} up) or let it come up first";
+        if (r.OnLink) return null;
+        var family = g.AddressFamily;
+        foreach (var c in connected)
+            if (c.Family == family && (c.Table == TableNames.Main || c.Table == r.Table) && (r.Device is null || c.Device == r.Device) && c.Destination.Contains(g))
+                return null;
+        foreach (var (name, t) in tunnels)
+            if ((r.Device is null || r.Device == name) && t.Addresses.Any(a => a.Family == family && a.Network.Contains(g)))
+                return null;
+        return $"gateway {g} is not on a connected network{(r.Device is null ? "" : $" of {r.Device}")}, so the kernel would refuse it (\"Nexthop has invalid gateway\"); add the address or route that reaches it, or 'onlink' if it is on the link anyway";
+    }
+
+    /// <summary>Each refused route named by where its gateway comes from: a Routes line, a prefix file (once, with how
+    /// many of its routes), an uplink, a tunnel's route, a live tunnel's Instances line.</summary>
+    static List<string> Origins(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, List<(Route Route, string Why)> failed)
+    {
+        var names = (policy.TableNames, policy.ProtocolNames);
+        string R(Route r) => IpCommand.RouteArgs(r, names.TableNames, names.ProtocolNames);
+        var listed = policy.PrefixLists.Sum(l => l.Routes.Count);
+        var lines = new Dictionary<RouteKey, int>();
+        for (var i = 0; i < policy.Routes.Count - listed; i++) lines.TryAdd(policy.Routes[i].Key, i);
+        var problems = new List<string>();
+        var lists = new Dictionary<int, (Route First, int Count, string Why)>();
+        foreach (var (r, why) in failed)
+        {
+            if (lines.TryGetValue(r.Key, out var i)) { problems.Add($"Routes[{i}]: route '{R(r)}': {why}"); continue; }
+            var list = policy.PrefixLists.Select((l, n) => (l, n)).FirstOrDefault(x => x.l.Routes.Count > 0 && Same(x.l.Routes[0], r));
+            if (list.l is not null)
+            {
+                lists[list.n] = lists.TryGetValue(list.n, out var seen) ? seen with { Count = seen.Count + 1 } : (r, 1, why);
+                continue;
+            }
+            if (policy.Tunnels.Select(t => (t, j: t.Routes.ToList().FindIndex(x => x.Key == r.Key))).FirstOrDefault(x => x.j >= 0) is { t: not null } tr)
+            {
+                problems.Add($"{tr.t.Field}.Routes[{tr.j}]: route '{R(r)}': {why}");
+                continue;
+            }
+            if (policy.Uplinks.FirstOrDefault(u => u.Table == r.Table && u.Device == r.Device) is { } uplink)
+            {
+                problems.Add($"{uplink.Field[(uplink.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..]}.{(r.Family.IsV6() && uplink.Gateway6 is not null ? "Gateway6" : "Gateway")}: route '{R(r)}': {why}");
+                continue;
+            }
+            if (live.FirstOrDefault(t => t.Routes.Contains(r)) is { } record)
+            {
+                problems.Add($"the live tunnel {record.Device}'s route '{R(r)}' (an Instances line, restored): {why}");
+                continue;
+            }
+            problems.Add($"route '{R(r)}': {why}");
+        }
+        foreach (var (n, (first, count, why)) in lists.OrderBy(kv => kv.Key))
+        {
+            var l = policy.PrefixLists[n];
+            problems.Add($"{l.Field[(l.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..]}.Route ({l.File}): {(count == 1 ? "its route" : $"its {count:N0} routes")} like '{R(first)}': {why}");
+        }
+        return problems;
+    }
+
+    static bool Same(Route a, Route b) => a.Table == b.Table && a.Device == b.Device && Equals(a.Gateway, b.Gateway) && a.Family == b.Family;
 
     /// <summary>The policy's routes and rules with its uplinks resolved against the snapshot (what export renders).</summary>
     public static KernelState DesiredRouting(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes) =>

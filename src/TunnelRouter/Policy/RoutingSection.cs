@@ -25,19 +25,27 @@ public static class RoutingSection
     {
         if (o is null) return null;
         var field = $"{src}: Routing";
-        var daemon = o.Daemon?.ToLowerInvariant() switch
+        // Every key checked: all mistakes of the section at once.
+        var errors = new List<InputException>();
+        T? Check<T>(Func<T> parse) => InputErrors.Collect(errors, parse);
+        RoutingDaemonKind? daemon = o.Daemon?.ToLowerInvariant() switch
         {
             "bird" => RoutingDaemonKind.Bird,
             "frr" => RoutingDaemonKind.Frr,
-            null or "" => throw new InputException($"{field}.Daemon", "is not set; expected bird or frr"),
-            _ => throw new InputException($"{field}.Daemon", $"'{Net.Printable(o.Daemon!)}' is not a daemon tunnel-router configures; expected bird or frr"),
+            null or "" => Fail($"{field}.Daemon", "is not set; expected bird or frr"),
+            _ => Fail($"{field}.Daemon", $"'{Net.Printable(o.Daemon!)}' is not a daemon tunnel-router configures; expected bird or frr"),
         };
+        RoutingDaemonKind? Fail(string at, string message)
+        {
+            errors.Add(new InputException(at, message));
+            return null;
+        }
         if (!string.Equals(o.Protocol, "ospf", StringComparison.OrdinalIgnoreCase))
-            throw new InputException($"{field}.Protocol", $"'{Net.Printable(o.Protocol)}' is not supported; expected ospf (OSPFv2, and OSPFv3 where the interfaces have IPv6)");
-        var area = Area($"{field}.Area", o.Area);
-        if (o.Hello is 0 or > 65535) throw new InputException($"{field}.Hello", $"{o.Hello} is not a hello interval; expected 1 to 65535 seconds");
-        if (o.Dead <= o.Hello || o.Dead > 65535)
-            throw new InputException($"{field}.Dead", $"{o.Dead} must be more than Hello ({o.Hello}) and at most 65535; OSPF's own default is 4 × Hello");
+            errors.Add(new InputException($"{field}.Protocol", $"'{Net.Printable(o.Protocol)}' is not supported; expected ospf (OSPFv2, and OSPFv3 where the interfaces have IPv6)"));
+        var area = Check(() => Area($"{field}.Area", o.Area));
+        if (o.Hello is 0 or > 65535) errors.Add(new InputException($"{field}.Hello", $"{o.Hello} is not a hello interval; expected 1 to 65535 seconds"));
+        else if (o.Dead <= o.Hello || o.Dead > 65535)
+            errors.Add(new InputException($"{field}.Dead", $"{o.Dead} must be more than Hello ({o.Hello}) and at most 65535; OSPF's own default is 4 × Hello"));
 
         var interfaces = new List<OspfInterface>();
         var seen = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -45,35 +53,43 @@ public static class RoutingSection
         {
             var at = $"{field}.Interfaces[{i}]";
             var words = (o.Interfaces[i] ?? "").Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-            if (words.Length == 0) throw new InputException(at, "is empty; expected an interface and its cost, e.g. \"gre_ab cost 10\"");
-            var name = InterfaceName.Validate(at, words[0]);
+            if (words.Length == 0) { errors.Add(new InputException(at, "is empty; expected an interface and its cost, e.g. \"gre_ab cost 10\"")); continue; }
+            if (Check(() => InterfaceName.Validate(at, words[0])) is not { } name) continue;
             var cost = DefaultCost;
             if (words.Length == 3 && words[1] == "cost")
             {
                 if (!uint.TryParse(words[2], NumberStyles.None, CultureInfo.InvariantCulture, out cost) || cost is 0 or > 65535)
-                    throw new InputException(at, $"cost '{Net.Printable(words[2])}' is not an OSPF cost; expected 1 to 65535");
+                {
+                    errors.Add(new InputException(at, $"cost '{Net.Printable(words[2])}' is not an OSPF cost; expected 1 to 65535"));
+                    continue;
+                }
             }
             else if (words.Length != 1)
-                throw new InputException(at, $"'{Net.Printable(o.Interfaces[i])}': expected \"NAME\" or \"NAME cost N\"");
-            if (!seen.TryAdd(name, at)) throw new InputException(at, $"{name} is already in {seen[name]}");
+            {
+                errors.Add(new InputException(at, $"'{Net.Printable(o.Interfaces[i])}': expected \"NAME\" or \"NAME cost N\""));
+                continue;
+            }
+            if (!seen.TryAdd(name, at)) { errors.Add(new InputException(at, $"{name} is already in {seen[name]}")); continue; }
             interfaces.Add(new OspfInterface(name, cost, Stub: false));
         }
         for (var i = 0; i < o.Stubs.Count; i++)
         {
             var at = $"{field}.Stubs[{i}]";
-            var name = InterfaceName.Validate(at, o.Stubs[i]);
-            if (!seen.TryAdd(name, at)) throw new InputException(at, $"{name} is already in {seen[name]}");
+            var stub = o.Stubs[i];
+            if (Check(() => InterfaceName.Validate(at, stub)) is not { } name) continue;
+            if (!seen.TryAdd(name, at)) { errors.Add(new InputException(at, $"{name} is already in {seen[name]}")); continue; }
             interfaces.Add(new OspfInterface(name, 0, Stub: true));
         }
-        if (interfaces.All(i => i.Stub))
-            throw new InputException($"{field}.Interfaces", "names no interface to run OSPF over; expected the tunnels, e.g. [ \"gre_ab cost 10\" ]");
+        if (interfaces.All(i => i.Stub) && !errors.Any(e => e.Field.StartsWith($"{field}.Interfaces", StringComparison.Ordinal)))
+            errors.Add(new InputException($"{field}.Interfaces", "names no interface to run OSPF over; expected the tunnels, e.g. [ \"gre_ab cost 10\" ]"));
 
-        var file = o.ConfigFile ?? (daemon == RoutingDaemonKind.Bird ? "/etc/bird/tunnel-router.conf" : "/etc/frr/tunnel-router.conf");
-        if (!Path.IsPathFullyQualified(file)) throw new InputException($"{field}.ConfigFile", $"'{Net.Printable(file)}' is not an absolute path");
+        var file = o.ConfigFile ?? (daemon == RoutingDaemonKind.Frr ? "/etc/frr/tunnel-router.conf" : "/etc/bird/tunnel-router.conf");
+        if (!Path.IsPathFullyQualified(file)) errors.Add(new InputException($"{field}.ConfigFile", $"'{Net.Printable(file)}' is not an absolute path"));
         if (o.Control is { } control && !Path.IsPathFullyQualified(control))
-            throw new InputException($"{field}.Control", $"'{Net.Printable(control)}' is not an absolute path");
+            errors.Add(new InputException($"{field}.Control", $"'{Net.Printable(control)}' is not an absolute path"));
+        InputErrors.ThrowIfAny(errors);
         var ipv6 = tunnels.Any(t => seen.ContainsKey(t.Link.Name) && t.Addresses.Any(a => a.Family == System.Net.Sockets.AddressFamily.InterNetworkV6));
-        return new RoutingSpec(field, new OspfSettings(daemon, area, o.Hello, o.Dead, ipv6, interfaces), file, o.Control);
+        return new RoutingSpec(field, new OspfSettings(daemon!.Value, area!, o.Hello, o.Dead, ipv6, interfaces), file, o.Control);
     }
 
     /// <summary>An OSPF area as both daemons write it: a number, or a dotted quad (0.0.0.0 is area 0).</summary>

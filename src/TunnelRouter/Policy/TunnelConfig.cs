@@ -17,89 +17,120 @@ public static class TunnelConfig
     static readonly string[] FallbackDevices = ["gre0", "gretap0", "erspan0", "ip6gre0", "ip6tnl0", "ip6erspan0"];
 
     /// <param name="tables">table name or number → id; null when unknown.</param>
+    /// <remarks>Every tunnel and every key of it is checked: all mistakes of the section come out in one run.</remarks>
     public static IReadOnlyList<TunnelConfigEntry> Parse(IReadOnlyList<TunnelOptions> tunnels, byte protocol, TableResolver tables)
     {
         var result = new List<TunnelConfigEntry>();
+        var errors = new List<InputException>();
         for (var i = 0; i < tunnels.Count; i++)
         {
-            var entry = ParseOne(tunnels[i], $"Tunnels[{i}]", protocol, tables);
+            if (InputErrors.Collect(errors, () => ParseOne(tunnels[i], $"Tunnels[{i}]", protocol, tables)) is not { } entry) continue;
+            var clash = false;
             foreach (var other in result)
             {
                 if (other.Link.Name == entry.Link.Name)
-                    throw new InputException($"{entry.Field}.Name", $"'{entry.Link.Name}' is already the name of {other.Field}");
-                if (SameEndpoints(other.Link, entry.Link))
-                    throw new InputException(entry.Field,
-                        $"has the same mode, local, remote and key as {other.Field}; the kernel could not tell their packets apart");
+                    errors.Add(new InputException($"{entry.Field}.Name", $"'{entry.Link.Name}' is already the name of {other.Field}"));
+                else if (SameEndpoints(other.Link, entry.Link))
+                    errors.Add(new InputException(entry.Field,
+                        $"has the same mode, local, remote and key as {other.Field}; the kernel could not tell their packets apart"));
+                else continue;
+                clash = true;
+                break;
             }
-            result.Add(entry);
+            if (!clash) result.Add(entry);
         }
+        InputErrors.ThrowIfAny(errors);
         return result;
     }
 
     static TunnelConfigEntry ParseOne(TunnelOptions o, string field, byte protocol, TableResolver tables)
     {
-        var name = InterfaceName.Validate($"{field}.Name", o.Name);
-        if (FallbackDevices.Contains(name))
-            throw new InputException($"{field}.Name", $"'{name}' is the kernel's own fallback device; choose another name");
+        var errors = new List<InputException>();
+        T? Check<T>(Func<T> parse) => InputErrors.Collect(errors, parse);
 
-        if (!GreModes.TryParse(o.Mode, out var mode))
-            throw new InputException($"{field}.Mode", $"'{Net.Printable(o.Mode ?? "")}' is not a GRE mode (gre, gretap, ip6gre, ip6gretap)");
-        var family = mode.UnderlayFamily();
+        var name = Check(() =>
+        {
+            var n = InterfaceName.Validate($"{field}.Name", o.Name);
+            if (FallbackDevices.Contains(n))
+                throw new InputException($"{field}.Name", $"'{n}' is the kernel's own fallback device; choose another name");
+            return n;
+        });
 
-        if (string.IsNullOrEmpty(o.Remote))
-            throw new InputException($"{field}.Remote", $"is not set; a {mode.Kind()} tunnel needs the other end's {(family.IsV6() ? "IPv6" : "IPv4")} address");
-        var remote = Endpoint($"{field}.Remote", o.Remote, mode);
-        var local = string.IsNullOrEmpty(o.Local) ? null : Endpoint($"{field}.Local", o.Local, mode);
-        if (local is not null && local.Equals(remote))
-            throw new InputException($"{field}.Local", $"'{local}' is also Remote; a tunnel joins two different addresses");
+        GreMode? mode = GreModes.TryParse(o.Mode, out var m) ? m : null;
+        if (mode is null)
+            errors.Add(new InputException($"{field}.Mode", $"'{Net.Printable(o.Mode ?? "")}' is not a GRE mode (gre, gretap, ip6gre, ip6gretap)"));
+
+        IPAddress? remote = null, local = null;
+        if (mode is { } md)
+        {
+            var family = md.UnderlayFamily();
+            if (string.IsNullOrEmpty(o.Remote))
+                errors.Add(new InputException($"{field}.Remote", $"is not set; a {md.Kind()} tunnel needs the other end's {(family.IsV6() ? "IPv6" : "IPv4")} address"));
+            else remote = Check(() => Endpoint($"{field}.Remote", o.Remote, md));
+            local = string.IsNullOrEmpty(o.Local) ? null : Check(() => Endpoint($"{field}.Local", o.Local, md));
+            if (local is not null && local.Equals(remote))
+                errors.Add(new InputException($"{field}.Local", $"'{local}' is also Remote; a tunnel joins two different addresses"));
+            if (o.PMtuDisc == false && family.IsV6())
+                errors.Add(new InputException($"{field}.PMtuDisc", $"applies to gre and gretap only; {md.Kind()} has no such switch"));
+        }
 
         uint? ikey = null, okey = null;
         if (o.Key is not null)
         {
             if (o.IKey is not null || o.OKey is not null)
-                throw new InputException($"{field}.Key", "is set together with IKey/OKey; use Key for one key both ways, or IKey and OKey");
-            ikey = okey = ParseKey($"{field}.Key", o.Key);
+                errors.Add(new InputException($"{field}.Key", "is set together with IKey/OKey; use Key for one key both ways, or IKey and OKey"));
+            else ikey = okey = Check(() => (uint?)ParseKey($"{field}.Key", o.Key));
         }
         else
         {
-            if (o.IKey is not null) ikey = ParseKey($"{field}.IKey", o.IKey);
-            if (o.OKey is not null) okey = ParseKey($"{field}.OKey", o.OKey);
+            if (o.IKey is not null) ikey = Check(() => (uint?)ParseKey($"{field}.IKey", o.IKey));
+            if (o.OKey is not null) okey = Check(() => (uint?)ParseKey($"{field}.OKey", o.OKey));
         }
 
-        if (o.Ttl is > 255) throw new InputException($"{field}.Ttl", $"{o.Ttl} is not a TTL (0 = inherit, 1 to 255)");
-        if (o.Tos is > 255) throw new InputException($"{field}.Tos", $"{o.Tos} is not a TOS byte (0 to 255)");
-        if (o.PMtuDisc == false && family.IsV6())
-            throw new InputException($"{field}.PMtuDisc", $"applies to gre and gretap only; {mode.Kind()} has no such switch");
+        if (o.Ttl is > 255) errors.Add(new InputException($"{field}.Ttl", $"{o.Ttl} is not a TTL (0 = inherit, 1 to 255)"));
+        if (o.Tos is > 255) errors.Add(new InputException($"{field}.Tos", $"{o.Tos} is not a TOS byte (0 to 255)"));
 
+        string? underlay = null;
         if (o.Underlay is not null && o.Dev is not null && o.Underlay != o.Dev)
-            throw new InputException($"{field}.Dev", $"'{Net.Printable(o.Dev)}' contradicts Underlay '{Net.Printable(o.Underlay)}'; set one of them");
-        var underlay = (o.Underlay ?? o.Dev) is { } u ? InterfaceName.Validate(o.Underlay is null ? $"{field}.Dev" : $"{field}.Underlay", u) : null;
-        if (underlay == name) throw new InputException($"{field}.Underlay", "is the tunnel itself");
+            errors.Add(new InputException($"{field}.Dev", $"'{Net.Printable(o.Dev)}' contradicts Underlay '{Net.Printable(o.Underlay)}'; set one of them"));
+        else if ((o.Underlay ?? o.Dev) is { } u)
+        {
+            var at = o.Underlay is null ? $"{field}.Dev" : $"{field}.Underlay";
+            underlay = Check(() => InterfaceName.Validate(at, u));
+            if (underlay is not null && underlay == name) errors.Add(new InputException($"{field}.Underlay", "is the tunnel itself"));
+        }
 
         var addresses = new List<InterfaceAddress>();
         for (var i = 0; i < o.Addresses.Count; i++)
         {
-            var a = InterfaceAddress.Parse($"{field}.Addresses[{i}]", o.Addresses[i]);
-            if (addresses.Contains(a)) throw new InputException($"{field}.Addresses[{i}]", $"'{a}' is listed twice");
-            addresses.Add(a);
+            var at = $"{field}.Addresses[{i}]";
+            var text = o.Addresses[i];
+            if (Check(() => InterfaceAddress.Parse(at, text)) is not { } a) continue;
+            if (addresses.Contains(a)) errors.Add(new InputException(at, $"'{a}' is listed twice"));
+            else addresses.Add(a);
         }
 
-        if (o.Mtu is { } m)
+        if (o.Mtu is { } mtu)
         {
-            if (m is < 68 or > 65535) throw new InputException($"{field}.Mtu", $"{m} is not an MTU (68 to 65535)");
-            if (m < 1280 && addresses.Any(a => a.Family.IsV6()))
-                throw new InputException($"{field}.Mtu", $"{m} is below 1280, the least IPv6 needs, and the tunnel has IPv6 addresses");
+            if (mtu is < 68 or > 65535) errors.Add(new InputException($"{field}.Mtu", $"{mtu} is not an MTU (68 to 65535)"));
+            else if (mtu < 1280 && addresses.Any(a => a.Family.IsV6()))
+                errors.Add(new InputException($"{field}.Mtu", $"{mtu} is below 1280, the least IPv6 needs, and the tunnel has IPv6 addresses"));
         }
 
+        // The routes are judged with the tunnel as their device, whether or not its name is valid.
+        var device = name ?? "tunnel";
         var routes = new List<Route>();
         for (var i = 0; i < o.Routes.Count; i++)
         {
-            var r = ParseRoute($"{field}.Routes[{i}]", o.Routes[i], name, protocol, tables);
-            if (routes.Any(x => x.Key == r.Key)) throw new InputException($"{field}.Routes[{i}]", $"'{Net.Printable(o.Routes[i])}' is listed twice");
-            routes.Add(r);
+            var at = $"{field}.Routes[{i}]";
+            var text = o.Routes[i];
+            if (Check(() => ParseRoute(at, text, device, protocol, tables)) is not { } r) continue;
+            if (routes.Any(x => x.Key == r.Key)) errors.Add(new InputException(at, $"'{Net.Printable(text)}' is listed twice"));
+            else routes.Add(r);
         }
 
-        var link = new GreTunnel(name, mode, local, remote, ikey, okey, (byte?)o.Ttl, (byte)(o.Tos ?? 0), o.PMtuDisc ?? true,
+        InputErrors.ThrowIfAny(errors);
+        var link = new GreTunnel(name!, mode!.Value, local, remote!, ikey, okey, (byte?)o.Ttl, (byte)(o.Tos ?? 0), o.PMtuDisc ?? true,
             o.Mtu ?? 0, underlay);
         return new TunnelConfigEntry(field, link, addresses, routes);
     }

@@ -11,7 +11,7 @@ namespace TunnelRouter.Tests.EndToEnd;
 /// </summary>
 public class ClientInstancesSpecs
 {
-    static void Flows(ClientLab lab, OpenVpnProcess client, string why)
+    internal static void Flows(ClientLab lab, OpenVpnProcess client, string why)
     {
         var before4 = lab.Seen(0);
         var before6 = lab.Seen(1);

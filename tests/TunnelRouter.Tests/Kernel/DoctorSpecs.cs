@@ -360,6 +360,67 @@ public class DoctorSpecs
         Assert.StartsWith("ok", Line(run, "selectors"));
     }
 
+    /// <summary>A host that forwards nothing (both families off), with the policy given.</summary>
+    static NetNs NotForwarding(string json, out string policy)
+    {
+        var ns = new NetNs();
+        AddVeth(ns, "wan", "192.168.1.2/24");
+        Sysctl(ns, "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0");
+        policy = WritePolicy(ns, json);
+        return ns;
+    }
+
+    static string[] ForwardingLines(RunResult run) => run.Stdout.Split('\n').Where(l => l.Contains("  forwarding: ")).ToArray();
+
+    [Fact]
+    public void Rules_on_marks_the_policy_sets_in_output_on_destinations_or_from_lo_ask_for_no_forwarding()
+    {
+        // Seed 002's router, its own traffic only: the mark set in output, a rule on a destination, one on iif lo.
+        using var ns = NotForwarding("""
+            { "Tables": { "vpn": 200 }, "Routes": [ "default via 192.168.1.1 dev wan table vpn" ],
+              "Rules": [ "fwmark 0xf2 lookup vpn", "to 198.51.100.7 lookup vpn", "iif lo ipproto tcp dport 25 lookup vpn", "uidrange 1000-1000 lookup vpn" ],
+              "Marks": [ { "Chain": "output", "Protocol": "tcp", "SourcePorts": "80", "Mark": "0xf2" } ] }
+            """, out var policy);
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(["ok       forwarding: the policy routes only this host's own traffic; forwarding is not needed"], ForwardingLines(run));
+    }
+
+    [Fact]
+    public void A_rule_on_a_mark_no_entry_of_the_policy_sets_is_a_note_not_a_problem()
+    {
+        using var ns = NotForwarding("""
+            { "Tables": { "wan": 201 }, "Routes": [ "default via 192.168.1.1 dev wan table wan" ], "Rules": [ "fwmark 0xf1 lookup wan" ] }
+            """, out var policy);
+
+        var run = Doctor(ns, policy);
+
+        Assert.Equal(["note     forwarding: net.ipv4.ip_forward = 0: rule 2000 matches fwmark 0xf1, which none of the policy's Marks sets; if the firewall that sets it marks packets of other hosts (mangle PREROUTING), this host must forward them"],
+            ForwardingLines(run));
+        Assert.Contains("fix: only then: sysctl -w net.ipv4.ip_forward=1", run.Stdout);
+    }
+
+    [Fact]
+    public void An_iif_rule_and_an_instance_rule_on_the_tunnels_device_ask_for_forwarding_its_own_address_does_not()
+    {
+        using var ns = NotForwarding("""
+            { "Tables": { "vpn": 200 }, "Routes": [ "default via 192.168.1.1 dev wan table vpn" ], "Rules": [ "iif wan lookup vpn" ] }
+            """, out var iif);
+        var instance = WritePolicy(ns, """
+            { "Tables": { "vpn": 200 }, "Instances": [ { "Dev": "tun*", "Rules": [ "-4 iif ${dev} lookup vpn" ] } ] }
+            """, "instance.json");
+        var own = WritePolicy(ns, """
+            { "Tables": { "vpn": 200 }, "Instances": [ { "Dev": "tun*", "Rules": [ "from ${ifconfig_local} lookup vpn" ] } ] }
+            """, "own.json");
+
+        Assert.Equal(["PROBLEM  forwarding: net.ipv4.ip_forward = 0: the policy forwards IPv4 traffic (rule 2000 matches packets arriving on wan), but this host does not forward it"],
+            ForwardingLines(Doctor(ns, iif)));
+        Assert.Equal(["PROBLEM  forwarding: net.ipv4.ip_forward = 0: the policy forwards IPv4 traffic (Instances[0].Rules[0] routes packets arriving on ${dev}), but this host does not forward it"],
+            ForwardingLines(Doctor(ns, instance)));
+        Assert.Equal(["ok       forwarding: the policy routes only this host's own traffic; forwarding is not needed"], ForwardingLines(Doctor(ns, own)));
+    }
+
     [Fact]
     public void A_hand_made_rule_that_duplicates_the_policys_is_pointed_out()
     {
@@ -372,6 +433,7 @@ public class DoctorSpecs
         var line = Line(run, "hand-made");
         Assert.StartsWith("note     hand-made: rule 'from 10.10.10.0/24 pref 32765 lookup vpn", line);
         Assert.EndsWith("' duplicates the policy's at priority 2000 (remove it: ip -4 rule del pref 32765)", line);
+        Assert.Contains("fix: 'tunnel-router apply --adopt' takes each over, whatever priority the kernel gave it", run.Stdout);
         Assert.Equal(0, run.ExitCode);
     }
 }

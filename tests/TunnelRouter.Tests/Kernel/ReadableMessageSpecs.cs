@@ -56,7 +56,7 @@ public class ReadableMessageSpecs
     [Theory]
     [InlineData("[ \"from 10.10.10.0/24 lookup vpn\" ]", "line 1, column 1: a policy is a JSON object: expected '{'")]
     [InlineData("{ \"Table\": \"vpn\", \"table\": \"vpn2\" }", "line 1, column 19: the key 'table' appears twice in one object")]
-    [InlineData("{ \"TableId\": \"two hundred\" }", "TableId: 'two hundred' is not a valid value")]
+    [InlineData("{ \"TableId\": \"two hundred\" }", "TableId: 'two hundred' is not a valid value; expected a whole number from 0 to 4294967295")]
     public void Other_policy_errors_are_words(string json, string expected)
     {
         using var ns = new NetNs();
@@ -65,6 +65,37 @@ public class ReadableMessageSpecs
         var run = Run(ns, ["plan", "--config", policy]);
 
         Assert.Equal((1, $"tunnel-router: error: {policy}: {expected}\n"), (run.ExitCode, run.Stderr));
+    }
+
+    [Fact]
+    public void Every_mistake_of_every_section_comes_in_one_run_each_with_its_origin_and_nothing_changes()
+    {
+        using var ns = new NetNs();
+        Hardening.AddVeth(ns, "wan", "192.168.1.2/24");
+        var policy = WritePolicy(ns, """
+            { "Tables": { "vpn": 200 },
+              "Routes": [ "default via 192.168.1.1 dev wan table vpn", { "via": "192.168.1.1" } ],
+              "Uplinks": [ { "Interface": "wan", "Table": "vpn", "Gatway": "192.168.1.1", "Priority": "first" } ],
+              "Tunnels": [ { "Name": "gre_a", "Remote": "203.0.113.300" }, { "Name": "gre_b", "Mode": "gre6", "Remote": "203.0.113.2" } ] }
+            """);
+        var before = ns.Dump();
+
+        var run = Run(ns, ["apply", "--config", policy, "Tunnels:1:Ttl=300"], new Dictionary<string, string> { ["TUNNEL_ROUTER_RULES__0"] = "from 10.0.0.0/8 lookup vnp" });
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal(
+        [
+            $"tunnel-router: error: {policy}: Routes[1]: expected a line as a string, e.g. \"default via 192.168.1.1 table vpn\"",
+            $"tunnel-router: error: {policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)",
+            $"tunnel-router: error: {policy}: Uplinks[0].Priority: 'first' is not a valid value; expected a whole number from 0 to 4294967295",
+            $"tunnel-router: error: {policy}: Tunnels[0].Remote: '203.0.113.300' is not a valid IPv4 address",
+            $"tunnel-router: error: {policy}: Tunnels[1].Mode: 'gre6' is not a GRE mode (gre, gretap, ip6gre, ip6gretap)",
+            "tunnel-router: error: command line: Tunnels[1].Ttl: 300 is not a TTL (0 = inherit, 1 to 255)",
+            "tunnel-router: error: TUNNEL_ROUTER_RULES__0: Rules[0]: word 4 'vnp': is not a table defined in rt_tables or the policy's Tables; did you mean 'vpn'?",
+            "tunnel-router: 7 errors; nothing was changed",
+        ], run.Stderr.TrimEnd('\n').Split('\n'));
+        Assert.Equal(before, ns.Dump());
+        Assert.False(File.Exists(Path.Combine(ns.StateDir, "iproute2", "rt_tables.d", "tunnel-router.conf")));
     }
 
     [Fact]
