@@ -67,8 +67,8 @@ public static class Reconciler
         {
             var owned = mode == ReconcileMode.FlushAll ? policy.Owned : Ownership.ByProtocol(policy.Protocol);
             // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
-            return new PolicyPlan([.. Daemon(policy, snapshot, ReconcileMode.Flush), .. Marks(null, snapshot), .. Planner.Remove(snapshot.State, owned),
-                .. TunnelPlanner.Remove(snapshot.Links)], [])
+            return new PolicyPlan(ChangeList.Concat(Daemon(policy, snapshot, ReconcileMode.Flush), Marks(null, snapshot), Planner.Remove(snapshot.State, owned),
+                TunnelPlanner.Remove(snapshot.Links)), [])
             {
                 Forgotten = mode == ReconcileMode.FlushAll ? [.. live.Select(r => r.Device)] : [],
             };
@@ -77,9 +77,9 @@ public static class Reconciler
         var waiting = new Dictionary<string, (int Routes, int Uplinks)>(StringComparer.Ordinal);
         var forgotten = new List<string>();
         var routing = Routing(policy, snapshot, notes, waiting, adopt);
-        IReadOnlyList<Change> changes =
-            [.. Tunnels(policy, snapshot, notes), .. routing, .. Live(live, snapshot, forgotten), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot),
-             .. Daemon(policy, snapshot, mode)];
+        // Joined, not copied: the routing part may be a million routes made only as they are read.
+        var changes = ChangeList.Concat(Tunnels(policy, snapshot, notes), routing, Live(live, snapshot, forgotten), Marks(policy.Marks, snapshot),
+            Sysctls(policy, snapshot), Daemon(policy, snapshot, mode));
         var failClosed = new List<Change>();
         if (policy.FailClosed.Count > 0)
         {
@@ -220,9 +220,11 @@ public static class Reconciler
         var owns = new Ownership(
             r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)) || adoptedRoutes.Contains(r),
             r => r.Protocol == protocol || adoptedRules.ContainsKey(r));
-        var changes = Planner.Plan(desired, current, owns).ToList();
+        var planned = Planner.Plan(desired, current, owns);
+        if (adoptedRules.Count == 0) return planned;
         // A rule is taken over by deleting theirs before adding ours: the kernel refuses a second rule it counts
         // as the same one (EEXIST), whoever owns it.
+        var changes = planned.ToList();
         foreach (var (theirs, ours) in adoptedRules)
         {
             changes.RemoveAll(c => c is DeleteRule d && d.Rule == theirs || c is AddRule a && a.Rule == ours);
@@ -242,15 +244,24 @@ public static class Reconciler
     {
         if (snapshot.Links.Count == 0) return;
         var problems = new List<string>();
-        foreach (var r in policy.Routes)
+        var routes = policy.Routes;
+        var packed = routes as PackedRoutes;
+        // A prefix file's routes share one gateway: each (gateway, device, table) is judged once, and only the
+        // routes via a gateway are made from the packed list.
+        var judged = new Dictionary<(IPAddress, string?, uint, AddressFamily), bool>();
+        for (var i = 0; i < routes.Count; i++)
         {
-            if (r.Gateway is not { } g || r.OnLink || r.Type != RouteType.Unicast || g.IsIPv6LinkLocal) continue;
-            if (r.Device is { } dev && !snapshot.Links.Any(l => l.Name == dev)) continue;
-            var connected = snapshot.State.Routes.Any(c => c.Gateway is null && c.Type == RouteType.Unicast && c.Family == r.Family
-                                                           && (c.Table == TableNames.Main || c.Table == r.Table)
-                                                           && (r.Device is null || c.Device == r.Device) && c.Destination.Contains(g))
-                            || policy.Tunnels.Any(t => (r.Device is null || r.Device == t.Link.Name)
-                                                       && t.Addresses.Any(a => a.Family == r.Family && a.Network.Contains(g)));
+            var (gateway, onLink, type) = packed is null ? (routes[i].Gateway, routes[i].OnLink, routes[i].Type)
+                : (packed.At(i).Tail.Gateway, packed.At(i).Tail.OnLink, packed.At(i).Tail.Type);
+            if (gateway is not { } g || onLink || type != RouteType.Unicast || g.IsIPv6LinkLocal) continue;
+            var r = routes[i];
+            if (!judged.TryGetValue((g, r.Device, r.Table, r.Family), out var connected))
+                judged[(g, r.Device, r.Table, r.Family)] = connected = r.Device is { } dev && !snapshot.Links.Any(l => l.Name == dev)
+                    || snapshot.State.Routes.Any(c => c.Gateway is null && c.Type == RouteType.Unicast && c.Family == r.Family
+                                                      && (c.Table == TableNames.Main || c.Table == r.Table)
+                                                      && (r.Device is null || c.Device == r.Device) && c.Destination.Contains(g))
+                    || policy.Tunnels.Any(t => (r.Device is null || r.Device == t.Link.Name)
+                                               && t.Addresses.Any(a => a.Family == r.Family && a.Network.Contains(g)));
             if (!connected)
                 problems.Add($"route '{IpCommand.RouteArgs(r, policy.TableNames, policy.ProtocolNames)}': gateway {g} is not on a connected network" +
                              $"{(r.Device is null ? "" : $" of {r.Device}")}, so the kernel would refuse it (\"Nexthop has invalid gateway\"); add the address or route that reaches it, or 'onlink' if it is on the link anyway");
@@ -268,22 +279,36 @@ public static class Reconciler
     static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes,
         Dictionary<string, (int Routes, int Uplinks)> waiting)
     {
-        IReadOnlyList<Route> present = policy.Routes;
-        if (policy.Routes.Any(r => r.Device is not null))
+        // Read packed (a prefix file's routes are never made here), and copied only when some route waits.
+        var all = policy.Routes;
+        var packed = all as PackedRoutes;
+        string? DeviceAt(int i) => packed is null ? all[i].Device : packed.At(i).Tail.Device;
+        HashSet<string>? devices = null;
+        string? seen = null; // a list's routes share their device's string: one lookup, not a million
+        bool Here(string? dev)
         {
-            var devices = new HashSet<string>(snapshot.Links.Select(l => l.Name), StringComparer.Ordinal);
-            var kept = new List<Route>(policy.Routes.Count);
-            foreach (var r in policy.Routes)
+            if (dev is null || ReferenceEquals(dev, seen)) return true;
+            devices ??= new HashSet<string>(snapshot.Links.Select(l => l.Name), StringComparer.Ordinal);
+            if (!devices.Contains(dev)) return false;
+            seen = dev;
+            return true;
+        }
+        var missing = 0;
+        for (var i = 0; i < all.Count; i++)
+            if (DeviceAt(i) is { } dev && !Here(dev))
             {
-                if (r.Device is { } dev && !devices.Contains(dev))
-                {
-                    waiting[dev] = waiting.TryGetValue(dev, out var w) ? (w.Routes + 1, w.Uplinks) : (1, 0);
-                    continue;
-                }
-                kept.Add(r);
+                missing++;
+                waiting[dev] = waiting.TryGetValue(dev, out var w) ? (w.Routes + 1, w.Uplinks) : (1, 0);
             }
+        var present = all;
+        if (missing > 0 && packed is not null)
+        {
+            var kept = new PackedRoutes(all.Count - missing);
+            for (var i = 0; i < all.Count; i++)
+                if (Here(DeviceAt(i))) kept.Add(in packed.At(i));
             present = kept;
         }
+        else if (missing > 0) present = all.Where(r => Here(r.Device)).ToList();
         var pins = Pins(policy, snapshot, notes);
         if (policy.Uplinks.Count == 0 && policy.FailClosed.Count == 0)
             return PolicyState.Settle(new KernelState(pins.Count == 0 ? present : [.. present, .. pins], policy.Rules), snapshot.State);
