@@ -66,9 +66,8 @@ public static class PolicyParser
                 var start = kept;
                 for (var i = starts[l]; i < starts[l + 1]; i++)
                 {
-                    if (index.First(packed.At(i).Key) >= 0) continue;
                     packed.Set(kept, packed.At(i));
-                    index.Insert(kept++);
+                    if (index.AddKey(kept)) kept++;
                 }
                 prefixLists.Add(lists[l] with { Routes = packed.Range(start, kept - start) });
             }
