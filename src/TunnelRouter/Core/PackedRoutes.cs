@@ -110,6 +110,15 @@ internal sealed class PackedRoutes(int capacity = 0) : IReadOnlyList<Route>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
+    /// <summary>Whether the keys of the routes [start, end) never go down (<see cref="PackedRouteKey.CompareTo"/>):
+    /// then equal keys are neighbours.</summary>
+    public static bool Ascending(PackedRoutes routes, int start, int end)
+    {
+        for (var i = start + 1; i < end; i++)
+            if (routes.At(i - 1).Key.CompareTo(routes.At(i).Key) > 0) return false;
+        return true;
+    }
+
     /// <summary><paramref name="routes"/> itself when packed already, else a packed copy.</summary>
     public static PackedRoutes Of(IReadOnlyList<Route> routes)
     {

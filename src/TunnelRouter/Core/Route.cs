@@ -136,6 +136,17 @@ internal readonly struct PackedRouteKey : IEquatable<PackedRouteKey>
 
     public override bool Equals(object? obj) => obj is PackedRouteKey other && Equals(other);
 
+    /// <summary>An order of keys: IPv4 before IPv6, then by address, prefix length, table and metric (a sorted
+    /// prefix file is in this order).</summary>
+    public int CompareTo(in PackedRouteKey other)
+    {
+        var c = IsV6.CompareTo(other.IsV6);
+        if (c == 0) c = _address.CompareTo(other._address);
+        if (c == 0) c = PrefixLength.CompareTo(other.PrefixLength);
+        if (c == 0) c = _table.CompareTo(other._table);
+        return c != 0 ? c : _metric.CompareTo(other._metric);
+    }
+
     public override int GetHashCode() =>
         HashCode.Combine((ulong)_address, (ulong)(_address >> 64), _table, _metric, _lengthAndFamily);
 }

@@ -49,6 +49,13 @@ public class PrefixFileSpecs : IDisposable
     }
 
     [Theory]
+    [InlineData("10.0.0.0/8\n10.0.0.0/8\n10.1.0.0/16\n2001:db8::/32\n2001:db8::/32\n", "10.0.0.0/8 10.1.0.0/16 2001:db8::/32")]
+    [InlineData("10.1.0.0/16\n10.0.0.0/8\n10.1.0.0/16\n10.0.0.0/8\n", "10.1.0.0/16 10.0.0.0/8")]
+    [InlineData("2001:db8::/32\n10.0.0.0/8\n2001:db8::/32\n", "2001:db8::/32 10.0.0.0/8")]
+    public void A_duplicate_is_dropped_whether_the_file_is_sorted_or_not_and_the_files_order_is_kept(string text, string kept) =>
+        Assert.Equal(kept, string.Join(' ', Parse(text).Routes.Select(r => Net.Format(r.Destination))));
+
+    [Theory]
     [InlineData("10.0.0.0/8\n10.0.0.1/8\n", "/lists/ru.txt:2: '10.0.0.1/8' is not a prefix")]
     [InlineData("10.0.0.0/8\n\n10/8\n", "/lists/ru.txt:3: '10/8' is not a prefix")]
     [InlineData("banana\n", "/lists/ru.txt:1: 'banana' is not a prefix")]
