@@ -26,10 +26,22 @@ public static class WatchCommand
     {
         if (ctx.Args.DryRun) throw new InputException("--dry-run", "watch changes the kernel; 'tunnel-router plan' shows what it would change");
         Capabilities.RequireNetAdmin();
-        var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ctx.Options.LockFile))!, "watch.lock");
+        var path = LockPath(ctx.Options.LockFile);
         using var one = HostLock.TryAcquire(path)
             ?? throw new EnvironmentException($"another tunnel-router watch runs on this host (it holds {path}); one is enough");
         return new Watcher(ctx).Run();
+    }
+
+    /// <summary>The lock one watch per host holds, next to the host lock.</summary>
+    public static string LockPath(string lockFile) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(lockFile))!, "watch.lock");
+
+    /// <summary>Whether a watch runs on this host now (it holds its lock).</summary>
+    public static bool Running(string lockFile)
+    {
+        var path = LockPath(lockFile);
+        if (!File.Exists(path)) return false;
+        using var probe = HostLock.TryAcquire(path);
+        return probe is null;
     }
 
     sealed class Watcher(Context ctx)

@@ -244,6 +244,23 @@ public class LiveConvergenceKernelSpecs
     }
 
     [Fact]
+    public void Flush_under_a_running_watch_says_that_watch_restores_what_it_removed()
+    {
+        using var ns = Gateway();
+        var policy = Policy(ns);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        var alone = Run(ns, ["flush", "-c", policy]).ShouldSucceed();
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        using var watch = new WatchProcess(ns, ["-c", policy]);
+
+        var flush = Run(ns, ["flush", "-c", policy]).ShouldSucceed();
+
+        Assert.DoesNotContain("watch runs", alone.Stderr);
+        Assert.Contains("a tunnel-router watch runs on this host and restores what flush removed; stop it first", flush.Stderr);
+        watch.WaitFor("rule 2000 from 192.168.5.0/24 lookup nyet was deleted by someone else: restored");
+    }
+
+    [Fact]
     public void Watch_backs_off_with_one_clear_line_from_a_rule_someone_keeps_deleting()
     {
         using var ns = Gateway();
