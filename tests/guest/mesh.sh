@@ -44,10 +44,12 @@ EOC
 done
 
 # wait_route SITE PREFIX DEVICE KEY: seconds (uptime) until the route to PREFIX goes over DEVICE, reported.
+# Gives up after 180 s of the guest's clock: an emulated guest on a busy host may miss hellos and form its
+# adjacencies late (what the spec reports is the time, never a limit).
 wait_route() {
-    i=0
+    until=$(( $(cut -d. -f1 /proc/uptime) + 180 ))
     while ! ip -n "$1" route show "$2" | grep -q "dev $3 proto $proto"; do
-        i=$((i + 1)); [ $i -gt 600 ] && break; sleep 0.1
+        [ "$(cut -d. -f1 /proc/uptime)" -gt "$until" ] && break; sleep 0.1
     done
     say "$4 $(cut -d' ' -f1 /proc/uptime) $(ip -n "$1" route show "$2")"
 }
@@ -62,11 +64,13 @@ say "file.a $(awk '{ gsub(/\t/, " "); printf "%s ", $0 }' "$conf_a")"
 say "pin.a $(ip -n siteA route show 203.0.113.14)"
 wait_route siteA 192.168.3.0/24 gre_ac route.direct
 ping_ac ping.direct
-if [ "$daemon" = bird ]; then
-    say "neighbours.a $(birdc -s /run/siteA/bird.ctl show ospf neighbors | grep -c Full)"
-else
-    say "neighbours.a $(vtysh --vty_socket /run/siteA/frr -c 'show ip ospf neighbor' | grep -c Full)"
-fi
+full_a() {
+    if [ "$daemon" = bird ]; then birdc -s /run/siteA/bird.ctl show ospf neighbors | grep -c Full
+    else vtysh --vty_socket /run/siteA/frr -c 'show ip ospf neighbor' | grep -c Full; fi
+}
+until=$(( $(cut -d. -f1 /proc/uptime) + 180 ))
+while [ "$(full_a)" -lt 2 ] && [ "$(cut -d. -f1 /proc/uptime)" -le "$until" ]; do sleep 0.2; done
+say "neighbours.a $(full_a)"
 run plan.a tr siteA plan -c "$W/site-a.json"
 
 # The A–C tunnel leaves A's policy: A→C goes through B once OSPF has noticed (C within its dead interval).

@@ -42,13 +42,17 @@ public static class OwnedFile
         return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
     }
 
+    /// <summary>A temporary file's suffix nobody could have prepared: 16 hex digits from the runtime's OS-seeded
+    /// generator (O_EXCL does the rest). Not RandomNumberGenerator, which loads OpenSSL on the hook's path.</summary>
+    public static string TempSuffix() => Random.Shared.NextInt64().ToString("X16", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Replaces <paramref name="path"/> atomically: a new file under a random name nobody could have
     /// prepared (O_EXCL: a symlink there fails the create), 0644 set through the handle whatever the umask,
     /// synced, renamed over the old one, and the directory synced, so a crash leaves the old file or the new one.</summary>
     public static void Replace(string path, string text)
     {
         var dir = Path.GetDirectoryName(path)!;
-        var tmp = $"{path}.tmp.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
+        var tmp = $"{path}.tmp.{TempSuffix()}";
         try
         {
             using (var f = new FileStream(tmp, new FileStreamOptions

@@ -44,7 +44,7 @@ public sealed class TunnelRecords(string runDir)
     {
         EnsureDirectory();
         var path = PathOf(record.Device);
-        var tmp = $"{path}.tmp.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
+        var tmp = $"{path}.tmp.{OwnedFile.TempSuffix()}";
         try
         {
             using (var f = new FileStream(tmp, new FileStreamOptions
