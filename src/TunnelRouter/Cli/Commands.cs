@@ -151,6 +151,7 @@ public static class Commands
     /// every VPN client routed. --all removes the hook's objects too and forgets the live tunnels' records.</summary>
     static int Flush(Context ctx)
     {
+        var removed = 0;
         using (ctx.Lock())
         {
             // Flush removes what is owned even when the policy file is broken: the policy is not parsed.
@@ -160,7 +161,11 @@ public static class Commands
             var plan = Reconciler.Plan(owner, live, snapshot, ctx.Args.All ? ReconcileMode.FlushAll : ReconcileMode.Flush);
             ctx.Applier().Apply(plan.Changes, ctx.Args.DryRun);
             Forget(ctx, plan.Forgotten, "flush --all");
+            removed = plan.Changes.Count;
         }
+        // watch keeps the kernel true to the policy: what flush removed, it restores at once, as anyone's deletion.
+        if (removed > 0 && !ctx.Args.DryRun && WatchCommand.Running(ctx.Options.LockFile))
+            ctx.Log.Warning("tunnel-router: warning: a tunnel-router watch runs on this host and restores what flush removed; stop it first (systemctl stop tunnel-router-watch)");
         return App.Ok;
     }
 

@@ -26,10 +26,22 @@ public static class WatchCommand
     {
         if (ctx.Args.DryRun) throw new InputException("--dry-run", "watch changes the kernel; 'tunnel-router plan' shows what it would change");
         Capabilities.RequireNetAdmin();
-        var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ctx.Options.LockFile))!, "watch.lock");
+        var path = LockPath(ctx.Options.LockFile);
         using var one = HostLock.TryAcquire(path)
             ?? throw new EnvironmentException($"another tunnel-router watch runs on this host (it holds {path}); one is enough");
         return new Watcher(ctx).Run();
+    }
+
+    /// <summary>The lock one watch per host holds, next to the host lock.</summary>
+    public static string LockPath(string lockFile) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(lockFile))!, "watch.lock");
+
+    /// <summary>Whether a watch runs on this host now (it holds its lock).</summary>
+    public static bool Running(string lockFile)
+    {
+        var path = LockPath(lockFile);
+        if (!File.Exists(path)) return false;
+        using var probe = HostLock.TryAcquire(path);
+        return probe is null;
     }
 
     sealed class Watcher(Context ctx)
@@ -38,6 +50,8 @@ public static class WatchCommand
         TunnelRouterOptions _options = ctx.Options;
         readonly RestoreLimiter _limiter = new();
         HashSet<string> _waiting = new(StringComparer.Ordinal);
+        /// <summary>Each link's index at the last re-plan: a device with another index now was deleted and made again.</summary>
+        Dictionary<string, int> _indexes = new(StringComparer.Ordinal);
         volatile bool _reload, _stop, _nftChanged;
         readonly TimeSpan _resync = TimeSpan.FromSeconds(Math.Max(1, ctx.Options.WatchResyncSeconds));
         readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -172,9 +186,15 @@ public static class WatchCommand
                     var protocols = ctx.Names.Protocols;
                     var kept = plan.Changes.Where(c => !_limiter.IsBackedOff(RestoreReason.Subject(c, tables, protocols))).ToList();
                     var appeared = _waiting.Where(d => !plan.Waiting.Any(w => w.Device == d)).ToHashSet(StringComparer.Ordinal);
+                    // OpenVPN killed and started again before this re-plan: its device is a new one (another index) and
+                    // took its routes with it; it appeared, nobody deleted them.
+                    foreach (var link in snapshot.Links)
+                        if (_indexes.TryGetValue(link.Name, out var index) && index != link.Index) appeared.Add(link.Name);
+                    ctx.Log.Debug("watch: {Cause}: {Changes} change(s), {Held} held back, {Waiting}", cause, kept.Count, plan.Changes.Count - kept.Count,
+                        plan.Waiting.Count == 0 ? "nothing waits" : string.Join("; ", plan.Waiting));
                     if (kept.Count == 0 && plan.Forgotten.Count == 0)
                     {
-                        Remember(plan, cause);
+                        Remember(plan, snapshot, cause);
                         return TimeSpan.Zero;
                     }
                     var now = _clock.Elapsed;
@@ -191,7 +211,7 @@ public static class WatchCommand
                         ctx.Log.Information("watch: {Cause}: {Count} change(s)", cause, kept.Count);
                     Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)] }, sayWaiting: false);
                     if (restoring) _restores++;
-                    Remember(plan, cause);
+                    Remember(plan, snapshot, cause);
                     if (restoring)
                         foreach (var subject in _limiter.Restored(kept.Where(c => c is AddRule or AddRoute or ReplaceRoute or ReplaceNftTable)
                                      .Where(c => !(c is AddRoute { Route.Device: { } dev } && appeared.Contains(dev)))
@@ -222,8 +242,9 @@ public static class WatchCommand
             return held;
         }
 
-        void Remember(PolicyPlan plan, string cause)
+        void Remember(PolicyPlan plan, KernelSnapshot snapshot, string cause)
         {
+            _indexes = snapshot.Links.ToDictionary(l => l.Name, l => l.Index, StringComparer.Ordinal);
             var now = plan.Waiting.Select(w => w.Device).ToHashSet(StringComparer.Ordinal);
             if (cause == "start" || !now.SetEquals(_waiting))
                 foreach (var w in plan.Waiting.Where(w => cause == "start" || !_waiting.Contains(w.Device)))

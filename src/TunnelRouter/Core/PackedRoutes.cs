@@ -71,6 +71,13 @@ internal sealed class PackedRoutes(int capacity = 0) : IReadOnlyList<Route>
         return _lastTail = shared;
     }
 
+    /// <summary>The same, made only when it differs from the last tail: a dump's routes mostly agree.</summary>
+    public RouteTail Tail(byte protocol, string? device, IPAddress? gateway, IPAddress? source, RouteType type, bool onLink, uint mtu) =>
+        _lastTail is { } last && last.Protocol == protocol && last.Device == device && Equals(last.Gateway, gateway) && Equals(last.Source, source)
+        && last.Type == type && last.OnLink == onLink && last.Mtu == mtu
+            ? last
+            : Tail(new RouteTail(protocol, device, gateway, source, type, onLink, mtu));
+
     public void EnsureCapacity(int capacity)
     {
         if (capacity > _items.Length) Array.Resize(ref _items, capacity);
@@ -102,6 +109,15 @@ internal sealed class PackedRoutes(int capacity = 0) : IReadOnlyList<Route>
     }
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>Whether the keys of the routes [start, end) never go down (<see cref="PackedRouteKey.CompareTo"/>):
+    /// then equal keys are neighbours.</summary>
+    public static bool Ascending(PackedRoutes routes, int start, int end)
+    {
+        for (var i = start + 1; i < end; i++)
+            if (routes.At(i - 1).Key.CompareTo(routes.At(i).Key) > 0) return false;
+        return true;
+    }
 
     /// <summary><paramref name="routes"/> itself when packed already, else a packed copy.</summary>
     public static PackedRoutes Of(IReadOnlyList<Route> routes)
@@ -146,12 +162,42 @@ internal sealed class RouteIndex
         }
     }
 
+    /// <summary>Indexes the route at <paramref name="position"/> unless a route with its key already is (then
+    /// false): one probe where <see cref="First"/> and <see cref="Insert"/> would take two.</summary>
+    public bool AddKey(int position)
+    {
+        ref readonly var key = ref _routes.At(position).Key;
+        for (var s = Home(key); ; s = (s + 1) & _mask)
+        {
+            var other = _slots[s] - 1;
+            if (other < 0) { _slots[s] = position + 1; return true; }
+            if (_routes.At(other).Key.Equals(key)) return false;
+        }
+    }
+
     /// <summary>Indexes the route at <paramref name="position"/>, whatever else is indexed.</summary>
     public void Insert(int position)
     {
         var s = Home(_routes.At(position).Key);
         while (_slots[s] != 0) s = (s + 1) & _mask;
         _slots[s] = position + 1;
+    }
+
+    /// <summary>The position of a route indexed that equals <paramref name="route"/>, or -1; <paramref name="first"/>:
+    /// the first route indexed with its key, or -1. One probe where <see cref="First"/> and <see cref="Contains"/>
+    /// would take two.</summary>
+    public int Find(in PackedRoute route, out int first)
+    {
+        first = -1;
+        for (var s = Home(route.Key); ; s = (s + 1) & _mask)
+        {
+            var other = _slots[s] - 1;
+            if (other < 0) return -1;
+            ref readonly var candidate = ref _routes.At(other);
+            if (!candidate.Key.Equals(route.Key)) continue;
+            if (first < 0) first = other;
+            if (candidate.Equals(route)) return other;
+        }
     }
 
     /// <summary>The position of the first route indexed with <paramref name="key"/>, or -1.</summary>

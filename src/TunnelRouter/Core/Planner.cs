@@ -12,31 +12,35 @@ public static class Planner
     /// <param name="owns">which current objects are ours to delete or replace (the scope of this run).</param>
     public static IReadOnlyList<Change> Plan(KernelState desired, KernelState current, Ownership owns)
     {
-        var adds = new List<Change>();
-        var deletes = new List<Change>();
-
-        // Both sides packed (bulk lists already are); routes are made only for what changes.
+        // Both sides packed (bulk lists already are); routes are made only for what changes, and the routes
+        // added or deleted stay positions in these lists until the plan is read.
         var held = PackedRoutes.Of(current.Routes);
-        var currentByKey = new RouteIndex(held);
-        for (var i = 0; i < held.Count; i++) currentByKey.Add(i);
-        // Desired routes once each, in the policy's order.
         var wanted = PackedRoutes.Of(desired.Routes);
+        var plan = new PlannedChanges(wanted, held);
+        var adds = new List<PlanStep>();
+        var deletes = new List<PlanStep>();
+
+        var currentByKey = new RouteIndex(held);
+        for (var i = 0; i < held.Count; i++) currentByKey.Insert(i);
+        // Desired routes once each, in the policy's order.
         var desiredByKey = new RouteIndex(wanted);
         var once = new List<int>(wanted.Count);
         for (var i = 0; i < wanted.Count; i++)
             if (desiredByKey.Add(i)) once.Add(i);
 
         HashSet<PackedRoute>? replaced = null;
+        // The kernel's routes found in the policy: not looked up again when deletes are sought.
+        var kept = new bool[held.Count];
         foreach (var i in once)
         {
             ref readonly var w = ref wanted.At(i);
-            var first = currentByKey.First(w.Key);
-            if (first < 0) { adds.Add(new AddRoute(wanted[i])); continue; }
-            if (currentByKey.Contains(w)) continue;
+            var same = currentByKey.Find(w, out var first);
+            if (same >= 0) { kept[same] = true; continue; }
+            if (first < 0) { adds.Add(PlanStep.Add(i)); continue; }
             var mine = currentByKey.FirstOf(w.Key, owns.Route);
             if (mine >= 0 && !desiredByKey.Contains(held.At(mine)))
             {
-                adds.Add(new ReplaceRoute(held[mine], wanted[i]));
+                adds.Add(PlanStep.Of(new ReplaceRoute(held[mine], wanted[i])));
                 (replaced ??= []).Add(held.At(mine));
             }
             else if (mine < 0 && !w.Key.IsV6)
@@ -45,25 +49,25 @@ public static class Planner
                 throw new ConflictException(
                     $"route '{held[first]}' is in the way of '{wanted[i]}' and is not owned by tunnel-router; remove it or change the policy");
             }
-            else adds.Add(new AddRoute(wanted[i]));
+            else adds.Add(PlanStep.Add(i));
         }
         for (var i = 0; i < held.Count; i++)
-            if (!desiredByKey.Contains(held.At(i)) && replaced?.Contains(held.At(i)) != true && held[i] is var r && owns.Route(r))
-                deletes.Add(new DeleteRoute(r));
+            if (!kept[i] && !desiredByKey.Contains(held.At(i)) && replaced?.Contains(held.At(i)) != true && owns.Route(held[i]))
+                deletes.Add(PlanStep.Remove(i));
 
         var desiredRules = new HashSet<Rule>(desired.Rules);
         var currentRules = new HashSet<Rule>(current.Rules);
         foreach (var want in desired.Rules)
-            if (!currentRules.Contains(want)) adds.Add(new AddRule(want));
+            if (!currentRules.Contains(want)) adds.Add(PlanStep.Of(new AddRule(want)));
         foreach (var have in current.Rules)
-            if (owns.Rule(have) && !desiredRules.Contains(have)) deletes.Add(new DeleteRule(have));
+            if (owns.Rule(have) && !desiredRules.Contains(have)) deletes.Add(PlanStep.Of(new DeleteRule(have)));
 
         // Rules after routes on the way in (a rule never points at a table still empty), and before
         // routes on the way out.
-        var plan = new List<Change>(adds.Count + deletes.Count);
-        Order(adds, ruleFirst: false, plan);
+        plan.Steps.Capacity = adds.Count + deletes.Count;
+        Order(plan, adds, ruleFirst: false);
         var added = plan.Count;
-        Order(deletes, ruleFirst: true, plan);
+        Order(plan, deletes, ruleFirst: true);
         // Within routes, what makes a gateway reachable goes in first and out last.
         RouteOrder.Apply(plan, 0, added, deletes: false);
         RouteOrder.Apply(plan, added, plan.Count - added, deletes: true);
@@ -74,14 +78,14 @@ public static class Planner
     public static IReadOnlyList<Change> Remove(KernelState current, Ownership owns) =>
         Plan(KernelState.Empty, current, owns);
 
-    /// <summary>Appends <paramref name="changes"/> in four stable groups: rules first or last, IPv4 before the
+    /// <summary>Appends <paramref name="steps"/> in four stable groups: rules first or last, IPv4 before the
     /// rest within each. A pass per group rather than a sort: a million changes are ordered in linear time.</summary>
-    static void Order(List<Change> changes, bool ruleFirst, List<Change> into)
+    static void Order(PlannedChanges plan, List<PlanStep> steps, bool ruleFirst)
     {
         foreach (var rules in (ReadOnlySpan<bool>)[ruleFirst, !ruleFirst])
             foreach (var v4 in (ReadOnlySpan<bool>)[true, false])
-                foreach (var c in changes)
-                    if (c.IsRule == rules && (c.Family == System.Net.Sockets.AddressFamily.InterNetwork) == v4) into.Add(c);
+                foreach (var s in steps)
+                    if (plan.IsRule(s) == rules && plan.IsV4(s) == v4) plan.Steps.Add(s);
     }
 }
 

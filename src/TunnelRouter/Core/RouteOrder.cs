@@ -18,28 +18,26 @@ public static class RouteOrder
     /// 0 where it closes. Only the distinct gateways are looked up, each with one pass: a prefix file of a million
     /// routes via one gateway that nothing in the run holds costs two passes and no reordering.
     /// </summary>
-    public static void Apply(List<Change> plan, int start, int count, bool deletes)
+    internal static void Apply(PlannedChanges plan, int start, int count, bool deletes)
     {
-        var places = new List<int>();
+        var steps = plan.Steps;
         var gateways = new HashSet<(uint, IPAddress)>();
         (uint, IPAddress?) last = default;
         for (var i = start; i < start + count; i++)
-            if (RouteOf(plan[i]) is { } r)
+            // A prefix file's routes share one gateway object: hashed once, not a million times.
+            if (plan.Via(steps[i]) is var (table, g) && !(last.Item1 == table && ReferenceEquals(last.Item2, g)))
             {
-                places.Add(i);
-                // A prefix file's routes share one gateway object: hashed once, not a million times.
-                if (r.Gateway is { } g && !r.OnLink && !(last.Item1 == r.Table && ReferenceEquals(last.Item2, g)))
-                {
-                    gateways.Add((r.Table, g));
-                    last = (r.Table, g);
-                }
+                gateways.Add((table, g));
+                last = (table, g);
             }
         if (gateways.Count == 0) return;
 
+        var places = new List<int>();
         var providers = new Dictionary<(uint, IPAddress), List<Route>>();
-        foreach (var i in places)
+        for (var i = start; i < start + count; i++)
         {
-            var p = RouteOf(plan[i])!;
+            if (plan.RouteOf(steps[i]) is not { } p) continue;
+            places.Add(i);
             if (p.Destination.PrefixLength == 0) continue;
             foreach (var (table, g) in gateways)
                 if (p.Table == table && p.Family == g.AddressFamily && !g.Equals(p.Gateway) && p.Destination.Contains(g))
@@ -57,21 +55,12 @@ public static class RouteOrder
             viaDepth[(table, gateway)] = 0;  // a cycle closes here
             var deepest = -1;
             if (providers.TryGetValue((table, gateway), out var list))
-                foreach (var p in list) deepest = Math.Max(deepest, Depth(p));
+                foreach (var p in list) deepest = Math.Max(deepest, p.Gateway is { } g && !p.OnLink ? Via(p.Table, g) : 0);
             return viaDepth[(table, gateway)] = deepest + 1;
         }
-        int Depth(Route r) => r.Gateway is { } g && !r.OnLink ? Via(r.Table, g) : 0;
 
-        var ordered = places.Select(i => plan[i]).Select((c, n) => (c, n, d: Depth(RouteOf(c)!)))
-            .OrderBy(x => deletes ? -x.d : x.d).ThenBy(x => x.n).Select(x => x.c).ToList();
-        for (var k = 0; k < places.Count; k++) plan[places[k]] = ordered[k];
+        var ordered = places.Select(i => steps[i]).Select((s, n) => (s, n, d: plan.Via(s) is var (t, g) ? Via(t, g) : 0))
+            .OrderBy(x => deletes ? -x.d : x.d).ThenBy(x => x.n).Select(x => x.s).ToList();
+        for (var k = 0; k < places.Count; k++) steps[places[k]] = ordered[k];
     }
-
-    static Route? RouteOf(Change c) => c switch
-    {
-        AddRoute a => a.Route,
-        ReplaceRoute r => r.New,
-        DeleteRoute d => d.Route,
-        _ => null,
-    };
 }

@@ -29,7 +29,8 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
             return 0;
         }
 
-        var effective = new List<Change>(plan.Count);
+        // What took effect, as ranges of the plan: a plan of a million routes is never copied to be rolled back.
+        var effective = new List<(int From, int To)>();
         var next = 0;
 
         // Applies what is left from `next` on; a transient failure escapes to the retry, which calls it
@@ -38,16 +39,16 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         {
             while (next < plan.Count)
             {
-                var rest = next == 0 ? plan : plan.Skip(next).ToList();
+                var rest = ChangeList.Slice(plan, next, plan.Count - next);
                 try
                 {
                     Dispatch(rest);
-                    effective.AddRange(rest);
+                    effective.Add((next, plan.Count));
                     next = plan.Count;
                 }
                 catch (ChangeFailedException e)
                 {
-                    effective.AddRange(rest.Take(e.Applied));
+                    effective.Add((next, next + e.Applied));
                     next += e.Applied;
                     if (e.Applied >= rest.Count || !AlreadySo(plan[next], e.Errno))
                     {
@@ -89,12 +90,13 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         }
         catch (KernelException e)
         {
-            RollBack(effective);
+            var count = effective.Sum(r => r.To - r.From);
+            RollBack(plan, effective);
             throw new ChangeFailedException(
-                $"{Named(e.Message, (e as ChangeFailedException)?.Failed)}; rolled back {effective.Count} change{(effective.Count == 1 ? "" : "s")}, nothing left behind",
-                effective.Count, (e as ChangeFailedException)?.Failed, e) { Errno = e.Errno };
+                $"{Named(e.Message, (e as ChangeFailedException)?.Failed)}; rolled back {count} change{(count == 1 ? "" : "s")}, nothing left behind",
+                count, (e as ChangeFailedException)?.Failed, e) { Errno = e.Errno };
         }
-        return effective.Count;
+        return effective.Sum(r => r.To - r.From);
     }
 
     /// <summary>Runs of kernel changes go to the backend in one call (one batch, one sendmsg); a change a
@@ -102,10 +104,13 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
     void Dispatch(IReadOnlyList<Change> changes, bool rollback = false)
     {
         _refused = null;
+        var packed = changes as IPackedChanges;
+        // A route of a packed list is the kernel's: it is not made just to ask the handlers.
+        IChangeHandler? HandlerAt(int k) => packed is not null && packed.TryPacked(k, out _, out _) ? null : HandlerOf(changes[k]);
         var i = 0;
         while (i < changes.Count)
         {
-            var handler = HandlerOf(changes[i]);
+            var handler = HandlerAt(i);
             if (handler is not null)
             {
                 Show(changes, i, i + 1, rollback);
@@ -118,10 +123,10 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
                 continue;
             }
             var j = i;
-            while (j < changes.Count && HandlerOf(changes[j]) is null) j++;
+            while (j < changes.Count && HandlerAt(j) is null) j++;
             // Printed as the batch is sent: a batch the run never reaches (after a failure) prints nothing.
             Show(changes, i, j, rollback);
-            try { kernel.Apply(i == 0 && j == changes.Count ? changes : changes.Skip(i).Take(j - i).ToList()); }
+            try { kernel.Apply(ChangeList.Slice(changes, i, j - i)); }
             catch (ChangeFailedException e)
             {
                 // The [#] lines above are the whole batch: say which of them the kernel refused, and what came of the rest.
@@ -199,10 +204,13 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         _ => true,
     };
 
-    void RollBack(List<Change> effective)
+    void RollBack(IReadOnlyList<Change> plan, List<(int From, int To)> effective)
     {
-        if (effective.Count == 0) return;
-        var undo = effective.AsEnumerable().Reverse().SelectMany(c => c.Undo()).ToList();
+        var undo = new List<Change>();
+        for (var r = effective.Count - 1; r >= 0; r--)
+            for (var i = effective[r].To - 1; i >= effective[r].From; i--)
+                undo.AddRange(plan[i].Undo());
+        if (undo.Count == 0) return;
         // Shown as each batch of it is sent, as everything else is: once.
         try { Dispatch(undo, rollback: true); }
         catch (KernelException e)

@@ -19,11 +19,15 @@ public sealed class Nftables(ProcessRunner? runner = null)
     }
 
     /// <summary>Null when the table does not exist. Equivalent to: nft list table inet tunnel_router
-    /// (the text listing, not <c>-j</c>: nft 1.0.6's JSON leaves out the table's comment, where the fingerprint is).</summary>
+    /// (the text listing, not <c>-j</c>: nft 1.0.6's JSON leaves out the table's comment, where the fingerprint is).
+    /// nf_tables is asked over netlink first whether the table is there at all: nft is started only to list a table
+    /// that exists (or when the kernel gives no answer).</summary>
     public NftTableState? Read()
     {
+        var nft = Tools.Nft; // a missing nft is reported before anything changes, whatever the kernel holds
+        if (Netlink.NetlinkNftTables.Exists(Netlink.NetlinkNftTables.Inet, NftMarks.Name) == false) return null;
         string[] args = ["list", "table", NftMarks.Family, NftMarks.Name];
-        var result = _runner.Run(Tools.Nft, args, check: false);
+        var result = _runner.Run(nft, args, check: false);
         if (result.ExitCode == 0)
             return new NftTableState(result.StandardOutput, NftMarks.FingerprintOf(result.StandardOutput));
         var err = result.StandardError.Trim();
@@ -31,7 +35,7 @@ public sealed class Nftables(ProcessRunner? runner = null)
         // A kernel without nf_tables (a minimal or User-Mode Linux kernel) cannot hold our table either;
         // a policy with marks still fails there, when the table is loaded, with the kernel's own words.
         if (err.Contains("Protocol not supported") || err.Contains("Operation not supported")) return null;
-        throw ProcessException.Failed(Tools.Nft, args, result);
+        throw ProcessException.Failed(nft, args, result);
     }
 
     /// <summary>Loads one script as one transaction. Equivalent to: nft -f - &lt;&lt;EOF ... EOF</summary>

@@ -58,17 +58,30 @@ public static class PolicyParser
             starts.Add(packed.Count);
             // Duplicates and overlaps are fine: a prefix the policy already routes is routed once (the first
             // route with its key stays; the list is compacted in place).
-            var index = new RouteIndex(packed);
+            RouteIndex? index = null;
             var kept = routes.Count;
-            for (var i = 0; i < kept; i++) index.Insert(i);
             for (var l = 0; l < lists.Count; l++)
             {
                 var start = kept;
-                for (var i = starts[l]; i < starts[l + 1]; i++)
+                if (kept == 0 && PackedRoutes.Ascending(packed, starts[l], starts[l + 1]))
                 {
-                    if (index.First(packed.At(i).Key) >= 0) continue;
-                    packed.Set(kept, packed.At(i));
-                    index.Insert(kept++);
+                    // A sorted file (as published lists are) with nothing before it: a duplicate is its line before's
+                    // twin, found without an index.
+                    for (var i = starts[l]; i < starts[l + 1]; i++)
+                        if (kept == 0 || !packed.At(kept - 1).Key.Equals(packed.At(i).Key)) packed.Set(kept++, packed.At(i));
+                }
+                else
+                {
+                    if (index is null)
+                    {
+                        index = new RouteIndex(packed);
+                        for (var i = 0; i < kept; i++) index.Insert(i);
+                    }
+                    for (var i = starts[l]; i < starts[l + 1]; i++)
+                    {
+                        packed.Set(kept, packed.At(i));
+                        if (index.AddKey(kept)) kept++;
+                    }
                 }
                 prefixLists.Add(lists[l] with { Routes = packed.Range(start, kept - start) });
             }

@@ -53,25 +53,63 @@ public static class PrefixFile
         using (reader)
         {
             var number = 0;
-            while (reader.ReadLine() is { } line)
+            foreach (var line in Lines(reader))
             {
                 number++;
-                var text = line.AsSpan();
+                var text = line.Span;
                 var hash = text.IndexOf('#');
                 if (hash >= 0) text = text[..hash];
                 text = text.Trim();
                 if (text.IsEmpty) continue;
-                if (!TryParsePrefix(text, out var prefix))
+                if (!TryParsePrefix(text, out var address, out var isV6, out var length))
                     throw new InputException($"{o.File}:{number}",
                         $"'{Net.Printable(text.ToString())}' is not a prefix; expected one IPv4 or IPv6 prefix a line, without host bits (e.g. 10.0.0.0/8, 2001:db8::/32)");
-                var isV6 = prefix.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6;
                 var (template, error) = isV6 ? v6 : v4;
                 if (template is null)
                     throw new InputException($"{o.File}:{number}", $"'{Net.Printable(text.ToString())}' cannot take {field}.Route: {error!.Message}");
-                routes.Add(new PackedRoute(new PackedRouteKey(prefix, template.Table, template.Metric), (isV6 ? v6Tail : v4Tail)!));
+                routes.Add(new PackedRoute(new PackedRouteKey(address, isV6, length, template.Table, template.Metric), (isV6 ? v6Tail : v4Tail)!));
             }
         }
         return new PrefixListRoutes(field, name, table, routes.Range(start, routes.Count - start));
+    }
+
+    /// <summary>
+    /// The lines of <paramref name="reader"/> as TextReader.ReadLine splits them (at "\n", "\r\n" or "\r"), each a
+    /// slice of one buffer that the next line reuses: a million lines are read without a string each.
+    /// </summary>
+    internal static IEnumerable<ReadOnlyMemory<char>> Lines(TextReader reader)
+    {
+        var buffer = new char[1 << 16];
+        var filled = 0;
+        var ended = false;
+        while (true)
+        {
+            if (!ended)
+            {
+                if (filled == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2); // a line longer than the buffer
+                var read = reader.Read(buffer, filled, buffer.Length - filled);
+                if (read == 0) ended = true;
+                filled += read;
+            }
+            var at = 0;
+            while (at < filled)
+            {
+                var end = buffer.AsSpan(at, filled - at).IndexOfAny('\r', '\n');
+                // A line that goes on past the buffer, or a "\r" whose "\n" may be the next read's first char.
+                if (!ended && (end < 0 || at + end == filled - 1 && buffer[at + end] == '\r')) break;
+                if (end < 0)
+                {
+                    yield return buffer.AsMemory(at, filled - at);
+                    at = filled;
+                    break;
+                }
+                yield return buffer.AsMemory(at, end);
+                at += end + (buffer[at + end] == '\r' && at + end + 1 < filled && buffer[at + end + 1] == '\n' ? 2 : 1);
+            }
+            if (ended && at >= filled) yield break;
+            buffer.AsSpan(at, filled - at).CopyTo(buffer);
+            filled -= at;
+        }
     }
 
     static (Route? Route, InputException? Error) Template(string field, string line, PolicyTables tables, byte protocol)
@@ -85,10 +123,19 @@ public static class PrefixFile
     public static bool TryParsePrefix(ReadOnlySpan<char> text, out IPNetwork prefix)
     {
         prefix = default;
+        if (!TryParsePrefix(text, out var address, out var v6, out var length)) return false;
+        prefix = new PackedRouteKey(address, v6, length, 0, 0).Destination;
+        return true;
+    }
+
+    /// <summary>The same as a number (an IPv4 address in the low 32 bits), with no object made.</summary>
+    internal static bool TryParsePrefix(ReadOnlySpan<char> text, out UInt128 address, out bool v6, out int length)
+    {
+        length = 0;
         var slash = text.IndexOf('/');
-        if (!Net.TryParseAddress(slash < 0 ? text : text[..slash], out var address)) return false;
-        var max = Net.MaxPrefix(address.AddressFamily);
-        var length = max;
+        if (!Net.TryParseAddressBits(slash < 0 ? text : text[..slash], out address, out v6)) return false;
+        var max = v6 ? 128 : 32;
+        length = max;
         if (slash >= 0)
         {
             var bits = text[(slash + 1)..];
@@ -96,7 +143,7 @@ public static class PrefixFile
                 || length > max)
                 return false;
         }
-        prefix = Net.Masked(address, length);
-        return prefix.BaseAddress.Equals(address);
+        // No host bits: the address is its own network.
+        return (address & PackedRouteKey.HostBits(v6, length)) == 0;
     }
 }

@@ -67,8 +67,8 @@ public static class Reconciler
         {
             var owned = mode == ReconcileMode.FlushAll ? policy.Owned : Ownership.ByProtocol(policy.Protocol);
             // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
-            return new PolicyPlan([.. Daemon(policy, snapshot, ReconcileMode.Flush), .. Marks(null, snapshot), .. Planner.Remove(snapshot.State, owned),
-                .. TunnelPlanner.Remove(snapshot.Links)], [])
+            return new PolicyPlan(ChangeList.Concat(Daemon(policy, snapshot, ReconcileMode.Flush), Marks(null, snapshot), Planner.Remove(snapshot.State, owned),
+                TunnelPlanner.Remove(snapshot.Links)), [])
             {
                 Forgotten = mode == ReconcileMode.FlushAll ? [.. live.Select(r => r.Device)] : [],
             };
@@ -77,9 +77,9 @@ public static class Reconciler
         var waiting = new Dictionary<string, (int Routes, int Uplinks)>(StringComparer.Ordinal);
         var forgotten = new List<string>();
         var routing = Routing(policy, snapshot, notes, waiting, adopt);
-        IReadOnlyList<Change> changes =
-            [.. Tunnels(policy, snapshot, notes), .. routing, .. Live(live, snapshot, forgotten), .. Marks(policy.Marks, snapshot), .. Sysctls(policy, snapshot),
-             .. Daemon(policy, snapshot, mode)];
+        // Joined, not copied: the routing part may be a million routes made only as they are read.
+        var changes = ChangeList.Concat(Tunnels(policy, snapshot, notes), routing, Live(live, snapshot, forgotten), Marks(policy.Marks, snapshot),
+            Sysctls(policy, snapshot), Daemon(policy, snapshot, mode));
         Reachable(policy, live, snapshot, changes);
         var failClosed = new List<Change>();
         if (policy.FailClosed.Count > 0)
@@ -237,10 +237,12 @@ public static class Reconciler
         var owns = new Ownership(
             r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)) || adoptedRoutes.Contains(r),
             r => r.Protocol == protocol || adoptedRules.ContainsKey(r));
-        var changes = Planner.Plan(desired, current, owns).ToList();
+        var planned = Planner.Plan(desired, current, owns);
+        if (adoptedRules.Count == 0) return planned;
         // A rule at the same priority is taken over by deleting theirs before adding ours: the kernel refuses a second
         // rule it counts as the same one (EEXIST), whoever owns it. One at another priority is not the kernel's same
         // rule: ours goes in first and theirs comes out after (the planner's order), so no packet finds neither.
+        var changes = planned.ToList();
         foreach (var (theirs, ours) in adoptedRules)
         {
             if (theirs.Priority != ours.Priority) continue;
@@ -275,9 +277,20 @@ public static class Reconciler
         var failed = new List<(Route Route, string Why)>();
         (uint, string?, IPAddress)? last = null;
         string? lastWhy = null;
-        foreach (var change in changes)
+        var packed = changes as IPackedChanges;
+        for (var i = 0; i < changes.Count; i++)
         {
-            var r = change switch { AddRoute a => a.Route, ReplaceRoute x => x.New, _ => null };
+            // A packed route (a prefix file's) is judged by its shared tail: made into a Route only when it fails.
+            if (packed is not null && packed.TryPacked(i, out var p, out var delete))
+            {
+                if (delete || p.Tail.Gateway is not { } pg || p.Tail.Type != RouteType.Unicast || pg.IsIPv6LinkLocal) continue;
+                if (last is { } pk && pk.Item1 == p.Key.Table && ReferenceEquals(pk.Item3, pg) && pk.Item2 == p.Tail.Device)
+                {
+                    if (lastWhy is not null) failed.Add((p.ToRoute(), lastWhy));
+                    continue;
+                }
+            }
+            var r = changes[i] switch { AddRoute a => a.Route, ReplaceRoute x => x.New, _ => null };
             if (r?.Gateway is not { } g || r.Type != RouteType.Unicast || g.IsIPv6LinkLocal) continue;
             if (r.Device is { } dev && !links.ContainsKey(dev) && !tunnels.ContainsKey(dev)) continue;
             var key = (r.Table, r.Device, g);
@@ -303,9 +316,14 @@ public static class Reconciler
         var connected = new List<Route>();
         foreach (var c in snapshot.State.Routes)
             if (c.Gateway is null && c.Type == RouteType.Unicast) connected.Add(c);
-        foreach (var change in changes)
-            if ((change switch { AddRoute a => a.Route, ReplaceRoute x => x.New, _ => null }) is { Gateway: null, Type: RouteType.Unicast } c)
+        var packed = changes as IPackedChanges;
+        for (var i = 0; i < changes.Count; i++)
+        {
+            if (packed is not null && packed.TryPacked(i, out var p, out var delete)
+                && (delete || p.Tail.Gateway is not null || p.Tail.Type != RouteType.Unicast)) continue;
+            if ((changes[i] switch { AddRoute a => a.Route, ReplaceRoute x => x.New, _ => null }) is { Gateway: null, Type: RouteType.Unicast } c)
                 connected.Add(c);
+        }
         return connected;
     }
 
@@ -385,22 +403,36 @@ public static class Reconciler
     static KernelState Desired(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes,
         Dictionary<string, (int Routes, int Uplinks)> waiting)
     {
-        IReadOnlyList<Route> present = policy.Routes;
-        if (policy.Routes.Any(r => r.Device is not null))
+        // Read packed (a prefix file's routes are never made here), and copied only when some route waits.
+        var all = policy.Routes;
+        var packed = all as PackedRoutes;
+        string? DeviceAt(int i) => packed is null ? all[i].Device : packed.At(i).Tail.Device;
+        HashSet<string>? devices = null;
+        string? seen = null; // a list's routes share their device's string: one lookup, not a million
+        bool Here(string? dev)
         {
-            var devices = new HashSet<string>(snapshot.Links.Select(l => l.Name), StringComparer.Ordinal);
-            var kept = new List<Route>(policy.Routes.Count);
-            foreach (var r in policy.Routes)
+            if (dev is null || ReferenceEquals(dev, seen)) return true;
+            devices ??= new HashSet<string>(snapshot.Links.Select(l => l.Name), StringComparer.Ordinal);
+            if (!devices.Contains(dev)) return false;
+            seen = dev;
+            return true;
+        }
+        var missing = 0;
+        for (var i = 0; i < all.Count; i++)
+            if (DeviceAt(i) is { } dev && !Here(dev))
             {
-                if (r.Device is { } dev && !devices.Contains(dev))
-                {
-                    waiting[dev] = waiting.TryGetValue(dev, out var w) ? (w.Routes + 1, w.Uplinks) : (1, 0);
-                    continue;
-                }
-                kept.Add(r);
+                missing++;
+                waiting[dev] = waiting.TryGetValue(dev, out var w) ? (w.Routes + 1, w.Uplinks) : (1, 0);
             }
+        var present = all;
+        if (missing > 0 && packed is not null)
+        {
+            var kept = new PackedRoutes(all.Count - missing);
+            for (var i = 0; i < all.Count; i++)
+                if (Here(DeviceAt(i))) kept.Add(in packed.At(i));
             present = kept;
         }
+        else if (missing > 0) present = all.Where(r => Here(r.Device)).ToList();
         var pins = Pins(policy, snapshot, notes);
         if (policy.Uplinks.Count == 0 && policy.FailClosed.Count == 0)
             return PolicyState.Settle(new KernelState(pins.Count == 0 ? present : [.. present, .. pins], policy.Rules), snapshot.State);

@@ -99,8 +99,11 @@ public static class RestoreReason
         return $"{(r.Family.IsV6() ? "IPv6 " : "")}rule {r.Priority} {args}";
     }
 
+    /// <summary>With the family, as a rule's: "default" is both families' word, and the IPv4 and IPv6 default routes
+    /// of a table are two objects (each restored, counted and backed off from on its own).</summary>
     static string Route(Route r, TableNames tables, ProtocolNames protocols) =>
-        "route " + IpCommand.RouteArgs(r, tables, protocols).Replace($" proto {protocols.Format(r.Protocol)}", "", StringComparison.Ordinal);
+        $"{(r.Family.IsV6() ? "IPv6 " : "")}route " +
+        IpCommand.RouteArgs(r, tables, protocols).Replace($" proto {protocols.Format(r.Protocol)}", "", StringComparison.Ordinal);
 
     /// <param name="appeared">devices that were waited for before this change and exist now.</param>
     public static string Of(Change c, TableNames tables, ProtocolNames protocols, IReadOnlySet<string> appeared)

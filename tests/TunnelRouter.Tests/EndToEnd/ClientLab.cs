@@ -1,4 +1,5 @@
 using TunnelRouter.Tests.Support;
+using Xunit;
 
 namespace TunnelRouter.Tests.EndToEnd;
 
@@ -62,16 +63,26 @@ public sealed class ClientLab : NamespaceLab
         }
     }
 
-    /// <summary>The router's policy: seed 000 as an Instances entry, and the table's fail-closed routes from apply.</summary>
-    public void WritePolicy(string instance)
+    /// <summary>The router's policy: seed 000 as an Instances entry, and the table's kill switch from apply —
+    /// <c>FailClosed</c>, or the plain route form it replaces (<paramref name="failClosed"/> false).</summary>
+    public void WritePolicy(string instance, bool failClosed = true) => WritePolicyWith($$"""
+        "Tables": { "nyet": 100 },
+        {{(failClosed ? KillSwitch : PlainKillSwitch)}},
+        "Instances": [ {{instance}} ]
+        """);
+
+    public const string KillSwitch = "\"FailClosed\": [ \"nyet\" ]";
+    public const string PlainKillSwitch =
+        "\"Routes\": [ \"unreachable default table nyet metric 4294967295\", \"-6 unreachable default table nyet metric 4294967295\" ]";
+
+    /// <summary>The router's policy file: the lab's own names and lock, and <paramref name="members"/>.</summary>
+    public void WritePolicyWith(string members)
     {
         File.WriteAllText(PolicyPath, $$"""
             {
               "Iproute2Dir": "{{Path.Combine(Dir, "iproute2")}}",
               "LockFile": "{{Path.Combine(Dir, "lock")}}",
-              "Tables": { "nyet": 100 },
-              "Routes": [ "unreachable default table nyet metric 4294967295", "-6 unreachable default table nyet metric 4294967295" ],
-              "Instances": [ {{instance}} ]
+              {{members}}
             }
             """);
         File.SetUnixFileMode(PolicyPath, (UnixFileMode)0b110_100_100);
@@ -115,8 +126,9 @@ public sealed class ClientLab : NamespaceLab
         return Track(new OpenVpnProcess(Server, name, config, Path.Combine(Server.StateDir, name + ".log")));
     }
 
-    /// <summary>The router's OpenVPN client on tun2 with tunnel-router as --up/--down.</summary>
-    public OpenVpnProcess StartClient(int run = 0, bool allowRecursiveRouting = true)
+    /// <summary>The router's OpenVPN client on tun2, with tunnel-router as --up/--down unless <paramref name="hook"/> is
+    /// false (then <c>watch</c> or the next apply routes it).</summary>
+    public OpenVpnProcess StartClient(int run = 0, bool allowRecursiveRouting = true, bool hook = true)
     {
         var pki = Pki.Instance;
         var name = $"client-{run}";
@@ -126,8 +138,8 @@ public sealed class ClientLab : NamespaceLab
         [
             "client", "dev tun2", "dev-type tun", "proto udp", $"remote {Server4} 1194", "nobind", "remote-cert-tls server",
             $"ca {pki.Ca}", $"cert {pki.Cert(Pki.Clients[0])}", $"key {pki.Key(Pki.Clients[0])}", "verb 3",
-            $"log {Path.Combine(Dir, name + ".log")}", "script-security 2",
-            $"up \"{bin} --config {PolicyPath}\"", $"down \"{bin} --config {PolicyPath}\"",
+            $"log {Path.Combine(Dir, name + ".log")}",
+            .. hook ? new[] { "script-security 2", $"up \"{bin} --config {PolicyPath}\"", $"down \"{bin} --config {PolicyPath}\"" } : [],
             .. allowRecursiveRouting ? new[] { "allow-recursive-routing" } : [],
         ]);
         return Track(new OpenVpnProcess(Router, name, config, Path.Combine(Dir, name + ".log")));
@@ -136,8 +148,33 @@ public sealed class ClientLab : NamespaceLab
     /// <summary>Three pings from the LAN host to the server; the exit code says whether one was answered.</summary>
     public RunResult PingFromLan(string to) => Lan.Exec("/usr/bin/ping", ["-n", "-c", "3", "-i", "0.2", "-w", "5", to]);
 
+    /// <summary>The LAN host's pings to the server arrive on its tunnel side, in both families, and none on its plain side.</summary>
+    public void Flows(OpenVpnProcess client, string why)
+    {
+        var before4 = Seen(0);
+        var before6 = Seen(1);
+        var ping4 = PingFromLan(Server4);
+        var ping6 = PingFromLan(Server6);
+        Assert.True(ping4.ExitCode == 0 && ping6.ExitCode == 0,
+            $"{why}: the LAN host cannot ping the server:\n{ping4.Stdout}{ping6.Stdout}\n{client.Log}\n{Router.Dump()}");
+        Assert.True(Seen(0) > before4, $"{why}: no IPv4 echo request from the LAN arrived on the server's tunnel side");
+        Assert.True(Seen(1) > before6, $"{why}: no IPv6 echo request from the LAN arrived on the server's tunnel side");
+        Assert.Equal(0, Seen(2));
+        Assert.Equal(0, Seen(3));
+    }
+
+    /// <summary>What of the LAN's reached the server by its plain interface (IPv4, IPv6): a leak past the tunnel.</summary>
+    public (long V4, long V6) Leaked() => (Seen(2), Seen(3));
+
     /// <summary>Packets counted by the nth rule of the server's chain "seen".</summary>
     public long Seen(int index) => OpenVpnLab.Counter(Server, "seen", index);
+
+    /// <summary>apply's kill switch is in nyet, in both families: an unreachable default at the table's highest metric.</summary>
+    public void KillSwitchHolds()
+    {
+        Assert.Matches(@"(?m)^unreachable default proto 147 metric 4294967295", Nyet());
+        Assert.Matches(@"(?m)^unreachable default dev lo proto 147 metric 4294967295", Nyet("-6"));
+    }
 
     public string Nyet(string family = "-4") => Router.Ip(family, "route", "show", "table", "100");
 }

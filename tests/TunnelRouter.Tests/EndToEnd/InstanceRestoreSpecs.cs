@@ -33,7 +33,7 @@ public class InstanceRestoreSpecs
         lab.StartServer().WaitFor(OpenVpnProcess.Ready);
         var client = lab.StartClient();
         client.WaitFor(OpenVpnProcess.Ready);
-        ClientInstancesSpecs.Flows(lab, client, "after up");
+        lab.Flows(client, "after up");
         var asUpMadeIt = State(lab);
 
         DeleteTheHooksObjects(lab);
@@ -47,7 +47,7 @@ public class InstanceRestoreSpecs
         Assert.Contains("[#] ip -4 rule add from 192.168.10.0/24 to 198.51.100.7", apply.Stderr);
         Assert.Equal(asUpMadeIt, State(lab));
         Assert.Equal(0, lab.Tool("plan").ExitCode);
-        ClientInstancesSpecs.Flows(lab, client, "after apply restored the instance's lines");
+        lab.Flows(client, "after apply restored the instance's lines");
 
         using (var watch = new WatchProcess(lab.Router, ["--config", lab.PolicyPath]))
         {
@@ -56,7 +56,7 @@ public class InstanceRestoreSpecs
             Eventually.True(() => State(lab) == asUpMadeIt, () => $"watch did not restore the instance's lines:\n{watch.Output}\n{State(lab)}");
             watch.WaitFor($"{Rule4} was deleted by someone else: restored");
         }
-        ClientInstancesSpecs.Flows(lab, client, "after watch restored the instance's lines");
+        lab.Flows(client, "after watch restored the instance's lines");
 
         client.Stop();
         // Down removes the restored objects as it would have removed up's own.

@@ -53,6 +53,9 @@ public class ContribSpecs
         Assert.Contains("ExecStart=/usr/local/sbin/tunnel-router watch", unit);
         Assert.Contains("ExecReload=/bin/kill -HUP $MAINPID", unit);
         Assert.DoesNotContain(unit, l => l.StartsWith("ExecStop", StringComparison.Ordinal));
+        // It would restore what tunnel-router.service's stop removes: it stops (first) and restarts with that unit.
+        Assert.Contains("PartOf=tunnel-router.service", unit);
+        Assert.Contains("After=network-online.target tunnel-router.service", unit);
     }
 
     [Fact]

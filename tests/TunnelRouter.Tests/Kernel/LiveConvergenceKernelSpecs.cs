@@ -227,6 +227,40 @@ public class LiveConvergenceKernelSpecs
     }
 
     [Fact]
+    public void Watch_says_a_device_made_again_between_two_re_plans_appeared_and_not_that_someone_deleted_its_routes()
+    {
+        using var ns = Gateway();
+        var policy = Policy(ns);
+        ns.AddTun("tun2", "10.8.0.2/24");
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        using var watch = new WatchProcess(ns, ["-c", policy]);
+
+        // Deleted and made again by one ip process, within watch's debounce: OpenVPN killed and started again at once.
+        ns.Exec("/usr/sbin/ip", ["-batch", "-"], stdin: "link del tun2\ntuntap add dev tun2 mode tun\nlink set tun2 up\n").ShouldSucceed();
+
+        watch.WaitFor("tun2 appeared: route default dev tun2 table nyet installed");
+        Eventually.True(() => ns.Ip("route", "show", "table", "201").Contains("default dev tun2 proto 147"), () => watch.Output);
+        Assert.DoesNotContain("deleted by someone else", watch.Output);
+    }
+
+    [Fact]
+    public void Flush_under_a_running_watch_says_that_watch_restores_what_it_removed()
+    {
+        using var ns = Gateway();
+        var policy = Policy(ns);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        var alone = Run(ns, ["flush", "-c", policy]).ShouldSucceed();
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        using var watch = new WatchProcess(ns, ["-c", policy]);
+
+        var flush = Run(ns, ["flush", "-c", policy]).ShouldSucceed();
+
+        Assert.DoesNotContain("watch runs", alone.Stderr);
+        Assert.Contains("a tunnel-router watch runs on this host and restores what flush removed; stop it first", flush.Stderr);
+        watch.WaitFor("rule 2000 from 192.168.5.0/24 lookup nyet was deleted by someone else: restored");
+    }
+
+    [Fact]
     public void Watch_backs_off_with_one_clear_line_from_a_rule_someone_keeps_deleting()
     {
         using var ns = Gateway();

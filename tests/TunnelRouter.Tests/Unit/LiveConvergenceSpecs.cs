@@ -333,4 +333,19 @@ public class RestoreLimiterSpecs
         Assert.Equal("tun2 appeared: route 10.20.0.0/16 dev tun2 table 201 installed",
             RestoreReason.Of(new AddRoute(route), TableNames.Numeric, ProtocolNames.Numeric, new HashSet<string> { "tun2" }));
     }
+
+    [Fact]
+    public void The_IPv4_and_IPv6_default_routes_of_a_table_are_two_subjects_and_each_reason_says_its_family()
+    {
+        var v4 = new Route(Net.ParsePrefix("d", "0.0.0.0/0"), 201, 147, device: "tun2");
+        var v6 = new Route(Net.ParsePrefix("d", "::/0"), 201, 147, device: "tun2");
+        var appeared = new HashSet<string> { "tun2" };
+
+        Assert.Equal("tun2 appeared: route default dev tun2 table 201 installed",
+            RestoreReason.Of(new AddRoute(v4), TableNames.Numeric, ProtocolNames.Numeric, appeared));
+        Assert.Equal("tun2 appeared: IPv6 route default dev tun2 table 201 installed",
+            RestoreReason.Of(new AddRoute(v6), TableNames.Numeric, ProtocolNames.Numeric, appeared));
+        Assert.NotEqual(RestoreReason.Subject(new AddRoute(v4), TableNames.Numeric, ProtocolNames.Numeric),
+            RestoreReason.Subject(new AddRoute(v6), TableNames.Numeric, ProtocolNames.Numeric));
+    }
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using TunnelRouter.Cli;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
@@ -48,6 +49,13 @@ public class PrefixFileSpecs : IDisposable
     }
 
     [Theory]
+    [InlineData("10.0.0.0/8\n10.0.0.0/8\n10.1.0.0/16\n2001:db8::/32\n2001:db8::/32\n", "10.0.0.0/8 10.1.0.0/16 2001:db8::/32")]
+    [InlineData("10.1.0.0/16\n10.0.0.0/8\n10.1.0.0/16\n10.0.0.0/8\n", "10.1.0.0/16 10.0.0.0/8")]
+    [InlineData("2001:db8::/32\n10.0.0.0/8\n2001:db8::/32\n", "2001:db8::/32 10.0.0.0/8")]
+    public void A_duplicate_is_dropped_whether_the_file_is_sorted_or_not_and_the_files_order_is_kept(string text, string kept) =>
+        Assert.Equal(kept, string.Join(' ', Parse(text).Routes.Select(r => Net.Format(r.Destination))));
+
+    [Theory]
     [InlineData("10.0.0.0/8\n10.0.0.1/8\n", "/lists/ru.txt:2: '10.0.0.1/8' is not a prefix")]
     [InlineData("10.0.0.0/8\n\n10/8\n", "/lists/ru.txt:3: '10/8' is not a prefix")]
     [InlineData("banana\n", "/lists/ru.txt:1: 'banana' is not a prefix")]
@@ -87,5 +95,58 @@ public class PrefixFileSpecs : IDisposable
             Iproute2Files.Load(_dir), "policy.json", _ => new StringReader("")));
 
         Assert.Equal("policy.json: PrefixLists[0].File: 'ru.txt' is not an absolute path", e.Message);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("\n")]
+    [InlineData("a")]
+    [InlineData("a\nb")]
+    [InlineData("a\r\nb\r\n")]
+    [InlineData("a\rb\r\rc\n\n")]
+    [InlineData("\r\n\r\n# x\r\n10.0.0.0/8")]
+    public void A_prefix_file_is_split_into_lines_as_ReadLine_splits_it(string text) =>
+        Assert.Equal(ReadLines(text), PrefixFile.Lines(new StringReader(text)).Select(l => l.ToString()));
+
+    [Theory]
+    [InlineData(65535, "\r\n")]
+    [InlineData(65536, "\r\n")]
+    [InlineData(65535, "\r")]
+    [InlineData(200000, "\n")]
+    public void Lines_longer_than_the_buffer_and_line_ends_across_two_reads_are_split_the_same(int length, string end)
+    {
+        var text = new string('x', length) + end + "10.0.0.0/8" + end + new string('y', 3) + end + "last";
+
+        Assert.Equal(ReadLines(text), PrefixFile.Lines(new StringReader(text)).Select(l => l.ToString()));
+    }
+
+    static List<string> ReadLines(string text)
+    {
+        var reader = new StringReader(text);
+        var lines = new List<string>();
+        while (reader.ReadLine() is { } line) lines.Add(line);
+        return lines;
+    }
+
+    [Theory]
+    [InlineData("10.0.0.0/8", true)]
+    [InlineData("10.0.0.1/8", false)]
+    [InlineData("0.0.0.0/0", true)]
+    [InlineData("192.0.2.7", true)]
+    [InlineData("2001:db8::/32", true)]
+    [InlineData("2001:db8::1/32", false)]
+    [InlineData("::/0", true)]
+    [InlineData("::ffff:10.0.0.0/104", true)]
+    [InlineData("10.0.0.0/33", false)]
+    [InlineData("10/8", false)]
+    [InlineData("010.0.0.0/8", false)]
+    [InlineData("fe80::1%eth0", false)]
+    public void A_prefix_read_as_a_number_is_the_prefix_read_as_a_network(string text, bool valid)
+    {
+        Assert.Equal(valid, PrefixFile.TryParsePrefix(text, out var network));
+        if (!valid) return;
+        var slash = text.IndexOf('/');
+        var address = IPAddress.Parse(slash < 0 ? text : text[..slash]);
+        Assert.Equal(new IPNetwork(address, slash < 0 ? Net.MaxPrefix(address.AddressFamily) : int.Parse(text[(slash + 1)..])), network);
     }
 }

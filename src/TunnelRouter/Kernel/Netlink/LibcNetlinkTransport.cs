@@ -3,16 +3,17 @@ using TunnelRouter.Interop;
 
 namespace TunnelRouter.Kernel.Netlink;
 
-/// <summary>A NETLINK_ROUTE socket through libc: errno of the syscalls becomes <see cref="NetlinkException"/>.</summary>
+/// <summary>A netlink socket through libc (NETLINK_ROUTE unless asked otherwise): errno of the syscalls becomes
+/// <see cref="NetlinkException"/>.</summary>
 internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
 {
     int _fd;
 
     LibcNetlinkTransport(int fd) => _fd = fd;
 
-    public static LibcNetlinkTransport Open()
+    public static LibcNetlinkTransport Open(int protocol = Nl.NETLINK_ROUTE)
     {
-        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Nl.NETLINK_ROUTE);
+        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, protocol);
         if (fd < 0) throw NetlinkException.Of("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
         var transport = new LibcNetlinkTransport(fd);
         try

@@ -107,6 +107,7 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
             _grown = true;
             if (Socket.GrowReceiveBuffer(ReceiveBuffer)) _batch = LargeBatch;
         }
+        var packed = changes as IPackedChanges;
         var done = 0;
         while (done < changes.Count)
         {
@@ -120,10 +121,22 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
             var refused = 0;
             while (end < changes.Count && end - done < _batch && _writer.Length < MaxBatchBytes)
             {
-                if (end > done && relinked.Count > 0 && DevicesOf(changes[end]).Any(relinked.Contains)) break;
-                if (changes[end] is AddLink made) relinked.Add(made.Tunnel.Name);
-                if (changes[end] is DeleteLink gone) relinked.Add(gone.Tunnel.Name);
-                refused = Encode(changes[end], firstSeq + (uint)(end - done), devices, out var reason);
+                string? reason;
+                var seq = firstSeq + (uint)(end - done);
+                // A route of a packed list is written from it, without a change and a route made for it.
+                if (packed is not null && packed.TryPacked(end, out var route, out var delete))
+                {
+                    if (end > done && route.Tail.Device is { } d && relinked.Contains(d)) break;
+                    refused = EncodeRoute(route, delete, seq, devices, out reason);
+                }
+                else
+                {
+                    var change = changes[end];
+                    if (end > done && relinked.Count > 0 && DevicesOf(change).Any(relinked.Contains)) break;
+                    if (change is AddLink made) relinked.Add(made.Tunnel.Name);
+                    if (change is DeleteLink gone) relinked.Add(gone.Tunnel.Name);
+                    refused = Encode(change, seq, devices, out reason);
+                }
                 if (refused != 0)
                 {
                     if (end == done) throw Failed(changes, end, refused, reason);
@@ -210,16 +223,28 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
 
     int EncodeRoute(Route route, ushort type, ushort flags, uint seq, DeviceIndexes devices, out string? reason)
     {
+        var refused = DeviceOf(route.Device, type == Nl.RTM_DELROUTE, devices, out var oif, out reason);
+        if (refused == 0) NetlinkRoutes.Write(_writer, type, flags, seq, route, oif);
+        return refused;
+    }
+
+    int EncodeRoute(in PackedRoute route, bool delete, uint seq, DeviceIndexes devices, out string? reason)
+    {
+        var refused = DeviceOf(route.Tail.Device, delete, devices, out var oif, out reason);
+        if (refused == 0)
+            NetlinkRoutes.Write(_writer, delete ? Nl.RTM_DELROUTE : Nl.RTM_NEWROUTE, delete ? (ushort)0 : (ushort)(Nl.NLM_F_CREATE | Nl.NLM_F_EXCL), seq, route, oif);
+        return refused;
+    }
+
+    /// <summary>The index of a route's device (0 for none); an errno when the device does not exist.</summary>
+    static int DeviceOf(string? device, bool delete, DeviceIndexes devices, out uint oif, out string? reason)
+    {
         reason = null;
-        var oif = 0u;
-        if (route.Device is not null && (oif = devices.Of(route.Device)) == 0)
-        {
-            reason = $"Cannot find device \"{route.Device}\"";
-            // A route goes with its device: if the device is gone, so is the route.
-            return type == Nl.RTM_DELROUTE ? Errno.ESRCH : Errno.ENODEV;
-        }
-        NetlinkRoutes.Write(_writer, type, flags, seq, route, oif);
-        return 0;
+        oif = 0;
+        if (device is null || (oif = devices.Of(device)) != 0) return 0;
+        reason = $"Cannot find device \"{device}\"";
+        // A route goes with its device: if the device is gone, so is the route.
+        return delete ? Errno.ESRCH : Errno.ENODEV;
     }
 
     public void Dispose()

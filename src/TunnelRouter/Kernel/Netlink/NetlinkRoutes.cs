@@ -14,32 +14,44 @@ internal static class NetlinkRoutes
     /// The scope is what iproute2 picks: link for a unicast route without a gateway, universe otherwise,
     /// "nowhere" (any) for a delete.
     /// </summary>
-    public static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, Route r, uint oif)
+    public static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, Route r, uint oif) =>
+        Write(w, type, flags, seq, new PackedRouteKey(r), r.Protocol, r.Gateway, r.Source, r.Type, r.OnLink, r.Mtu, oif);
+
+    /// <summary>The same from a packed route: a prefix file's routes go out without a route made for each.</summary>
+    public static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, in PackedRoute r, uint oif) =>
+        Write(w, type, flags, seq, r.Key, r.Tail.Protocol, r.Tail.Gateway, r.Tail.Source, r.Tail.Type, r.Tail.OnLink, r.Tail.Mtu, oif);
+
+    static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, in PackedRouteKey key, byte protocol, IPAddress? gateway,
+        IPAddress? source, RouteType routeType, bool onLink, uint mtu, uint oif)
     {
         w.BeginMessage(type, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | flags), seq);
         var delete = type == Nl.RTM_DELROUTE;
         w.Put(new rtmsg
         {
-            rtm_family = Family(r.Family),
-            rtm_dst_len = (byte)r.Destination.PrefixLength,
+            rtm_family = key.IsV6 ? Nl.AF_INET6 : Nl.AF_INET,
+            rtm_dst_len = (byte)key.PrefixLength,
             // Tables above 255 only fit RTA_TABLE; rtm_table then says "see the attribute".
-            rtm_table = r.Table < 256 ? (byte)r.Table : Nl.RT_TABLE_UNSPEC,
-            rtm_protocol = r.Protocol,
+            rtm_table = key.Table < 256 ? (byte)key.Table : Nl.RT_TABLE_UNSPEC,
+            rtm_protocol = protocol,
             rtm_scope = delete ? Nl.RT_SCOPE_NOWHERE
-                : r.Type == RouteType.Unicast && r.Gateway is null ? Nl.RT_SCOPE_LINK : Nl.RT_SCOPE_UNIVERSE,
-            rtm_type = (byte)r.Type,
-            rtm_flags = r.OnLink ? Nl.RTNH_F_ONLINK : 0,
+                : routeType == RouteType.Unicast && gateway is null ? Nl.RT_SCOPE_LINK : Nl.RT_SCOPE_UNIVERSE,
+            rtm_type = (byte)routeType,
+            rtm_flags = onLink ? Nl.RTNH_F_ONLINK : 0,
         });
-        w.AttrU32(Nl.RTA_TABLE, r.Table);
-        if (r.Destination.PrefixLength > 0) w.AttrAddress(Nl.RTA_DST, r.Destination.BaseAddress);
-        if (r.Gateway is not null) w.AttrAddress(Nl.RTA_GATEWAY, r.Gateway);
+        w.AttrU32(Nl.RTA_TABLE, key.Table);
+        if (key.PrefixLength > 0)
+        {
+            Span<byte> address = stackalloc byte[16];
+            w.Attr(Nl.RTA_DST, address[..key.WriteAddress(address)]);
+        }
+        if (gateway is not null) w.AttrAddress(Nl.RTA_GATEWAY, gateway);
         if (oif != 0) w.AttrU32(Nl.RTA_OIF, oif);
-        if (r.Source is not null) w.AttrAddress(Nl.RTA_PREFSRC, r.Source);
-        if (r.Metric != 0) w.AttrU32(Nl.RTA_PRIORITY, r.Metric);
-        if (r.Mtu != 0)
+        if (source is not null) w.AttrAddress(Nl.RTA_PREFSRC, source);
+        if (key.Metric != 0) w.AttrU32(Nl.RTA_PRIORITY, key.Metric);
+        if (mtu != 0)
         {
             var metrics = w.BeginNest(Nl.RTA_METRICS);
-            w.AttrU32(Nl.RTAX_MTU, r.Mtu);
+            w.AttrU32(Nl.RTAX_MTU, mtu);
             w.EndNest(metrics);
         }
         w.EndMessage();
@@ -100,7 +112,7 @@ internal static class NetlinkRoutes
         var device = type == RouteType.Unicast && oif != 0 ? names.Of(oif) : null;
         var key = new PackedRouteKey(dst, v6, Math.Min(m.rtm_dst_len, v6 ? (byte)128 : (byte)32), table,
             metric ?? (v6 ? Route.DefaultV6Metric : 0));
-        into.Add(new PackedRoute(key, into.Tail(new RouteTail(m.rtm_protocol, device, gateway, prefsrc, type, (m.rtm_flags & Nl.RTNH_F_ONLINK) != 0, mtu))));
+        into.Add(new PackedRoute(key, into.Tail(m.rtm_protocol, device, gateway, prefsrc, type, (m.rtm_flags & Nl.RTNH_F_ONLINK) != 0, mtu)));
         return true;
     }
 

@@ -29,7 +29,7 @@ internal sealed class NetlinkSocket : IDisposable
         _seq = firstSequence ?? (uint)Random.Shared.NextInt64(1L << 32);
     }
 
-    public static NetlinkSocket Open() => new(LibcNetlinkTransport.Open());
+    public static NetlinkSocket Open(int protocol = Nl.NETLINK_ROUTE) => new(LibcNetlinkTransport.Open(protocol));
 
     /// <summary>The sequence number the next request gets.</summary>
     public uint PeekSequence => _seq + 1;

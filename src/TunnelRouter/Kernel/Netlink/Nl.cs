@@ -6,7 +6,7 @@ namespace TunnelRouter.Kernel.Netlink;
 /// &lt;linux/if_link.h&gt;, &lt;linux/if_addr.h&gt;, with their C names.</summary>
 internal static class Nl
 {
-    public const int NETLINK_ROUTE = 0;
+    public const int NETLINK_ROUTE = 0, NETLINK_NETFILTER = 12;
     public const int SOL_NETLINK = 270;
     public const int NETLINK_CAP_ACK = 10, NETLINK_EXT_ACK = 11, NETLINK_GET_STRICT_CHK = 12;
 

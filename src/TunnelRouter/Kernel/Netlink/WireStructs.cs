@@ -93,3 +93,12 @@ internal struct ifaddrmsg
     public byte ifa_scope;
     public uint ifa_index;
 }
+
+/// <summary>The header of every nfnetlink message (&lt;linux/netfilter/nfnetlink.h&gt;); res_id is big-endian.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct nfgenmsg
+{
+    public byte nfgen_family;
+    public byte version;
+    public ushort res_id;
+}
