@@ -38,7 +38,11 @@ public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<Pla
     public IReadOnlyList<Change> FailClosed { get; init; } = [];
 
     /// <summary>Everything but the kill switches.</summary>
-    public IReadOnlyList<Change> Rest => FailClosed.Count == 0 ? Changes : Changes.Where(c => !FailClosed.Contains(c)).ToList();
+    public IReadOnlyList<Change> Rest => FailClosed.Count == 0 ? Changes
+        // The plan puts them first: what follows is cut, not copied (it may be a million routes made as they are read).
+        : FailClosed.Count <= Changes.Count && Enumerable.Range(0, FailClosed.Count).All(i => ReferenceEquals(Changes[i], FailClosed[i]))
+            ? ChangeList.Slice(Changes, FailClosed.Count, Changes.Count - FailClosed.Count)
+            : Changes.Where(c => !FailClosed.Contains(c)).ToList();
 }
 
 /// <summary>
@@ -85,9 +89,32 @@ public static class Reconciler
         if (policy.FailClosed.Count > 0)
         {
             var kill = policy.FailClosed.ToHashSet();
-            foreach (var c in changes)
-                if (c is AddRoute a && kill.Contains(a.Route) || c is ReplaceRoute r && kill.Contains(r.New)) failClosed.Add(c);
-            if (failClosed.Count > 0) changes = [.. failClosed, .. changes.Where(c => !failClosed.Contains(c))];
+            var packed = changes as IPackedChanges;
+            var at = new List<int>();
+            for (var i = 0; i < changes.Count; i++)
+            {
+                // Only an unreachable route can be a kill switch: a prefix file's packed routes are passed over unmade.
+                if (packed is not null && packed.TryPacked(i, out var p, out var delete) && (delete || p.Tail.Type != RouteType.Unreachable)) continue;
+                var c = changes[i];
+                if (c is AddRoute a && kill.Contains(a.Route) || c is ReplaceRoute r && kill.Contains(r.New))
+                {
+                    failClosed.Add(c);
+                    at.Add(i);
+                }
+            }
+            if (failClosed.Count > 0)
+            {
+                // The kill switches first, then the rest in its order: cut around them, not copied.
+                var parts = new List<IReadOnlyList<Change>> { failClosed };
+                var from = 0;
+                foreach (var i in at)
+                {
+                    parts.Add(ChangeList.Slice(changes, from, i - from));
+                    from = i + 1;
+                }
+                parts.Add(ChangeList.Slice(changes, from, changes.Count - from));
+                changes = ChangeList.Concat([.. parts]);
+            }
         }
         return new PolicyPlan(changes, notes)
         {

@@ -154,6 +154,32 @@ public class LiveConvergenceSpecs : IDisposable
     }
 
     [Fact]
+    public void Kill_switches_go_first_before_a_prefix_files_routes_which_stay_packed_and_in_order()
+    {
+        var prefixes = string.Concat(Enumerable.Range(0, 1000).Select(i => $"10.{i / 256}.{i % 256}.0/24\n"));
+        var policy = PolicyParser.Parse(new TunnelRouterOptions
+        {
+            Tables = new() { ["nyet"] = 201 },
+            FailClosed = ["nyet"],
+            Rules = ["from 192.168.5.0/24 lookup nyet"],
+            PrefixLists = [new PrefixListOptions { File = "/lists/big.txt", Route = "dev tun2 table nyet" }],
+        }, Iproute2Files.Load(_dir), "policy.json", _ => new StringReader(prefixes));
+
+        var plan = Reconciler.Plan(policy, [], new KernelSnapshot { Links = Snapshots.Links("tun2") }, ReconcileMode.Converge);
+
+        Assert.Equal(1003, plan.Changes.Count);
+        Assert.Equal(plan.Changes.Take(2), plan.FailClosed);
+        Assert.All(plan.FailClosed, c => Assert.StartsWith("route add unreachable default table 201", c.Batch()));
+        // The rest is the plan cut after them, its prefix routes still packed (made only when read), in the planner's order.
+        var rest = plan.Rest;
+        Assert.IsAssignableFrom<IPackedChanges>(rest);
+        Assert.Equal(1001, rest.Count);
+        Assert.Equal(1000, Enumerable.Range(0, rest.Count).Count(i => ((IPackedChanges)rest).TryPacked(i, out _, out _)));
+        Assert.Equal(plan.Changes.Skip(2).Select(c => c.Batch()), rest.Select(c => c.Batch()));
+        Assert.DoesNotContain(rest, c => c.Batch()!.Contains("unreachable"));
+    }
+
+    [Fact]
     public void The_plain_route_form_of_a_kill_switch_is_the_same_route_once()
     {
         var policy = Parse(new TunnelRouterOptions
