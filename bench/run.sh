@@ -230,7 +230,7 @@ done
 table=$(cat <<EOF
 | Benchmark | tunnel-router | baseline | ratio (CPU ratio) | target |
 |---|---|---|---|---|
-| P1 hook \`up\`, eduVPN (subnet, /24 + /64, table 200), ms | $(ms "$p1a" "$p1a_lo" "$p1a_hi") | eduVPN up script: $(ms "$p1b" "$p1b_lo" "$p1b_hi") | $(ratio "$p1a" "$p1b") ($(ratio "$p1a_cpu" "$p1b_cpu")) | no regression (0.47 before, this machine kind) |
+| P1 hook \`up\`, eduVPN (subnet, /24 + /64, table 200), ms | $(ms "$p1a" "$p1a_lo" "$p1a_hi") | eduVPN up script: $(ms "$p1b" "$p1b_lo" "$p1b_hi") | $(ratio "$p1a" "$p1b") ($(ratio "$p1a_cpu" "$p1b_cpu")) | no regression |
 | P2 \`apply\` $routes routes + $rules rules from empty, ms | $(ms "$p2a" "$p2a_lo" "$p2a_hi") | \`ip -4/-6 -batch\`: $(ms "$p2b" "$p2b_lo" "$p2b_hi") | $(ratio "$p2a" "$p2b") ($(ratio "$p2a_cpu" "$p2b_cpu")) | ≤ 0.5 |
 | P3 \`apply\` again, nothing to change, ms | $(ms "$p3a" "$p3a_lo" "$p3a_hi") | – | – | ≤ 2 × reading the state (P5 table) |
 | P4 peak RSS during P2, MB | $(awk -v a="$rss" -v lo="$rss_lo" -v hi="$rss_hi" 'BEGIN { printf "%.1f (%.1f–%.1f)", a / 1024, lo / 1024, hi / 1024 }') | \`ip -batch\`: $(awk -v a="$rss_ip" 'BEGIN { printf "%.1f", a / 1024 }') | – | ≤ 64 MB at 100k |
