@@ -127,7 +127,9 @@ table inet lab {
     }
 }
 EOF
-nft_in cA <<'EOF'
+# The same counters where a packet must not go: client1 and the NAT router.
+for at in cA nat; do
+    nft_in "$at" <<'EOF'
 table inet lab {
     chain seen {
         type filter hook prerouting priority 0;
@@ -136,15 +138,7 @@ table inet lab {
     }
 }
 EOF
-nft_in nat <<'EOF'
-table inet lab {
-    chain seen {
-        type filter hook prerouting priority 0;
-        ip daddr 192.168.50.0/24 counter
-        ip6 daddr fd00:50::/64 counter
-    }
-}
-EOF
+done
 
 run apply hook apply
 ovpn srv server
