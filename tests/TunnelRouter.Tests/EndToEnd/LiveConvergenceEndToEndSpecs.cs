@@ -25,13 +25,14 @@ public class LiveHookObjectsSpecs(ITestOutputHelper output)
 
     /// <summary>Seed 003 with PoolRules: the policy applied (by <paramref name="boot"/>, apply unless given), the server
     /// up, two clients connected.</summary>
-    internal static OpenVpnLab ServerWithClients(params string[] boot)
+    /// <param name="backend">the kernel backend of the lab's own commands (apply, plan, watch); null for the default.</param>
+    internal static OpenVpnLab ServerWithClients(string? backend = null, string[]? boot = null)
     {
-        var lab = new OpenVpnLab(clients: 2);
+        var lab = new OpenVpnLab(clients: 2) { Backend = backend };
         try
         {
             lab.WritePolicy(poolRules: true);
-            lab.Tool(boot.Length == 0 ? ["apply"] : boot);
+            lab.Tool(boot is null or [] ? ["apply"] : boot);
             lab.StartServer(new ServerSpec()).WaitFor(OpenVpnProcess.Ready);
             lab.StartClient(0).WaitFor(OpenVpnProcess.Ready);
             lab.StartClient(1).WaitFor(OpenVpnProcess.Ready);
@@ -53,10 +54,12 @@ public class LiveHookObjectsSpecs(ITestOutputHelper output)
                 stdin: string.Join('\n', OpenVpnLab.Lines(DeleteHookObjects).Where(l => l.Contains(':') == (family == "-6")))).ShouldSucceed();
     }
 
-    [Fact]
-    public void Deleted_by_hand_the_hooks_pool_rules_and_routes_are_drift_plan_names_and_apply_restores_and_clients_reach_the_internet_again()
+    [Theory]
+    [InlineData("netlink")]
+    [InlineData("ip")]
+    public void Deleted_by_hand_the_hooks_pool_rules_and_routes_are_drift_plan_names_and_apply_restores_and_clients_reach_the_internet_again(string backend)
     {
-        using var lab = ServerWithClients();
+        using var lab = ServerWithClients(backend);
         var first = lab.ClientsReachTheInternet("connected");
         var hook = Sorted(lab.HookObjects());
         Assert.Equal(4, hook.Length);
@@ -83,15 +86,17 @@ public class LiveHookObjectsSpecs(ITestOutputHelper output)
         output.WriteLine($"echo requests from the NAT router at the internet host (IPv4, IPv6): connected {first}, after apply {again}");
     }
 
-    [Fact]
-    public void Deleted_under_watch_the_hooks_pool_rules_and_routes_are_restored_and_the_restore_latency_is_measured()
+    [Theory]
+    [InlineData("netlink")]
+    [InlineData("ip")]
+    public void Deleted_under_watch_the_hooks_pool_rules_and_routes_are_restored_and_the_restore_latency_is_measured(string backend)
     {
         const int Deletions = 10;
-        using var lab = ServerWithClients();
+        using var lab = ServerWithClients(backend);
         lab.ClientsReachTheInternet("connected");
         var hook = Sorted(lab.HookObjects());
         Assert.Equal(4, hook.Length);
-        using var watch = new WatchProcess(lab.Server, ["-c", lab.PolicyPath]);
+        using var watch = new WatchProcess(lab.Server, ["-c", lab.PolicyPath], lab.ToolEnvironment);
 
         var latencies = new List<double>();
         var polls = new List<double>();
@@ -124,7 +129,7 @@ public class LiveHookObjectsSpecs(ITestOutputHelper output)
         Assert.Equal(0, watch.Count("keeps being deleted"));
         Assert.Equal(0, lab.Run("plan").ExitCode);
         var sorted = latencies.Order().ToList();
-        output.WriteLine($"watch restore latency, deletion of 2 pool rules and 2 pool routes (ip -batch, one a family) until all 4 are back (polled with ip, " +
+        output.WriteLine($"{backend} backend: watch restore latency, deletion of 2 pool rules and 2 pool routes (ip -batch, one a family) until all 4 are back (polled with ip, " +
                          $"{polls.Average():0} ms a poll), {Deletions} deletions: " +
                          $"p50 {Percentile(sorted, 0.50):0} ms, p99 {Percentile(sorted, 0.99):0} ms, min {sorted[0]:0} ms; each: " +
                          string.Join(", ", latencies.Select(l => $"{l:0}")) + " ms");
@@ -158,7 +163,7 @@ public class LiveUnitRestartSpecs(ITestOutputHelper output)
     public void The_units_stop_and_start_keep_the_clients_pool_rules_and_routes_and_the_clients_reach_the_internet_before_and_after()
     {
         var (stop, start) = (Exec("ExecStop"), Exec("ExecStart"));
-        using var lab = LiveHookObjectsSpecs.ServerWithClients(start);
+        using var lab = LiveHookObjectsSpecs.ServerWithClients(boot: start);
         var before = lab.ClientsReachTheInternet("before the unit's stop");
         var hook = LiveHookObjectsSpecs.Sorted(lab.HookObjects());
 

@@ -158,9 +158,17 @@ public sealed class OpenVpnLab : NamespaceLab
 
     public RunResult Tool(params string[] args) => Run(args).ShouldSucceed();
 
+    /// <summary>The kernel backend the lab's own commands (apply, plan, watch) use: the default unless a spec picks
+    /// one (the hook that OpenVPN runs keeps the default).</summary>
+    public string? Backend { get; set; }
+
+    /// <summary>The environment of the lab's own commands: empty, or the backend the spec picked.</summary>
+    public Dictionary<string, string> ToolEnvironment =>
+        Backend is null ? [] : new() { ["TUNNEL_ROUTER_BACKEND"] = Backend };
+
     /// <summary>tunnel-router with the lab's policy in the server namespace, whatever its exit code (plan's 2).</summary>
     public RunResult Run(params string[] args) =>
-        Server.Exec(Prerequisites.Binary, [.. args, "--config", PolicyPath], new Dictionary<string, string>());
+        Server.Exec(Prerequisites.Binary, [.. args, "--config", PolicyPath], ToolEnvironment);
 
     public OpenVpnProcess StartServer(ServerSpec spec)
     {
