@@ -155,11 +155,12 @@ public static class Commands
         using (ctx.Lock())
         {
             // Flush removes what is owned even when the policy file is broken: the policy is not parsed.
-            var owner = ParsedPolicy.Empty(ctx.ConfigPath ?? "configuration", ctx.Protocol, ctx.HookProtocol) with { Routing = FlushRouting(ctx) };
+            var owner = ParsedPolicy.Empty(ctx.ConfigPath ?? "configuration", ctx.Protocol, ctx.HookProtocol) with { Routing = FlushRouting(ctx), TableNames = ctx.Names.Tables };
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(owner));
-            var live = ctx.Args.All ? ctx.Records.ReadAll() : [];
+            var live = ctx.Records.ReadAll();
             var plan = Reconciler.Plan(owner, live, snapshot, ctx.Args.All ? ReconcileMode.FlushAll : ReconcileMode.Flush);
             ctx.Applier().Apply(plan.Changes, ctx.Args.DryRun);
+            foreach (var note in plan.Notes) ctx.Log.Information("{Note}", note.Text);
             Forget(ctx, plan.Forgotten, "flush --all");
             removed = plan.Changes.Count;
         }

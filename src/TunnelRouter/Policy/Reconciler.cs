@@ -69,10 +69,11 @@ public static class Reconciler
     {
         if (mode is ReconcileMode.Flush or ReconcileMode.FlushAll)
         {
-            var owned = mode == ReconcileMode.FlushAll ? policy.Owned : Ownership.ByProtocol(policy.Protocol);
+            var flushNotes = new List<PlanNote>();
+            var owned = mode == ReconcileMode.FlushAll ? policy.Owned : FlushOwnership(policy, live, snapshot, flushNotes);
             // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
             return new PolicyPlan(ChangeList.Concat(Daemon(policy, snapshot, ReconcileMode.Flush), Marks(null, snapshot), Planner.Remove(snapshot.State, owned),
-                TunnelPlanner.Remove(snapshot.Links)), [])
+                TunnelPlanner.Remove(snapshot.Links)), flushNotes)
             {
                 Forgotten = mode == ReconcileMode.FlushAll ? [.. live.Select(r => r.Device)] : [],
             };
@@ -122,6 +123,32 @@ public static class Reconciler
             Forgotten = forgotten,
             FailClosed = failClosed,
         };
+    }
+
+    /// <summary>
+    /// What flush removes: the policy's objects (its protocol), except the kill switches (an owned <c>unreachable
+    /// default</c> at the highest metric, FailClosed's or written by hand) of the tables that a live tunnel's rules
+    /// still send packets to. flush leaves those rules (the hook's); without the kill switch their packets would fall
+    /// through to main while the policy is gone — during a unit restart, between its stop and its start. flush --all
+    /// removes them with the rules. Read from the kernel and the records alone: flush does not parse the policy.
+    /// </summary>
+    static Ownership FlushOwnership(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        var protocol = policy.Protocol;
+        var tables = new HashSet<uint>();
+        foreach (var record in live)
+            if (record.LivesOn(snapshot.Links))
+                foreach (var rule in record.Rules)
+                    if (rule.Action == RuleAction.Lookup) tables.Add(rule.Table);
+        var kept = tables.Count == 0 ? [] : snapshot.State.Routes
+            .Where(r => r.Protocol == protocol && r.Type == RouteType.Unreachable && r.Destination.PrefixLength == 0
+                        && r.Metric == PolicyParser.FailClosedMetric && tables.Contains(r.Table))
+            .ToHashSet();
+        if (kept.Count == 0) return Ownership.ByProtocol(protocol);
+        var names = kept.Select(r => r.Table).Distinct().Order().Select(t => policy.TableNames.Format(t));
+        notes.Add(new PlanNote($"kept the kill switch of table {string.Join(", ", names)}: live tunnels' rules still route into it " +
+                               "(their packets are refused, not sent by main, until the next apply); 'flush --all' removes it", Stated: true, Always: true));
+        return new Ownership(r => r.Protocol == protocol && !kept.Contains(r), r => r.Protocol == protocol);
     }
 
     /// <summary>The live tunnels alone: what status shows as their drift, whatever the policy file says.</summary>

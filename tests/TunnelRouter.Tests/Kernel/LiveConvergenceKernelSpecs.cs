@@ -120,11 +120,21 @@ public class LiveConvergenceKernelSpecs
         var policy = Policy(ns);
         Run(ns, ["apply", "-c", policy]).ShouldSucceed();
 
-        Run(ns, ["flush", "-c", policy]).ShouldSucceed();
+        var flush = Run(ns, ["flush", "-c", policy]).ShouldSucceed();
 
         Assert.Contains(Pool, ns.Ip("rule"));
         Assert.DoesNotContain("proto 147", ns.Ip("rule"));
         Assert.Contains("10.10.10.0/24 dev tun0 proto 148", ns.Ip("route", "show", "table", "200"));
+        // The pool rules stay and look up vpn: its kill switch stays with them (a unit restart leaks nothing to main);
+        // nyet's only rules were the policy's, and its kill switch goes with them.
+        Assert.Contains("kept the kill switch of table vpn: live tunnels' rules still route into it", flush.Stderr);
+        foreach (var family in (string[])["-4", "-6"])
+        {
+            Assert.Contains("unreachable default", ns.Ip(family, "route", "show", "table", "200"));
+            Assert.DoesNotContain("unreachable", ns.Ip(family, "route", "show", "table", "201"));
+        }
+        var refused = ns.Exec("/usr/sbin/ip", ["route", "get", "198.51.100.1", "from", "10.10.10.7", "iif", "tun0"]);
+        Assert.Contains("No route to host", refused.Stderr);
 
         Run(ns, ["flush", "--all", "-c", policy]).ShouldSucceed();
 
