@@ -23,6 +23,6 @@ public static class StartupTrace
     {
         if (_out is null) return;
         // The heap beside the time: at a million routes the GC's work and the peak RSS are what a phase costs.
-        _out.Write($"trace: {Stopwatch.GetElapsedTime(_start).TotalMilliseconds,7:0.000} ms  {phase}  (heap {GC.GetTotalMemory(false) >> 20} MB, rss {Environment.WorkingSet >> 20} MB, gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)})\n");
+        _out.Write($"trace: {Stopwatch.GetElapsedTime(_start).TotalMilliseconds,7:0.000} ms  {phase}  (heap {GC.GetTotalMemory(false) >> 20} MB, rss {Environment.WorkingSet >> 20} MB, gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} paused {GC.GetTotalPauseDuration().TotalMilliseconds:0.0} ms)\n");
     }
 }

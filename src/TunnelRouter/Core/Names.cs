@@ -53,13 +53,13 @@ public class NameMap
     public string Format(uint id) =>
         !_numeric && _byId.TryGetValue(id, out var name) ? name : id.ToString(CultureInfo.InvariantCulture);
 
-    public static bool TryParseNumber(string text, out uint value)
+    public static bool TryParseNumber(ReadOnlySpan<char> text, out uint value)
     {
         value = 0;
         if (text.Length == 0 || text.Length > 10) return false;
         if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
-            return text.Length > 2 && uint.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value);
-        return text.All(char.IsAsciiDigit) && uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+            return text.Length > 2 && uint.TryParse(text[2..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value);
+        return !text.ContainsAnyExceptInRange('0', '9') && uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
     }
 }
 

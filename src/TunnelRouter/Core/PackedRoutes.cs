@@ -60,7 +60,8 @@ internal sealed class PackedRoutes(int capacity = 0) : IReadOnlyList<Route>
         _items[index] = route;
     }
 
-    public void Add(Route route) => Add(new PackedRoute(new PackedRouteKey(route), Tail(new RouteTail(route))));
+    public void Add(Route route) => Add(new PackedRoute(new PackedRouteKey(route),
+        Tail(route.Protocol, route.Device, route.Gateway, route.Source, route.Type, route.OnLink, route.Mtu)));
 
     /// <summary>One tail object for all equal tails of this list.</summary>
     public RouteTail Tail(RouteTail tail)
@@ -139,10 +140,11 @@ internal sealed class RouteIndex
     readonly int[] _slots; // position + 1; 0 is empty
     readonly int _mask;
 
-    public RouteIndex(PackedRoutes routes)
+    /// <param name="capacity">how many routes it will index at most: the list's count when not given.</param>
+    public RouteIndex(PackedRoutes routes, int capacity = -1)
     {
         _routes = routes;
-        var size = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(8, routes.Count * 2));
+        var size = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(8, (capacity < 0 ? routes.Count : capacity) * 2));
         _slots = new int[size];
         _mask = size - 1;
     }
@@ -164,14 +166,17 @@ internal sealed class RouteIndex
 
     /// <summary>Indexes the route at <paramref name="position"/> unless a route with its key already is (then
     /// false): one probe where <see cref="First"/> and <see cref="Insert"/> would take two.</summary>
-    public bool AddKey(int position)
+    public bool AddKey(int position) => AddKey(position, out _);
+
+    /// <summary>The same; <paramref name="first"/>: the position of the route indexed with its key when false.</summary>
+    public bool AddKey(int position, out int first)
     {
         ref readonly var key = ref _routes.At(position).Key;
         for (var s = Home(key); ; s = (s + 1) & _mask)
         {
-            var other = _slots[s] - 1;
-            if (other < 0) { _slots[s] = position + 1; return true; }
-            if (_routes.At(other).Key.Equals(key)) return false;
+            first = _slots[s] - 1;
+            if (first < 0) { _slots[s] = position + 1; return true; }
+            if (_routes.At(first).Key.Equals(key)) return false;
         }
     }
 

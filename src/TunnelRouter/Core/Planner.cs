@@ -62,12 +62,10 @@ public static class Planner
         foreach (var have in current.Rules)
             if (owns.Rule(have) && !desiredRules.Contains(have)) deletes.Add(PlanStep.Of(new DeleteRule(have)));
 
-        // Rules after routes on the way in (a rule never points at a table still empty), and before
-        // routes on the way out.
         plan.Steps.Capacity = adds.Count + deletes.Count;
-        Order(plan, adds, ruleFirst: false);
+        Order(plan, adds, adding: true);
         var added = plan.Count;
-        Order(plan, deletes, ruleFirst: true);
+        Order(plan, deletes, adding: false);
         // Within routes, what makes a gateway reachable goes in first and out last.
         RouteOrder.Apply(plan, 0, added, deletes: false);
         RouteOrder.Apply(plan, added, plan.Count - added, deletes: true);
@@ -78,14 +76,22 @@ public static class Planner
     public static IReadOnlyList<Change> Remove(KernelState current, Ownership owns) =>
         Plan(KernelState.Empty, current, owns);
 
-    /// <summary>Appends <paramref name="steps"/> in four stable groups: rules first or last, IPv4 before the
-    /// rest within each. A pass per group rather than a sort: a million changes are ordered in linear time.</summary>
-    static void Order(PlannedChanges plan, List<PlanStep> steps, bool ruleFirst)
+    /// <summary>
+    /// Appends <paramref name="steps"/> in four stable groups, IPv4 first. IPv4 rules go in after the routes (a rule
+    /// never points at a table still being filled) and come out before them. IPv6 rules go in before the routes and
+    /// come out after them: every IPv6 rule added or deleted makes the kernel walk every IPv6 route of every table
+    /// (rt_genid_bump_ipv6, fib6_flush_trees), so 200 rules added after 2,000 routes walked 400,000 nodes, 8 ms of
+    /// an 85 ms apply. A rule whose table is not filled yet falls through to the rules after it, where its packets
+    /// went before the run. A pass per group rather than a sort: a million changes are ordered in linear time.
+    /// </summary>
+    static void Order(PlannedChanges plan, List<PlanStep> steps, bool adding)
     {
-        foreach (var rules in (ReadOnlySpan<bool>)[ruleFirst, !ruleFirst])
-            foreach (var v4 in (ReadOnlySpan<bool>)[true, false])
-                foreach (var s in steps)
-                    if (plan.IsRule(s) == rules && plan.IsV4(s) == v4) plan.Steps.Add(s);
+        ReadOnlySpan<(bool V4, bool Rules)> groups = adding
+            ? [(true, false), (true, true), (false, true), (false, false)]
+            : [(true, true), (true, false), (false, false), (false, true)];
+        foreach (var (v4, rules) in groups)
+            foreach (var s in steps)
+                if (plan.IsRule(s) == rules && plan.IsV4(s) == v4) plan.Steps.Add(s);
     }
 }
 

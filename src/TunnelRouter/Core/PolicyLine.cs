@@ -37,9 +37,9 @@ public static class PolicyLine
 
     /// <param name="field">the line's name in errors, e.g. "policy.json: Rules[2]".</param>
     /// <param name="automaticPriority">the priority when the line has no pref; null when none is left to give.</param>
-    public static Rule ParseRule(string field, string? line, Tables tables, byte protocol, uint? automaticPriority)
+    public static Rule ParseRule(LineField field, string? line, Tables tables, byte protocol, uint? automaticPriority)
     {
-        var w = new Words(field, line, "an ip rule such as 'from 10.10.10.0/24 lookup vpn'");
+        var w = new Words(field, line, "an ip rule such as 'from 10.10.10.0/24 lookup vpn'", stackalloc int[Words.OnStack]);
         AddressFamily? family = w.Family();
         var familyWord = family is null ? -1 : 0;
 
@@ -53,7 +53,9 @@ public static class PolicyLine
         byte tos = 0;
         int? suppress = null;
         RuleAction? action = null;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        // What the line has said so far, a bit per keyword (its synonyms share it): each may be said once.
+        var seen = 0;
+        const int Action = 1 << 13;
 
         while (w.More)
         {
@@ -61,23 +63,31 @@ public static class PolicyLine
             var word = w.Take();
             var key = word switch
             {
-                "dev" => "iif",
-                "table" => "lookup",
-                "priority" or "preference" or "order" => "pref",
-                "dsfield" => "tos",
-                "sup_pl" => "suppress_prefixlength",
-                "blackhole" or "unreachable" or "prohibit" or "type" => "lookup",
-                _ => word,
+                "not" => 1 << 0,
+                "from" => 1 << 1,
+                "to" => 1 << 2,
+                "fwmark" => 1 << 3,
+                "iif" or "dev" => 1 << 4,
+                "oif" => 1 << 5,
+                "sport" => 1 << 6,
+                "dport" => 1 << 7,
+                "ipproto" => 1 << 8,
+                "uidrange" => 1 << 9,
+                "tos" or "dsfield" => 1 << 10,
+                "suppress_prefixlength" or "sup_pl" => 1 << 11,
+                "pref" or "priority" or "preference" or "order" => 1 << 12,
+                "lookup" or "table" or "blackhole" or "unreachable" or "prohibit" or "type" => Action,
+                _ => 0,
             };
-            if (key is "not" or "from" or "to" or "fwmark" or "iif" or "oif" or "sport" or "dport" or "ipproto" or "uidrange"
-                    or "tos" or "suppress_prefixlength" or "pref" or "lookup" && !seen.Add(key))
-                throw w.Error(at, key == "lookup" ? "the rule already has an action" : $"'{word}' is given twice");
+            if ((seen & key) != 0)
+                throw w.Error(at, key == Action ? "the rule already has an action" : $"'{word}' is given twice");
+            seen |= key;
 
             switch (word)
             {
                 case "not": not = true; break;
-                case "from": from = Selector(w, ref family, ref familyWord); break;
-                case "to": to = Selector(w, ref family, ref familyWord); break;
+                case "from": from = Selector(ref w, ref family, ref familyWord); break;
+                case "to": to = Selector(ref w, ref family, ref familyWord); break;
                 case "fwmark":
                 {
                     var v = w.Value("a mark, e.g. 0xf2 or 0xf2/0xff");
@@ -90,14 +100,14 @@ public static class PolicyLine
                     mask = slash >= 0 ? k : null;
                     break;
                 }
-                case "iif" or "dev": iif = Device(w); break;
-                case "oif": oif = Device(w); break;
-                case "sport": sport = Ports(w); break;
-                case "dport": dport = Ports(w); break;
+                case "iif" or "dev": iif = Device(ref w); break;
+                case "oif": oif = Device(ref w); break;
+                case "sport": sport = Ports(ref w); break;
+                case "dport": dport = Ports(ref w); break;
                 case "ipproto":
                 {
                     var v = w.Value("a protocol (tcp, udp, icmp, ...) or its number");
-                    if (!IpProtocols.TryParse(v, out var p))
+                    if (!IpProtocols.TryParse(v.ToString(), out var p))
                         throw w.Error(w.Index - 1, "expected a protocol (tcp, udp, icmp, ipv6-icmp, gre, esp, sctp) or a number 0-255");
                     ipproto = p;
                     break;
@@ -106,8 +116,8 @@ public static class PolicyLine
                 {
                     var v = w.Value("a uid range START-END");
                     var dash = v.IndexOf('-');
-                    if (dash <= 0 || !uint.TryParse(v.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out var a)
-                        || !uint.TryParse(v.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var b) || a > b)
+                    if (dash <= 0 || !uint.TryParse(v[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out var a)
+                        || !uint.TryParse(v[(dash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var b) || a > b)
                         throw w.Error(w.Index - 1, "expected a uid range START-END with START <= END, e.g. 1000-1999");
                     uid = new UidRange(a, b);
                     break;
@@ -140,7 +150,7 @@ public static class PolicyLine
                 }
                 case "lookup" or "table":
                     action = RuleAction.Lookup;
-                    table = Table(w, tables);
+                    table = Table(ref w, tables);
                     break;
                 case "blackhole": action = RuleAction.Blackhole; break;
                 case "unreachable": action = RuleAction.Unreachable; break;
@@ -166,14 +176,14 @@ public static class PolicyLine
                 case "ip" when at == 0:
                     throw w.Error(at, "write the rule without 'ip rule add', e.g. 'from 10.10.10.0/24 lookup vpn'");
                 default:
-                    throw w.Error(at, Core.Suggest.Closest(word, RuleWords) is { } meant ? $"did you mean '{meant}'? {RuleExpected}" : RuleExpected);
+                    throw w.Error(at, Core.Suggest.Closest(word.ToString(), RuleWords) is { } meant ? $"did you mean '{meant}'? {RuleExpected}" : RuleExpected);
             }
         }
 
         if (action is null)
-            throw new InputException(field, $"'{Net.Printable(w.Line)}' has no action; add 'lookup TABLE' (or blackhole, unreachable, prohibit)");
+            throw new InputException(field.ToString(), $"'{Net.Printable(w.Line)}' has no action; add 'lookup TABLE' (or blackhole, unreachable, prohibit)");
         var pref = priority ?? automaticPriority
-            ?? throw new InputException(field, $"'{Net.Printable(w.Line)}' has no pref and the automatic band is full; add 'pref N'");
+            ?? throw new InputException(field.ToString(), $"'{Net.Printable(w.Line)}' has no pref and the automatic band is full; add 'pref N'");
 
         return new Rule(family ?? AddressFamily.InterNetwork, pref, action.Value, table ?? 0, protocol,
             from: from, to: to, not: not, fwMark: mark, fwMask: mask, iif: iif, oif: oif, sourcePort: sport,
@@ -181,9 +191,9 @@ public static class PolicyLine
     }
 
     /// <param name="field">the line's name in errors, e.g. "policy.json: Routes[0]".</param>
-    public static Route ParseRoute(string field, string? line, Tables tables, byte protocol)
+    public static Route ParseRoute(LineField field, string? line, Tables tables, byte protocol)
     {
-        var w = new Words(field, line, "an ip route such as 'default via 192.168.1.1 table vpn'");
+        var w = new Words(field, line, "an ip route such as 'default via 192.168.1.1 table vpn'", stackalloc int[Words.OnStack]);
         AddressFamily? family = w.Family();
         var familyWord = family is null ? -1 : 0;
 
@@ -195,7 +205,8 @@ public static class PolicyLine
         bool onlink = false;
         string? scope = null;
         int scopeWord = -1;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        // What the line has said so far, a bit per keyword (its synonyms share it): each may be said once.
+        var seen = 0;
 
         while (w.More)
         {
@@ -203,14 +214,20 @@ public static class PolicyLine
             var word = w.Take();
             var key = word switch
             {
-                "oif" => "dev",
-                "preference" or "priority" => "metric",
-                "to" => "destination",
-                _ => word,
+                "via" => 1 << 0,
+                "dev" or "oif" => 1 << 1,
+                "src" => 1 << 2,
+                "metric" or "preference" or "priority" => 1 << 3,
+                "table" => 1 << 4,
+                "onlink" => 1 << 5,
+                "mtu" => 1 << 6,
+                "scope" => 1 << 7,
+                "pref" => 1 << 8,
+                "to" => 1 << 9,
+                _ => 0,
             };
-            if (key is "via" or "dev" or "src" or "metric" or "table" or "onlink" or "mtu" or "scope" or "pref" or "destination"
-                && !seen.Add(key))
-                throw w.Error(at, $"'{word}' is given twice");
+            if ((seen & key) != 0) throw w.Error(at, $"'{word}' is given twice");
+            seen |= key;
 
             switch (word)
             {
@@ -221,26 +238,26 @@ public static class PolicyLine
                     throw w.Error(at, "this route type is not supported by tunnel-router (unicast, unreachable, blackhole, prohibit, throw)");
                 case "to":
                     if (destination is not null) throw w.Error(at, "the route already has a destination");
-                    destination = Destination(w, w.Value("a destination (default or PREFIX)"), w.Index - 1, ref family, ref familyWord);
+                    destination = Destination(ref w, w.Value("a destination (default or PREFIX)"), w.Index - 1, ref family, ref familyWord);
                     break;
                 case "via":
                 {
                     var v = w.Value("a gateway address");
                     if (v is "inet" or "inet6")
                     {
-                        var stated = v == "inet6" ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
+                        var stated = v is "inet6" ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
                         v = w.Value("a gateway address");
                         if (!Net.TryParseAddress(v, out var a) || a.AddressFamily != stated)
                             throw w.Error(w.Index - 1, $"expected an {(stated.IsV6() ? "IPv6" : "IPv4")} gateway address");
                     }
-                    via = Address(w, v, w.Index - 1, "a gateway address", ref family, ref familyWord);
+                    via = Address(ref w, v, w.Index - 1, "a gateway address", ref family, ref familyWord);
                     break;
                 }
-                case "dev" or "oif": dev = Device(w); break;
+                case "dev" or "oif": dev = Device(ref w); break;
                 case "src":
                 {
                     var v = w.Value("a source address");
-                    src = Address(w, v, w.Index - 1, "a source address", ref family, ref familyWord);
+                    src = Address(ref w, v, w.Index - 1, "a source address", ref family, ref familyWord);
                     break;
                 }
                 case "metric" or "preference" or "priority":
@@ -251,26 +268,26 @@ public static class PolicyLine
                     metric = n;
                     break;
                 }
-                case "table": table = Table(w, tables); break;
+                case "table": table = Table(ref w, tables); break;
                 case "onlink": onlink = true; break;
                 case "mtu":
                 {
                     var v = w.Value("an MTU");
-                    if (v == "lock") throw w.Error(w.Index - 1, "'mtu lock' is not supported by tunnel-router");
+                    if (v is "lock") throw w.Error(w.Index - 1, "'mtu lock' is not supported by tunnel-router");
                     if (!uint.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n is < 68 or > 65535)
                         throw w.Error(w.Index - 1, "expected an MTU from 68 to 65535");
                     mtu = n;
                     break;
                 }
                 case "scope":
-                    scope = w.Value("a scope (link, global)");
+                    scope = w.Value("a scope (link, global)").ToString();
                     scopeWord = w.Index - 1;
                     if (scope is not ("link" or "global" or "universe"))
                         throw w.Error(scopeWord, "expected scope link or global (tunnel-router supports no other scope)");
                     break;
                 case "pref":
                     // IPv6 router preference (RFC 4191), not the metric: only the kernel's default is supported.
-                    if (w.Value("an IPv6 router preference") != "medium")
+                    if (w.Value("an IPv6 router preference") is not "medium")
                         throw w.Error(w.Index - 1, "only 'pref medium' (the kernel's default) is supported; for the route's priority use 'metric'");
                     break;
                 case "proto" or "protocol":
@@ -284,28 +301,28 @@ public static class PolicyLine
                 case "ip" when at == 0:
                     throw w.Error(at, "write the route without 'ip route add', e.g. 'default via 192.168.1.1 table vpn'");
                 default:
-                    var meant = LooksLikeDestination(word) ? "" : Core.Suggest.Closest(word, RouteWords) is { } m ? $"did you mean '{m}'? " : "";
+                    var meant = LooksLikeDestination(word) ? "" : Core.Suggest.Closest(word.ToString(), RouteWords) is { } m ? $"did you mean '{m}'? " : "";
                     if (destination is not null)
                         throw w.Error(at, $"{meant}expected an option ({RouteOptions})");
                     if (!LooksLikeDestination(word))
                         throw w.Error(at, $"{meant}expected a destination (default or PREFIX), a route type (unicast, unreachable, blackhole, prohibit, throw) or an option ({RouteOptions})");
-                    destination = Destination(w, word, at, ref family, ref familyWord);
+                    destination = Destination(ref w, word, at, ref family, ref familyWord);
                     break;
             }
         }
 
         if (destination is not { } dst)
-            throw new InputException(field, $"'{Net.Printable(w.Line)}' has no destination; expected 'default' or a PREFIX");
+            throw new InputException(field.ToString(), $"'{Net.Printable(w.Line)}' has no destination; expected 'default' or a PREFIX");
         var t = type ?? RouteType.Unicast;
         var f = family ?? AddressFamily.InterNetwork;
         if (dst.PrefixLength == 0 && dst.Family() != f) dst = new IPNetwork(f.IsV6() ? IPAddress.IPv6Any : IPAddress.Any, 0);
 
         if (t == RouteType.Unicast && via is null && dev is null)
-            throw new InputException(field, $"'{Net.Printable(w.Line)}' needs 'via ADDRESS' or 'dev NAME'");
+            throw new InputException(field.ToString(), $"'{Net.Printable(w.Line)}' needs 'via ADDRESS' or 'dev NAME'");
         if (t != RouteType.Unicast && (via is not null || dev is not null || onlink))
-            throw new InputException(field, $"'{Net.Printable(w.Line)}': a route of type {t.ToString().ToLowerInvariant()} takes no via, dev or onlink");
+            throw new InputException(field.ToString(), $"'{Net.Printable(w.Line)}': a route of type {t.ToString().ToLowerInvariant()} takes no via, dev or onlink");
         if (onlink && via is null)
-            throw new InputException(field, $"'{Net.Printable(w.Line)}': onlink needs 'via ADDRESS'");
+            throw new InputException(field.ToString(), $"'{Net.Printable(w.Line)}': onlink needs 'via ADDRESS'");
         // ip picks scope link for a route without a gateway and global for one with: say so rather than ignore it.
         var implied = t == RouteType.Unicast && via is null ? "link" : "global";
         if (scope is not null && (scope == "link") != (implied == "link"))
@@ -315,18 +332,18 @@ public static class PolicyLine
             metric: metric, type: t, onLink: onlink, mtu: mtu ?? 0);
     }
 
-    static IPNetwork? Selector(Words w, ref AddressFamily? family, ref int familyWord)
+    static IPNetwork? Selector(ref Words w, ref AddressFamily? family, ref int familyWord)
     {
         var v = w.Value("an address, a PREFIX or all");
         var at = w.Index - 1;
         if (v is "all" or "any" or "default") return null;
-        return Destination(w, v, at, ref family, ref familyWord);
+        return Destination(ref w, v, at, ref family, ref familyWord);
     }
 
-    static bool LooksLikeDestination(string word) =>
+    static bool LooksLikeDestination(ReadOnlySpan<char> word) =>
         word is "default" or "all" or "any" || (word.Length > 0 && (char.IsAsciiDigit(word[0]) || word.Contains(':')));
 
-    static IPNetwork Destination(Words w, string text, int at, ref AddressFamily? family, ref int familyWord)
+    static IPNetwork Destination(ref Words w, ReadOnlySpan<char> text, int at, ref AddressFamily? family, ref int familyWord)
     {
         if (text is "default" or "all" or "any")
             return new IPNetwork(family is { } f && f.IsV6() ? IPAddress.IPv6Any : IPAddress.Any, 0);
@@ -334,13 +351,13 @@ public static class PolicyLine
         var addressText = slash < 0 ? text : text[..slash];
         if (!Net.TryParseAddress(addressText, out var address))
             throw w.Error(at, "expected an IPv4 or IPv6 address or PREFIX, e.g. 10.10.10.0/24 or fd00::/64");
-        CheckFamily(w, at, address.AddressFamily, ref family, ref familyWord);
+        CheckFamily(ref w, at, address.AddressFamily, ref family, ref familyWord);
         var max = Net.MaxPrefix(address.AddressFamily);
         var prefix = max;
         if (slash >= 0)
         {
             var bits = text[(slash + 1)..];
-            if (bits.Length is 0 or > 3 || !bits.All(char.IsAsciiDigit) || (prefix = int.Parse(bits, CultureInfo.InvariantCulture)) > max)
+            if (bits.Length is 0 or > 3 || bits.ContainsAnyExceptInRange('0', '9') || (prefix = int.Parse(bits, CultureInfo.InvariantCulture)) > max)
                 throw w.Error(at, $"expected a prefix length from 0 to {max} after '/'");
         }
         var net = Net.Masked(address, prefix);
@@ -349,26 +366,26 @@ public static class PolicyLine
         return net;
     }
 
-    static IPAddress Address(Words w, string text, int at, string what, ref AddressFamily? family, ref int familyWord)
+    static IPAddress Address(ref Words w, ReadOnlySpan<char> text, int at, string what, ref AddressFamily? family, ref int familyWord)
     {
         if (!Net.TryParseAddress(text, out var address))
             throw w.Error(at, $"expected {what} (IPv4 or IPv6)");
-        CheckFamily(w, at, address.AddressFamily, ref family, ref familyWord);
+        CheckFamily(ref w, at, address.AddressFamily, ref family, ref familyWord);
         return address;
     }
 
-    static void CheckFamily(Words w, int at, AddressFamily found, ref AddressFamily? family, ref int familyWord)
+    static void CheckFamily(ref Words w, int at, AddressFamily found, ref AddressFamily? family, ref int familyWord)
     {
         if (family is null) { family = found; familyWord = at; return; }
         if (family != found)
-            throw w.Error(at, $"is {Name(found)}, but word {familyWord + 1} '{Net.Printable(w[familyWord])}' made the line {Name(family.Value)}");
+            throw w.Error(at, $"is {Name(found)}, but word {familyWord + 1} '{Net.Printable(w[familyWord].ToString())}' made the line {Name(family.Value)}");
     }
 
     static string Name(AddressFamily f) => f.IsV6() ? "IPv6" : "IPv4";
 
-    static string Device(Words w)
+    static string Device(ref Words w)
     {
-        var v = w.Value("an interface name");
+        var v = w.ValueString("an interface name");
         try { return InterfaceName.Validate("dev", v); }
         catch (InputException)
         {
@@ -376,21 +393,21 @@ public static class PolicyLine
         }
     }
 
-    static PortRange Ports(Words w)
+    static PortRange Ports(ref Words w)
     {
         var v = w.Value("a port or port range, e.g. 22 or 1024-65535");
         var dash = v.IndexOf('-');
         if (!ushort.TryParse(dash < 0 ? v : v[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out var a)
-            || (dash >= 0 && !ushort.TryParse(v.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+            || (dash >= 0 && !ushort.TryParse(v[(dash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out _)))
             throw w.Error(w.Index - 1, "expected a port (0-65535) or a range START-END, e.g. 22 or 1024-65535");
-        var b = dash < 0 ? a : ushort.Parse(v.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture);
+        var b = dash < 0 ? a : ushort.Parse(v[(dash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture);
         if (a > b) throw w.Error(w.Index - 1, "the range's start is greater than its end");
         return new PortRange(a, b);
     }
 
-    static uint Table(Words w, Tables tables)
+    static uint Table(ref Words w, Tables tables)
     {
-        var v = w.Value("a table name or number");
+        var v = w.ValueString("a table name or number");
         var id = tables.Resolve(v) ?? throw w.Error(w.Index - 1, Core.Suggest.Closest(v, tables.Names) is { } meant
             ? $"is not a table defined in rt_tables or the policy's Tables; did you mean '{meant}'?"
             : "is not a table defined in rt_tables or the policy's Tables; add it to Tables, e.g. \"Tables\": { \"vpn\": 200 }");
@@ -398,49 +415,89 @@ public static class PolicyLine
         return id;
     }
 
-    /// <summary>The words of one line, with positions for errors.</summary>
-    sealed class Words
-    {
-        readonly string _field;
-        readonly string[] _words;
+    [ThreadStatic] static string[]? _recent;
 
-        public Words(string field, string? line, string example)
+    /// <summary>The word as a string: one the last lines made for the same word when there is one, so the
+    /// devices and tables of 10,000 lines are a few strings, not 20,000.</summary>
+    static string Shared(ReadOnlySpan<char> word)
+    {
+        var recent = _recent ??= new string[8];
+        foreach (var s in recent)
+            if (s is not null && word.SequenceEqual(s)) return s;
+        Array.Copy(recent, 0, recent, 1, recent.Length - 1);
+        return recent[0] = word.ToString();
+    }
+
+    /// <summary>The words of one line, with positions for errors: slices of the line, their bounds on the stack,
+    /// made strings only where a string is kept (a device, a table name), and then shared with the lines before.</summary>
+    ref struct Words
+    {
+        /// <summary>Bounds for 32 words fit the caller's stack; a longer line takes an array.</summary>
+        public const int OnStack = 64;
+
+        readonly LineField _field;
+        readonly Span<int> _bounds; // start and end of each word in Line
+        readonly int _count;
+
+        public Words(LineField field, string? line, string example, Span<int> buffer)
         {
             _field = field;
             Line = (line ?? "").Trim();
-            _words = Line.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-            if (_words.Length == 0) throw new InputException(field, $"is empty; expected {example}");
+            var text = Line.AsSpan();
+            for (var i = 0; i < text.Length;)
+            {
+                var next = text[i..].IndexOfAny(' ', '\t');
+                if (next != 0) _count++;
+                if (next < 0) break;
+                i += next + 1;
+            }
+            if (_count == 0) throw new InputException(field.ToString(), $"is empty; expected {example}");
+            _bounds = _count * 2 <= buffer.Length ? buffer : new int[_count * 2];
+            for (int i = 0, n = 0; i < text.Length;)
+            {
+                var next = text[i..].IndexOfAny(' ', '\t');
+                var end = next < 0 ? text.Length : i + next;
+                if (end > i)
+                {
+                    _bounds[n++] = i;
+                    _bounds[n++] = end;
+                }
+                i = end + 1;
+            }
         }
 
         public string Line { get; }
         public int Index { get; private set; }
-        public bool More => Index < _words.Length;
-        public string this[int i] => _words[i];
+        public bool More => Index < _count;
+        public ReadOnlySpan<char> this[int i] => Line.AsSpan(_bounds[2 * i], _bounds[2 * i + 1] - _bounds[2 * i]);
 
-        public string Take() => _words[Index++];
+        public ReadOnlySpan<char> Take() => this[Index++];
 
         /// <summary>The word after a keyword; the end of the line is an error naming the keyword.</summary>
-        public string Value(string expected)
+        public ReadOnlySpan<char> Value(string expected)
         {
             if (More) return Take();
-            throw new InputException(_field, $"word {Index} '{Net.Printable(_words[Index - 1])}': expected {expected} after it, found the end of the line");
+            throw new InputException(_field.ToString(), $"word {Index} '{Net.Printable(this[Index - 1].ToString())}': expected {expected} after it, found the end of the line");
         }
+
+        /// <summary>The same, as a string: the same string as a line before made for the same word.</summary>
+        public string ValueString(string expected) => Shared(Value(expected));
 
         /// <summary>A leading -4/-6/inet/inet6 fixes the family of the line.</summary>
         public AddressFamily? Family()
         {
-            AddressFamily? f = _words[0] switch
+            AddressFamily? f = this[0] switch
             {
                 "-4" or "inet" => AddressFamily.InterNetwork,
                 "-6" or "inet6" => AddressFamily.InterNetworkV6,
                 _ => null,
             };
             if (f is not null) Index = 1;
-            if (f is not null && !More) throw new InputException(_field, $"word 1 '{_words[0]}': expected a rule or route after the family, found the end of the line");
+            if (f is not null && !More) throw new InputException(_field.ToString(), $"word 1 '{this[0]}': expected a rule or route after the family, found the end of the line");
             return f;
         }
 
         public InputException Error(int index, string expected) =>
-            new(_field, $"word {index + 1} '{Net.Printable(_words[index])}': {expected}");
+            new(_field.ToString(), $"word {index + 1} '{Net.Printable(this[index].ToString())}': {expected}");
     }
 }

@@ -36,14 +36,13 @@ public static class PolicyParser
         var tunnels = InputErrors.Collect(errors, () => TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n))) ?? [];
         var rules = ParseRules(o.Rules, tables, protocol, src, errors);
         var instances = InputErrors.Collect(errors, () => InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src)) ?? [];
-        var routes = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
+        var packed = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
+        var routeLines = packed.Count;
         var prefixLists = new List<PrefixListRoutes>();
-        IReadOnlyList<Route> all = routes;
         if (o.PrefixLists.Count > 0)
         {
-            // Packed from here on, every file read straight into one list: a million prefixes must not become a
-            // million route objects, nor a copy of themselves.
-            var packed = PackedRoutes.Of(routes);
+            // Every file read straight into the same packed list: a million prefixes must not become a million
+            // route objects, nor a copy of themselves.
             var lists = new List<PrefixListRoutes>();
             var starts = new List<int>();
             for (var i = 0; i < o.PrefixLists.Count; i++)
@@ -59,7 +58,7 @@ public static class PolicyParser
             // Duplicates and overlaps are fine: a prefix the policy already routes is routed once (the first
             // route with its key stays; the list is compacted in place).
             RouteIndex? index = null;
-            var kept = routes.Count;
+            var kept = routeLines;
             for (var l = 0; l < lists.Count; l++)
             {
                 var start = kept;
@@ -86,7 +85,6 @@ public static class PolicyParser
                 prefixLists.Add(lists[l] with { Routes = packed.Range(start, kept - start) });
             }
             packed.Truncate(kept);
-            all = packed;
         }
         var uplinks = ParseUplinks(o.Uplinks, tables, src, errors);
         var markRules = new List<MarkRule>(o.Marks.Count);
@@ -95,7 +93,7 @@ public static class PolicyParser
         var sysctls = InputErrors.Collect(errors, () => Sysctl.Parse(o.Sysctls)) ?? [];
         var routing = InputErrors.Collect(errors, () => RoutingSection.Parse(o.Routing, src, tunnels));
 
-        var failClosed = InputErrors.Collect(errors, () => ParseFailClosed(o.FailClosed, tables, protocol, src, routes)) ?? [];
+        var failClosed = InputErrors.Collect(errors, () => ParseFailClosed(o.FailClosed, tables, protocol, src, packed, routeLines)) ?? [];
         var origins = o.Origins() ?? ConfigOrigins.FileOnly(src);
         InputErrors.ThrowIfAny(errors.Select(origins.Relabel).ToList());
         return new ParsedPolicy
@@ -105,7 +103,7 @@ public static class PolicyParser
             Protocol = protocol,
             HookProtocol = hookProtocol,
             Rules = rules,
-            Routes = all,
+            Routes = packed,
             PrefixLists = prefixLists,
             Uplinks = uplinks,
             Tunnels = tunnels,
@@ -136,57 +134,74 @@ public static class PolicyParser
     {
         var rules = new List<Rule>(lines.Count);
         var index = new Dictionary<Rule, int>(lines.Count);
+        // One resolver and one field name for the section; a line's own name is made only for its error.
+        var section = $"{src}: Rules";
+        var lineTables = tables.ForLines(section);
         for (var i = 0; i < lines.Count; i++)
         {
-            var field = $"{src}: Rules[{i}]";
+            var field = new LineField(section, i);
             uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
-            var line = lines[i];
-            var rule = InputErrors.Collect(errors, () =>
+            Rule rule;
+            try
             {
-                NoPlaceholder(field, line, "Rules");
-                return PolicyLine.ParseRule(field, line, tables.ForLines(field), protocol, automatic);
-            });
-            if (rule is null) continue;
-            if (!index.TryAdd(rule, i)) errors.Add(new InputException(field, $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]"));
+                NoPlaceholder(field, lines[i], "Rules");
+                rule = PolicyLine.ParseRule(field, lines[i], lineTables, protocol, automatic);
+            }
+            catch (InputException e) { errors.Add(e); continue; }
+            if (!index.TryAdd(rule, i)) errors.Add(new InputException(field.ToString(), $"'{Net.Printable(lines[i])}' is the same rule as Rules[{index[rule]}]"));
             else rules.Add(rule);
         }
         return rules;
     }
 
-    static List<Route> ParseRoutes(List<string> lines, PolicyTables tables, byte protocol, string src, IReadOnlyList<TunnelConfigEntry> tunnels,
+    /// <summary>The Routes lines, packed as they are parsed (the planner reads them so, without a copy); a
+    /// duplicate key is found with the list's own index.</summary>
+    static PackedRoutes ParseRoutes(List<string> lines, PolicyTables tables, byte protocol, string src, IReadOnlyList<TunnelConfigEntry> tunnels,
         List<InputException> errors)
     {
         var tunnelNames = new Dictionary<string, TunnelConfigEntry>(StringComparer.Ordinal);
         foreach (var t in tunnels) tunnelNames[t.Link.Name] = t;
-        var routes = new List<Route>(lines.Count);
-        var index = new Dictionary<RouteKey, int>(lines.Count);
+        var routes = new PackedRoutes(lines.Count);
+        var index = new RouteIndex(routes, lines.Count);
+        var lineOf = new int[lines.Count];
+        // One resolver and one field name for the section; a line's own name is made only for its error.
+        var section = $"{src}: Routes";
+        var lineTables = tables.ForLines(section);
         for (var i = 0; i < lines.Count; i++)
         {
-            var field = $"{src}: Routes[{i}]";
-            var line = lines[i];
-            var route = InputErrors.Collect(errors, () =>
+            var field = new LineField(section, i);
+            Route route;
+            try
             {
-                NoPlaceholder(field, line, "Routes");
-                return PolicyLine.ParseRoute(field, line, tables.ForLines(field), protocol);
-            });
-            if (route is null) continue;
+                NoPlaceholder(field, lines[i], "Routes");
+                route = PolicyLine.ParseRoute(field, lines[i], lineTables, protocol);
+            }
+            catch (InputException e) { errors.Add(e); continue; }
             // A route over a tunnel belongs to the tunnel (made and removed with it), not to the top-level Routes.
             if (route.Device is { } dev && tunnelNames.TryGetValue(dev, out var tunnel))
-                errors.Add(new InputException(field,
+            {
+                errors.Add(new InputException(field.ToString(),
                     $"goes over tunnel {tunnel.Link.Name}; list it in {tunnel.Field}.Routes, where it is made and removed with the tunnel"));
-            else if (!index.TryAdd(route.Key, i))
-                errors.Add(new InputException(field,
-                    $"'{Net.Printable(lines[i])}' has the same table, destination and metric as Routes[{index[route.Key]}]; a table holds one such route"));
-            else routes.Add(route);
+                continue;
+            }
+            var at = routes.Count;
+            routes.Add(route);
+            if (index.AddKey(at, out var first)) lineOf[at] = i;
+            else
+            {
+                routes.Truncate(at);
+                errors.Add(new InputException(field.ToString(),
+                    $"'{Net.Printable(lines[i])}' has the same table, destination and metric as Routes[{lineOf[first]}]; a table holds one such route"));
+            }
         }
         return routes;
     }
 
     /// <summary>Placeholders are OpenVPN's values at up: only the hook has them, for the tunnel an Instances entry names.</summary>
-    static void NoPlaceholder(string field, string line, string section)
+    static void NoPlaceholder(LineField field, string line, string section)
     {
         if (InstanceLine.HasPlaceholder(line))
-            throw new InputException(field, $"'{Net.Printable(line)}' has a ${{...}} placeholder, which only an OpenVPN tunnel's up can fill; move the line into Instances[].{section}, e.g. {{ \"Dev\": \"tun2\", \"{section}\": [ ... ] }}");
+            throw new InputException(field.ToString(), $"'{Net.Printable(line)}' has a ${{...}} placeholder, which only an OpenVPN tunnel's up can fill; move the line into Instances[].{section}, e.g. {{ \"Dev\": \"tun2\", \"{section}\": [ ... ] }}");
     }
 
     /// <summary>The metric of a table's last route: the kill switch is what is left when nothing else matches.</summary>
@@ -195,11 +210,12 @@ public static class PolicyParser
     /// <summary>FailClosed: an owned "unreachable default" in both families of each table, at its highest metric.
     /// A Routes line with the same key (the plain form, "unreachable default table nyet metric 4294967295") is
     /// the same route and stays the Routes line's.</summary>
-    static List<Route> ParseFailClosed(List<string> names, PolicyTables tables, byte protocol, string src, List<Route> routes)
+    static List<Route> ParseFailClosed(List<string> names, PolicyTables tables, byte protocol, string src, PackedRoutes routes, int routeLines)
     {
         var result = new List<Route>();
         if (names.Count == 0) return result;
-        var keys = routes.Select(r => r.Key).ToHashSet();
+        var keys = new HashSet<PackedRouteKey>();
+        for (var i = 0; i < routeLines; i++) keys.Add(routes.At(i).Key);
         var seen = new HashSet<uint>();
         var errors = new List<InputException>();
         for (var i = 0; i < names.Count; i++)
@@ -220,7 +236,7 @@ public static class PolicyParser
             foreach (var any in (ReadOnlySpan<IPNetwork>)[new IPNetwork(IPAddress.Any, 0), new IPNetwork(IPAddress.IPv6Any, 0)])
             {
                 var route = new Route(any, table, protocol, metric: FailClosedMetric, type: RouteType.Unreachable);
-                if (!keys.Contains(route.Key)) result.Add(route);
+                if (!keys.Contains(new PackedRouteKey(route))) result.Add(route);
             }
         }
         InputErrors.ThrowIfAny(errors);

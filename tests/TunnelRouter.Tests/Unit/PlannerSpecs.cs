@@ -87,6 +87,28 @@ public class PlannerSpecs
     }
 
     [Fact]
+    public void IPv4_rules_go_in_after_their_routes_and_IPv6_rules_before_them_and_come_out_the_other_way()
+    {
+        // An IPv6 rule change makes the kernel walk every IPv6 route; IPv4 rules cost the same either way.
+        var both = new KernelState([R("10.10.10.0/24"), R("fd00::/64")], [From("10.10.10.0/24"), From("fd00:1::/64")]);
+
+        Assert.Equal(
+        [
+            "route add 10.10.10.0/24 dev tun0 table 200 proto 148",
+            "rule add from 10.10.10.0/24 pref 1000 lookup 200 protocol 148",
+            "rule add from fd00:1::/64 pref 1000 lookup 200 protocol 148",
+            "route add fd00::/64 dev tun0 table 200 proto 148",
+        ], Lines(Planner.Plan(both, KernelState.Empty, Owns)));
+        Assert.Equal(
+        [
+            "rule del from 10.10.10.0/24 pref 1000 lookup 200 protocol 148",
+            "route del 10.10.10.0/24 dev tun0 table 200 proto 148",
+            "route del fd00::/64 dev tun0 table 200 proto 148",
+            "rule del from fd00:1::/64 pref 1000 lookup 200 protocol 148",
+        ], Lines(Planner.Remove(both, Owns)));
+    }
+
+    [Fact]
     public void Every_change_inverts_to_its_opposite()
     {
         var a = R("10.0.0.0/8");

@@ -374,4 +374,23 @@ public class RouteLineSpecs
     [InlineData("", "is empty; expected an ip route")]
     public void An_incomplete_route_is_an_error_naming_the_line(string line, string expected) =>
         Assert.Contains(expected, Error(line));
+
+    [Fact]
+    public void Words_are_split_at_runs_of_spaces_and_tabs_however_long_the_line()
+    {
+        Assert.Equal(Parse("10.0.0.0/8 dev eth0 table vpn metric 5"), Parse(" 10.0.0.0/8 \t dev  eth0\ttable   vpn metric\t\t5 "));
+        // Past 32 words a line's word bounds no longer fit the stack: the same words, the same errors.
+        var tail = string.Join(' ', Enumerable.Range(0, 40).Select(i => $"w{i}"));
+        Assert.StartsWith($"{Field}: word 4 'w0': expected an option", Error($"10.0.0.0/8 dev eth0 {tail}"));
+        Assert.StartsWith($"{Field}: word 5 'w1': expected a metric from 0 to 4294967295", Error($"10.0.0.0/8 dev eth0 metric\t\t{tail.Replace("w0 ", "")}"));
+    }
+
+    [Fact]
+    public void Many_lines_share_the_strings_of_a_device_and_a_table()
+    {
+        var a = Parse("10.0.0.0/8 dev tun0 table vpn");
+        var b = Parse("10.1.0.0/16 dev tun0 table vpn");
+        Assert.Same(a.Device, b.Device);
+        Assert.Equal((a.Table, b.Table), (200u, 200u));
+    }
 }
