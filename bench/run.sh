@@ -2,9 +2,11 @@
 # TunnelRouter's benchmarks, each side by side with what it replaces, in one go, in a throwaway network
 # namespace (and a private mount namespace, so /etc/iproute2 and /run/tunnel-router are tmpfs copies):
 #   P1  the OpenVPN hook "up" for the eduVPN scenario vs the eduVPN up script (bench/eduvpn-up.sh)
-#   P2  apply a policy of 10,000 routes + 1,000 rules from empty vs ip -batch with the same lines
-#   P3  apply again with all of it in place (dump + diff, nothing to change)
-#   P4  peak RSS during P2, and the binary's size
+#   P2  apply a policy of 10,000 routes + 1,000 rules from empty vs ip -batch with the same lines; the same
+#       with 100,000 routes
+#   P3  apply again with all of it in place (dump + diff, nothing to change) vs reading the state
+#       (ip route show table all + ip rule show), at 10,000 and 100,000 routes
+#   P4  peak RSS during P2 (10,000 and 100,000 routes), and the binary's size
 #   P5  scale: a prefix file of N IPv4 routes (PrefixLists) into one table, N = 1k, 10k, 100k (and 1M with
 #       --million): apply from empty vs ip -batch of the same routes, apply with nothing to change vs
 #       reading the state (ip route show table all + ip rule show), peak RSS
@@ -85,33 +87,40 @@ if [ -n "$inside" ]; then
     # P2/P3: table 300, tun0; the batch lines carry the protocol apply sets, so both make the same objects.
     # ip rule flush deletes while it dumps and leaves some of 800 rules behind: repeat until none is left.
     emptied="sh -c 'ip -4 route flush table 300 2>/dev/null; ip -6 route flush table 300 2>/dev/null; for f in -4 -6; do while ip -N \$f rule show | grep -q proto.147; do ip \$f rule flush protocol 147; done; done'"
+    read_state="sh -c 'ip route show table all >/dev/null; ip rule show >/dev/null'"
     cd "$work"
-    eval "$emptied"
-    "$bin" apply -q -c "$work/policy.json" || { echo "bench: apply of the P2 policy failed" >&2; exit 1; }
-    for r in $(seq "$rounds"); do
-        hyperfine -N "${quiet[@]}" --runs 2 --prepare "$emptied" \
-            --export-json "$work/p2-$r.json" \
-            -n tunnel-router "$bin apply -q -c $work/policy.json" \
-            -n "ip -batch" "sh -c 'ip -4 -batch $work/v4.batch && ip -6 -batch $work/v6.batch'" >/dev/null
-        # What ip -batch left is exactly the policy: apply has nothing to change.
-        "$bin" plan -q -c "$work/policy.json" >/dev/null \
-            || { echo "bench: after P2 the plan is not empty; P3 would not measure a steady state" >&2; exit 1; }
-        hyperfine -N "${quiet[@]}" --warmup 1 --runs 4 \
-            --export-json "$work/p3-$r.json" \
-            -n tunnel-router "$bin apply -q -c $work/policy.json" >/dev/null
-    done
-    [ "$(ip -4 route show table 300 proto 147 | wc -l)+$(ip -6 route show table 300 proto 147 | wc -l)" = "8000+2000" ] \
-        || { echo "bench: the policy's routes are not all in table 300" >&2; exit 1; }
+    for size in $(cat "$work/p2-sizes"); do
+        policy=$work/policy-$size.json
+        eval "$emptied"
+        "$bin" apply -q -c "$policy" || { echo "bench: apply of the P2 policy ($size routes) failed" >&2; exit 1; }
+        # 10,000 routes: 2 runs per side and round; 100,000 (a second each for ip -batch): 1.
+        runs=2; noop=4; [ "$size" -le 10000 ] || { runs=1; noop=2; }
+        for r in $(seq "$rounds"); do
+            hyperfine -N "${quiet[@]}" --runs "$runs" --prepare "$emptied" \
+                --export-json "$work/p2-$size-$r.json" \
+                -n tunnel-router "$bin apply -q -c $policy" \
+                -n "ip -batch" "sh -c 'ip -4 -batch $work/v4-$size.batch && ip -6 -batch $work/v6-$size.batch'" >/dev/null
+            # What ip -batch left is exactly the policy: apply has nothing to change.
+            "$bin" plan -q -c "$policy" >/dev/null \
+                || { echo "bench: after P2 ($size routes) the plan is not empty; P3 would not measure a steady state" >&2; exit 1; }
+            hyperfine -N "${quiet[@]}" --warmup 1 --runs "$noop" \
+                --export-json "$work/p3-$size-$r.json" \
+                -n tunnel-router "$bin apply -q -c $policy" \
+                -n read "$read_state" >/dev/null
+        done
+        [ "$(ip -4 route show table 300 proto 147 | wc -l)+$(ip -6 route show table 300 proto 147 | wc -l)" = "$((size * 8 / 10))+$((size * 2 / 10))" ] \
+            || { echo "bench: the policy's routes ($size) are not all in table 300" >&2; exit 1; }
 
-    # P4: peak RSS of apply from empty (and of the two ip -batch processes, for comparison).
-    for r in $(seq "$rounds"); do
+        # P4: peak RSS of apply from empty (and of the two ip -batch processes, for comparison).
+        for r in $(seq "$rounds"); do
+            eval "$emptied"
+            /usr/bin/time -f %M -o "$work/rss-$size-$r" "$bin" apply -q -c "$policy"
+            eval "$emptied"
+            /usr/bin/time -f %M -o "$work/rss-ip4-$size-$r" ip -4 -batch "$work/v4-$size.batch"
+            /usr/bin/time -f %M -o "$work/rss-ip6-$size-$r" ip -6 -batch "$work/v6-$size.batch"
+        done
         eval "$emptied"
-        /usr/bin/time -f %M -o "$work/rss-$r" "$bin" apply -q -c "$work/policy.json"
-        eval "$emptied"
-        /usr/bin/time -f %M -o "$work/rss-ip4-$r" ip -4 -batch "$work/v4.batch"
-        /usr/bin/time -f %M -o "$work/rss-ip6-$r" ip -6 -batch "$work/v6.batch"
     done
-    eval "$emptied"
 
     # P5: prefix files into table 400, one run per size and side (the sizes make each run long enough).
     # Emptied by making tun0 anew: the kernel drops a device's routes with it at once, while "ip route flush"
@@ -161,25 +170,31 @@ trap cleanup EXIT
 echo "$bin" >"$work/bin"
 echo "$rounds" >"$work/rounds"
 
-# The P2 policy and the same lines for ip -batch: 8,000 IPv4 + 2,000 IPv6 routes, 800 + 200 source rules.
-{
-    echo '{ "Rules": ['
-    for ((i = 0; i < rules; i++)); do
-        if ((i < rules * 8 / 10)); then from="100.64.$((i / 250)).$((i % 250))"; else from="fd00:ff:$(printf %x $i)::/64"; fi
-        printf '  "from %s lookup 300 pref %d"%s\n' "$from" $((5000 + i)) "$([ $i -lt $((rules - 1)) ] && echo ,)"
-    done
-    echo '], "Routes": ['
-    for ((i = 0; i < routes; i++)); do
-        if ((i < routes * 8 / 10)); then dst="10.$((i / 250 + 1)).$((i % 250)).0/24"; else j=$((i - routes * 8 / 10)); dst="fd00:$(printf %x $((j / 250 + 1))):$(printf %x $((j % 250)))::/64"; fi
-        printf '  "%s dev tun0 table 300"%s\n' "$dst" "$([ $i -lt $((routes - 1)) ] && echo ,)"
-    done
-    echo '] }'
-} >"$work/policy.json"
-chmod 600 "$work/policy.json"
-jq -r '.Rules[] | "rule add \(.) protocol 147"' "$work/policy.json" | grep -v ':' >"$work/v4.batch"
-jq -r '.Routes[] | "route add \(.) proto 147"' "$work/policy.json" | grep -v 'fd00:' >>"$work/v4.batch"
-jq -r '.Rules[] | "rule add \(.) protocol 147"' "$work/policy.json" | grep ':' >"$work/v6.batch"
-jq -r '.Routes[] | "route add \(.) proto 147"' "$work/policy.json" | grep 'fd00:' >>"$work/v6.batch"
+# The P2 policies and the same lines for ip -batch: of N routes, 80% IPv4 /24s and 20% IPv6 /64s, and 1,000 rules (800
+# IPv4, 200 IPv6), N = 10,000 and 100,000.
+p2sizes="$routes 100000"
+echo "$p2sizes" >"$work/p2-sizes"
+for size in $p2sizes; do
+    awk -v n="$size" -v rules="$rules" 'BEGIN {
+        print "{ \"Rules\": ["
+        for (i = 0; i < rules; i++) {
+            from = (i < rules * 8 / 10) ? sprintf("100.64.%d.%d", int(i / 250), i % 250) : sprintf("fd00:ff:%x::/64", i)
+            printf "  \"from %s lookup 300 pref %d\"%s\n", from, 5000 + i, (i < rules - 1) ? "," : ""
+        }
+        print "], \"Routes\": ["
+        for (i = 0; i < n; i++) {
+            if (i < n * 8 / 10) dst = sprintf("%d.%d.%d.0/24", 10 + int(i / 65536), int(i / 256) % 256, i % 256)
+            else { j = i - n * 8 / 10; dst = sprintf("fd00:%x:%x::/64", int(j / 250) + 1, j % 250) }
+            printf "  \"%s dev tun0 table 300\"%s\n", dst, (i < n - 1) ? "," : ""
+        }
+        print "] }"
+    }' >"$work/policy-$size.json"
+    chmod 600 "$work/policy-$size.json"
+    jq -r '.Rules[] | "rule add \(.) protocol 147"' "$work/policy-$size.json" | grep -v ':' >"$work/v4-$size.batch"
+    jq -r '.Routes[] | "route add \(.) proto 147"' "$work/policy-$size.json" | grep -v 'fd00:' >>"$work/v4-$size.batch"
+    jq -r '.Rules[] | "rule add \(.) protocol 147"' "$work/policy-$size.json" | grep ':' >"$work/v6-$size.batch"
+    jq -r '.Routes[] | "route add \(.) proto 147"' "$work/policy-$size.json" | grep 'fd00:' >>"$work/v6-$size.batch"
+done
 
 # P5: prefix files of N distinct IPv4 /24s, and the same routes for ip -batch.
 sizes="1000 10000 100000"
@@ -209,14 +224,25 @@ read -r p1a p1a_lo p1a_hi p1a_n < <(times p1 tunnel-router | stat3)
 read -r p1b p1b_lo p1b_hi p1b_n < <(times p1 script | stat3)
 read -r p1a_cpu _ < <(cpu p1 tunnel-router | stat3)
 read -r p1b_cpu _ < <(cpu p1 script | stat3)
-read -r p2a p2a_lo p2a_hi p2a_n < <(times p2 tunnel-router | stat3)
-read -r p2b p2b_lo p2b_hi p2b_n < <(times p2 "ip -batch" | stat3)
-read -r p2a_cpu _ < <(cpu p2 tunnel-router | stat3)
-read -r p2b_cpu _ < <(cpu p2 "ip -batch" | stat3)
-read -r p3a p3a_lo p3a_hi p3a_n < <(times p3 tunnel-router | stat3)
-read -r rss rss_lo rss_hi _ < <(cat "$work"/rss-[0-9]* | stat3)
-read -r rss_ip _ < <(paste "$work"/rss-ip4-* "$work"/rss-ip6-* | tr '\t' '\n' | stat3)
 size=$(stat -c %s "$bin")
+mb() { awk -v a="$1" -v lo="$2" -v hi="$3" 'BEGIN { printf "%.1f (%.1f–%.1f)", a / 1024, lo / 1024, hi / 1024 }'; }
+p2rows=
+for n in $(cat "$work/p2-sizes"); do
+    read -r p2a p2a_lo p2a_hi p2a_n < <(times "p2-$n" tunnel-router | stat3)
+    read -r p2b p2b_lo p2b_hi _ < <(times "p2-$n" "ip -batch" | stat3)
+    read -r p2a_cpu _ < <(cpu "p2-$n" tunnel-router | stat3)
+    read -r p2b_cpu _ < <(cpu "p2-$n" "ip -batch" | stat3)
+    read -r p3a p3a_lo p3a_hi p3a_n < <(times "p3-$n" tunnel-router | stat3)
+    read -r p3b p3b_lo p3b_hi _ < <(times "p3-$n" read | stat3)
+    read -r p3a_cpu _ < <(cpu "p3-$n" tunnel-router | stat3)
+    read -r p3b_cpu _ < <(cpu "p3-$n" read | stat3)
+    read -r rss rss_lo rss_hi _ < <(cat "$work"/rss-$n-[0-9]* | stat3)
+    read -r rss_ip _ < <(paste "$work"/rss-ip4-$n-* "$work"/rss-ip6-$n-* | tr '\t' '\n' | stat3)
+    p2rows="$p2rows
+| P2 \`apply\` $n routes + $rules rules from empty, ms ($p2a_n runs) | $(ms "$p2a" "$p2a_lo" "$p2a_hi") | \`ip -4/-6 -batch\`: $(ms "$p2b" "$p2b_lo" "$p2b_hi") | $(ratio "$p2a" "$p2b") ($(ratio "$p2a_cpu" "$p2b_cpu")) | ≤ 0.5 |
+| P3 \`apply\` again at $n, nothing to change, ms ($p3a_n runs) | $(ms "$p3a" "$p3a_lo" "$p3a_hi") | reading the state: $(ms "$p3b" "$p3b_lo" "$p3b_hi") | $(ratio "$p3a" "$p3b") ($(ratio "$p3a_cpu" "$p3b_cpu")) | ≤ 2 |
+| P4 peak RSS of the P2 apply at $n, MB | $(mb "$rss" "$rss_lo" "$rss_hi") | \`ip -batch\`: $(awk -v a="$rss_ip" 'BEGIN { printf "%.1f", a / 1024 }') | – | ≤ 64 MB at 100k |"
+done
 mean() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
 scale="| N routes (prefix file, one table) | apply from empty, ms | \`ip -batch\`, ms | ratio | no-op apply, ms | \`ip route show table all\` + \`ip rule show\`, ms | ratio | peak RSS apply / no-op, MB |
 |---|---|---|---|---|---|---|---|"
@@ -231,15 +257,13 @@ table=$(cat <<EOF
 | Benchmark | tunnel-router | baseline | ratio (CPU ratio) | target |
 |---|---|---|---|---|
 | P1 hook \`up\`, eduVPN (subnet, /24 + /64, table 200), ms | $(ms "$p1a" "$p1a_lo" "$p1a_hi") | eduVPN up script: $(ms "$p1b" "$p1b_lo" "$p1b_hi") | $(ratio "$p1a" "$p1b") ($(ratio "$p1a_cpu" "$p1b_cpu")) | no regression |
-| P2 \`apply\` $routes routes + $rules rules from empty, ms | $(ms "$p2a" "$p2a_lo" "$p2a_hi") | \`ip -4/-6 -batch\`: $(ms "$p2b" "$p2b_lo" "$p2b_hi") | $(ratio "$p2a" "$p2b") ($(ratio "$p2a_cpu" "$p2b_cpu")) | ≤ 0.5 |
-| P3 \`apply\` again, nothing to change, ms | $(ms "$p3a" "$p3a_lo" "$p3a_hi") | – | – | ≤ 2 × reading the state (P5 table) |
-| P4 peak RSS during P2, MB | $(awk -v a="$rss" -v lo="$rss_lo" -v hi="$rss_hi" 'BEGIN { printf "%.1f (%.1f–%.1f)", a / 1024, lo / 1024, hi / 1024 }') | \`ip -batch\`: $(awk -v a="$rss_ip" 'BEGIN { printf "%.1f", a / 1024 }') | – | ≤ 64 MB at 100k |
+$(echo "$p2rows" | sed 1d)
 | P4 binary size, MB | $(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1048576 }') | – | – | ≤ 10 MB |
 
 $scale
 EOF
 )
-header="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), Linux $(uname -r), load average at start $load; $rounds rounds: P1 $p1a_n runs per side, P2 $p2a_n, P3 $p3a_n."
+header="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), Linux $(uname -r), load average at start $load; $rounds rounds: P1 $p1a_n runs per side."
 echo
 echo "$header"
 echo
