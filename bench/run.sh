@@ -183,7 +183,8 @@ for size in $p2sizes; do
         }
         print "], \"Routes\": ["
         for (i = 0; i < n; i++) {
-            if (i < n * 8 / 10) dst = sprintf("%d.%d.%d.0/24", 10 + int(i / 65536), int(i / 256) % 256, i % 256)
+            # 10.1.0.0/24, 10.1.1.0/24 ... 10.1.249.0/24, 10.2.0.0/24 ...; from 63,500 on in 11.x.
+            if (i < n * 8 / 10) { a = int(i / 250); dst = sprintf("%d.%d.%d.0/24", 10 + int(a / 254), a % 254 + 1, i % 250) }
             else { j = i - n * 8 / 10; dst = sprintf("fd00:%x:%x::/64", int(j / 250) + 1, j % 250) }
             printf "  \"%s dev tun0 table 300\"%s\n", dst, (i < n - 1) ? "," : ""
         }
