@@ -166,6 +166,10 @@ internal sealed class PlannedChanges(PackedRoutes adds, PackedRoutes deletes) : 
 
     public bool IsRule(in PlanStep step) => step.Made?.IsRule ?? false;
 
+    /// <summary>Whether the step adds, replaces or deletes a route of a type that stops packets (unreachable, blackhole,
+    /// prohibit) or sends them back to the rules (throw).</summary>
+    public bool IsBlocking(in PlanStep step) => step.Made is null ? Packed(step).Tail.Type != RouteType.Unicast : RouteOf(step) is { Type: not RouteType.Unicast };
+
     public bool IsV4(in PlanStep step) =>
         step.Made is { } made ? made.Family == System.Net.Sockets.AddressFamily.InterNetwork : !Packed(step).Key.IsV6;
 

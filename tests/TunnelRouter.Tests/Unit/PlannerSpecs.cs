@@ -89,13 +89,16 @@ public class PlannerSpecs
     [Fact]
     public void IPv4_rules_go_in_after_their_routes_and_IPv6_rules_before_them_and_come_out_the_other_way()
     {
-        // An IPv6 rule change makes the kernel walk every IPv6 route; IPv4 rules cost the same either way.
-        var both = new KernelState([R("10.10.10.0/24"), R("fd00::/64")], [From("10.10.10.0/24"), From("fd00:1::/64")]);
+        // An IPv6 rule change makes the kernel walk every IPv6 route; IPv4 rules cost the same either way. A table's
+        // unreachable route (a kill switch written as a Routes line) is in place before any rule points at it.
+        var kill = new Route(Net.ParsePrefix("dst", "::/0"), 200, Ours, metric: uint.MaxValue, type: RouteType.Unreachable);
+        var both = new KernelState([R("10.10.10.0/24"), R("fd00::/64"), kill], [From("10.10.10.0/24"), From("fd00:1::/64")]);
 
         Assert.Equal(
         [
             "route add 10.10.10.0/24 dev tun0 table 200 proto 148",
             "rule add from 10.10.10.0/24 pref 1000 lookup 200 protocol 148",
+            "route add unreachable default table 200 proto 148 metric 4294967295",
             "rule add from fd00:1::/64 pref 1000 lookup 200 protocol 148",
             "route add fd00::/64 dev tun0 table 200 proto 148",
         ], Lines(Planner.Plan(both, KernelState.Empty, Owns)));
@@ -105,6 +108,7 @@ public class PlannerSpecs
             "route del 10.10.10.0/24 dev tun0 table 200 proto 148",
             "route del fd00::/64 dev tun0 table 200 proto 148",
             "rule del from fd00:1::/64 pref 1000 lookup 200 protocol 148",
+            "route del unreachable default table 200 proto 148 metric 4294967295",
         ], Lines(Planner.Remove(both, Owns)));
     }
 
