@@ -33,6 +33,19 @@ public static class Commands
         return policy;
     }
 
+    /// <summary>The policy parsed while the kernel's dumps run beside it (<see cref="Context.StartSnapshot"/>); a policy
+    /// that fails to parse is reported as before, once the dumps are done with the kernel's socket.</summary>
+    static (ParsedPolicy Policy, SnapshotReader.Pending? Early) ParsePolicyWhileReading(Context ctx)
+    {
+        var early = ctx.StartSnapshot();
+        try { return (ParsePolicy(ctx), early); }
+        catch
+        {
+            early?.Wait();
+            throw;
+        }
+    }
+
     /// <summary>Plan from one snapshot: what apply, plan and doctor share. Before anything changes, a kernel
     /// without GRE is one line naming the module: <paramref name="loadModules"/> (apply) loads it; plan, doctor
     /// and --dry-run only check that modprobe would find it. <paramref name="stated"/>: the plan's notes (a
@@ -56,9 +69,9 @@ public static class Commands
     {
         using (ctx.Lock())
         {
-            var policy = ParsePolicy(ctx);
+            var (policy, early) = ParsePolicyWhileReading(ctx);
             var live = ctx.Records.ReadAll();
-            var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
+            var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
             ApplyPlan(ctx, plan);
             StartupTrace.Mark("applied");
@@ -99,9 +112,9 @@ public static class Commands
     /// summary line, unless -v); exit 2 when there are any.</summary>
     static int Plan(Context ctx)
     {
-        var policy = ParsePolicy(ctx);
+        var (policy, early) = ParsePolicyWhileReading(ctx);
         var live = ctx.Records.ReadAll();
-        var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy));
+        var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
         var records = policy.Instances.Count > 0 ? LiveInstances.Records(ctx) : [];
         foreach (var line in LiveInstances.Lines(policy, records)) ctx.Log.Information("{Line}", line);
         foreach (var finding in LiveInstances.Recursion(ctx, records)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);

@@ -7,10 +7,51 @@ public sealed class SnapshotReader(IKernel kernel, Nftables nft, Sysctls sysctls
 {
     /// <summary>Equivalent to: ip route show table all; ip rule show; ip -d address show; nft list table
     /// inet tunnel_router; and ip route get / ip addr show dev / sysctl -n for what the query names.</summary>
-    public KernelSnapshot Read(SnapshotQuery query)
+    public KernelSnapshot Read(SnapshotQuery query) => Read(query, kernel.Read(StateQuery.All), kernel.ReadLinks());
+
+    /// <summary>Starts the dumps no policy changes (every route, rule and link) on a thread of their own, for a run
+    /// that parses a large policy meanwhile; <see cref="Pending.Finish"/> adds what the query names. Until then
+    /// the kernel's socket is the thread's.</summary>
+    public Pending Start() => new(this);
+
+    public sealed class Pending
     {
-        var state = kernel.Read(StateQuery.All);
-        var links = kernel.ReadLinks();
+        readonly SnapshotReader _reader;
+        readonly Thread _thread;
+        KernelState? _state;
+        IReadOnlyList<Link>? _links;
+        Exception? _failure;
+
+        internal Pending(SnapshotReader reader)
+        {
+            _reader = reader;
+            _thread = new Thread(() =>
+            {
+                try
+                {
+                    _state = reader.Kernel.Read(StateQuery.All);
+                    _links = reader.Kernel.ReadLinks();
+                }
+                catch (Exception e) { _failure = e; }
+            }, 1 << 20) { IsBackground = true, Name = "kernel dumps" };
+            _thread.Start();
+        }
+
+        /// <summary>Waits for the dumps, whatever they found: what a run does after a failed parse.</summary>
+        public void Wait() => _thread.Join();
+
+        public KernelSnapshot Finish(SnapshotQuery query)
+        {
+            _thread.Join();
+            if (_failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_failure);
+            return _reader.Read(query, _state!, _links!);
+        }
+    }
+
+    IKernel Kernel => kernel;
+
+    KernelSnapshot Read(SnapshotQuery query, KernelState state, IReadOnlyList<Link> links)
+    {
         var addresses = new Dictionary<string, IReadOnlyList<InterfaceAddress>>(StringComparer.Ordinal);
         foreach (var device in query.AddressesOf ?? [])
             addresses.TryAdd(device, kernel.ReadAddresses(device));

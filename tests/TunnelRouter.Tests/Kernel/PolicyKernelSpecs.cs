@@ -81,6 +81,41 @@ public class PolicyKernelSpecs
     }
 
     [Fact]
+    public void A_policy_of_5000_lines_is_applied_whole_or_with_one_bad_line_not_at_all()
+    {
+        // A thousand lines and more: the kernel is dumped on a second thread while the lines are parsed.
+        using var ns = Host();
+        var routes = new List<string>();
+        for (var i = 0; i < 3_000; i++) routes.Add($"10.{1 + i / 250}.{i % 250}.0/24 dev eth1 table 300");
+        for (var i = 0; i < 1_000; i++) routes.Add($"fd00:{1 + i / 250:x}:{i % 250:x}::/64 dev eth1 table 300");
+        routes.Add("-6 unreachable default table 300 metric 4294967295");
+        var rules = new List<string>();
+        for (var i = 0; i < 800; i++) rules.Add($"from 100.64.{i / 250}.{i % 250} lookup 300 pref {5000 + i}");
+        for (var i = 0; i < 200; i++) rules.Add($"from fd00:ff:{i:x}::/64 lookup 300 pref {6000 + i}");
+        var broken = routes.ToList();
+        broken[2_500] = "10.11.0.1/16 dev eth1 table 300";
+        var bad = Hardening.WritePolicy(ns, new { Routes = broken, Rules = rules }, "broken.json");
+        var before = ns.Dump();
+
+        var refused = Apply(ns, bad, "-q");
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("broken.json: Routes[2500]: word 1 '10.11.0.1/16': has host bits set; did you mean 10.11.0.0/16?", refused.Stderr);
+        Assert.Equal(before, ns.Dump());
+
+        var policy = Hardening.WritePolicy(ns, new { Routes = routes, Rules = rules });
+        Apply(ns, policy, "-q").ShouldSucceed();
+
+        Assert.Equal(3_000, ns.Ip("-4", "route", "show", "table", "300", "proto", "147").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(1_001, ns.Ip("-6", "route", "show", "table", "300", "proto", "147").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(800, ns.Ip("-4", "rule", "show", "protocol", "147").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(200, ns.Ip("-6", "rule", "show", "protocol", "147").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(0, Run(ns, ["plan", "-q", "-c", policy]).ExitCode);
+        Apply(ns, policy, "-q").ShouldSucceed();
+        Assert.Equal(0, Run(ns, ["plan", "-q", "-c", policy]).ExitCode);
+    }
+
+    [Fact]
     public void Apply_installs_the_rules_and_routes_with_protocol_147_and_the_priority_band()
     {
         using var ns = Host();
