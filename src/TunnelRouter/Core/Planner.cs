@@ -88,17 +88,20 @@ public static class Planner
     /// </summary>
     static void Order(PlannedChanges plan, List<PlanStep> steps, bool adding)
     {
+        // Each step classified once, then a pass per group over the classes.
+        var groups = new byte[steps.Count];
+        for (var i = 0; i < steps.Count; i++) groups[i] = Group(plan, steps[i], adding);
         for (var group = 0; group < 5; group++)
-            foreach (var s in steps)
-                if (Group(plan, s, adding) == group) plan.Steps.Add(s);
+            for (var i = 0; i < steps.Count; i++)
+                if (groups[i] == group) plan.Steps.Add(steps[i]);
     }
 
-    static int Group(PlannedChanges plan, in PlanStep step, bool adding)
+    static byte Group(PlannedChanges plan, in PlanStep step, bool adding)
     {
         var rule = plan.IsRule(step);
-        if (plan.IsV4(step)) return rule == adding ? 1 : 0;
+        if (plan.IsV4(step)) return (byte)(rule == adding ? 1 : 0);
         if (rule) return 3;
-        return plan.IsBlocking(step) == adding ? 2 : 4;
+        return (byte)(plan.IsBlocking(step) == adding ? 2 : 4);
     }
 }
 
