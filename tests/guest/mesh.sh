@@ -63,6 +63,8 @@ conf_a=$( [ "$daemon" = bird ] && echo /run/siteA/bird/tunnel-router.conf || ech
 say "file.a $(awk '{ gsub(/\t/, " "); printf "%s ", $0 }' "$conf_a")"
 say "pin.a $(ip -n siteA route show 203.0.113.14)"
 wait_route siteA 192.168.3.0/24 gre_ac route.direct
+# C's way back converges on its own clock: the ping waits for it too, not only for A's route.
+wait_route siteC 192.168.1.0/24 gre_ac route.direct.back
 ping_ac ping.direct
 full_a() {
     if [ "$daemon" = bird ]; then birdc -s /run/siteA/bird.ctl show ospf neighbors | grep -c Full
@@ -87,6 +89,7 @@ say "hops.via_b $(ip netns exec siteA ping -c 1 -W 2 -I 192.168.1.1 -R 192.168.3
 say "restored $(cut -d' ' -f1 /proc/uptime)"
 run restore.a tr siteA apply -c "$W/site-a.json"
 wait_route siteA 192.168.3.0/24 gre_ac route.restored
+wait_route siteC 192.168.1.0/24 gre_ac route.restored.back
 ping_ac ping.restored 3
 
 # flush at A: the mesh's links, pins and BIRD's protocol go; BIRD keeps running.

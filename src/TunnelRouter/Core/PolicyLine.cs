@@ -422,10 +422,12 @@ public static class PolicyLine
     static string Shared(ReadOnlySpan<char> word)
     {
         var recent = _recent ??= new string[8];
-        foreach (var s in recent)
-            if (s is not null && word.SequenceEqual(s)) return s;
-        Array.Copy(recent, 0, recent, 1, recent.Length - 1);
-        return recent[0] = word.ToString();
+        var at = 0;
+        while (at < recent.Length && !(recent[at] is { } s && word.SequenceEqual(s))) at++;
+        // The word found (or made) moves to the front, so the words a policy repeats stay while others come and go.
+        var shared = at < recent.Length ? recent[at] : word.ToString();
+        Array.Copy(recent, 0, recent, 1, Math.Min(at, recent.Length - 1));
+        return recent[0] = shared;
     }
 
     /// <summary>The words of one line, with positions for errors: slices of the line, their bounds on the stack,
