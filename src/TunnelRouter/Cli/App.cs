@@ -75,7 +75,7 @@ public static class App
             };
             ctx.Handlers.Add(new NftHandler(ctx.Nft));
             ctx.Handlers.Add(new SysctlHandler(ctx.Sysctls));
-            ctx.Handlers.Add(new RoutingConfigHandler(message => ctx.Log.Warning("{Message}", message)));
+            ctx.Handlers.Add(new RoutingConfigHandler(ctx.Log, () => ctx.Kernel));
 
             // Both owners' protocols are checked for every command: a bad one in the environment is an error
             // even for the hook, which only uses its own.

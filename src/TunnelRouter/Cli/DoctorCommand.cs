@@ -81,7 +81,7 @@ public static class DoctorCommand
         foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx)))
             findings.Add(new Finding("recursive-routing", FindingLevel.Note, finding,
                 $"add '{RecursiveRouting.Option}' to that OpenVPN client's configuration (or route the server's address elsewhere)"));
-        if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot);
+        if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot, policy.Tunnels);
         if (plan is not null)
         {
             findings.Add(plan.Count == 0

@@ -8,9 +8,19 @@ namespace TunnelRouter.Cli;
 /// Full adjacency, and a neighbour stuck exchanging databases is named as the MTU mismatch it usually is.</summary>
 public static class RoutingDaemonCheck
 {
-    public static void Add(List<Finding> findings, RoutingSpec routing, KernelSnapshot snapshot)
+    public static void Add(List<Finding> findings, RoutingSpec routing, KernelSnapshot snapshot, IReadOnlyList<TunnelConfigEntry> tunnels)
     {
         var name = routing.Daemon == RoutingDaemonKind.Bird ? "BIRD" : "FRR";
+        // An interface configured for OSPF that the daemon does not run OSPF on (FRR 8.4's zebra drops an address made
+        // an instant after its link): no adjacency can ever form there, whatever the other end does.
+        var notRunning = new HashSet<string>(StringComparer.Ordinal);
+        if (RoutingDaemonProbe.Look(new ProcessRunner(TimeSpan.FromSeconds(10)), routing.Settler(tunnels), snapshot.Links, nudge: false) is var (_, step))
+            foreach (var missing in step.Missing)
+            {
+                notRunning.Add(missing);
+                findings.Add(new Finding("routing", FindingLevel.Problem, $"{missing}: configured for OSPF, but {name} does not run OSPF on it: {step.Why[missing]}",
+                    step.Fix[missing]));
+            }
         IReadOnlyList<OspfNeighbour>? neighbours;
         try { neighbours = RoutingDaemonProbe.Neighbours(routing.Daemon, routing.Control); }
         catch (TunnelRouterException e) { neighbours = null; findings.Add(new Finding("routing", FindingLevel.Problem, e.Message)); return; }
@@ -22,7 +32,7 @@ public static class RoutingDaemonCheck
                     : "start it (systemctl start frr) with ospfd enabled in /etc/frr/daemons"));
             return;
         }
-        foreach (var i in routing.Ospf.Interfaces.Where(i => !i.Stub))
+        foreach (var i in routing.Ospf.Interfaces.Where(i => !i.Stub && !notRunning.Contains(i.Name)))
         {
             var mtu = snapshot.Links.FirstOrDefault(l => l.Name == i.Name)?.Mtu;
             var on = neighbours.Where(n => n.Interface == i.Name).ToList();

@@ -21,7 +21,7 @@ public static class ConfigSchema
 
     public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Gateway6", "Priority"];
 
-    public static readonly string[] RoutingKeys = ["Daemon", "Protocol", "Area", "Hello", "Dead", "ConfigFile", "Control", "Interfaces", "Stubs"];
+    public static readonly string[] RoutingKeys = ["Daemon", "Protocol", "Area", "Hello", "Dead", "Settle", "ConfigFile", "Control", "Interfaces", "Stubs"];
 
     public static readonly string[] TunnelKeys =
         ["Name", "Mode", "Local", "Remote", "Key", "IKey", "OKey", "Ttl", "Tos", "PMtuDisc", "Mtu", "Underlay", "Dev", "Addresses", "Routes"];
@@ -61,7 +61,7 @@ public static class ConfigSchema
         ("RoutedNetworks", Kind.Flag), ("PoolRulePriority", Kind.Number), ("LockTimeoutSeconds", Kind.Number),
         ("WatchResyncSeconds", Kind.Number), ("Tables:*", Kind.Number), ("Uplinks:*:Priority", Kind.Number),
         ("Tunnels:*:Ttl", Kind.Number), ("Tunnels:*:Tos", Kind.Number), ("Tunnels:*:Mtu", Kind.Number), ("Tunnels:*:PMtuDisc", Kind.Flag),
-        ("Routing:Hello", Kind.Number), ("Routing:Dead", Kind.Number),
+        ("Routing:Hello", Kind.Number), ("Routing:Dead", Kind.Number), ("Routing:Settle", Kind.Number),
     ];
 
     /// <summary>Every shape error of the configuration (none: an empty list), each naming its key.</summary>

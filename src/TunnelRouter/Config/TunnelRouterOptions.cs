@@ -136,6 +136,10 @@ public sealed class RoutingOptions
     public uint Hello { get; set; } = 10;
     public uint Dead { get; set; } = 40;
 
+    /// <summary>How long (seconds) an apply that changed the daemon's file or its interfaces waits for the daemon to run
+    /// OSPF on each of them before it fails naming the ones it never took; default 30 (an emulated or loaded host is slow).</summary>
+    public uint Settle { get; set; } = 30;
+
     /// <summary>The file tunnel-router writes; default /etc/bird/tunnel-router.conf or /etc/frr/tunnel-router.conf.</summary>
     public string? ConfigFile { get; set; }
 

@@ -83,8 +83,9 @@ public static class Reconciler
         var forgotten = new List<string>();
         var routing = Routing(policy, snapshot, notes, waiting, adopt);
         // Joined, not copied: the routing part may be a million routes made only as they are read.
-        var changes = ChangeList.Concat(Tunnels(policy, snapshot, notes), routing, Live(live, snapshot, forgotten), Marks(policy.Marks, snapshot),
-            Sysctls(policy, snapshot), Daemon(policy, snapshot, mode));
+        var tunnels = Tunnels(policy, snapshot, notes);
+        var changes = ChangeList.Concat(tunnels, routing, Live(live, snapshot, forgotten), Marks(policy.Marks, snapshot),
+            Sysctls(policy, snapshot), Daemon(policy, snapshot, mode, tunnels));
         Reachable(policy, live, snapshot, changes);
         var failClosed = new List<Change>();
         if (policy.FailClosed.Count > 0)
@@ -556,14 +557,29 @@ public static class Reconciler
     }
 
     /// <summary>The routing daemon's file: rewritten (and the daemon reloaded) when its text differs from
-    /// what the policy renders; flush leaves it with nothing configured.</summary>
-    static IReadOnlyList<Change> Daemon(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode)
+    /// what the policy renders; flush leaves it with nothing configured. When the file changed or this run makes one
+    /// of its interfaces or their addresses, the apply ends by waiting until the daemon runs OSPF on each
+    /// (<see cref="SettleOspf"/>).</summary>
+    /// <param name="tunnels">this run's changes to the owned tunnels.</param>
+    static IReadOnlyList<Change> Daemon(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode, IReadOnlyList<Change>? tunnels = null)
     {
         if (policy.Routing is not { } r) return [];
         var old = snapshot.Files.TryGetValue(r.ConfigFile, out var text) ? text : null;
         var next = mode == ReconcileMode.Flush ? null : r.Render(policy.Source);
         if (next is null && (old is null || old == WriteRoutingConfig.Empty(r.Daemon))) return [];
-        return old == next ? [] : [new WriteRoutingConfig(r.Daemon, r.ConfigFile, r.Control, old, next)];
+        var write = old == next ? null : new WriteRoutingConfig(r.Daemon, r.ConfigFile, r.Control, old, next);
+        if (next is null) return [write!];
+        var names = r.Ospf.Interfaces.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        var made = tunnels?.Any(c => c switch
+        {
+            AddLink a => names.Contains(a.Tunnel.Name),
+            ChangeLink l => names.Contains(l.New.Name),
+            AddAddress a => names.Contains(a.Device),
+            _ => false,
+        }) == true;
+        if (write is null && !made) return [];
+        var settle = r.Settler(policy.Tunnels);
+        return write is null ? [settle] : [write, settle];
     }
 
     /// <summary>Fills what the policy left out from the snapshot: the address and prefix of the interface,

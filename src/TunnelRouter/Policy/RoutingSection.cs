@@ -7,12 +7,23 @@ namespace TunnelRouter.Policy;
 
 /// <summary>The policy's Routing section, checked: the daemon's settings, the file tunnel-router owns for
 /// it, and how to tell the daemon to read it again.</summary>
-public sealed record RoutingSpec(string Field, OspfSettings Ospf, string ConfigFile, string? Control)
+/// <param name="Settle">how long an apply waits for the daemon to run OSPF on every interface it was given.</param>
+public sealed record RoutingSpec(string Field, OspfSettings Ospf, string ConfigFile, string? Control, TimeSpan Settle)
 {
     public RoutingDaemonKind Daemon => Ospf.Daemon;
 
     /// <summary>The file's text for this policy.</summary>
     public string Render(string policySource) => OspfConfig.Render(Ospf, policySource);
+
+    /// <summary>The check that the daemon runs OSPF on every interface: the owned <paramref name="tunnels"/> among
+    /// them with the IPv4 addresses tunnel-router gave them (the only ones it may announce again).</summary>
+    public SettleOspf Settler(IReadOnlyList<TunnelConfigEntry> tunnels)
+    {
+        var names = Ospf.Interfaces.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        var owned = tunnels.Where(t => names.Contains(t.Link.Name)).ToDictionary(t => t.Link.Name,
+            t => (IReadOnlyList<InterfaceAddress>)t.Addresses.Where(a => a.Family == System.Net.Sockets.AddressFamily.InterNetwork).ToList(), StringComparer.Ordinal);
+        return new SettleOspf(Daemon, Control, Ospf, owned, Settle);
+    }
 }
 
 /// <summary>Checks <see cref="RoutingOptions"/>; every error names the key as the policy file spells it.</summary>
@@ -43,6 +54,7 @@ public static class RoutingSection
         if (!string.Equals(o.Protocol, "ospf", StringComparison.OrdinalIgnoreCase))
             errors.Add(new InputException($"{field}.Protocol", $"'{Net.Printable(o.Protocol)}' is not supported; expected ospf (OSPFv2, and OSPFv3 where the interfaces have IPv6)"));
         var area = Check(() => Area($"{field}.Area", o.Area));
+        if (o.Settle is 0 or > 600) errors.Add(new InputException($"{field}.Settle", $"{o.Settle} is not a wait; expected 1 to 600 seconds (how long apply waits for the daemon to run OSPF on every interface)"));
         if (o.Hello is 0 or > 65535) errors.Add(new InputException($"{field}.Hello", $"{o.Hello} is not a hello interval; expected 1 to 65535 seconds"));
         else if (o.Dead <= o.Hello || o.Dead > 65535)
             errors.Add(new InputException($"{field}.Dead", $"{o.Dead} must be more than Hello ({o.Hello}) and at most 65535; OSPF's own default is 4 × Hello"));
@@ -89,7 +101,7 @@ public static class RoutingSection
             errors.Add(new InputException($"{field}.Control", $"'{Net.Printable(control)}' is not an absolute path"));
         InputErrors.ThrowIfAny(errors);
         var ipv6 = tunnels.Any(t => seen.ContainsKey(t.Link.Name) && t.Addresses.Any(a => a.Family == System.Net.Sockets.AddressFamily.InterNetworkV6));
-        return new RoutingSpec(field, new OspfSettings(daemon!.Value, area!, o.Hello, o.Dead, ipv6, interfaces), file, o.Control);
+        return new RoutingSpec(field, new OspfSettings(daemon!.Value, area!, o.Hello, o.Dead, ipv6, interfaces), file, o.Control, TimeSpan.FromSeconds(o.Settle));
     }
 
     /// <summary>An OSPF area as both daemons write it: a number, or a dotted quad (0.0.0.0 is area 0).</summary>

@@ -259,4 +259,23 @@ public class KernelBackendSpecs
         Assert.DoesNotContain("10.30.30.1", ns.Ip("addr", "show", "tun1"));
         Assert.DoesNotContain("alias", ns.Ip("-d", "link", "show", "tun1"));
     }
+
+    [Fact]
+    public async Task An_address_sent_again_is_announced_once_more_and_stays_as_it_was()
+    {
+        using var ns = Namespace();
+        var address = new InterfaceAddress(A("10.20.20.1"), 24);
+        var before = ns.Ip("-4", "-d", "addr", "show", "tun1");
+        // A listener on the namespace's address events: what a routing daemon that missed the address hears.
+        using var monitor = new System.Diagnostics.Process { StartInfo = new("/usr/sbin/ip", ["-n", ns.Name, "-4", "monitor", "address"]) { RedirectStandardOutput = true } };
+        monitor.Start();
+        Thread.Sleep(300);
+
+        ns.Inside(() => Backend().Apply([new ReplaceAddress("tun1", address)]));
+
+        var heard = await monitor.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(5));
+        monitor.Kill();
+        Assert.Contains("inet 10.20.20.1/24", heard);
+        Assert.Equal(before, ns.Ip("-4", "-d", "addr", "show", "tun1"));
+    }
 }

@@ -186,6 +186,7 @@ public sealed partial class NetlinkBackend
             SetLinkAlias c => c.Name,
             DeleteLink c => c.Tunnel.Name,
             AddAddress c => c.Device,
+            ReplaceAddress c => c.Device,
             DeleteAddress c => c.Device,
             _ => null,
         };
@@ -206,6 +207,7 @@ public sealed partial class NetlinkBackend
         switch (change)
         {
             case AddAddress a: WriteAddress(Nl.RTM_NEWADDR, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, seq, index, a.Address); break;
+            case ReplaceAddress r: WriteAddress(Nl.RTM_NEWADDR, Nl.NLM_F_CREATE | Nl.NLM_F_REPLACE, seq, index, r.Address); break;
             case DeleteAddress d: WriteAddress(Nl.RTM_DELADDR, 0, seq, index, d.Address); break;
             case DeleteLink:
                 // Equivalent to: ip link del NAME
@@ -287,7 +289,7 @@ public sealed partial class NetlinkBackend
         return 0;
     }
 
-    /// <summary>Equivalent to: ip address add|del ADDRESS/PREFIX dev DEV</summary>
+    /// <summary>Equivalent to: ip address add|replace|del ADDRESS/PREFIX dev DEV</summary>
     void WriteAddress(ushort type, ushort flags, uint seq, uint index, InterfaceAddress a)
     {
         _writer.BeginMessage(type, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | flags), seq);

@@ -171,6 +171,7 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
         SetLinkMtu c => [c.Name],
         SetLinkAlias c => [c.Name],
         AddAddress c => [c.Device],
+        ReplaceAddress c => [c.Device],
         DeleteAddress c => [c.Device],
         _ => [],
     };
