@@ -110,7 +110,7 @@ public abstract class GreMeshGuestSpecs(MeshGuest guest, ITestOutputHelper outpu
         // How long the mesh took to converge after the last site applied, on the guest's clock (reported, never asserted).
         output.WriteLine($"{guest.Daemon} mesh converged (A's two adjacencies Full, LAN C routed direct) {Uptime(_run.One("converged")) - Uptime(_run.One("apply.c.uptime")):0.0} s after site C's apply");
         foreach (var line in _run.Console.Where(l => l.Contains(".stall ", StringComparison.Ordinal))) output.WriteLine(line);
-        foreach (var line in _run.All("apply.a.out").Concat(_run.All("apply.b.out")).Concat(_run.All("apply.c.out")).Where(l => l.Contains("OSPF", StringComparison.Ordinal)))
+        foreach (var line in _run.All("apply.a.out").Concat(_run.All("apply.b.out")).Concat(_run.All("apply.c.out")).Where(l => l.Contains("OSPF", StringComparison.Ordinal) || l.Contains("address replace", StringComparison.Ordinal)))
             output.WriteLine(line);
     }
 
