@@ -85,13 +85,20 @@ public static class Commands
     /// then everything else, all or nothing. Then forgets the records of tunnels that are gone, and says what waits
     /// for a device (not an error: it goes in when the device appears). Under the lock; apply and watch share it.
     /// </summary>
-    internal static void ApplyPlan(Context ctx, PolicyPlan plan, bool sayWaiting = true)
+    /// <param name="settleBound">at most this long for the routing daemon to take its interfaces (watch: its loop must
+    /// not stall on a daemon while a kill switch waits to be restored).</param>
+    internal static void ApplyPlan(Context ctx, PolicyPlan plan, bool sayWaiting = true, TimeSpan? settleBound = null)
     {
         if (plan.FailClosed.Count > 0) ctx.ApplyWithNames(plan.FailClosed);
-        ctx.ApplyWithNames(plan.Rest);
+        // The routing daemon's check comes last and on its own: a daemon that never takes an interface fails the run
+        // with one line naming it, and takes nothing back — the tunnels, rules and kill switches stay as applied.
+        var rest = plan.Rest;
+        var settle = rest.Count > 0 && rest[rest.Count - 1] is SettleOspf s ? s : null;
+        ctx.ApplyWithNames(settle is null ? rest : ChangeList.Slice(rest, 0, rest.Count - 1));
         Forget(ctx, plan.Forgotten, "its device is gone without a down (OpenVPN killed?)");
         if (sayWaiting)
             foreach (var w in plan.Waiting) ctx.Log.Information("{Waiting}", w.ToString());
+        if (settle is not null) ctx.Settle(settleBound is { } b && b < settle.Bound ? settle with { Bound = b } : settle);
     }
 
     static void Forget(Context ctx, IReadOnlyList<string> devices, string why)

@@ -99,6 +99,20 @@ public sealed class Context
         }
     }
 
+    /// <summary>Waits until the routing daemon runs OSPF on every interface (<see cref="SettleOspf"/>), after the
+    /// change it follows took effect; throws one line naming each one it never took, and takes nothing back.</summary>
+    public void Settle(SettleOspf settle)
+    {
+        Log.Information("[#] {Command}", settle.Display(Names.Tables, Names.Protocols));
+        if (Args.DryRun) return;
+        foreach (var h in Handlers)
+            if (h.Handles(settle))
+            {
+                h.Apply(settle);
+                return;
+            }
+    }
+
     sealed class NoLock : IDisposable
     {
         public static readonly NoLock Instance = new();

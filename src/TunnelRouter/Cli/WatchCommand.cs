@@ -209,7 +209,8 @@ public static class WatchCommand
                         foreach (var c in kept) ctx.Log.Information("{Reason}", RestoreReason.Of(c, tables, protocols, appeared));
                     else if (kept.Count > 0)
                         ctx.Log.Information("watch: {Cause}: {Count} change(s)", cause, kept.Count);
-                    Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)] }, sayWaiting: false);
+                    Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)] }, sayWaiting: false,
+                        settleBound: TimeSpan.FromSeconds(5));
                     if (restoring) _restores++;
                     Remember(plan, snapshot, cause);
                     if (restoring)
