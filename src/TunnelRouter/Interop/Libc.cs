@@ -36,6 +36,14 @@ internal static partial class Libc
     [LibraryImport("libc", EntryPoint = "geteuid")]
     public static partial uint geteuid();
 
+    public const int SIGSTOP = 19;
+
+    [LibraryImport("libc", EntryPoint = "getpid")]
+    public static partial int getpid();
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static partial int kill(int pid, int sig);
+
     /// <summary>0 when the interface does not exist in this network namespace.</summary>
     public static uint InterfaceIndex(string name) => if_nametoindex(name);
 }

@@ -205,11 +205,12 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         Assert.DoesNotContain("198.51.100.0/24", ns.Ip("route", "show", "table", "all"));
     }
 
-    /// <summary>Runs apply and, once it has printed its last "[#]" line (every change is printed before the
-    /// kernel is asked, so from then on the kernel is being changed), waits <paramref name="killAfter"/> ms and
-    /// SIGKILLs the whole process tree, the ip -batch child included, as systemd or the OOM killer would. Null:
-    /// let it finish. Returns ms from the last change line to the end: the window of the kernel changes.</summary>
-    static long ApplyAndKill(NetNs ns, string policy, int? killAfter)
+    /// <summary>Runs apply and, with <paramref name="killAt"/>, SIGKILLs its whole process tree (the ip -batch child
+    /// included, as systemd or the OOM killer would) once the first killAt kernel changes have taken effect: the test
+    /// flavour's fault point stops the process there (TUNNEL_ROUTER_FAULT_AFTER=K:stop), so the kill lands mid-change
+    /// however slow the loaded machine makes the run's start. Null: let it finish. Returns ms from the last change
+    /// line to the end: the window of the kernel changes.</summary>
+    static long ApplyAndKill(NetNs ns, string policy, int? killAt)
     {
         var changes = Run(ns, ["plan", "--config", policy]).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
         var printed = 0;
@@ -220,6 +221,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         psi.Environment["TUNNEL_ROUTER_CONFIG"] = ""; // no policy file: the host's is never read
         psi.Environment["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock");
         if (KernelBackend.Current is { } backend) psi.Environment["TUNNEL_ROUTER_BACKEND"] = backend;
+        if (killAt is { } k) psi.Environment["TUNNEL_ROUTER_FAULT_AFTER"] = $"{k}:stop";
         using var firstChange = new ManualResetEventSlim();
         using var p = new Process { StartInfo = psi };
         p.ErrorDataReceived += (_, e) =>
@@ -229,16 +231,35 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         p.Start();
         p.BeginErrorReadLine();
         _ = p.StandardOutput.ReadToEndAsync();
+        if (killAt is not null)
+        {
+            // Stopped (state T) at the fault point, or finished when the plan had fewer changes than that.
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!p.HasExited && !Stopped(p.Id))
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException("apply neither stopped at its fault point nor finished");
+                Thread.Sleep(5);
+            }
+            try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            p.WaitForExit();
+            return 0;
+        }
         if (!firstChange.Wait(60_000)) throw new TimeoutException($"apply printed {printed} of its {changes} changes");
         var clock = Stopwatch.StartNew();
-        if (killAfter is { } ms)
-        {
-            Thread.Sleep(ms);
-            try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-        }
         p.WaitForExit();
-        if (killAfter is null && p.ExitCode != 0) throw new Xunit.Sdk.XunitException($"apply failed: exit {p.ExitCode}");
+        if (p.ExitCode != 0) throw new Xunit.Sdk.XunitException($"apply failed: exit {p.ExitCode}");
         return clock.ElapsedMilliseconds;
+    }
+
+    /// <summary>The state letter of /proc/PID/stat: T once the process stopped itself.</summary>
+    static bool Stopped(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+        }
+        catch (IOException) { return false; }
     }
 
     [Fact]
@@ -256,7 +277,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         ApplyAndKill(ns, policies[1], null);
         var full = clock.ElapsedMilliseconds;
         var converged1 = ns.Dump();
-        // The window for the kills: the kernel changes of one switch (2,500 adds, 2,500 deletes, two rules).
+        // The kernel changes of one switch (2,500 adds, 2,500 deletes, two rules), timed: a figure.
         var window = ApplyAndKill(ns, policies[0], null);
         string[] converged = [ns.Dump(), converged1];
         Run(ns, ["flush"]).ShouldSucceed();
@@ -265,13 +286,12 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         var present = new List<int>();
         var repair = new List<long>();
         var midway = 0;
-        // 20 kills, and more (up to 60) until one has landed mid-change: with netlink the kernel's part of a
-        // switch takes ~30 ms, and a kill may miss it.
+        // 20 kills, each after a random number of the switch's 5,002 kernel changes (2,500 adds, 2,500 deletes, two rules).
         var kills = 0;
-        for (var n = 0; n < 20 || (midway == 0 && n < 60); n++, kills++)
+        for (var n = 0; n < 20; n++, kills++)
         {
             var policy = policies[n % 2];
-            ApplyAndKill(ns, policy, random.Next(0, (int)Math.Max(window, 5)));
+            ApplyAndKill(ns, policy, random.Next(1, 5002));
             present.Add(ns.Ip("route", "show", "table", "100").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
             var killed = ns.Dump();
             if (killed != converged[0] && killed != converged[1]) midway++;
@@ -286,7 +306,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
             Assert.Equal(0, Run(ns, ["plan", "--config", policy]).ExitCode);
         }
         output.WriteLine($"figure: 5000-route apply from empty {full} ms (kernel changes of a switch between the two policies: {window} ms); " +
-                         $"{kills} SIGKILLs at random moments, {midway} of them mid-change, left {string.Join(",", present)} routes in the table; " +
+                         $"{kills} SIGKILLs after a random number of its changes, {midway} of them mid-change, left {string.Join(",", present)} routes in the table; " +
                          $"each next apply converged in {repair.Min()}-{repair.Max()} ms with no duplicates and no leftovers");
         Assert.True(midway > 0, "no kill landed while the kernel was being changed; the test proved nothing");
     }
