@@ -44,7 +44,7 @@ public sealed record CliArgs(
     public static CliArgs Parse(IReadOnlyList<string> args, int openVpnWords = 0)
     {
         string? command = null, config = null;
-        bool dryRun = false, verbose = false, quiet = false, json = false, all = false, adopt = false;
+        bool dryRun = false, verbose = false, quiet = false, json = false, all = false, adopt = false, help = false, version = false;
         var positional = new List<string>();
         var overrides = new List<KeyValuePair<string, string>>();
         var extra = new List<string>();
@@ -66,8 +66,8 @@ public sealed record CliArgs(
                 case "--json": json = true; break;
                 case "--all": all = true; break;
                 case "--adopt": adopt = true; break;
-                case "-h" or "--help": command ??= "help"; break;
-                case "--version": command ??= "version"; break;
+                case "-h" or "--help": help = true; break;
+                case "--version": version = true; break;
                 case "-c" or "--config": config = Value(); break;
                 case "--set":
                     overrides.Add(SplitOverride("--set", Value()));
@@ -92,6 +92,9 @@ public sealed record CliArgs(
             }
         }
         for (var i = own; i < args.Count; i++) positional.Add(args[i]);
+        // Asking is never acting: "flush --help" prints the usage and touches nothing, wherever the word stands.
+        if (help) command = "help";
+        else if (version) command = "version";
         return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json) { Extra = extra, All = all, Adopt = adopt };
     }
 

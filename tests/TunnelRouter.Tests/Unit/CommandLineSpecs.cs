@@ -72,4 +72,24 @@ public class CommandLineSpecs
     [InlineData("xyz", new[] { "vpn", "wan" }, null)]
     public void The_closest_known_word_is_suggested_only_when_it_reads_as_a_typo(string word, string[] known, string? expected) =>
         Assert.Equal(expected, Suggest.Closest(word, known));
+
+    [Theory]
+    [InlineData("flush", "--help")]
+    [InlineData("flush", "--all", "-h")]
+    [InlineData("apply", "--help")]
+    [InlineData("--help", "watch")]
+    [InlineData("up", "--help")]
+    [InlineData("demo", "-h")]
+    [InlineData("explain", "--to", "192.0.2.1", "--help")]
+    public void A_command_with_help_is_help_and_never_the_command(params string[] argv)
+    {
+        Assert.Equal("help", CliArgs.Parse(argv).Command);
+    }
+
+    [Fact]
+    public void A_command_with_version_is_the_version()
+    {
+        Assert.Equal("version", CliArgs.Parse(["apply", "--version"]).Command);
+        Assert.Equal("help", CliArgs.Parse(["apply", "--version", "--help"]).Command);
+    }
 }
