@@ -26,19 +26,23 @@ public static class HookCommand
                 o.RoutedNetworks ?? o.PoolRules);
             // The tunnel's Instances entry, its placeholders filled from OpenVPN's environment: a hostile or missing
             // value stops the run here, before anything is changed.
-            var instance = tunnel.Action == HookAction.Up ? Instance(ctx, tunnel, settings) : null;
+            var closed = tunnel.Action == HookAction.Up ? ClosedTables(ctx) : new HashSet<uint>();
+            var instance = tunnel.Action == HookAction.Up ? Instance(ctx, tunnel, settings, closed) : null;
             var record = records.Read(tunnel.Device);
             // A down with no record (lost, or never written) removes what up would have installed, instance lines
             // included when down's environment still resolves them.
             var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings) : null;
             var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings, Dco(ctx, tunnel, settings)), instance?.State) : KernelState.Empty;
+            // Kill switches first (docs/lifecycle.md): the closed tables this tunnel routes into, and its steady rules.
+            var steady = Lifecycle.SteadyAtUp(desired, instance?.Spec, closed, ctx.Protocol);
             // Whole tables, not just this device's routes: a foreign route with the same key must be seen.
             var tables = new HashSet<uint> { settings.Table };
             foreach (var r in desired.Routes) tables.Add(r.Table);
+            foreach (var r in steady.Routes) tables.Add(r.Table);
             foreach (var r in record?.Routes ?? []) tables.Add(r.Table);
             foreach (var r in unrecorded?.State.Routes ?? []) tables.Add(r.Table);
             var current = ctx.Kernel.Read(new StateQuery(tables,
-                Rules: o.PoolRules || desired.Rules.Count > 0 || record is { Rules.Count: > 0 } || tunnel.Action == HookAction.Down));
+                Rules: o.PoolRules || desired.Rules.Count > 0 || steady.Rules.Count > 0 || record is { Rules.Count: > 0 } || tunnel.Action == HookAction.Down));
             StartupTrace.Mark("read");
             // An instance route written without dev reads back with the device the kernel chose.
             desired = Policy.PolicyState.Settle(desired, current);
@@ -51,6 +55,8 @@ public static class HookCommand
             }
             if (tunnel.Action == HookAction.Down && record is not null && !record.Matches(tunnel))
                 ctx.Log.Information("{Device} is another tunnel's now ({Identity}); leaving its routes and rules", tunnel.Device, record.Identity);
+            // Apply's objects, added when missing and never taken back: on their own, so that no failure of the tunnel's undoes them.
+            if (steady.Routes.Count + steady.Rules.Count > 0) ctx.ApplyWithNames(Planner.Plan(steady, current, Ownership.Nothing));
             var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record, unrecorded?.State));
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
@@ -63,21 +69,31 @@ public static class HookCommand
 
     /// <summary>The first Instances entry whose Dev matches the tunnel's device, resolved; null when none does.
     /// The whole section is checked, as apply checks it, so a broken entry fails every up, not only its own.</summary>
-    static ResolvedInstance? Instance(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
+    static ResolvedInstance? Instance(Context ctx, OpenVpnTunnel tunnel, HookSettings settings, IReadOnlySet<uint> closed)
     {
         var o = ctx.Options;
         if (o.Instances.Count == 0) return null;
         var source = ctx.ConfigPath ?? "configuration";
         var tables = PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, source);
-        var specs = InstanceConfig.Parse(o.Instances, tables.For, settings.Protocol, source);
+        var specs = InstanceConfig.Parse(o.Instances, tables.For, settings.Protocol, source, closed);
         return InstanceConfig.Match(specs, tunnel.Device) is { } spec
             ? InstanceConfig.Resolve(spec, ctx.Environment, tables.For, settings.Protocol)
             : null;
     }
 
+    /// <summary>The policy's FailClosed tables; none when the policy has none (the hook reads no more of the policy then).</summary>
+    static IReadOnlySet<uint> ClosedTables(Context ctx)
+    {
+        var o = ctx.Options;
+        if (o.FailClosed.Count == 0) return new HashSet<uint>();
+        return PolicyParser.FailClosedTables(o.FailClosed, PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, ctx.ConfigPath ?? "configuration"));
+    }
+
     static ResolvedInstance? InstanceAtDown(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
     {
-        try { return Instance(ctx, tunnel, settings); }
+        // Down leaves steady rules alone whatever the policy says now: with every FailClosed table given, none of the
+        // instance's rules into one is taken for the tunnel's.
+        try { return Instance(ctx, tunnel, settings, ClosedTables(ctx)); }
         catch (InputException e)
         {
             ctx.Log.Information("{Device} has no record and its Instances lines do not resolve now ({Message}); removing the tunnel's own routes only",

@@ -6,6 +6,16 @@ namespace TunnelRouter.Policy;
 /// <summary>An <c>Instances</c> entry, its lines checked as templates.</summary>
 public sealed record InstanceSpec(string Field, string Dev, IReadOnlyList<InstanceLine> Rules, IReadOnlyList<InstanceLine> Routes)
 {
+    /// <summary>Each Rules line as a rule with sample values (same index): what it selects and which table it looks up.</summary>
+    public IReadOnlyList<Rule> Samples { get; init; } = [];
+
+    /// <summary>The indexes of the Rules lines that are steady (<see cref="Lifecycle.Of"/>): apply installs them from boot with
+    /// its own protocol, the hook installs them only when they are missing and never removes them.</summary>
+    public IReadOnlySet<int> Steady { get; init; } = new HashSet<int>();
+
+    /// <summary>The steady rules, with <paramref name="protocol"/> (apply's): the Samples are the lines themselves, having no placeholder.</summary>
+    public IEnumerable<Rule> SteadyRules(byte protocol) => Steady.Order().Select(j => Samples[j] with { Protocol = protocol });
+
     /// <summary>Whether a device is this entry's: its name, or a match of its pattern (* any run, ? one character).</summary>
     public bool Matches(string device) => Glob(Dev, device);
 
@@ -34,7 +44,9 @@ public static class InstanceConfig
     /// after the pool rules at 1000, with gaps an admin can insert rules into.</summary>
     public const uint RuleBandStart = 1100, BandStep = 10, BandSlots = 90;
 
-    public static IReadOnlyList<InstanceSpec> Parse(IReadOnlyList<InstanceOptions> entries, Func<string, TableResolver> tables, byte protocol, string src)
+    /// <param name="closed">the FailClosed tables: a rule without placeholders into one is steady (<see cref="Lifecycle"/>).</param>
+    public static IReadOnlyList<InstanceSpec> Parse(IReadOnlyList<InstanceOptions> entries, Func<string, TableResolver> tables, byte protocol, string src,
+        IReadOnlySet<uint>? closed = null)
     {
         // Every entry and every line of it is checked: all mistakes of the section at once.
         var result = new List<InstanceSpec>(entries.Count);
@@ -59,7 +71,12 @@ public static class InstanceConfig
                 InputErrors.Collect(errors, () => Build(spec with { Routes = [], Rules = only }, tables, protocol, l => l.Text == "" ? null : l.Sample()));
             }
             if (errors.Count == before) InputErrors.Collect(errors, () => Build(spec, tables, protocol, l => l.Sample()));
-            if (errors.Count == before) result.Add(spec);
+            if (errors.Count != before) continue;
+            var samples = spec.Rules.Select((l, j) => PolicyLine.ParseRule(l.Field, l.Sample(), tables(l.Field), protocol, RuleBandStart + BandStep * (uint)j)).ToList();
+            var steady = new HashSet<int>();
+            for (var j = 0; j < samples.Count; j++)
+                if (closed is not null && Lifecycle.Of(spec.Rules[j], samples[j], closed) == Lifetime.Steady) steady.Add(j);
+            result.Add(spec with { Samples = samples, Steady = steady });
         }
         InputErrors.ThrowIfAny(errors);
         return result;
@@ -101,7 +118,8 @@ public static class InstanceConfig
         for (var i = 0; i < spec.Rules.Count; i++)
         {
             var line = spec.Rules[i];
-            if (text(line) is not { } resolved) continue;
+            // A steady rule is apply's (and installed by the hook apart from the tunnel's objects): not the tunnel's.
+            if (spec.Steady.Contains(i) || text(line) is not { } resolved) continue;
             var rule = Parsed(line, resolved, () => PolicyLine.ParseRule(line.Field, resolved, tables(line.Field), protocol, RuleBandStart + BandStep * (uint)i));
             if (!rules.Contains(rule)) rules.Add(rule);
             // The priority the line got from the band goes with it: read back later, the line means the same rule.

@@ -104,32 +104,6 @@ public class LiveConvergenceSpecs : IDisposable
     }
 
     [Fact]
-    public void Flush_keeps_the_kill_switch_of_a_table_a_live_tunnels_rules_route_into_and_flush_all_takes_it()
-    {
-        var record = Record(Tun0);
-        static Route Kill(uint table, System.Net.Sockets.AddressFamily family) =>
-            new(Net.ParsePrefix("d", "default", family), table, 147, metric: PolicyParser.FailClosedMetric, type: RouteType.Unreachable);
-        var v4 = System.Net.Sockets.AddressFamily.InterNetwork;
-        var v6 = System.Net.Sockets.AddressFamily.InterNetworkV6;
-        // Table 200 is the one the tunnel's pool rules look up; nothing live routes into 201.
-        var snapshot = new KernelSnapshot
-        {
-            Links = [Tun0Link],
-            State = new KernelState([.. record.Routes, Kill(200, v4), Kill(200, v6), Kill(201, v4)], record.Rules),
-        };
-
-        var flush = Reconciler.Plan(Empty, [record], snapshot, ReconcileMode.Flush);
-        var all = Reconciler.Plan(Empty, [record], snapshot, ReconcileMode.FlushAll);
-        var gone = Reconciler.Plan(Empty, [record], snapshot with { Links = [] }, ReconcileMode.Flush);
-
-        Assert.Equal(["route del unreachable default table 201 proto 147 metric 4294967295"], Lines(flush.Changes));
-        Assert.StartsWith("kept the kill switch of table 200: live tunnels' rules still route into it", Assert.Single(flush.Notes).Text);
-        Assert.Contains("route del unreachable default table 200 proto 147 metric 4294967295", Lines(all.Changes));
-        // A record whose tunnel is gone protects nothing.
-        Assert.Equal(3, gone.Changes.Count);
-    }
-
-    [Fact]
     public void Routes_on_a_device_that_does_not_exist_yet_wait_and_everything_else_is_planned()
     {
         var policy = Parse(new TunnelRouterOptions
