@@ -85,8 +85,20 @@ public static class HookCommand
     static IReadOnlySet<uint> ClosedTables(Context ctx)
     {
         var o = ctx.Options;
-        if (o.FailClosed.Count == 0) return new HashSet<uint>();
-        return PolicyParser.FailClosedTables(o.FailClosed, PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, ctx.ConfigPath ?? "configuration"));
+        // Only a Routes line naming unreachable can be a kill switch: the hook parses no other.
+        var plain = o.Routes.Where(l => l?.Contains("unreachable", StringComparison.Ordinal) == true).ToList();
+        if (o.FailClosed.Count == 0 && plain.Count == 0) return new HashSet<uint>();
+        var tables = PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, ctx.ConfigPath ?? "configuration");
+        var closed = PolicyParser.FailClosedTables(o.FailClosed, tables);
+        foreach (var line in plain)
+        {
+            try
+            {
+                if (PolicyLine.ParseRoute("Routes", line, tables.For("Routes"), ctx.Protocol) is var r && Lifecycle.IsKillSwitch(r, ctx.Protocol)) closed.Add(r.Table);
+            }
+            catch (InputException) { } // apply names it
+        }
+        return closed;
     }
 
     static ResolvedInstance? InstanceAtDown(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)

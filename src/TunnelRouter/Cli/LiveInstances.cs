@@ -19,12 +19,15 @@ public static class LiveInstances
     {
         foreach (var spec in policy.Instances)
         {
+            // A steady rule is apply's whatever tunnel is up (docs/lifecycle.md): shown once, as apply installs it.
+            foreach (var j in spec.Steady.Order())
+                yield return $"{spec.Field} (steady, installed by apply): rule {spec.Rules[j].Text} pref {spec.Samples[j].Priority}";
             var live = records.Where(r => spec.Matches(r.Device) && r.Lines.Count > 0).ToList();
             foreach (var r in live)
                 foreach (var line in r.Lines) yield return $"{spec.Field} ({r.Device}, up): {line}";
             if (live.Count > 0) continue;
             foreach (var line in spec.Routes) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): route {Written(line)}";
-            foreach (var line in spec.Rules) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): rule {Written(line)}";
+            foreach (var line in spec.Rules.Where((_, j) => !spec.Steady.Contains(j))) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): rule {Written(line)}";
         }
     }
 

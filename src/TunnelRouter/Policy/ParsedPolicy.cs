@@ -40,7 +40,7 @@ public sealed record ParsedPolicy
     /// 4294967295, installed first and whatever devices exist, never removed by a failure or a hook's down.</summary>
     public IReadOnlyList<Route> FailClosed { get; init; } = [];
 
-    /// <summary>The FailClosed tables (their kill switches may also be Routes lines, then not in <see cref="FailClosed"/>).</summary>
+    /// <summary>The closed tables: FailClosed's, and those with a kill switch written as a Routes line.</summary>
     public IReadOnlySet<uint> FailClosedTables { get; init; } = new HashSet<uint>();
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 

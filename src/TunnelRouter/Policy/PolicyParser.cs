@@ -35,14 +35,17 @@ public static class PolicyParser
 
         var tunnels = InputErrors.Collect(errors, () => TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n))) ?? [];
         var rules = ParseRules(o.Rules, tables, protocol, src, errors);
+        var packed = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
+        var routeLines = packed.Count;
+        // A table is closed by FailClosed, or by a kill switch written as a Routes line (the same route).
         var closed = FailClosedTables(o.FailClosed, tables);
+        for (var i = 0; i < routeLines; i++)
+            if (Lifecycle.IsKillSwitch(packed[i], protocol)) closed.Add(packed[i].Table);
         var instances = InputErrors.Collect(errors, () => InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src, closed)) ?? [];
-        // An Instances rule into a FailClosed table without placeholders is steady: apply's, from boot (docs/lifecycle.md).
+        // An Instances rule into a closed table without placeholders is steady: apply's, from boot (docs/lifecycle.md).
         foreach (var spec in instances)
             foreach (var rule in spec.SteadyRules(protocol))
                 if (!rules.Contains(rule)) rules.Add(rule);
-        var packed = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
-        var routeLines = packed.Count;
         var prefixLists = new List<PrefixListRoutes>();
         if (o.PrefixLists.Count > 0)
         {

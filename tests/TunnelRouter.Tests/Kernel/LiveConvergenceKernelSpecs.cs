@@ -105,7 +105,8 @@ public class LiveConvergenceKernelSpecs
         Run(ns, ["down"], SubnetEnv("tun0", "10.10.10.1", "255.255.255.0", "fd00:4242:4242:4242::1", scriptType: "down")).ShouldSucceed();
         Assert.Contains("unreachable default", ns.Ip("route", "show", "table", "200"));
 
-        Run(ns, ["flush", "-c", policy]).ShouldSucceed();
+        // Plain flush keeps the kill switches (docs/lifecycle.md): --all, so that apply has to put them back.
+        Run(ns, ["flush", "--all", "-c", policy]).ShouldSucceed();
         var failing = Run(ns, ["apply", "-c", policy], new Dictionary<string, string> { ["TUNNEL_ROUTER_FAULT_AFTER"] = "5" });
 
         Assert.NotEqual(0, failing.ExitCode);
@@ -123,15 +124,16 @@ public class LiveConvergenceKernelSpecs
         var flush = Run(ns, ["flush", "-c", policy]).ShouldSucceed();
 
         Assert.Contains(Pool, ns.Ip("rule"));
-        Assert.DoesNotContain("proto 147", ns.Ip("rule"));
         Assert.Contains("10.10.10.0/24 dev tun0 proto 148", ns.Ip("route", "show", "table", "200"));
-        // The pool rules stay and look up vpn: its kill switch stays with them (a unit restart leaks nothing to main);
-        // nyet's only rules were the policy's, and its kill switch goes with them.
-        Assert.Contains("kept the kill switch of table vpn: live tunnels' rules still route into it", flush.Stderr);
+        // Flush never opens a kill switch (docs/lifecycle.md): both tables keep theirs, and the LAN's rules into nyet
+        // stay with it; the rest of the policy's objects go.
+        Assert.Contains("kept the kill switch of table vpn, nyet and the 2 rules into it: flush never opens a kill switch", flush.Stderr);
+        Assert.Contains("from 192.168.5.0/24 lookup 201 proto 147", ns.Ip("rule"));
+        Assert.DoesNotContain("default via 10.10.10.2", ns.Ip("route", "show", "table", "200"));
         foreach (var family in (string[])["-4", "-6"])
         {
             Assert.Contains("unreachable default", ns.Ip(family, "route", "show", "table", "200"));
-            Assert.DoesNotContain("unreachable", ns.Ip(family, "route", "show", "table", "201"));
+            Assert.Contains("unreachable default", ns.Ip(family, "route", "show", "table", "201"));
         }
         var refused = ns.Exec("/usr/sbin/ip", ["route", "get", "198.51.100.1", "from", "10.10.10.7", "iif", "tun0"]);
         Assert.Contains("No route to host", refused.Stderr);
@@ -267,7 +269,7 @@ public class LiveConvergenceKernelSpecs
 
         Assert.DoesNotContain("watch runs", alone.Stderr);
         Assert.Contains("a tunnel-router watch runs on this host and restores what flush removed; stop it first", flush.Stderr);
-        watch.WaitFor("rule 2000 from 192.168.5.0/24 lookup nyet was deleted by someone else: restored");
+        watch.WaitFor("route default via 10.10.10.2 dev tun0 table vpn was deleted by someone else: restored");
     }
 
     [Fact]

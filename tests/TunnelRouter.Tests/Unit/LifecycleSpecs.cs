@@ -62,6 +62,18 @@ public class LifecycleSpecs : IDisposable
     }
 
     [Fact]
+    public void A_kill_switch_written_as_a_routes_line_closes_the_table_as_fail_closed_does()
+    {
+        var o = Seed000(failClosed: false);
+        o.Routes = ["unreachable default table nyet metric 4294967295", "-6 unreachable default table nyet metric 4294967295"];
+
+        var policy = Parse(o);
+
+        Assert.Equal([100u], policy.FailClosedTables);
+        Assert.Contains(policy.Rules, r => r.ToString() == Selector);
+    }
+
+    [Fact]
     public void An_instances_rule_into_a_table_that_is_not_fail_closed_stays_the_tunnels()
     {
         var policy = Parse(Seed000(failClosed: false));
