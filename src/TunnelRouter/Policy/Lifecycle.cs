@@ -92,6 +92,19 @@ public static class Lifecycle
     }
 
     /// <summary>
+    /// A change that closes a fail-closed table again: a kill switch put back, or a rule into a closed table (any owner's:
+    /// the policy's selector, a live tunnel's pool rule). watch never rate-limits nor backs off from these: while one is
+    /// missing the table's traffic is refused (the switch) or sent by main (the rule).
+    /// </summary>
+    public static bool Closes(Change c, IReadOnlySet<uint> closed, byte protocol) => c switch
+    {
+        AddRoute a => IsKillSwitch(a.Route, protocol),
+        ReplaceRoute r => IsKillSwitch(r.New, protocol),
+        AddRule a => Selects(a.Rule, closed),
+        _ => false,
+    };
+
+    /// <summary>
     /// Instances rules that select traffic into a closed table but cannot be steady (a placeholder makes them exist only
     /// between up and down): before up and after down their traffic is not selected at all and leaves by main. One
     /// sentence each, with the fix; plan, apply and doctor say them.

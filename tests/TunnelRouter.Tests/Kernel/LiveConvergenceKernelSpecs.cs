@@ -276,7 +276,9 @@ public class LiveConvergenceKernelSpecs
     public void Watch_backs_off_with_one_clear_line_from_a_rule_someone_keeps_deleting()
     {
         using var ns = Gateway();
+        // vpn not fail-closed here: watch never backs off from a rule into a fail-closed table (nyet's below).
         var policy = Policy(ns);
+        File.WriteAllText(policy, File.ReadAllText(policy).Replace("\"FailClosed\": [ \"nyet\", \"vpn\" ]", "\"FailClosed\": [ \"nyet\" ]"));
         Run(ns, ["apply", "-c", policy]).ShouldSucceed();
         using var watch = new WatchProcess(ns, ["-c", policy]);
 
@@ -294,6 +296,28 @@ public class LiveConvergenceKernelSpecs
         Assert.Equal(1, watch.Count("keeps being deleted by someone else"));
         Assert.Contains("backing off", watch.Output);
         Assert.DoesNotContain(Pool, ns.Ip("rule"));
+    }
+
+    [Fact]
+    public void Watch_never_backs_off_from_a_kill_switch_or_a_rule_into_a_fail_closed_table_deleted_ten_times_in_a_minute()
+    {
+        using var ns = Gateway();
+        var policy = Policy(ns);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        using var watch = new WatchProcess(ns, ["-c", policy]);
+
+        for (var i = 1; i <= 10; i++)
+        {
+            Eventually.True(() => ns.Ip("rule").Contains("lookup 201 proto 147") && ns.Ip("route", "show", "table", "201").Contains("unreachable default"),
+                () => $"not restored ({i}):\n{watch.Output}");
+            ns.Ip("route", "del", "unreachable", "default", "table", "201", "metric", "4294967295");
+            ns.Ip("rule", "del", "pref", "2000");
+            watch.WaitFor("route unreachable default table nyet metric 4294967295 was deleted by someone else: restored", i);
+            watch.WaitFor("rule 2000 from 192.168.5.0/24 lookup nyet was deleted by someone else: restored", i);
+        }
+
+        Assert.Equal(0, watch.Count("keeps being deleted by someone else"));
+        Eventually.True(() => ns.Ip("rule").Contains("from 192.168.5.0/24 lookup 201 proto 147"), () => watch.Output);
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;
+using TunnelRouter.Kernel.Netlink;
 using TunnelRouter.Policy;
 using TunnelRouter.Tests.Support;
 using Xunit;
@@ -169,5 +170,41 @@ public class LifecycleSpecs : IDisposable
         Assert.StartsWith("kept the kill switch of table 100 and the rule into it: flush never opens a kill switch", Assert.Single(flush.Notes).Text);
         Assert.Equal(5, all.Changes.Count);
         Assert.StartsWith("removed the kill switch of table 100 and the rules into it", Assert.Single(all.Notes).Text);
+    }
+
+    [Fact]
+    public void Watch_takes_a_kill_switch_and_a_rule_into_a_closed_table_as_closing_it_and_nothing_else()
+    {
+        var closed = new HashSet<uint> { 100 };
+        var selector = new Rule(AddressFamily.InterNetwork, 1000, RuleAction.Lookup, 100, 148, from: Net.ParsePrefix("f", "10.8.0.0/24"));
+        var elsewhere = selector with { Table = 200 };
+        var route = new Route(Net.ParsePrefix("d", "default"), 100, 147, "tun2");
+
+        Assert.True(Lifecycle.Closes(new AddRoute(Kill(100, AddressFamily.InterNetworkV6)), closed, 147));
+        Assert.True(Lifecycle.Closes(new AddRule(selector), closed, 147));
+        Assert.False(Lifecycle.Closes(new AddRule(elsewhere), closed, 147));
+        Assert.False(Lifecycle.Closes(new AddRoute(route), closed, 147));
+        Assert.False(Lifecycle.Closes(new DeleteRule(selector), closed, 147));
+    }
+
+    /// <summary>rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.</summary>
+    static byte[] DelRoute(byte dstLen, byte protocol, byte type) => [10, dstLen, 0, 0, 100, protocol, 0, type, 0, 0, 0, 0];
+
+    /// <summary>fib_rule_hdr (family, dst_len, src_len, tos, table, res1, res2, action, flags), then FRA_TABLE.</summary>
+    static byte[] DelRule(uint table) =>
+        [2, 0, 0, 0, (byte)Math.Min(table, 252), 0, 0, 1, 0, 0, 0, 0, 8, 0, 15, 0, .. BitConverter.GetBytes(table)];
+
+    [Fact]
+    public void A_deleted_kill_switch_or_rule_into_a_closed_table_is_urgent_and_other_deletions_wait_for_the_debounce()
+    {
+        var ours = new HashSet<byte> { 147, 148 };
+        var closed = new HashSet<uint> { 300 };
+
+        Assert.True(NetlinkEvents.Urgent(Nl.RTM_DELROUTE, DelRoute(0, 147, 7), ours, closed));
+        Assert.False(NetlinkEvents.Urgent(Nl.RTM_DELROUTE, DelRoute(0, 4, 7), ours, closed));
+        Assert.False(NetlinkEvents.Urgent(Nl.RTM_DELROUTE, DelRoute(24, 147, 1), ours, closed));
+        Assert.True(NetlinkEvents.Urgent(Nl.RTM_DELRULE, DelRule(300), ours, closed));
+        Assert.False(NetlinkEvents.Urgent(Nl.RTM_DELRULE, DelRule(200), ours, closed));
+        Assert.False(NetlinkEvents.Urgent(Nl.RTM_NEWRULE, DelRule(300), ours, closed));
     }
 }
