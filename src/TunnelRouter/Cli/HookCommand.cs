@@ -77,7 +77,7 @@ public static class HookCommand
         var tables = PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, source);
         var specs = InstanceConfig.Parse(o.Instances, tables.For, settings.Protocol, source, closed);
         return InstanceConfig.Match(specs, tunnel.Device) is { } spec
-            ? InstanceConfig.Resolve(spec, ctx.Environment, tables.For, settings.Protocol)
+            ? InstanceConfig.Resolve(spec, ctx.Environment, tables.For, settings.Protocol, [.. tunnel.Networks.Where(n => !n.Routed).Select(n => n.Network)])
             : null;
     }
 

@@ -58,7 +58,7 @@ public static class InstanceConfig
             var before = errors.Count;
             var dev = InputErrors.Collect(errors, () => ValidPattern($"{field}.Dev", e.Dev));
             var rules = e.Rules.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Rules[{j}]", l, isRule: true))).ToList();
-            var routes = e.Routes.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Routes[{j}]", l, isRule: false))).ToList();
+            var routes = e.Routes.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Routes[{j}]", l, isRule: false).BoundToTunnel())).ToList();
             if (rules.Count > BandSlots) errors.Add(new InputException($"{field}.Rules", $"has more than {BandSlots} lines, the size of the instance band"));
             // Parsing is validation: each template with sample values must be a valid line now, not at some up. Each line
             // on its own, so that one bad line does not hide the next.
@@ -87,15 +87,38 @@ public static class InstanceConfig
 
     /// <summary>The entry's lines with OpenVPN's values (see <see cref="InstanceLine.Resolve"/>): a hostile or
     /// missing value is an error naming the variable, before anything is changed.</summary>
-    public static ResolvedInstance Resolve(InstanceSpec spec, IReadOnlyDictionary<string, string> env, Func<string, TableResolver> tables, byte protocol)
+    /// <param name="own">the tunnel's own networks (not the routed ones): a gateway a placeholder fills must lie in one.</param>
+    public static ResolvedInstance Resolve(InstanceSpec spec, IReadOnlyDictionary<string, string> env, Func<string, TableResolver> tables, byte protocol,
+        IReadOnlyList<System.Net.IPNetwork>? own = null)
     {
         var notes = new List<string>();
-        return Build(spec, tables, protocol, l =>
+        var resolved = Build(spec, tables, protocol, l =>
         {
             var text = l.Resolve(env, out var skipped);
             if (skipped is not null) notes.Add(skipped);
             return text;
         }, notes);
+        if (own is not null) InTunnel(spec, resolved, env, own);
+        return resolved;
+    }
+
+    /// <summary>
+    /// Each gateway a placeholder filled lies in the tunnel's own networks: the VPN server sets it, and one outside
+    /// (the client's own WAN gateway, with onlink) would route the traffic past the tunnel. An error naming the
+    /// variable, before anything is changed.
+    /// </summary>
+    static void InTunnel(InstanceSpec spec, ResolvedInstance resolved, IReadOnlyDictionary<string, string> env, IReadOnlyList<System.Net.IPNetwork> own)
+    {
+        foreach (var line in spec.Routes)
+            foreach (var p in line.Placeholders)
+            {
+                if (p.Kind != PlaceholderKind.Address || p.After != "via" || !env.TryGetValue(p.Variable, out var value)
+                    || !Net.TryParseAddress(value, out var gateway)) continue;
+                if (!resolved.State.Routes.Any(r => gateway.Equals(r.Gateway)) || own.Any(n => n.Contains(gateway))) continue;
+                var networks = own.Count == 0 ? "none" : string.Join(", ", own.Select(Net.Format));
+                throw new InputException(p.Variable, $"'{gateway}' is not in the tunnel's own networks ({networks}), so {line.Field} would route " +
+                    "past the tunnel; the VPN server sets it, nothing was changed");
+            }
     }
 
     static ResolvedInstance Build(InstanceSpec spec, Func<string, TableResolver> tables, byte protocol, Func<InstanceLine, string?> text,
