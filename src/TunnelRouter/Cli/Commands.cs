@@ -125,7 +125,7 @@ public static class Commands
         var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
         var records = policy.Instances.Count > 0 ? LiveInstances.Records(ctx) : [];
         foreach (var line in LiveInstances.Lines(policy, records)) ctx.Log.Information("{Line}", line);
-        foreach (var finding in LiveInstances.Recursion(ctx, records)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
+        foreach (var finding in LiveInstances.Recursion(ctx, records, policy)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
         var plan = PlanPolicy(ctx, policy, live, snapshot, stated: true);
         WarnLeaks(ctx, policy);
         foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))

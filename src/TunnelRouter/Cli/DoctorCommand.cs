@@ -78,7 +78,7 @@ public static class DoctorCommand
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
         HandMade(ctx, findings, state, rules);
-        foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx)))
+        foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx), policy))
             findings.Add(new Finding("recursive-routing", FindingLevel.Note, finding,
                 $"add '{RecursiveRouting.Option}' to that OpenVPN client's configuration (or route the server's address elsewhere)"));
         if (policy is not null)

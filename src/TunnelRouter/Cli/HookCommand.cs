@@ -24,11 +24,27 @@ public static class HookCommand
                 o.PoolRules,
                 o.PoolRulePriority,
                 o.RoutedNetworks ?? o.PoolRules);
+            var record = records.Read(tunnel.Device);
+            var env = ctx.Environment;
+            if (tunnel.Context == "restart" && record is not null && record.Matches(tunnel))
+            {
+                // A soft restart (persist-tun + up-restart): the device and its routes stay between down and up.
+                if (tunnel.Action == HookAction.Down && ctx.Kernel.ReadLinks().Any(l => l.Name == tunnel.Device))
+                {
+                    ctx.Log.Information("{Device}: down with restart, the device stays (persist-tun): its routes and rules stay for the up that follows", tunnel.Device);
+                    return 0;
+                }
+                env = record.AtRestart(ctx.Environment, out var filled);
+                if (filled.Count > 0)
+                {
+                    ctx.Log.Information("{Device}: up with restart: {Names} not set by OpenVPN; using the values of the tunnel's last up", tunnel.Device, string.Join(", ", filled));
+                    tunnel = OpenVpnTunnel.Parse(env, ctx.Args.Positional, commanded);
+                }
+            }
             // The tunnel's Instances entry, its placeholders filled from OpenVPN's environment: a hostile or missing
             // value stops the run here, before anything is changed.
             var closed = tunnel.Action == HookAction.Up ? ClosedTables(ctx) : new HashSet<uint>();
-            var instance = tunnel.Action == HookAction.Up ? Instance(ctx, tunnel, settings, closed) : null;
-            var record = records.Read(tunnel.Device);
+            var instance = tunnel.Action == HookAction.Up ? Instance(ctx, env, tunnel, settings, closed) : null;
             // A down with no record (lost, or never written) removes what up would have installed, instance lines
             // included when down's environment still resolves them.
             var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings) : null;
@@ -50,7 +66,7 @@ public static class HookCommand
             if (instance is not null)
             {
                 foreach (var note in instance.Notes) ctx.Log.Information("{Note}", note);
-                foreach (var finding in RecursiveRouting.Find(tunnel.Device, instance.State, servers, ctx.Names.Tables, ctx.Names.Protocols))
+                foreach (var finding in RecursiveRouting.Find(tunnel.Device, LiveInstances.WithSteady(instance.State, instance.Spec, ctx.Protocol), servers, ctx.Names.Tables, ctx.Names.Protocols))
                     ctx.Log.Warning("tunnel-router: warning: {Field}: {Finding}", instance.Spec.Field, finding);
             }
             if (tunnel.Action == HookAction.Down && record is not null && !record.Matches(tunnel))
@@ -61,7 +77,7 @@ public static class HookCommand
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
-            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, settings, desired, record, instance, servers);
+            if (!ctx.Args.DryRun) Record(ctx, records, env, tunnel, settings, desired, record, instance, servers);
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
@@ -69,7 +85,7 @@ public static class HookCommand
 
     /// <summary>The first Instances entry whose Dev matches the tunnel's device, resolved; null when none does.
     /// The whole section is checked, as apply checks it, so a broken entry fails every up, not only its own.</summary>
-    static ResolvedInstance? Instance(Context ctx, OpenVpnTunnel tunnel, HookSettings settings, IReadOnlySet<uint> closed)
+    static ResolvedInstance? Instance(Context ctx, IReadOnlyDictionary<string, string> env, OpenVpnTunnel tunnel, HookSettings settings, IReadOnlySet<uint> closed)
     {
         var o = ctx.Options;
         if (o.Instances.Count == 0) return null;
@@ -77,7 +93,7 @@ public static class HookCommand
         var tables = PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, source);
         var specs = InstanceConfig.Parse(o.Instances, tables.For, settings.Protocol, source, closed);
         return InstanceConfig.Match(specs, tunnel.Device) is { } spec
-            ? InstanceConfig.Resolve(spec, ctx.Environment, tables.For, settings.Protocol, [.. tunnel.Networks.Where(n => !n.Routed).Select(n => n.Network)])
+            ? InstanceConfig.Resolve(spec, env, tables.For, settings.Protocol, [.. tunnel.Networks.Where(n => !n.Routed).Select(n => n.Network)])
             : null;
     }
 
@@ -105,7 +121,7 @@ public static class HookCommand
     {
         // Down leaves steady rules alone whatever the policy says now: with every FailClosed table given, none of the
         // instance's rules into one is taken for the tunnel's.
-        try { return Instance(ctx, tunnel, settings, ClosedTables(ctx)); }
+        try { return Instance(ctx, ctx.Environment, tunnel, settings, ClosedTables(ctx)); }
         catch (InputException e)
         {
             ctx.Log.Information("{Device} has no record and its Instances lines do not resolve now ({Message}); removing the tunnel's own routes only",
@@ -146,13 +162,13 @@ public static class HookCommand
 
     /// <summary>Up records what it installed, down forgets its own record. The kernel changes are made by then:
     /// a record that cannot be written is a warning (down then removes what up would install), not a failure.</summary>
-    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, HookSettings settings, KernelState desired, TunnelRecord? previous,
+    static void Record(Context ctx, TunnelRecords records, IReadOnlyDictionary<string, string> env, OpenVpnTunnel tunnel, HookSettings settings, KernelState desired, TunnelRecord? previous,
         ResolvedInstance? instance, IReadOnlyList<System.Net.IPAddress> servers)
     {
         try
         {
             if (tunnel.Action == HookAction.Up)
-                records.Write(TunnelRecord.Of(tunnel, desired, settings, ctx.Environment) with
+                records.Write(TunnelRecord.Of(tunnel, desired, settings, env) with
                 {
                     Lines = instance is null ? [] : [.. instance.RouteLines.Select(l => "route " + l), .. instance.RuleLines.Select(l => "rule " + l)],
                     Servers = servers,

@@ -35,7 +35,8 @@ public static class LiveInstances
 
     /// <summary>For each live tunnel whose resolved lines send traffic for its own server into it, one sentence
     /// naming OpenVPN's allow-recursive-routing.</summary>
-    public static IEnumerable<string> Recursion(Context ctx, IReadOnlyList<TunnelRecord> records)
+    /// <param name="policy">adds the steady rules of the entry a tunnel matches (apply's, not in the record).</param>
+    public static IEnumerable<string> Recursion(Context ctx, IReadOnlyList<TunnelRecord> records, ParsedPolicy? policy)
     {
         foreach (var r in records)
         {
@@ -43,9 +44,15 @@ public static class LiveInstances
             KernelState state;
             try { state = State(ctx, r); }
             catch (InputException) { continue; }
+            if (policy is not null && InstanceConfig.Match(policy.Instances, r.Device) is { } spec)
+                state = WithSteady(state, spec, policy.Protocol);
             foreach (var finding in RecursiveRouting.Find(r.Device, state, r.Servers, ctx.Names.Tables, ctx.Names.Protocols)) yield return finding;
         }
     }
+
+    /// <summary>A tunnel's objects with its entry's steady rules: what selects traffic into it, whoever installed it.</summary>
+    public static KernelState WithSteady(KernelState tunnel, InstanceSpec spec, byte protocol) =>
+        new(tunnel.Routes, [.. tunnel.Rules, .. spec.SteadyRules(protocol)]);
 
     /// <summary>A record's lines as objects again, table names read from the drop-in the hook wrote.</summary>
     public static KernelState State(Context ctx, TunnelRecord r)

@@ -67,6 +67,27 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
 
     public bool Matches(OpenVpnTunnel tunnel) => Identity == IdentityOf(tunnel);
 
+    /// <summary>
+    /// OpenVPN's environment at a soft restart (<c>up</c> with <c>restart</c>: persist-tun + up-restart, SIGUSR1,
+    /// ping-restart), completed from this record: OpenVPN 2.6 does not rebuild the route list for a persisted tun and
+    /// sets no <c>route_vpn_gateway</c> or <c>route_*_N</c> there, so each recorded variable it leaves unset or empty
+    /// takes the value the tunnel's last up had. What OpenVPN does set wins. <paramref name="filled"/>: the names taken
+    /// from the record, in order.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> AtRestart(IReadOnlyDictionary<string, string> env, out IReadOnlyList<string> filled)
+    {
+        var names = new List<string>();
+        var merged = new Dictionary<string, string>(env, StringComparer.Ordinal);
+        foreach (var (key, value) in Variables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            if (IsRecordedVariable(key) && (!env.TryGetValue(key, out var now) || now.Length == 0) && value.Length > 0)
+            {
+                merged[key] = value;
+                names.Add(key);
+            }
+        filled = names;
+        return merged;
+    }
+
     /// <summary>Whether the tunnel this record describes still lives: its device exists and still has one of the
     /// tunnel's own addresses (a device that came back with other addresses is another tunnel's).</summary>
     public bool LivesOn(IReadOnlyList<Link> links)

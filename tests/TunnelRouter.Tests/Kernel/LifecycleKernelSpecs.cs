@@ -125,4 +125,30 @@ public class LifecycleKernelSpecs
         Assert.Contains(named, doctor.Stdout);
         Assert.Equal(1, doctor.ExitCode);
     }
+
+    [Fact]
+    public void A_soft_restart_keeps_the_lan_routed_through_the_tunnel_with_the_gateway_of_the_last_up()
+    {
+        using var ns = Router();
+        var policy = Topology.Policy(ns, Seed000.Replace("default dev ${dev} table nyet", "default via ${route_vpn_gateway} dev ${dev} table nyet"));
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        ns.AddTun("tun2", "10.8.0.2/24");
+        var init = Client();
+        init["route_vpn_gateway"] = "10.8.0.1";
+        Run(ns, ["up", "-c", policy], init).ShouldSucceed();
+        // SIGUSR1 with persist-tun + up-restart: down and up with restart, no route_vpn_gateway at that up.
+        var restart = Client();
+        restart["script_context"] = "restart";
+
+        var down = Run(ns, ["down", "-c", policy], new Dictionary<string, string>(restart) { ["script_type"] = "down" }).ShouldSucceed();
+        var duringRestart = LanToServer(ns);
+        var up = Run(ns, ["up", "-c", policy], restart).ShouldSucceed();
+
+        Assert.Contains("down with restart, the device stays (persist-tun)", down.Stderr);
+        Assert.Equal("tun2", duringRestart);
+        Assert.Contains("route_vpn_gateway not set by OpenVPN; using the values of the tunnel's last up", up.Stderr);
+        Assert.Contains("default via 10.8.0.1 dev tun2 proto 148", ns.Ip("route", "show", "table", "100"));
+        Assert.Equal("tun2", LanToServer(ns));
+        Assert.Equal(0, Run(ns, ["plan", "-c", policy]).ExitCode);
+    }
 }
