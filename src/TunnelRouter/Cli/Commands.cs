@@ -53,6 +53,19 @@ public static class Commands
     internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot,
         bool stated, bool loadModules = false)
     {
+        try { return PlanAll(ctx, policy, live, snapshot, stated, loadModules); }
+        catch (TunnelRouterException) when (loadModules && !ctx.Args.DryRun && Reconciler.Closing(policy, snapshot) is { Count: > 0 } closing)
+        {
+            // Kill switches go first, whatever fails (docs/lifecycle.md): the tables are closed, then the failing part is named.
+            ctx.ApplyWithNames(closing);
+            ctx.Log.Warning("tunnel-router: warning: the rest of the policy cannot be applied (below); the kill switches and the rules into them went in");
+            throw;
+        }
+    }
+
+    static PolicyPlan PlanAll(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot,
+        bool stated, bool loadModules)
+    {
         KernelModules? modules = null;
         foreach (var e in policy.Tunnels)
             if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))

@@ -29,8 +29,9 @@ public sealed record Waiting(string Device, int Routes, int Uplinks)
 
 /// <summary>Ordered changes, and notes on how they were worked out. <see cref="Waiting"/>: what waits for a
 /// device; <see cref="Forgotten"/>: devices whose tunnel records are done with (the device went without a down,
-/// or flush --all); <see cref="FailClosed"/>: the changes that install kill switches, applied first and on their
-/// own, so that no failure of the rest ever takes them back.</summary>
+/// or flush --all); <see cref="FailClosed"/>: the changes that close the fail-closed tables — their kill switches and
+/// the policy's rules into them (docs/lifecycle.md) — applied first and on their own, so that no failure of the rest
+/// ever takes them back.</summary>
 public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<PlanNote> Notes)
 {
     public IReadOnlyList<Waiting> Waiting { get; init; } = [];
@@ -88,11 +89,13 @@ public static class Reconciler
             Sysctls(policy, snapshot), Daemon(policy, snapshot, mode));
         Reachable(policy, live, snapshot, changes);
         var failClosed = new List<Change>();
-        if (policy.FailClosed.Count > 0)
+        if (policy.FailClosed.Count > 0 || policy.FailClosedTables.Count > 0)
         {
             var kill = policy.FailClosed.ToHashSet();
+            var selectors = policy.Rules.Where(r => Lifecycle.Selects(r, policy.FailClosedTables)).ToHashSet();
             var packed = changes as IPackedChanges;
             var at = new List<int>();
+            var closingRules = new List<Change>();
             for (var i = 0; i < changes.Count; i++)
             {
                 // Only an unreachable route can be a kill switch: a prefix file's packed routes are passed over unmade.
@@ -103,7 +106,14 @@ public static class Reconciler
                     failClosed.Add(c);
                     at.Add(i);
                 }
+                else if (c is AddRule u && selectors.Contains(u.Rule))
+                {
+                    closingRules.Add(c);
+                    at.Add(i);
+                }
             }
+            // The kill switches before the rules into their tables: a rule never sends packets to a table still open.
+            failClosed.AddRange(closingRules);
             if (failClosed.Count > 0)
             {
                 // The kill switches first, then the rest in its order: cut around them, not copied.
@@ -124,6 +134,20 @@ public static class Reconciler
             Forgotten = forgotten,
             FailClosed = failClosed,
         };
+    }
+
+    /// <summary>
+    /// The changes that close the fail-closed tables, alone: the kill switches and the policy's rules into them that are
+    /// missing, added and nothing removed. What apply and watch install when the rest of the plan cannot be made (a
+    /// missing GRE module, a gateway the kernel would refuse): independent of devices and gateways, they never wait on
+    /// the part that failed.
+    /// </summary>
+    public static IReadOnlyList<Change> Closing(ParsedPolicy policy, KernelSnapshot snapshot)
+    {
+        var plan = Planner.Plan(new KernelState(policy.FailClosed, [.. policy.Rules.Where(r => Lifecycle.Selects(r, policy.FailClosedTables))]),
+            snapshot.State, Ownership.Nothing);
+        // The kill switches before the rules into their tables.
+        return [.. plan.Where(c => c is not AddRule), .. plan.Where(c => c is AddRule)];
     }
 
     /// <summary>

@@ -151,4 +151,25 @@ public class LifecycleKernelSpecs
         Assert.Equal("tun2", LanToServer(ns));
         Assert.Equal(0, Run(ns, ["plan", "-c", policy]).ExitCode);
     }
+
+    [Theory]
+    [InlineData("\"Tunnels\": [ { \"Name\": \"gre_black\", \"Mode\": \"gre\", \"Local\": \"192.0.2.2\", \"Remote\": \"198.51.100.9\", \"Addresses\": [ \"10.255.0.1/30\" ] } ],",
+        "needs the kernel module ip_gre")]
+    [InlineData("\"Routes\": [ \"-6 default via 2001:db8:99::1 dev wan0 table 300\" ],", "gateway 2001:db8:99::1 is not on a connected network")]
+    public void A_part_that_fails_never_keeps_the_kill_switch_and_the_selector_out_and_is_named(string part, string named)
+    {
+        if (part.Contains("gre") && Directory.Exists("/sys/module/ip_gre"))
+            throw new InvalidOperationException("this host's kernel has GRE loaded; this test needs one without");
+        using var ns = Router();
+        var policy = Topology.Policy(ns, Seed000.Replace("\"FailClosed\"", part + " \"FailClosed\""));
+
+        var apply = Run(ns, ["apply", "-c", policy]);
+
+        Assert.Equal(1, apply.ExitCode);
+        Assert.Contains(named, apply.Stderr);
+        Assert.Contains("the kill switches and the rules into them went in", apply.Stderr);
+        Assert.Contains(Selector, ns.Ip("rule"));
+        Assert.Equal("refused", LanToServer(ns));
+        Assert.DoesNotContain("table 300", ns.Ip("-6", "route", "show", "table", "all"));
+    }
 }

@@ -107,9 +107,11 @@ public class LiveConvergenceKernelSpecs
 
         // Plain flush keeps the kill switches (docs/lifecycle.md): --all, so that apply has to put them back.
         Run(ns, ["flush", "--all", "-c", policy]).ShouldSucceed();
-        var failing = Run(ns, ["apply", "-c", policy], new Dictionary<string, string> { ["TUNNEL_ROUTER_FAULT_AFTER"] = "5" });
+        // The first 6 changes close the tables (4 kill switches, the 2 LAN rules into nyet); the 7th fails.
+        var failing = Run(ns, ["apply", "-c", policy], new Dictionary<string, string> { ["TUNNEL_ROUTER_FAULT_AFTER"] = "6" });
 
         Assert.NotEqual(0, failing.ExitCode);
+        Assert.Contains("from 192.168.5.0/24 lookup 201 proto 147", ns.Ip("rule"));
         Assert.Contains("unreachable default", ns.Ip("-4", "route", "show", "table", "201"));
         Assert.Contains("unreachable default", ns.Ip("-6", "route", "show", "table", "201"));
     }

@@ -58,7 +58,7 @@ public class LifecycleSpecs : IDisposable
             "route add unreachable default table 100 proto 147 metric 4294967295",
             "rule add " + Selector,
         ], Lines(plan.Changes));
-        Assert.Equal(plan.Changes.Take(2), plan.FailClosed);
+        Assert.Equal(plan.Changes, plan.FailClosed);
         Assert.Equal(Lifetime.Steady, Lifecycle.Of(policy.Instances[0].Rules[0], policy.Instances[0].Samples[0], policy.FailClosedTables));
     }
 
@@ -206,5 +206,17 @@ public class LifecycleSpecs : IDisposable
         Assert.True(NetlinkEvents.Urgent(Nl.RTM_DELRULE, DelRule(300), ours, closed));
         Assert.False(NetlinkEvents.Urgent(Nl.RTM_DELRULE, DelRule(200), ours, closed));
         Assert.False(NetlinkEvents.Urgent(Nl.RTM_NEWRULE, DelRule(300), ours, closed));
+    }
+
+    [Fact]
+    public void When_the_rest_cannot_be_planned_the_closing_changes_alone_are_the_missing_kill_switches_and_selectors()
+    {
+        var policy = Parse(Seed000());
+        var present = Kill(100, AddressFamily.InterNetwork);
+
+        var closing = Reconciler.Closing(policy, new KernelSnapshot { State = new KernelState([present], []) });
+
+        Assert.Equal(["route add unreachable default table 100 proto 147 metric 4294967295", "rule add " + Selector], Lines(closing));
+        Assert.All(closing, c => Assert.True(c is AddRoute or AddRule));
     }
 }

@@ -149,8 +149,9 @@ public class LiveConvergenceSpecs : IDisposable
             "route add unreachable default table 201 proto 147 metric 4294967295",
             "rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147",
         ], Lines(plan.Changes));
-        Assert.Equal(plan.Changes.Take(2), plan.FailClosed);
-        Assert.Equal(["rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147"], Lines(plan.Rest));
+        // The rule into the fail-closed table goes with its kill switches (docs/lifecycle.md).
+        Assert.Equal(plan.Changes, plan.FailClosed);
+        Assert.Empty(plan.Rest);
     }
 
     [Fact]
@@ -168,15 +169,16 @@ public class LiveConvergenceSpecs : IDisposable
         var plan = Reconciler.Plan(policy, [], new KernelSnapshot { Links = Snapshots.Links("tun2") }, ReconcileMode.Converge);
 
         Assert.Equal(1003, plan.Changes.Count);
-        Assert.Equal(plan.Changes.Take(2), plan.FailClosed);
-        Assert.All(plan.FailClosed, c => Assert.StartsWith("route add unreachable default table 201", c.Batch()));
-        // The rest is the plan cut after them, its prefix routes still packed (made only when read), in the planner's order.
+        Assert.Equal(plan.Changes.Take(3), plan.FailClosed);
+        Assert.All(plan.FailClosed.Take(2), c => Assert.StartsWith("route add unreachable default table 201", c.Batch()));
+        Assert.Equal("rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147", plan.FailClosed[2].Batch());
+        // The rest is the plan cut around them, its prefix routes still packed (made only when read), in the planner's order.
         var rest = plan.Rest;
         Assert.IsAssignableFrom<IPackedChanges>(rest);
-        Assert.Equal(1001, rest.Count);
+        Assert.Equal(1000, rest.Count);
         Assert.Equal(1000, Enumerable.Range(0, rest.Count).Count(i => ((IPackedChanges)rest).TryPacked(i, out _, out _)));
-        Assert.Equal(plan.Changes.Skip(2).Select(c => c.Batch()), rest.Select(c => c.Batch()));
-        Assert.DoesNotContain(rest, c => c.Batch()!.Contains("unreachable"));
+        Assert.Equal(plan.Changes.Skip(3).Select(c => c.Batch()), rest.Select(c => c.Batch()));
+        Assert.DoesNotContain(rest, c => c.Batch()!.Contains("unreachable") || c.Batch()!.StartsWith("rule"));
     }
 
     [Fact]
