@@ -88,6 +88,7 @@ public static class Commands
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
             WarnLeaks(ctx, policy);
             ApplyPlan(ctx, plan);
+            ctx.KeepAsLastGood();
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
         }

@@ -60,7 +60,7 @@ public static class WatchCommand
 
         public int Run()
         {
-            using (Lock()) _policy = Commands.ParsePolicy(ctx);
+            using (Lock()) _policy = StartPolicy();
             using var events = NetlinkEvents.Open([ctx.Protocol, ctx.HookProtocol]);
             using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _reload = true; });
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; _stop = true; });
@@ -150,6 +150,30 @@ public static class WatchCommand
             }, TaskScheduler.Default);
         }
 
+        /// <summary>
+        /// The policy watch starts on. One that does not load or parse is replaced by the last good policy, loudly: a watch
+        /// that cannot start crash-loops into systemd's start limit and stays dead after the policy is mended, while the
+        /// kernel drifts. Without a last good policy the error stands.
+        /// </summary>
+        ParsedPolicy StartPolicy()
+        {
+            try
+            {
+                var policy = Commands.ParsePolicy(ctx);
+                ctx.KeepAsLastGood();
+                return policy;
+            }
+            catch (TunnelRouterException e) when (e is InputException or InputErrors && ctx.ConfigText is not null
+                                                  && LastGoodPolicy.ForLock(_options.LockFile) is { Exists: true } copy)
+            {
+                ctx.Log.Error("tunnel-router: error: the policy does not parse ({Message}); running on the last good policy, {Copy}, until it is fixed",
+                    App.OneLine(e.Message), copy.Path);
+                var (options, path) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, copy.Path);
+                _options = options;
+                return PolicyParser.Parse(options, ctx.Names, path);
+            }
+        }
+
         /// <summary>SIGHUP: the policy file again. A broken one keeps the last good policy, and says why (false).</summary>
         bool Reload()
         {
@@ -158,9 +182,11 @@ public static class WatchCommand
                 using (ctx.Lock())
                 {
                     var (path, required) = ConfigLoader.Locate(ctx.Args.ConfigPath, ctx.Environment);
-                    var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required, PolicyParser.ErrorsOf);
+                    string? text = null;
+                    var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required, PolicyParser.ErrorsOf, t => text = t);
                     _policy = PolicyParser.Parse(options, ctx.Names, configPath);
                     _options = options;
+                    if (text is not null) ctx.KeepAsLastGood(text);
                 }
                 ctx.Log.Information("watch: policy {Source} re-read", _policy.Source);
                 return true;

@@ -172,4 +172,36 @@ public class LifecycleKernelSpecs
         Assert.Equal("refused", LanToServer(ns));
         Assert.DoesNotContain("table 300", ns.Ip("-6", "route", "show", "table", "all"));
     }
+
+    [Fact]
+    public void A_broken_policy_never_takes_a_tunnel_down_the_hook_and_watch_run_on_the_last_good_one_and_apply_changes_nothing()
+    {
+        using var ns = Router();
+        var policy = Topology.Policy(ns, Seed000);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        var copy = Path.Combine(ns.StateDir, "last-good.json");
+        var kept = File.ReadAllText(copy);
+        var mode = File.GetUnixFileMode(copy);
+        Topology.Policy(ns, Seed000.Replace("\"FailClosed\"", "\"FailClosed\" [")); // one edit breaks it
+        var before = ns.Dump();
+
+        var apply = Run(ns, ["apply", "-c", policy]);
+        var unchanged = ns.Dump();
+        ns.AddTun("tun2", "10.8.0.2/24");
+        var up = Run(ns, ["up", "-c", policy], Client()).ShouldSucceed();
+        var whileUp = LanToServer(ns);
+        ns.Ip("rule", "del", "pref", "1100");
+        using var watch = new WatchProcess(ns, ["-c", policy]);
+        watch.WaitFor("[#] ip -4 rule add from 192.168.10.0/24 to 198.51.100.7/32 pref 1100 lookup nyet protocol tunnel-router");
+
+        Assert.Equal(Seed000, kept);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, mode);
+        Assert.NotEqual(0, apply.ExitCode);
+        Assert.Equal(before, unchanged);
+        Assert.Contains($"running on the last good policy, {copy}, until it is fixed", up.Stderr);
+        Assert.Equal("tun2", whileUp);
+        Assert.Contains($"running on the last good policy, {copy}", watch.Output);
+        Assert.Contains(Selector, ns.Ip("rule"));
+        Assert.Equal(Seed000, File.ReadAllText(copy));
+    }
 }
