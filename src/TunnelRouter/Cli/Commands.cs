@@ -86,7 +86,7 @@ public static class Commands
             var live = ctx.Records.ReadAll();
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
-            WarnLeaks(ctx, policy);
+            WarnLeaks(ctx, policy, live, snapshot);
             ApplyPlan(ctx, plan);
             ctx.KeepAsLastGood();
             StartupTrace.Mark("applied");
@@ -97,9 +97,10 @@ public static class Commands
 
     /// <summary>What of the policy lets traffic meant for a fail-closed table leave by main (<see cref="Lifecycle.Findings"/>):
     /// said by plan and apply as warnings, by doctor as problems.</summary>
-    static void WarnLeaks(Context ctx, ParsedPolicy policy)
+    static void WarnLeaks(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
     {
-        foreach (var finding in Lifecycle.Findings(policy)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
+        foreach (var finding in Lifecycle.Findings(policy).Concat(Lifecycle.FallThrough(policy, live, snapshot)))
+            ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
     }
 
     /// <summary>
@@ -141,7 +142,7 @@ public static class Commands
         foreach (var line in LiveInstances.Lines(policy, records)) ctx.Log.Information("{Line}", line);
         foreach (var finding in LiveInstances.Recursion(ctx, records, policy)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
         var plan = PlanPolicy(ctx, policy, live, snapshot, stated: true);
-        WarnLeaks(ctx, policy);
+        WarnLeaks(ctx, policy, live, snapshot);
         foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))
             ctx.Out.WriteLine(line);
         foreach (var device in plan.Forgotten) ctx.Log.Information("{Device}: its device is gone without a down; apply forgets its tunnel record", device);

@@ -125,4 +125,52 @@ public static class Lifecycle
                              "write it without placeholders (the LAN's own prefix, the server's address) so that apply installs it at boot and it stays");
             }
     }
+
+    /// <summary>
+    /// Rules whose table has neither a route for what they select nor a kill switch: their traffic falls through to the
+    /// rules after them, to main, and leaves by the plain uplink — a second instance's table (TUNNEL_ROUTER_TABLE) with
+    /// pool rules and no default route, a table whose only default came from a skipped optional line. Judged per family
+    /// over what the policy installs, what the live tunnels' records hold and what the kernel has now. One finding per
+    /// table and family, naming the first rule, with the fix.
+    /// </summary>
+    public static IEnumerable<Leak> FallThrough(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
+    {
+        var rules = new List<(Rule Rule, string Where)>();
+        foreach (var r in policy.Rules) rules.Add((r, $"{policy.Source}: rule '{Show(r, policy)}'"));
+        foreach (var t in live)
+            foreach (var r in t.Rules) rules.Add((r, $"{t.Device}'s rule '{Show(r, policy)}'"));
+        rules.RemoveAll(x => x.Rule.Action != RuleAction.Lookup || x.Rule.Table is 0 or TableNames.Main or TableNames.Local or TableNames.Default
+                             || x.Rule.SuppressPrefixLength is not null);
+        if (rules.Count == 0) yield break;
+
+        var tables = rules.Select(x => x.Rule.Table).ToHashSet();
+        // Only what can cover a rule's traffic: a table's routes (a prefix file's routes are specific: not read here).
+        var routes = new List<Route>();
+        void Add(IEnumerable<Route> some) => routes.AddRange(some.Where(r => tables.Contains(r.Table) && r.Type != RouteType.Throw));
+        Add(policy.Routes.Take(policy.Routes.Count - policy.PrefixLists.Sum(l => l.Routes.Count)));
+        Add(policy.FailClosed);
+        Add(policy.Tunnels.SelectMany(t => t.Routes));
+        Add(live.SelectMany(t => t.Routes));
+        Add(snapshot.State.Routes);
+        // An uplink's table gets its default route via the uplink's gateway.
+        var uplinkTables = policy.Uplinks.Select(u => u.Table).ToHashSet();
+
+        var said = new HashSet<(uint, bool)>();
+        foreach (var (rule, where) in rules)
+        {
+            var v6 = rule.Family.IsV6();
+            if (uplinkTables.Contains(rule.Table) || said.Contains((rule.Table, v6))) continue;
+            var wanted = rule.To ?? new System.Net.IPNetwork(v6 ? System.Net.IPAddress.IPv6Any : System.Net.IPAddress.Any, 0);
+            if (routes.Any(r => r.Table == rule.Table && r.Family == rule.Family && r.Destination.PrefixLength <= wanted.PrefixLength
+                                && r.Destination.Contains(wanted.BaseAddress))) continue;
+            said.Add((rule.Table, v6));
+            var table = policy.TableNames.Format(rule.Table);
+            yield return new Leak($"{where}: table {table} has no {(v6 ? "IPv6" : "IPv4")} route for its traffic and no kill switch: its traffic falls through to main",
+                $"give table {table} a default route (Routes, an Instances line) or put it in FailClosed");
+        }
+    }
+
+    static string Show(Rule r, ParsedPolicy policy) =>
+        (r.Family.IsV6() ? "-6 " : "") + IpCommand.RuleArgs(r, policy.TableNames, policy.ProtocolNames)
+            .Replace($" protocol {policy.ProtocolNames.Format(r.Protocol)}", "", StringComparison.Ordinal);
 }
