@@ -87,6 +87,8 @@ public static class DoctorCommand
                 findings.Add(new Finding("fail-closed", FindingLevel.Problem, leak.Message, leak.Fix));
             foreach (var leak in Lifecycle.FallThrough(policy, LiveInstances.Records(ctx), snapshot))
                 findings.Add(new Finding("fall-through", FindingLevel.Problem, leak.Message, leak.Fix));
+            foreach (var leak in Lifecycle.ClosedWhileUp(policy, LiveInstances.Records(ctx), snapshot))
+                findings.Add(new Finding("fail-closed", FindingLevel.Problem, leak.Message, leak.Fix));
         }
         if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot);
         if (plan is not null)

@@ -170,6 +170,37 @@ public static class Lifecycle
         }
     }
 
+    /// <summary>
+    /// A fail-closed table an up tunnel's Instances entry routes into, holding nothing but its kill switches: the tunnel is
+    /// up and its traffic is refused — an optional line was skipped (the server pushed no route_vpn_gateway) or a route was
+    /// deleted. Closed, not leaking, but cut off while OpenVPN reports a healthy connection.
+    /// </summary>
+    public static IEnumerable<Leak> ClosedWhileUp(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
+    {
+        if (policy.FailClosedTables.Count == 0) yield break;
+        foreach (var record in live)
+        {
+            if (!record.LivesOn(snapshot.Links) || InstanceConfig.Match(policy.Instances, record.Device) is not { } spec) continue;
+            foreach (var table in spec.Routes.Select(l => TableOf(l, policy.TableNames)).OfType<uint>().Distinct())
+            {
+                if (!policy.FailClosedTables.Contains(table)
+                    || snapshot.State.Routes.Any(r => r.Table == table && !IsKillSwitch(r, policy.Protocol))) continue;
+                var name = policy.TableNames.Format(table);
+                yield return new Leak($"{spec.Field}: {record.Device} is up, but the fail-closed table {name} has no route but its kill switch: " +
+                                      "its traffic is refused (an optional line skipped? the server pushed no route_vpn_gateway?)",
+                    $"route the tunnel's device itself, 'default dev ${{dev}} table {name}' (a tun device needs no gateway), then restart the tunnel or run apply");
+            }
+        }
+    }
+
+    /// <summary>The table an Instances route line names ("... table nyet"), or null (main).</summary>
+    static uint? TableOf(InstanceLine line, TableNames names)
+    {
+        var words = line.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var at = Array.IndexOf(words, "table");
+        return at >= 0 && at + 1 < words.Length && names.TryGetId(words[at + 1], out var id) ? id : null;
+    }
+
     static string Show(Rule r, ParsedPolicy policy) =>
         (r.Family.IsV6() ? "-6 " : "") + IpCommand.RuleArgs(r, policy.TableNames, policy.ProtocolNames)
             .Replace($" protocol {policy.ProtocolNames.Format(r.Protocol)}", "", StringComparison.Ordinal);

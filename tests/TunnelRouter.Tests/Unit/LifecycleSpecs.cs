@@ -219,4 +219,26 @@ public class LifecycleSpecs : IDisposable
         Assert.Equal(["route add unreachable default table 100 proto 147 metric 4294967295", "rule add " + Selector], Lines(closing));
         Assert.All(closing, c => Assert.True(c is AddRoute or AddRule));
     }
+
+    [Fact]
+    public void A_fail_closed_table_with_only_its_kill_switch_while_its_tunnel_is_up_is_named_with_the_fix()
+    {
+        var o = Seed000();
+        o.Instances[0].Routes = ["optional default via ${route_vpn_gateway} dev ${dev} table nyet"];
+        var policy = Parse(o);
+        var record = TunnelRecord.Of(OpenVpnTunnel.Parse(Tun2Env, [], null), KernelState.Empty);
+        var up = new KernelSnapshot
+        {
+            Links = [Snapshots.Link("tun2", new InterfaceAddress(IPAddress.Parse("10.8.0.2"), 24))],
+            State = new KernelState([Kill(100, AddressFamily.InterNetwork), Kill(100, AddressFamily.InterNetworkV6)], []),
+        };
+        var routed = up with { State = new KernelState([.. up.State.Routes, new Route(Net.ParsePrefix("d", "default"), 100, 148, "tun2")], []) };
+
+        var leak = Assert.Single(Lifecycle.ClosedWhileUp(policy, [record], up));
+
+        Assert.StartsWith("policy.json: Instances[0]: tun2 is up, but the fail-closed table nyet has no route but its kill switch", leak.Message);
+        Assert.StartsWith("route the tunnel's device itself, 'default dev ${dev} table nyet'", leak.Fix);
+        Assert.Empty(Lifecycle.ClosedWhileUp(policy, [record], routed));
+        Assert.Empty(Lifecycle.ClosedWhileUp(policy, [record], up with { Links = [] }));
+    }
 }
