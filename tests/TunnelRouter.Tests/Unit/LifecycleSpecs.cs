@@ -241,4 +241,24 @@ public class LifecycleSpecs : IDisposable
         Assert.Empty(Lifecycle.ClosedWhileUp(policy, [record], routed));
         Assert.Empty(Lifecycle.ClosedWhileUp(policy, [record], up with { Links = [] }));
     }
+
+    [Fact]
+    public void A_client_gets_no_pool_rule_even_from_a_pushed_slash_8_that_holds_its_own_lan()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["script_type"] = "up", ["dev"] = "tun2", ["remote_1"] = "198.51.100.7", ["ifconfig_local"] = "10.8.0.2",
+            ["ifconfig_netmask"] = "255.0.0.0", ["ifconfig_ipv6_local"] = "fd00:8::2", ["ifconfig_ipv6_netbits"] = "64",
+        };
+        var settings = new HookSettings(200, 148, PoolRules: true, PoolRulePriority: 1000);
+
+        var client = HookPolicy.Desired(OpenVpnTunnel.Parse(env, [], null), settings);
+        env.Remove("remote_1");
+        var server = HookPolicy.Desired(OpenVpnTunnel.Parse(env, [], null), settings);
+
+        Assert.Empty(client.Rules);
+        Assert.Equal(2, client.Routes.Count);
+        Assert.Equal(["from 10.0.0.0/8 pref 1000 lookup 200 protocol 148", "from fd00:8::/64 pref 1000 lookup 200 protocol 148"],
+            server.Rules.Select(r => r.ToString()));
+    }
 }
