@@ -171,6 +171,7 @@ public static class HookCommand
             if (tunnel.Action == HookAction.Up)
                 records.Write(TunnelRecord.Of(tunnel, desired, settings, env) with
                 {
+                    Ifindex = ctx.Kernel.ReadLinks().FirstOrDefault(l => l.Name == tunnel.Device)?.Index ?? 0,
                     Lines = instance is null ? [] : [.. instance.RouteLines.Select(l => "route " + l), .. instance.RuleLines.Select(l => "rule " + l)],
                     Servers = servers,
                 });

@@ -29,12 +29,14 @@ public static class WatchCommand
         Capabilities.RequireNetAdmin();
         var path = LockPath(ctx.Options.LockFile);
         using var one = HostLock.TryAcquire(path)
-            ?? throw new EnvironmentException($"another tunnel-router watch runs on this host (it holds {path}); one is enough");
+            ?? throw new EnvironmentException($"another tunnel-router watch runs in this network namespace (it holds {path}); one is enough");
         return new Watcher(ctx).Run();
     }
 
-    /// <summary>The lock one watch per host holds, next to the host lock.</summary>
-    public static string LockPath(string lockFile) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(lockFile))!, "watch.lock");
+    /// <summary>The lock one watch per network namespace holds, next to the host lock: each namespace has its own
+    /// kernel state to keep.</summary>
+    public static string LockPath(string lockFile) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(lockFile))!, $"watch.{TunnelRecords.CurrentNamespace()}.lock");
 
     /// <summary>Whether a watch runs on this host now (it holds its lock).</summary>
     public static bool Running(string lockFile)

@@ -39,6 +39,16 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
 
     public IReadOnlyList<TunnelNetwork> Networks { get; init; } = [];
 
+    /// <summary>The network namespace the tunnel lives in (the inode of /proc/self/ns/net at its up): a record of another
+    /// namespace on the same host is none of this one's business. 0 in a record an older writer left (taken as this one's).</summary>
+    public ulong NetNs { get; init; }
+
+    /// <summary>The tunnel device's index at up (0 when unknown).</summary>
+    public int Ifindex { get; init; }
+
+    /// <summary>Whether this record is the namespace's <paramref name="netns"/>'s.</summary>
+    public bool InNamespace(ulong netns) => NetNs == 0 || netns == 0 || NetNs == netns;
+
     /// <summary>The OpenVPN variables the tunnel was worked out from (<see cref="IsRecordedVariable"/>).</summary>
     public IReadOnlyDictionary<string, string> Variables { get; init; } = new Dictionary<string, string>();
 
@@ -140,6 +150,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         })],
         Lines = Lines.Count == 0 ? null : [.. Lines],
         Servers = Servers.Count == 0 ? null : [.. Servers.Select(a => a.ToString())],
+        NetNs = NetNs == 0 ? null : NetNs,
+        Ifindex = Ifindex == 0 ? null : Ifindex,
     }, TunnelRecordJsonContext.Default.TunnelRecordJson) + "\n";
 
     /// <summary>An object as an ip line with numeric tables and without its protocol (kept beside it), its family first.</summary>
@@ -190,6 +202,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
                 Lines = (j.Lines ?? []).All(l => l.StartsWith("route ", StringComparison.Ordinal) || l.StartsWith("rule ", StringComparison.Ordinal))
                     ? j.Lines ?? [] : throw new FormatException("a record line is neither a route nor a rule"),
                 Servers = (j.Servers ?? []).Select(a => Net.ParseAddress("record", a, null)).ToList(),
+                NetNs = j.NetNs ?? 0,
+                Ifindex = j.Ifindex ?? 0,
             };
         }
         catch (Exception e) when (e is InputException or FormatException or OverflowException or JsonException) { return null; }
@@ -213,6 +227,8 @@ public sealed class TunnelRecordJson
     public List<RuleJson>? Rules { get; set; }
     public List<string>? Lines { get; set; }
     public List<string>? Servers { get; set; }
+    public ulong? NetNs { get; set; }
+    public int? Ifindex { get; set; }
 
     public sealed class NetworkJson
     {

@@ -204,4 +204,22 @@ public class LifecycleKernelSpecs
         Assert.Contains(Selector, ns.Ip("rule"));
         Assert.Equal(Seed000, File.ReadAllText(copy));
     }
+
+    [Fact]
+    public void Two_namespaces_sharing_the_run_directory_never_install_nor_forget_each_others_tunnels()
+    {
+        using var a = new NetNs();
+        using var b = new NetNs();
+        a.AddTun("tun0", "10.10.10.1/24");
+        var shared = new Dictionary<string, string> { ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(a.StateDir, "lock"), ["TUNNEL_ROUTER_POOLRULES"] = "true" };
+        Run(a, ["up"], new Dictionary<string, string>(SubnetEnv("tun0", "10.10.10.1", "255.255.255.0")).Concat(shared).ToDictionary()).ShouldSucceed();
+
+        var apply = Run(b, ["apply"], shared).ShouldSucceed();
+
+        Assert.DoesNotContain("forget", apply.Stderr);
+        Assert.DoesNotContain("10.10.10.0/24", b.Ip("rule"));
+        Assert.True(File.Exists(Path.Combine(a.StateDir, "tunnels", "tun0")));
+        Assert.Contains("from 10.10.10.0/24 lookup 200 proto 148", a.Ip("rule"));
+        Assert.Contains("\"NetNs\"", File.ReadAllText(Path.Combine(a.StateDir, "tunnels", "tun0")));
+    }
 }

@@ -235,7 +235,7 @@ public class LiveConvergenceKernelSpecs
         // The reason comes before the change: wait for the kernel too.
         Eventually.True(() => ns.Ip("route", "show", "table", "201").Contains("default dev tun2 proto 147"), () => watch.Output);
         Assert.Equal(1, second.ExitCode);
-        Assert.Contains("another tunnel-router watch runs on this host", second.Stderr);
+        Assert.Contains("another tunnel-router watch runs in this network namespace", second.Stderr);
         Assert.Equal(0, watch.Stop());
         Assert.Contains("the kernel keeps its state", watch.Output);
     }
