@@ -87,8 +87,9 @@ public static class Commands
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
             WarnLeaks(ctx, policy, live, snapshot);
-            ApplyPlan(ctx, plan);
+            // A policy that parsed and planned is good to fall back on, whatever the kernel says next (docs/lifecycle.md).
             ctx.KeepAsLastGood();
+            ApplyPlan(ctx, plan);
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
         }

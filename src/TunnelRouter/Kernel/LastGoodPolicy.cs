@@ -21,6 +21,6 @@ public sealed class LastGoodPolicy(string runDir)
     {
         if (OwnedFile.Read(Path) == text) return;
         OwnedFile.CheckDirectory(System.IO.Path.GetDirectoryName(Path)!, "the last good policy");
-        OwnedFile.Replace(Path, text, (UnixFileMode)0b110_000_000);
+        OwnedFile.Replace(Path, text, (UnixFileMode)0b110_000_000, durable: false);
     }
 }
