@@ -67,8 +67,10 @@ if [ $uninstall = 1 ]; then
     fi
     if systemd_running && systemctl is-enabled --quiet tunnel-router.service 2>/dev/null; then
         # Stopping runs "tunnel-router flush": what apply added leaves with the unit; the live tunnels' routes
-        # and rules (the OpenVPN hook's) stay, so no VPN client is stranded.
+        # and rules (the OpenVPN hook's) stay, so no VPN client is stranded, and so do the FailClosed kill switches
+        # and the rules into them (docs/lifecycle.md): an uninstall sends nothing in clear.
         systemctl disable --now tunnel-router.service || true
+        echo "kept the FailClosed kill switches and the rules into them (their traffic stays refused); 'tunnel-router flush --all' before --uninstall removes them"
     fi
     dirs=()
     # Newest entries last in the manifest: remove in reverse, so directories come after their files.

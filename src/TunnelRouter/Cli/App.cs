@@ -44,13 +44,18 @@ public static class App
             }
 
             var (policy, required) = ConfigLoader.Locate(args.ConfigPath, env);
+            string? text = null;
             var (options, configPath) = args.Command switch
             {
                 "flush" => ConfigLoader.LoadOrSetAside(env, args.Overrides, policy, required,
                     warning => log.Warning("tunnel-router: warning: {Message}", warning)),
                 // The demo brings its own policy (its steps run with --config); the host's is none of its business.
                 "demo" => ConfigLoader.Load(env, args.Overrides, null),
-                _ => ConfigLoader.Load(env, args.Overrides, policy, required, Policy.PolicyParser.ErrorsOf),
+                // A broken policy never takes a tunnel down: the hook and watch run on the last good one (docs/lifecycle.md).
+                null or "up" or "down" or "watch" => ConfigLoader.LoadOrLastGood(env, args.Overrides, policy, required,
+                    o => LastGoodPolicy.ForLock(o.LockFile).Path, Policy.PolicyParser.ErrorsOf, t => text = t,
+                    warning => log.Error("tunnel-router: error: {Message}", warning)),
+                _ => ConfigLoader.Load(env, args.Overrides, policy, required, Policy.PolicyParser.ErrorsOf, t => text = t),
             };
             StartupTrace.Mark("configuration");
             if (options.LogFile is not null)
@@ -68,6 +73,7 @@ public static class App
                 Environment = env,
                 Options = options,
                 ConfigPath = configPath,
+                ConfigText = text,
                 Log = log,
                 Out = stdout,
                 Names = Iproute2Files.Load(options.Iproute2Dir),

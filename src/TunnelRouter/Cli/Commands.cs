@@ -53,6 +53,19 @@ public static class Commands
     internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot,
         bool stated, bool loadModules = false)
     {
+        try { return PlanAll(ctx, policy, live, snapshot, stated, loadModules); }
+        catch (TunnelRouterException) when (loadModules && !ctx.Args.DryRun && Reconciler.Closing(policy, snapshot) is { Count: > 0 } closing)
+        {
+            // Kill switches go first, whatever fails (docs/lifecycle.md): the tables are closed, then the failing part is named.
+            ctx.ApplyWithNames(closing);
+            ctx.Log.Warning("tunnel-router: warning: the rest of the policy cannot be applied (below); the kill switches and the rules into them went in");
+            throw;
+        }
+    }
+
+    static PolicyPlan PlanAll(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot,
+        bool stated, bool loadModules)
+    {
         KernelModules? modules = null;
         foreach (var e in policy.Tunnels)
             if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))
@@ -73,11 +86,22 @@ public static class Commands
             var live = ctx.Records.ReadAll();
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
+            WarnLeaks(ctx, policy, live, snapshot);
+            // A policy that parsed and planned is good to fall back on, whatever the kernel says next (docs/lifecycle.md).
+            ctx.KeepAsLastGood();
             ApplyPlan(ctx, plan);
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
         }
         return App.Ok;
+    }
+
+    /// <summary>What of the policy lets traffic meant for a fail-closed table leave by main (<see cref="Lifecycle.Findings"/>):
+    /// said by plan and apply as warnings, by doctor as problems.</summary>
+    static void WarnLeaks(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
+    {
+        foreach (var finding in Lifecycle.Findings(policy).Concat(Lifecycle.FallThrough(policy, live, snapshot)))
+            ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
     }
 
     /// <summary>
@@ -124,8 +148,9 @@ public static class Commands
         var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
         var records = policy.Instances.Count > 0 ? LiveInstances.Records(ctx) : [];
         foreach (var line in LiveInstances.Lines(policy, records)) ctx.Log.Information("{Line}", line);
-        foreach (var finding in LiveInstances.Recursion(ctx, records)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
+        foreach (var finding in LiveInstances.Recursion(ctx, records, policy)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
         var plan = PlanPolicy(ctx, policy, live, snapshot, stated: true);
+        WarnLeaks(ctx, policy, live, snapshot);
         foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))
             ctx.Out.WriteLine(line);
         foreach (var device in plan.Forgotten) ctx.Log.Information("{Device}: its device is gone without a down; apply forgets its tunnel record", device);

@@ -22,6 +22,23 @@ public sealed class Context
     /// <summary>The policy file read, or null when there was none (errors then name "configuration").</summary>
     public string? ConfigPath { get; init; }
 
+    /// <summary>The policy file's text as it loaded (null without one, or when the last good policy stands in for it):
+    /// what a successful apply, up or watch keeps as the last good policy.</summary>
+    public string? ConfigText { get; init; }
+
+    /// <summary>Keeps the policy as the last good one (<see cref="LastGoodPolicy"/>) after a successful run; a copy that
+    /// cannot be written is a warning, never a failure of the run.</summary>
+    /// <param name="text">the policy's text, when it is not the one this run loaded (watch's reload).</param>
+    public void KeepAsLastGood(string? text = null)
+    {
+        if ((text ?? ConfigText) is not { } kept || Args.DryRun) return;
+        try { LastGoodPolicy.ForLock(Options.LockFile).Save(kept); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException)
+        {
+            Log.Warning("tunnel-router: warning: cannot keep the last good policy: {Message}", e.Message);
+        }
+    }
+
     IKernel? _kernel;
     public IKernel Kernel => _kernel ??= KernelFactory();
 

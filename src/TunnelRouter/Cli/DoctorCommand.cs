@@ -78,9 +78,18 @@ public static class DoctorCommand
         Tables(ctx, findings);
         Nft(findings, rules, ctx.Options.Marks.Count);
         HandMade(ctx, findings, state, rules);
-        foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx)))
+        foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx), policy))
             findings.Add(new Finding("recursive-routing", FindingLevel.Note, finding,
                 $"add '{RecursiveRouting.Option}' to that OpenVPN client's configuration (or route the server's address elsewhere)"));
+        if (policy is not null)
+        {
+            foreach (var leak in Lifecycle.Findings(policy))
+                findings.Add(new Finding("fail-closed", FindingLevel.Problem, leak.Message, leak.Fix));
+            foreach (var leak in Lifecycle.FallThrough(policy, LiveInstances.Records(ctx), snapshot))
+                findings.Add(new Finding("fall-through", FindingLevel.Problem, leak.Message, leak.Fix));
+            foreach (var leak in Lifecycle.ClosedWhileUp(policy, LiveInstances.Records(ctx), snapshot))
+                findings.Add(new Finding("fail-closed", FindingLevel.Problem, leak.Message, leak.Fix));
+        }
         if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot, policy.Tunnels);
         if (plan is not null)
         {

@@ -24,21 +24,41 @@ public static class HookCommand
                 o.PoolRules,
                 o.PoolRulePriority,
                 o.RoutedNetworks ?? o.PoolRules);
+            var record = records.Read(tunnel.Device);
+            var env = ctx.Environment;
+            if (tunnel.Context == "restart" && record is not null && record.Matches(tunnel))
+            {
+                // A soft restart (persist-tun + up-restart): the device and its routes stay between down and up.
+                if (tunnel.Action == HookAction.Down && ctx.Kernel.ReadLinks().Any(l => l.Name == tunnel.Device))
+                {
+                    ctx.Log.Information("{Device}: down with restart, the device stays (persist-tun): its routes and rules stay for the up that follows", tunnel.Device);
+                    return 0;
+                }
+                env = record.AtRestart(ctx.Environment, out var filled);
+                if (filled.Count > 0)
+                {
+                    ctx.Log.Information("{Device}: up with restart: {Names} not set by OpenVPN; using the values of the tunnel's last up", tunnel.Device, string.Join(", ", filled));
+                    tunnel = OpenVpnTunnel.Parse(env, ctx.Args.Positional, commanded);
+                }
+            }
             // The tunnel's Instances entry, its placeholders filled from OpenVPN's environment: a hostile or missing
             // value stops the run here, before anything is changed.
-            var instance = tunnel.Action == HookAction.Up ? Instance(ctx, tunnel, settings) : null;
-            var record = records.Read(tunnel.Device);
+            var closed = tunnel.Action == HookAction.Up ? ClosedTables(ctx) : new HashSet<uint>();
+            var instance = tunnel.Action == HookAction.Up ? Instance(ctx, env, tunnel, settings, closed) : null;
             // A down with no record (lost, or never written) removes what up would have installed, instance lines
             // included when down's environment still resolves them.
             var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings) : null;
             var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings, Dco(ctx, tunnel, settings)), instance?.State) : KernelState.Empty;
+            // Kill switches first (docs/lifecycle.md): the closed tables this tunnel routes into, and its steady rules.
+            var steady = Lifecycle.SteadyAtUp(desired, instance?.Spec, closed, ctx.Protocol);
             // Whole tables, not just this device's routes: a foreign route with the same key must be seen.
             var tables = new HashSet<uint> { settings.Table };
             foreach (var r in desired.Routes) tables.Add(r.Table);
+            foreach (var r in steady.Routes) tables.Add(r.Table);
             foreach (var r in record?.Routes ?? []) tables.Add(r.Table);
             foreach (var r in unrecorded?.State.Routes ?? []) tables.Add(r.Table);
             var current = ctx.Kernel.Read(new StateQuery(tables,
-                Rules: o.PoolRules || desired.Rules.Count > 0 || record is { Rules.Count: > 0 } || tunnel.Action == HookAction.Down));
+                Rules: o.PoolRules || desired.Rules.Count > 0 || steady.Rules.Count > 0 || record is { Rules.Count: > 0 } || tunnel.Action == HookAction.Down));
             StartupTrace.Mark("read");
             // An instance route written without dev reads back with the device the kernel chose.
             desired = Policy.PolicyState.Settle(desired, current);
@@ -46,16 +66,19 @@ public static class HookCommand
             if (instance is not null)
             {
                 foreach (var note in instance.Notes) ctx.Log.Information("{Note}", note);
-                foreach (var finding in RecursiveRouting.Find(tunnel.Device, instance.State, servers, ctx.Names.Tables, ctx.Names.Protocols))
+                foreach (var finding in RecursiveRouting.Find(tunnel.Device, LiveInstances.WithSteady(instance.State, instance.Spec, ctx.Protocol), servers, ctx.Names.Tables, ctx.Names.Protocols))
                     ctx.Log.Warning("tunnel-router: warning: {Field}: {Finding}", instance.Spec.Field, finding);
             }
             if (tunnel.Action == HookAction.Down && record is not null && !record.Matches(tunnel))
                 ctx.Log.Information("{Device} is another tunnel's now ({Identity}); leaving its routes and rules", tunnel.Device, record.Identity);
+            // Apply's objects, added when missing and never taken back: on their own, so that no failure of the tunnel's undoes them.
+            if (steady.Routes.Count + steady.Rules.Count > 0) ctx.ApplyWithNames(Planner.Plan(steady, current, Ownership.Nothing));
             var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record, unrecorded?.State));
             StartupTrace.Mark("planned");
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
-            if (!ctx.Args.DryRun) Record(ctx, records, tunnel, settings, desired, record, instance, servers);
+            if (!ctx.Args.DryRun) Record(ctx, records, env, tunnel, settings, desired, record, instance, servers);
+            if (tunnel.Action == HookAction.Up) ctx.KeepAsLastGood();
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
@@ -63,21 +86,43 @@ public static class HookCommand
 
     /// <summary>The first Instances entry whose Dev matches the tunnel's device, resolved; null when none does.
     /// The whole section is checked, as apply checks it, so a broken entry fails every up, not only its own.</summary>
-    static ResolvedInstance? Instance(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
+    static ResolvedInstance? Instance(Context ctx, IReadOnlyDictionary<string, string> env, OpenVpnTunnel tunnel, HookSettings settings, IReadOnlySet<uint> closed)
     {
         var o = ctx.Options;
         if (o.Instances.Count == 0) return null;
         var source = ctx.ConfigPath ?? "configuration";
         var tables = PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, source);
-        var specs = InstanceConfig.Parse(o.Instances, tables.For, settings.Protocol, source);
+        var specs = InstanceConfig.Parse(o.Instances, tables.For, settings.Protocol, source, closed);
         return InstanceConfig.Match(specs, tunnel.Device) is { } spec
-            ? InstanceConfig.Resolve(spec, ctx.Environment, tables.For, settings.Protocol)
+            ? InstanceConfig.Resolve(spec, env, tables.For, settings.Protocol, [.. tunnel.Networks.Where(n => !n.Routed).Select(n => n.Network)])
             : null;
+    }
+
+    /// <summary>The policy's FailClosed tables; none when the policy has none (the hook reads no more of the policy then).</summary>
+    static IReadOnlySet<uint> ClosedTables(Context ctx)
+    {
+        var o = ctx.Options;
+        // Only a Routes line naming unreachable can be a kill switch: the hook parses no other.
+        var plain = o.Routes.Where(l => l?.Contains("unreachable", StringComparison.Ordinal) == true).ToList();
+        if (o.FailClosed.Count == 0 && plain.Count == 0) return new HashSet<uint>();
+        var tables = PolicyTables.Create(ctx.Names, o.Tables, o.Table, o.TableId, ctx.ConfigPath ?? "configuration");
+        var closed = PolicyParser.FailClosedTables(o.FailClosed, tables);
+        foreach (var line in plain)
+        {
+            try
+            {
+                if (PolicyLine.ParseRoute("Routes", line, tables.For("Routes"), ctx.Protocol) is var r && Lifecycle.IsKillSwitch(r, ctx.Protocol)) closed.Add(r.Table);
+            }
+            catch (InputException) { } // apply names it
+        }
+        return closed;
     }
 
     static ResolvedInstance? InstanceAtDown(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
     {
-        try { return Instance(ctx, tunnel, settings); }
+        // Down leaves steady rules alone whatever the policy says now: with every FailClosed table given, none of the
+        // instance's rules into one is taken for the tunnel's.
+        try { return Instance(ctx, ctx.Environment, tunnel, settings, ClosedTables(ctx)); }
         catch (InputException e)
         {
             ctx.Log.Information("{Device} has no record and its Instances lines do not resolve now ({Message}); removing the tunnel's own routes only",
@@ -118,14 +163,15 @@ public static class HookCommand
 
     /// <summary>Up records what it installed, down forgets its own record. The kernel changes are made by then:
     /// a record that cannot be written is a warning (down then removes what up would install), not a failure.</summary>
-    static void Record(Context ctx, TunnelRecords records, OpenVpnTunnel tunnel, HookSettings settings, KernelState desired, TunnelRecord? previous,
+    static void Record(Context ctx, TunnelRecords records, IReadOnlyDictionary<string, string> env, OpenVpnTunnel tunnel, HookSettings settings, KernelState desired, TunnelRecord? previous,
         ResolvedInstance? instance, IReadOnlyList<System.Net.IPAddress> servers)
     {
         try
         {
             if (tunnel.Action == HookAction.Up)
-                records.Write(TunnelRecord.Of(tunnel, desired, settings, ctx.Environment) with
+                records.Write(TunnelRecord.Of(tunnel, desired, settings, env) with
                 {
+                    Ifindex = ctx.Kernel.ReadLinks().FirstOrDefault(l => l.Name == tunnel.Device)?.Index ?? 0,
                     Lines = instance is null ? [] : [.. instance.RouteLines.Select(l => "route " + l), .. instance.RuleLines.Select(l => "rule " + l)],
                     Servers = servers,
                 });

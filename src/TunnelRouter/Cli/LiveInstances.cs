@@ -19,12 +19,15 @@ public static class LiveInstances
     {
         foreach (var spec in policy.Instances)
         {
+            // A steady rule is apply's whatever tunnel is up (docs/lifecycle.md): shown once, as apply installs it.
+            foreach (var j in spec.Steady.Order())
+                yield return $"{spec.Field} (steady, installed by apply): rule {spec.Rules[j].Text} pref {spec.Samples[j].Priority}";
             var live = records.Where(r => spec.Matches(r.Device) && r.Lines.Count > 0).ToList();
             foreach (var r in live)
                 foreach (var line in r.Lines) yield return $"{spec.Field} ({r.Device}, up): {line}";
             if (live.Count > 0) continue;
             foreach (var line in spec.Routes) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): route {Written(line)}";
-            foreach (var line in spec.Rules) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): rule {Written(line)}";
+            foreach (var line in spec.Rules.Where((_, j) => !spec.Steady.Contains(j))) yield return $"{spec.Field} ({spec.Dev}, no tunnel up): rule {Written(line)}";
         }
     }
 
@@ -32,7 +35,8 @@ public static class LiveInstances
 
     /// <summary>For each live tunnel whose resolved lines send traffic for its own server into it, one sentence
     /// naming OpenVPN's allow-recursive-routing.</summary>
-    public static IEnumerable<string> Recursion(Context ctx, IReadOnlyList<TunnelRecord> records)
+    /// <param name="policy">adds the steady rules of the entry a tunnel matches (apply's, not in the record).</param>
+    public static IEnumerable<string> Recursion(Context ctx, IReadOnlyList<TunnelRecord> records, ParsedPolicy? policy)
     {
         foreach (var r in records)
         {
@@ -40,9 +44,15 @@ public static class LiveInstances
             KernelState state;
             try { state = State(ctx, r); }
             catch (InputException) { continue; }
+            if (policy is not null && InstanceConfig.Match(policy.Instances, r.Device) is { } spec)
+                state = WithSteady(state, spec, policy.Protocol);
             foreach (var finding in RecursiveRouting.Find(r.Device, state, r.Servers, ctx.Names.Tables, ctx.Names.Protocols)) yield return finding;
         }
     }
+
+    /// <summary>A tunnel's objects with its entry's steady rules: what selects traffic into it, whoever installed it.</summary>
+    public static KernelState WithSteady(KernelState tunnel, InstanceSpec spec, byte protocol) =>
+        new(tunnel.Routes, [.. tunnel.Rules, .. spec.SteadyRules(protocol)]);
 
     /// <summary>A record's lines as objects again, table names read from the drop-in the hook wrote.</summary>
     public static KernelState State(Context ctx, TunnelRecord r)

@@ -13,7 +13,8 @@ namespace TunnelRouter.Cli;
 /// (links, addresses, IPv4/IPv6 routes and rules) and to <c>nft monitor</c> for its own table; on an event that
 /// touches owned state or a device something waits for, it re-plans from one snapshot and applies the difference
 /// after a debounce, under the same host lock as the hook and apply. Restores are rate-limited and an object that
-/// someone keeps deleting is backed off from with one line naming the likely cause. A full resync runs every
+/// someone keeps deleting is backed off from with one line naming the likely cause — except what closes a fail-closed
+/// table (a kill switch, a rule into its table): restored at once, without the debounce, the limit or backing off. A full resync runs every
 /// WatchResyncSeconds; SIGHUP re-reads the policy (a broken one keeps the last good). One watch per host.
 /// Nothing of this is loaded by the hook: only the command switch names it.
 /// </summary>
@@ -28,12 +29,14 @@ public static class WatchCommand
         Capabilities.RequireNetAdmin();
         var path = LockPath(ctx.Options.LockFile);
         using var one = HostLock.TryAcquire(path)
-            ?? throw new EnvironmentException($"another tunnel-router watch runs on this host (it holds {path}); one is enough");
+            ?? throw new EnvironmentException($"another tunnel-router watch runs in this network namespace (it holds {path}); one is enough");
         return new Watcher(ctx).Run();
     }
 
-    /// <summary>The lock one watch per host holds, next to the host lock.</summary>
-    public static string LockPath(string lockFile) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(lockFile))!, "watch.lock");
+    /// <summary>The lock one watch per network namespace holds, next to the host lock: each namespace has its own
+    /// kernel state to keep.</summary>
+    public static string LockPath(string lockFile) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(lockFile))!, $"watch.{TunnelRecords.CurrentNamespace()}.lock");
 
     /// <summary>Whether a watch runs on this host now (it holds its lock).</summary>
     public static bool Running(string lockFile)
@@ -59,7 +62,7 @@ public static class WatchCommand
 
         public int Run()
         {
-            using (Lock()) _policy = Commands.ParsePolicy(ctx);
+            using (Lock()) _policy = StartPolicy();
             using var events = NetlinkEvents.Open([ctx.Protocol, ctx.HookProtocol]);
             using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _reload = true; });
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; _stop = true; });
@@ -80,6 +83,7 @@ public static class WatchCommand
             {
                 var now = _clock.Elapsed;
                 var until = (due ?? nextResync) - now;
+                events.Closed = _policy.FailClosedTables;
                 var batch = events.Read((int)Math.Clamp(until.TotalMilliseconds, 0, 500));
                 now = _clock.Elapsed;
                 _events += batch.Count;
@@ -88,6 +92,7 @@ public static class WatchCommand
                     ctx.Log.Debug("watch: the event socket overflowed; reading everything again");
                     due ??= now + Debounce;
                 }
+                else if (batch.Urgent) due = now;
                 else if (batch.Touched) due ??= now + Debounce;
                 if (_nftChanged)
                 {
@@ -147,6 +152,30 @@ public static class WatchCommand
             }, TaskScheduler.Default);
         }
 
+        /// <summary>
+        /// The policy watch starts on. One that does not load or parse is replaced by the last good policy, loudly: a watch
+        /// that cannot start crash-loops into systemd's start limit and stays dead after the policy is mended, while the
+        /// kernel drifts. Without a last good policy the error stands.
+        /// </summary>
+        ParsedPolicy StartPolicy()
+        {
+            try
+            {
+                var policy = Commands.ParsePolicy(ctx);
+                ctx.KeepAsLastGood();
+                return policy;
+            }
+            catch (TunnelRouterException e) when (e is InputException or InputErrors && ctx.ConfigText is not null
+                                                  && LastGoodPolicy.ForLock(_options.LockFile) is { Exists: true } copy)
+            {
+                ctx.Log.Error("tunnel-router: error: the policy does not parse ({Message}); running on the last good policy, {Copy}, until it is fixed",
+                    App.OneLine(e.Message), copy.Path);
+                var (options, path) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, copy.Path);
+                _options = options;
+                return PolicyParser.Parse(options, ctx.Names, path);
+            }
+        }
+
         /// <summary>SIGHUP: the policy file again. A broken one keeps the last good policy, and says why (false).</summary>
         bool Reload()
         {
@@ -155,9 +184,11 @@ public static class WatchCommand
                 using (ctx.Lock())
                 {
                     var (path, required) = ConfigLoader.Locate(ctx.Args.ConfigPath, ctx.Environment);
-                    var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required, PolicyParser.ErrorsOf);
+                    string? text = null;
+                    var (options, configPath) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, path, required, PolicyParser.ErrorsOf, t => text = t);
                     _policy = PolicyParser.Parse(options, ctx.Names, configPath);
                     _options = options;
+                    if (text is not null) ctx.KeepAsLastGood(text);
                 }
                 ctx.Log.Information("watch: policy {Source} re-read", _policy.Source);
                 return true;
@@ -184,7 +215,10 @@ public static class WatchCommand
                     var plan = Commands.PlanPolicy(ctx, _policy, live, snapshot, stated: false, loadModules: true);
                     var tables = ctx.Names.Tables;
                     var protocols = ctx.Names.Protocols;
-                    var kept = plan.Changes.Where(c => !_limiter.IsBackedOff(RestoreReason.Subject(c, tables, protocols))).ToList();
+                    // What closes a fail-closed table again is never backed off from nor rate-limited (docs/lifecycle.md).
+                    var closed = Closed(snapshot);
+                    var closing = plan.Changes.Where(c => Lifecycle.Closes(c, closed, _policy.Protocol)).ToHashSet();
+                    var kept = plan.Changes.Where(c => closing.Contains(c) || !_limiter.IsBackedOff(RestoreReason.Subject(c, tables, protocols))).ToList();
                     var appeared = _waiting.Where(d => !plan.Waiting.Any(w => w.Device == d)).ToHashSet(StringComparer.Ordinal);
                     // OpenVPN killed and started again before this re-plan: its device is a new one (another index) and
                     // took its routes with it; it appeared, nobody deleted them.
@@ -199,11 +233,15 @@ public static class WatchCommand
                     }
                     var now = _clock.Elapsed;
                     var restoring = cause is "event" or "resync";
-                    if (restoring && !_limiter.TryTake(now))
+                    var wait = TimeSpan.Zero;
+                    if (restoring && kept.Any(c => !closing.Contains(c)) && !_limiter.TryTake(now))
                     {
-                        var wait = _limiter.Wait(now);
+                        wait = _limiter.Wait(now);
                         ctx.Log.Debug("watch: rate limit: restoring in {Seconds:0.0} s", wait.TotalSeconds);
-                        return wait;
+                        if (closing.Count == 0) return wait;
+                        // The kill switches and the rules into them now, the rest when the limit lets it.
+                        kept = [.. kept.Where(closing.Contains)];
+                        plan = plan with { Forgotten = [] };
                     }
                     if (restoring)
                         foreach (var c in kept) ctx.Log.Information("{Reason}", RestoreReason.Of(c, tables, protocols, appeared));
@@ -214,12 +252,13 @@ public static class WatchCommand
                     if (restoring) _restores++;
                     Remember(plan, snapshot, cause);
                     if (restoring)
-                        foreach (var subject in _limiter.Restored(kept.Where(c => c is AddRule or AddRoute or ReplaceRoute or ReplaceNftTable)
+                        foreach (var subject in _limiter.Restored(kept.Where(c => c is AddRule or AddRoute or ReplaceRoute or ReplaceNftTable && !closing.Contains(c))
                                      .Where(c => !(c is AddRoute { Route.Device: { } dev } && appeared.Contains(dev)))
                                      .Select(c => RestoreReason.Subject(c, tables, protocols)), now))
                             ctx.Log.Warning(
                                 "tunnel-router: warning: {Subject} keeps being deleted by someone else ({Count} restores within {Window} s); likely {Cause}; backing off: it is not restored again until the next full resync ({Resync} s) or SIGHUP",
                                 subject, _limiter.FightThreshold, (int)_limiter.FightWindow.TotalSeconds, LikelyCause(), (int)_resync.TotalSeconds);
+                    return wait;
                 }
             }
             catch (Exception e) when (e is TunnelRouterException or IOException or UnauthorizedAccessException)
@@ -227,6 +266,14 @@ public static class WatchCommand
                 ctx.Log.Error("tunnel-router: error: {Message}; watch tries again at the next event or resync", App.OneLine(e.Message));
             }
             return TimeSpan.Zero;
+        }
+
+        /// <summary>The closed tables: the policy's FailClosed, and any holding an owned kill switch now.</summary>
+        HashSet<uint> Closed(KernelSnapshot snapshot)
+        {
+            var closed = Lifecycle.ClosedTables(snapshot.State.Routes, _policy.Protocol);
+            closed.UnionWith(_policy.FailClosedTables);
+            return closed;
         }
 
         /// <summary>The host lock, with the policy's table names registered again on the names read under it (the

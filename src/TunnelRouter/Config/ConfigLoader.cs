@@ -27,9 +27,10 @@ public static class ConfigLoader
     /// <param name="required">whether a missing file is an error (it was named) or means "no policy".</param>
     /// <param name="deepCheck">when the shape check finds mistakes, the policy's own check run over the rest (the
     /// values named left out), so that every mistake is reported in one run; its errors come after the shape's.</param>
+    /// <param name="loaded">told the file's text once it loaded (what the last good policy keeps).</param>
     public static (TunnelRouterOptions Options, string? Path) Load(
         IReadOnlyDictionary<string, string> env, IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required = true,
-        Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck = null)
+        Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck = null, Action<string>? loaded = null)
     {
         // Checked and read in one go, from one descriptor (StrictModes): what was checked is what is parsed.
         var content = path is null ? null : StrictModes.Read(path);
@@ -106,6 +107,7 @@ public static class ConfigLoader
             throw origins.Relabel(new InputException($"{source}: {PolicyPath(key)}", $"'{Net(value)}' is not a valid value"));
         }
         MergeLines(root, options);
+        if (exists && loaded is not null) loaded(System.Text.Encoding.UTF8.GetString(content!));
         return (options.WithOrigins(origins), exists ? path : null);
     }
 
@@ -159,6 +161,27 @@ public static class ConfigLoader
             var (options, _) = Load(env, overrides, null);
             warn($"{OneLine(e.Message)}; the policy file is set aside: flush removes what carries protocol {options.Protocol} or {options.HookProtocol}");
             return (options, null);
+        }
+    }
+
+    /// <summary>
+    /// For the hook and watch: a policy file that does not load is replaced by the last good policy (<paramref name="lastGood"/>,
+    /// when there is one), with one loud warning naming the error; without one, the error stands.
+    /// </summary>
+    public static (TunnelRouterOptions Options, string? Path) LoadOrLastGood(IReadOnlyDictionary<string, string> env,
+        IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required, Func<TunnelRouterOptions, string> lastGood,
+        Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck, Action<string> loaded, Action<string> warn)
+    {
+        try { return Load(env, overrides, path, required, deepCheck, loaded); }
+        catch (TunnelRouterException e) when (e is InputException or InputErrors && path is not null && File.Exists(path))
+        {
+            // The run directory (and so the copy) is where the lock is: known from the environment and the defaults.
+            var (defaults, _) = Load(env, overrides, null);
+            var copy = lastGood(defaults);
+            if (!File.Exists(copy)) throw;
+            var errors = e is InputErrors many ? string.Join("; ", many.Errors.Select(x => OneLine(x.Message))) : OneLine(e.Message);
+            warn($"the policy does not load ({errors}); running on the last good policy, {copy}, until it is fixed");
+            return Load(env, overrides, copy, required: true);
         }
     }
 

@@ -49,13 +49,11 @@ public static class HookPolicy
     {
         if (tunnel.Action == HookAction.Up)
             return TunnelRecord.ScopeOf([.. desired.Routes, .. record?.Routes ?? []], [.. desired.Rules, .. record?.Rules ?? []]);
-        if (record is not null) return record.Matches(tunnel) ? record.Scope() : Nothing;
+        if (record is not null) return record.Matches(tunnel) ? record.Scope() : Ownership.Nothing;
         // Down runs after the device is gone: whether it was a DCO device is unknown, so both ways.
         var up = tunnel with { Action = HookAction.Up };
         var wouldInstall = Desired(up, s);
         var withDco = Desired(up, s, dco: true);
         return TunnelRecord.ScopeOf([.. wouldInstall.Routes, .. withDco.Routes, .. instance?.Routes ?? []], [.. wouldInstall.Rules, .. instance?.Rules ?? []]);
     }
-
-    static readonly Ownership Nothing = new(_ => false, _ => false);
 }

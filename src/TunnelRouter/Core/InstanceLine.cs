@@ -62,6 +62,22 @@ public sealed record InstanceLine(string Field, bool IsRule, string Text, bool O
         return new InstanceLine(field, isRule, string.Join(' ', words), optional, placeholders);
     }
 
+    /// <summary>Route types that go through no device (iproute2's words): such a line gets no <c>dev</c>.</summary>
+    static readonly HashSet<string> Deviceless = new(StringComparer.Ordinal) { "unreachable", "blackhole", "prohibit", "throw" };
+
+    /// <summary>
+    /// A route line bound to its tunnel: one without <c>dev</c> gets <c>dev ${dev}</c>, so the kernel refuses a gateway that
+    /// is not on the tunnel — a pushed <c>route-gateway</c> that is the client's own WAN gateway would otherwise take the
+    /// traffic past the tunnel, in clear. Rules, and routes of a type with no device, stay as written.
+    /// </summary>
+    public InstanceLine BoundToTunnel()
+    {
+        if (IsRule) return this;
+        var words = Words(Text);
+        if (words.Contains("dev") || words.Any(Deviceless.Contains)) return this;
+        return this with { Text = Text + " dev ${dev}", Placeholders = [.. Placeholders, new Placeholder("dev", words.Count + 1, PlaceholderKind.Device, "dev")] };
+    }
+
     /// <summary>The family the line's own words fix: a leading -4/-6, or a literal address; null when only a value can.</summary>
     public AddressFamily? Family
     {

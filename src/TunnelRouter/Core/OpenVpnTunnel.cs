@@ -64,6 +64,10 @@ public sealed record OpenVpnTunnel(
             throw new InputException("script_context", $"'{Net.Printable(context)}' is not 'init' or 'restart'");
 
         var networks = new List<TunnelNetwork>();
+        // A client (OpenVPN sets remote_N: it connects to a server) has no pool: its ifconfig network is the server's
+        // pool, which may be a pushed /8 that holds the client's own LAN. No pool rule ever comes from it
+        // (docs/lifecycle.md): "from 10.0.0.0/8 lookup vpn" would capture the router's LAN traffic.
+        var server = !env.ContainsKey("remote_1");
 
         // IPv4: topology subnet (and tap) give a netmask; net30 and p2p give the peer address.
         var localField = Get("ifconfig_local") is null && Arg(3) is not null ? "argument 4 (ifconfig_local)" : "ifconfig_local";
@@ -92,7 +96,7 @@ public sealed record OpenVpnTunnel(
                 var prefix = Net.NetmaskToPrefix(Get("ifconfig_netmask") is null ? "argument 5 (netmask)" : "ifconfig_netmask", netmask);
                 if (prefix < MinPrefix4)
                     throw new InputException("ifconfig_netmask", $"'{netmask}' (/{prefix}) is wider than /{MinPrefix4}; it would route addresses that are not the tunnel's into it");
-                networks.Add(new(Net.Masked(local4, prefix), Pool: prefix < 32));
+                networks.Add(new(Net.Masked(local4, prefix), Pool: server && prefix < 32));
             }
             else if (remote is not null)
             {
@@ -113,7 +117,7 @@ public sealed record OpenVpnTunnel(
             var prefix = Net.ParsePrefixLength("ifconfig_ipv6_netbits", bits, AddressFamily.InterNetworkV6);
             if (prefix < MinPrefix6)
                 throw new InputException("ifconfig_ipv6_netbits", $"{prefix} is wider than /{MinPrefix6}; it would route addresses that are not the tunnel's into it");
-            networks.Add(new(Net.Masked(local6, prefix), Pool: prefix < 128));
+            networks.Add(new(Net.Masked(local6, prefix), Pool: server && prefix < 128));
         }
         else if (Get("ifconfig_ipv6_netbits") is not null)
             throw new InputException("ifconfig_ipv6_local", "is not set but ifconfig_ipv6_netbits is");
@@ -123,7 +127,6 @@ public sealed record OpenVpnTunnel(
         // "server" directive adds it), which holds both tunnel addresses. A client's routes were pushed by the
         // server: OpenVPN installs them in main, and they never reach the policy table or a pool rule.
         var vpnGateway = Get("route_vpn_gateway") ?? Get("ifconfig_remote");
-        var server = !env.ContainsKey("remote_1");
         for (var i = 1; i <= 1024; i++)
         {
             var netText = Get($"route_network_{i}");

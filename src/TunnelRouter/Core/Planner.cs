@@ -108,6 +108,9 @@ public static class Planner
 /// <summary>Which objects a run may delete or replace. Anything else it leaves alone.</summary>
 public sealed record Ownership(Func<Route, bool> Route, Func<Rule, bool> Rule)
 {
+    /// <summary>Nothing: a run that only adds what is missing.</summary>
+    public static readonly Ownership Nothing = new(_ => false, _ => false);
+
     public static Ownership ByProtocol(params byte[] protocols) =>
         new(r => protocols.Contains(r.Protocol), r => protocols.Contains(r.Protocol));
 }

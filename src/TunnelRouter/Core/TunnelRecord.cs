@@ -39,6 +39,16 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
 
     public IReadOnlyList<TunnelNetwork> Networks { get; init; } = [];
 
+    /// <summary>The network namespace the tunnel lives in (the inode of /proc/self/ns/net at its up): a record of another
+    /// namespace on the same host is none of this one's business. 0 in a record an older writer left (taken as this one's).</summary>
+    public ulong NetNs { get; init; }
+
+    /// <summary>The tunnel device's index at up (0 when unknown).</summary>
+    public int Ifindex { get; init; }
+
+    /// <summary>Whether this record is the namespace's <paramref name="netns"/>'s.</summary>
+    public bool InNamespace(ulong netns) => NetNs == 0 || netns == 0 || NetNs == netns;
+
     /// <summary>The OpenVPN variables the tunnel was worked out from (<see cref="IsRecordedVariable"/>).</summary>
     public IReadOnlyDictionary<string, string> Variables { get; init; } = new Dictionary<string, string>();
 
@@ -66,6 +76,27 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         || key.StartsWith("route_", StringComparison.Ordinal);
 
     public bool Matches(OpenVpnTunnel tunnel) => Identity == IdentityOf(tunnel);
+
+    /// <summary>
+    /// OpenVPN's environment at a soft restart (<c>up</c> with <c>restart</c>: persist-tun + up-restart, SIGUSR1,
+    /// ping-restart), completed from this record: OpenVPN 2.6 does not rebuild the route list for a persisted tun and
+    /// sets no <c>route_vpn_gateway</c> or <c>route_*_N</c> there, so each recorded variable it leaves unset or empty
+    /// takes the value the tunnel's last up had. What OpenVPN does set wins. <paramref name="filled"/>: the names taken
+    /// from the record, in order.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> AtRestart(IReadOnlyDictionary<string, string> env, out IReadOnlyList<string> filled)
+    {
+        var names = new List<string>();
+        var merged = new Dictionary<string, string>(env, StringComparer.Ordinal);
+        foreach (var (key, value) in Variables.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            if (IsRecordedVariable(key) && (!env.TryGetValue(key, out var now) || now.Length == 0) && value.Length > 0)
+            {
+                merged[key] = value;
+                names.Add(key);
+            }
+        filled = names;
+        return merged;
+    }
 
     /// <summary>Whether the tunnel this record describes still lives: its device exists and still has one of the
     /// tunnel's own addresses (a device that came back with other addresses is another tunnel's).</summary>
@@ -119,6 +150,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         })],
         Lines = Lines.Count == 0 ? null : [.. Lines],
         Servers = Servers.Count == 0 ? null : [.. Servers.Select(a => a.ToString())],
+        NetNs = NetNs == 0 ? null : NetNs,
+        Ifindex = Ifindex == 0 ? null : Ifindex,
     }, TunnelRecordJsonContext.Default.TunnelRecordJson) + "\n";
 
     /// <summary>An object as an ip line with numeric tables and without its protocol (kept beside it), its family first.</summary>
@@ -169,6 +202,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
                 Lines = (j.Lines ?? []).All(l => l.StartsWith("route ", StringComparison.Ordinal) || l.StartsWith("rule ", StringComparison.Ordinal))
                     ? j.Lines ?? [] : throw new FormatException("a record line is neither a route nor a rule"),
                 Servers = (j.Servers ?? []).Select(a => Net.ParseAddress("record", a, null)).ToList(),
+                NetNs = j.NetNs ?? 0,
+                Ifindex = j.Ifindex ?? 0,
             };
         }
         catch (Exception e) when (e is InputException or FormatException or OverflowException or JsonException) { return null; }
@@ -192,6 +227,8 @@ public sealed class TunnelRecordJson
     public List<RuleJson>? Rules { get; set; }
     public List<string>? Lines { get; set; }
     public List<string>? Servers { get; set; }
+    public ulong? NetNs { get; set; }
+    public int? Ifindex { get; set; }
 
     public sealed class NetworkJson
     {

@@ -47,9 +47,11 @@ public static class OwnedFile
     public static string TempSuffix() => Random.Shared.NextInt64().ToString("X16", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Replaces <paramref name="path"/> atomically: a new file under a random name nobody could have
-    /// prepared (O_EXCL: a symlink there fails the create), 0644 set through the handle whatever the umask,
-    /// synced, renamed over the old one, and the directory synced, so a crash leaves the old file or the new one.</summary>
-    public static void Replace(string path, string text)
+    /// prepared (O_EXCL: a symlink there fails the create), 0644 (or <paramref name="mode"/>) set through the handle
+    /// whatever the umask, synced, renamed over the old one, and the directory synced, so a crash leaves the old file or
+    /// the new one. <paramref name="durable"/> false: no syncs, for a file under /run (tmpfs, emptied by any crash that a
+    /// sync would guard against).</summary>
+    public static void Replace(string path, string text, UnixFileMode mode = FileMode644, bool durable = true)
     {
         var dir = Path.GetDirectoryName(path)!;
         var tmp = $"{path}.tmp.{TempSuffix()}";
@@ -57,12 +59,12 @@ public static class OwnedFile
         {
             using (var f = new FileStream(tmp, new FileStreamOptions
                    {
-                       Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = FileMode644,
+                       Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = mode,
                    }))
             {
-                File.SetUnixFileMode(f.SafeFileHandle, FileMode644);
+                File.SetUnixFileMode(f.SafeFileHandle, mode);
                 f.Write(System.Text.Encoding.UTF8.GetBytes(text));
-                f.Flush(flushToDisk: true);
+                f.Flush(flushToDisk: durable);
             }
             File.Move(tmp, path, overwrite: true);
         }
@@ -71,7 +73,7 @@ public static class OwnedFile
             File.Delete(tmp);
             throw;
         }
-        SyncDirectory(dir);
+        if (durable) SyncDirectory(dir);
     }
 
     static void SyncDirectory(string dir)

@@ -10,13 +10,21 @@ namespace TunnelRouter.Kernel;
 /// with the kernel state the records describe. The directory is root's and 0700; a record is read without
 /// following links and only when it is a regular file of root's.
 /// </summary>
-public sealed class TunnelRecords(string runDir)
+/// Records are per network namespace: each carries the namespace it was written in, and a record of another namespace
+/// is not read (two namespaces on one host, each with its own OpenVPN tun0, never install nor forget each other's).
+public sealed class TunnelRecords(string runDir, ulong netns)
 {
     readonly string _dir = Path.Combine(runDir, "tunnels");
 
+    /// <summary>This process's network namespace: the inode of /proc/self/ns/net (0 when it cannot be read).</summary>
+    public static ulong CurrentNamespace() => Stat.Follow("/proc/self/ns/net")?.Inode ?? 0;
+
     const int MaxRecordBytes = 1 << 20;
 
-    public static TunnelRecords ForLock(string lockFile) => new(Path.GetDirectoryName(Path.GetFullPath(lockFile))!);
+    public static TunnelRecords ForLock(string lockFile) => new(Path.GetDirectoryName(Path.GetFullPath(lockFile))!, CurrentNamespace());
+
+    /// <summary>The namespace records are written in and read for.</summary>
+    public ulong Namespace => netns;
 
     string PathOf(string device) => Path.Combine(_dir, InterfaceName.Validate("dev", device));
 
@@ -36,7 +44,7 @@ public sealed class TunnelRecords(string runDir)
             if (n == 0) break;
             total += n;
         }
-        return TunnelRecord.Parse(device, System.Text.Encoding.UTF8.GetString(buffer, 0, total));
+        return TunnelRecord.Parse(device, System.Text.Encoding.UTF8.GetString(buffer, 0, total)) is { } record && record.InNamespace(netns) ? record : null;
     }
 
     /// <summary>Records what up installed; atomically, so a crash leaves the old record or the new one.</summary>
@@ -52,7 +60,7 @@ public sealed class TunnelRecords(string runDir)
                        Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
                        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                    }))
-                f.Write(System.Text.Encoding.UTF8.GetBytes(record.Format()));
+                f.Write(System.Text.Encoding.UTF8.GetBytes((record.NetNs == 0 ? record with { NetNs = netns } : record).Format()));
             File.Move(tmp, path, overwrite: true);
         }
         catch

@@ -6,6 +6,16 @@ namespace TunnelRouter.Policy;
 /// <summary>An <c>Instances</c> entry, its lines checked as templates.</summary>
 public sealed record InstanceSpec(string Field, string Dev, IReadOnlyList<InstanceLine> Rules, IReadOnlyList<InstanceLine> Routes)
 {
+    /// <summary>Each Rules line as a rule with sample values (same index): what it selects and which table it looks up.</summary>
+    public IReadOnlyList<Rule> Samples { get; init; } = [];
+
+    /// <summary>The indexes of the Rules lines that are steady (<see cref="Lifecycle.Of"/>): apply installs them from boot with
+    /// its own protocol, the hook installs them only when they are missing and never removes them.</summary>
+    public IReadOnlySet<int> Steady { get; init; } = new HashSet<int>();
+
+    /// <summary>The steady rules, with <paramref name="protocol"/> (apply's): the Samples are the lines themselves, having no placeholder.</summary>
+    public IEnumerable<Rule> SteadyRules(byte protocol) => Steady.Order().Select(j => Samples[j] with { Protocol = protocol });
+
     /// <summary>Whether a device is this entry's: its name, or a match of its pattern (* any run, ? one character).</summary>
     public bool Matches(string device) => Glob(Dev, device);
 
@@ -34,7 +44,9 @@ public static class InstanceConfig
     /// after the pool rules at 1000, with gaps an admin can insert rules into.</summary>
     public const uint RuleBandStart = 1100, BandStep = 10, BandSlots = 90;
 
-    public static IReadOnlyList<InstanceSpec> Parse(IReadOnlyList<InstanceOptions> entries, Func<string, TableResolver> tables, byte protocol, string src)
+    /// <param name="closed">the FailClosed tables: a rule without placeholders into one is steady (<see cref="Lifecycle"/>).</param>
+    public static IReadOnlyList<InstanceSpec> Parse(IReadOnlyList<InstanceOptions> entries, Func<string, TableResolver> tables, byte protocol, string src,
+        IReadOnlySet<uint>? closed = null)
     {
         // Every entry and every line of it is checked: all mistakes of the section at once.
         var result = new List<InstanceSpec>(entries.Count);
@@ -46,7 +58,7 @@ public static class InstanceConfig
             var before = errors.Count;
             var dev = InputErrors.Collect(errors, () => ValidPattern($"{field}.Dev", e.Dev));
             var rules = e.Rules.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Rules[{j}]", l, isRule: true))).ToList();
-            var routes = e.Routes.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Routes[{j}]", l, isRule: false))).ToList();
+            var routes = e.Routes.Select((l, j) => InputErrors.Collect(errors, () => InstanceLine.Parse($"{field}.Routes[{j}]", l, isRule: false).BoundToTunnel())).ToList();
             if (rules.Count > BandSlots) errors.Add(new InputException($"{field}.Rules", $"has more than {BandSlots} lines, the size of the instance band"));
             // Parsing is validation: each template with sample values must be a valid line now, not at some up. Each line
             // on its own, so that one bad line does not hide the next.
@@ -59,7 +71,12 @@ public static class InstanceConfig
                 InputErrors.Collect(errors, () => Build(spec with { Routes = [], Rules = only }, tables, protocol, l => l.Text == "" ? null : l.Sample()));
             }
             if (errors.Count == before) InputErrors.Collect(errors, () => Build(spec, tables, protocol, l => l.Sample()));
-            if (errors.Count == before) result.Add(spec);
+            if (errors.Count != before) continue;
+            var samples = spec.Rules.Select((l, j) => PolicyLine.ParseRule(l.Field, l.Sample(), tables(l.Field), protocol, RuleBandStart + BandStep * (uint)j)).ToList();
+            var steady = new HashSet<int>();
+            for (var j = 0; j < samples.Count; j++)
+                if (closed is not null && Lifecycle.Of(spec.Rules[j], samples[j], closed) == Lifetime.Steady) steady.Add(j);
+            result.Add(spec with { Samples = samples, Steady = steady });
         }
         InputErrors.ThrowIfAny(errors);
         return result;
@@ -70,15 +87,38 @@ public static class InstanceConfig
 
     /// <summary>The entry's lines with OpenVPN's values (see <see cref="InstanceLine.Resolve"/>): a hostile or
     /// missing value is an error naming the variable, before anything is changed.</summary>
-    public static ResolvedInstance Resolve(InstanceSpec spec, IReadOnlyDictionary<string, string> env, Func<string, TableResolver> tables, byte protocol)
+    /// <param name="own">the tunnel's own networks (not the routed ones): a gateway a placeholder fills must lie in one.</param>
+    public static ResolvedInstance Resolve(InstanceSpec spec, IReadOnlyDictionary<string, string> env, Func<string, TableResolver> tables, byte protocol,
+        IReadOnlyList<System.Net.IPNetwork>? own = null)
     {
         var notes = new List<string>();
-        return Build(spec, tables, protocol, l =>
+        var resolved = Build(spec, tables, protocol, l =>
         {
             var text = l.Resolve(env, out var skipped);
             if (skipped is not null) notes.Add(skipped);
             return text;
         }, notes);
+        if (own is not null) InTunnel(spec, resolved, env, own);
+        return resolved;
+    }
+
+    /// <summary>
+    /// Each gateway a placeholder filled lies in the tunnel's own networks: the VPN server sets it, and one outside
+    /// (the client's own WAN gateway, with onlink) would route the traffic past the tunnel. An error naming the
+    /// variable, before anything is changed.
+    /// </summary>
+    static void InTunnel(InstanceSpec spec, ResolvedInstance resolved, IReadOnlyDictionary<string, string> env, IReadOnlyList<System.Net.IPNetwork> own)
+    {
+        foreach (var line in spec.Routes)
+            foreach (var p in line.Placeholders)
+            {
+                if (p.Kind != PlaceholderKind.Address || p.After != "via" || !env.TryGetValue(p.Variable, out var value)
+                    || !Net.TryParseAddress(value, out var gateway)) continue;
+                if (!resolved.State.Routes.Any(r => gateway.Equals(r.Gateway)) || own.Any(n => n.Contains(gateway))) continue;
+                var networks = own.Count == 0 ? "none" : string.Join(", ", own.Select(Net.Format));
+                throw new InputException(p.Variable, $"'{gateway}' is not in the tunnel's own networks ({networks}), so {line.Field} would route " +
+                    "past the tunnel; the VPN server sets it, nothing was changed");
+            }
     }
 
     static ResolvedInstance Build(InstanceSpec spec, Func<string, TableResolver> tables, byte protocol, Func<InstanceLine, string?> text,
@@ -101,7 +141,8 @@ public static class InstanceConfig
         for (var i = 0; i < spec.Rules.Count; i++)
         {
             var line = spec.Rules[i];
-            if (text(line) is not { } resolved) continue;
+            // A steady rule is apply's (and installed by the hook apart from the tunnel's objects): not the tunnel's.
+            if (spec.Steady.Contains(i) || text(line) is not { } resolved) continue;
             var rule = Parsed(line, resolved, () => PolicyLine.ParseRule(line.Field, resolved, tables(line.Field), protocol, RuleBandStart + BandStep * (uint)i));
             if (!rules.Contains(rule)) rules.Add(rule);
             // The priority the line got from the band goes with it: read back later, the line means the same rule.

@@ -39,6 +39,9 @@ public sealed record ParsedPolicy
     /// <summary>The kill switch of each FailClosed table: "unreachable default" in both families at metric
     /// 4294967295, installed first and whatever devices exist, never removed by a failure or a hook's down.</summary>
     public IReadOnlyList<Route> FailClosed { get; init; } = [];
+
+    /// <summary>The closed tables: FailClosed's, and those with a kill switch written as a Routes line.</summary>
+    public IReadOnlySet<uint> FailClosedTables { get; init; } = new HashSet<uint>();
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 
     /// <summary>Instances entries: templates the hook resolves at up; plan shows them.</summary>

@@ -35,9 +35,17 @@ public static class PolicyParser
 
         var tunnels = InputErrors.Collect(errors, () => TunnelConfig.Parse(o.Tunnels, protocol, n => tables.Resolve("Tunnels", n))) ?? [];
         var rules = ParseRules(o.Rules, tables, protocol, src, errors);
-        var instances = InputErrors.Collect(errors, () => InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src)) ?? [];
         var packed = ParseRoutes(o.Routes, tables, protocol, src, tunnels, errors);
         var routeLines = packed.Count;
+        // A table is closed by FailClosed, or by a kill switch written as a Routes line (the same route).
+        var closed = FailClosedTables(o.FailClosed, tables);
+        for (var i = 0; i < routeLines; i++)
+            if (Lifecycle.IsKillSwitch(packed[i], protocol)) closed.Add(packed[i].Table);
+        var instances = InputErrors.Collect(errors, () => InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src, closed)) ?? [];
+        // An Instances rule into a closed table without placeholders is steady: apply's, from boot (docs/lifecycle.md).
+        foreach (var spec in instances)
+            foreach (var rule in spec.SteadyRules(protocol))
+                if (!rules.Contains(rule)) rules.Add(rule);
         var prefixLists = new List<PrefixListRoutes>();
         if (o.PrefixLists.Count > 0)
         {
@@ -99,6 +107,7 @@ public static class PolicyParser
         return new ParsedPolicy
         {
             FailClosed = failClosed,
+            FailClosedTables = closed,
             Source = src,
             Protocol = protocol,
             HookProtocol = hookProtocol,
@@ -207,6 +216,20 @@ public static class PolicyParser
     /// <summary>The metric of a table's last route: the kill switch is what is left when nothing else matches.</summary>
     public const uint FailClosedMetric = uint.MaxValue;
 
+    /// <summary>The FailClosed tables that resolve (one that does not is ParseFailClosed's error).</summary>
+    public static HashSet<uint> FailClosedTables(IReadOnlyList<string> names, PolicyTables tables)
+    {
+        var ids = new HashSet<uint>();
+        for (var i = 0; i < names.Count; i++)
+        {
+            uint? id;
+            try { id = tables.Resolve($"FailClosed[{i}]", names[i] ?? ""); }
+            catch (InputException) { continue; }
+            if (id is { } t and not (0 or TableNames.Main or TableNames.Local or TableNames.Default)) ids.Add(t);
+        }
+        return ids;
+    }
+
     /// <summary>FailClosed: an owned "unreachable default" in both families of each table, at its highest metric.
     /// A Routes line with the same key (the plain form, "unreachable default table nyet metric 4294967295") is
     /// the same route and stays the Routes line's.</summary>
@@ -233,11 +256,8 @@ public static class PolicyParser
                 continue;
             }
             if (!seen.Add(table)) continue;
-            foreach (var any in (ReadOnlySpan<IPNetwork>)[new IPNetwork(IPAddress.Any, 0), new IPNetwork(IPAddress.IPv6Any, 0)])
-            {
-                var route = new Route(any, table, protocol, metric: FailClosedMetric, type: RouteType.Unreachable);
+            foreach (var route in Lifecycle.KillSwitches(table, protocol))
                 if (!keys.Contains(new PackedRouteKey(route))) result.Add(route);
-            }
         }
         InputErrors.ThrowIfAny(errors);
         return result;

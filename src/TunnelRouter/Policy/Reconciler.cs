@@ -29,8 +29,9 @@ public sealed record Waiting(string Device, int Routes, int Uplinks)
 
 /// <summary>Ordered changes, and notes on how they were worked out. <see cref="Waiting"/>: what waits for a
 /// device; <see cref="Forgotten"/>: devices whose tunnel records are done with (the device went without a down,
-/// or flush --all); <see cref="FailClosed"/>: the changes that install kill switches, applied first and on their
-/// own, so that no failure of the rest ever takes them back.</summary>
+/// or flush --all); <see cref="FailClosed"/>: the changes that close the fail-closed tables — their kill switches and
+/// the policy's rules into them (docs/lifecycle.md) — applied first and on their own, so that no failure of the rest
+/// ever takes them back.</summary>
 public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<PlanNote> Notes)
 {
     public IReadOnlyList<Waiting> Waiting { get; init; } = [];
@@ -70,7 +71,8 @@ public static class Reconciler
         if (mode is ReconcileMode.Flush or ReconcileMode.FlushAll)
         {
             var flushNotes = new List<PlanNote>();
-            var owned = mode == ReconcileMode.FlushAll ? policy.Owned : FlushOwnership(policy, live, snapshot, flushNotes);
+            var owned = mode == ReconcileMode.FlushAll ? policy.Owned : FlushOwnership(policy, snapshot, flushNotes);
+            if (mode == ReconcileMode.FlushAll) FlushAllNote(policy, snapshot, flushNotes);
             // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
             return new PolicyPlan(ChangeList.Concat(Daemon(policy, snapshot, ReconcileMode.Flush), Marks(null, snapshot), Planner.Remove(snapshot.State, owned),
                 TunnelPlanner.Remove(snapshot.Links)), flushNotes)
@@ -88,11 +90,13 @@ public static class Reconciler
             Sysctls(policy, snapshot), Daemon(policy, snapshot, mode, tunnels));
         Reachable(policy, live, snapshot, changes);
         var failClosed = new List<Change>();
-        if (policy.FailClosed.Count > 0)
+        if (policy.FailClosed.Count > 0 || policy.FailClosedTables.Count > 0)
         {
             var kill = policy.FailClosed.ToHashSet();
+            var selectors = policy.Rules.Where(r => Lifecycle.Selects(r, policy.FailClosedTables)).ToHashSet();
             var packed = changes as IPackedChanges;
             var at = new List<int>();
+            var closingRules = new List<Change>();
             for (var i = 0; i < changes.Count; i++)
             {
                 // Only an unreachable route can be a kill switch: a prefix file's packed routes are passed over unmade.
@@ -103,7 +107,14 @@ public static class Reconciler
                     failClosed.Add(c);
                     at.Add(i);
                 }
+                else if (c is AddRule u && selectors.Contains(u.Rule))
+                {
+                    closingRules.Add(c);
+                    at.Add(i);
+                }
             }
+            // The kill switches before the rules into their tables: a rule never sends packets to a table still open.
+            failClosed.AddRange(closingRules);
             if (failClosed.Count > 0)
             {
                 // The kill switches first, then the rest in its order: cut around them, not copied.
@@ -127,29 +138,44 @@ public static class Reconciler
     }
 
     /// <summary>
-    /// What flush removes: the policy's objects (its protocol), except the kill switches (an owned <c>unreachable
-    /// default</c> at the highest metric, FailClosed's or written by hand) of the tables that a live tunnel's rules
-    /// still send packets to. flush leaves those rules (the hook's); without the kill switch their packets would fall
-    /// through to main while the policy is gone — during a unit restart, between its stop and its start. flush --all
-    /// removes them with the rules. Read from the kernel and the records alone: flush does not parse the policy.
+    /// The changes that close the fail-closed tables, alone: the kill switches and the policy's rules into them that are
+    /// missing, added and nothing removed. What apply and watch install when the rest of the plan cannot be made (a
+    /// missing GRE module, a gateway the kernel would refuse): independent of devices and gateways, they never wait on
+    /// the part that failed.
     /// </summary>
-    static Ownership FlushOwnership(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, List<PlanNote> notes)
+    public static IReadOnlyList<Change> Closing(ParsedPolicy policy, KernelSnapshot snapshot)
     {
-        var protocol = policy.Protocol;
-        var tables = new HashSet<uint>();
-        foreach (var record in live)
-            if (record.LivesOn(snapshot.Links))
-                foreach (var rule in record.Rules)
-                    if (rule.Action == RuleAction.Lookup) tables.Add(rule.Table);
-        var kept = tables.Count == 0 ? [] : snapshot.State.Routes
-            .Where(r => r.Protocol == protocol && r.Type == RouteType.Unreachable && r.Destination.PrefixLength == 0
-                        && r.Metric == PolicyParser.FailClosedMetric && tables.Contains(r.Table))
-            .ToHashSet();
-        if (kept.Count == 0) return Ownership.ByProtocol(protocol);
-        var names = kept.Select(r => r.Table).Distinct().Order().Select(t => policy.TableNames.Format(t));
-        notes.Add(new PlanNote($"kept the kill switch of table {string.Join(", ", names)}: live tunnels' rules still route into it " +
-                               "(their packets are refused, not sent by main, until the next apply); 'flush --all' removes it", Stated: true, Always: true));
-        return new Ownership(r => r.Protocol == protocol && !kept.Contains(r), r => r.Protocol == protocol);
+        var plan = Planner.Plan(new KernelState(policy.FailClosed, [.. policy.Rules.Where(r => Lifecycle.Selects(r, policy.FailClosedTables))]),
+            snapshot.State, Ownership.Nothing);
+        // The kill switches before the rules into their tables.
+        return [.. plan.Where(c => c is not AddRule), .. plan.Where(c => c is AddRule)];
+    }
+
+    /// <summary>
+    /// What plain flush removes: the policy's objects (its protocol), except every kill switch (an owned <c>unreachable
+    /// default</c> at the highest metric, FailClosed's or written by hand) and every rule of the policy's that selects
+    /// traffic into a table with one (docs/lifecycle.md): flush is the unit's stop, and a stop or a restart must send
+    /// nothing in clear — not when the policy that follows it is broken either. The hook's objects stay anyway. flush --all
+    /// removes them too. Read from the kernel alone: flush does not parse the policy.
+    /// </summary>
+    static Ownership FlushOwnership(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        var (removed, switches, selectors) = Lifecycle.FlushKeeps(snapshot.State, policy.Protocol);
+        if (switches.Count == 0) return removed;
+        var names = string.Join(", ", switches.Select(r => r.Table).Distinct().Order().Select(policy.TableNames.Format));
+        notes.Add(new PlanNote($"kept the kill switch of table {names}{(selectors.Count == 0 ? "" : selectors.Count == 1 ? " and the rule into it" : $" and the {selectors.Count} rules into it")}: " +
+                               "flush never opens a kill switch (the traffic it selects is refused, not sent by main); 'flush --all' removes them", Stated: true, Always: true));
+        return removed;
+    }
+
+    /// <summary>What flush --all says it removed of the fail-closed guard: from then on the traffic goes by main.</summary>
+    static void FlushAllNote(ParsedPolicy policy, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        var (_, switches, selectors) = Lifecycle.FlushKeeps(snapshot.State, policy.Protocol);
+        if (switches.Count == 0) return;
+        var names = string.Join(", ", switches.Select(r => r.Table).Distinct().Order().Select(policy.TableNames.Format));
+        notes.Add(new PlanNote($"removed the kill switch of table {names}{(selectors.Count == 0 ? "" : " and the rules into it")}: " +
+                               "its traffic is no longer refused while no tunnel carries it", Stated: true, Always: true));
     }
 
     /// <summary>The live tunnels alone: what status shows as their drift, whatever the policy file says.</summary>

@@ -134,7 +134,7 @@ public class ClientInstancesSpecs
 
         Assert.Contains("Instances[0] (tun2, no tunnel up): route optional default via ${route_vpn_gateway} dev ${dev} table nyet", before.Stderr);
         Assert.Contains("Instances[0] (tun2, up): route default via 10.8.0.1 dev tun2 table nyet", plan.Stderr);
-        Assert.Contains("Instances[0] (tun2, up): rule from 192.168.10.0/24 to 198.51.100.7 lookup nyet pref 1100", plan.Stderr);
+        Assert.Contains("Instances[0] (steady, installed by apply): rule from 192.168.10.0/24 to 198.51.100.7 lookup nyet pref 1100", plan.Stderr);
         Assert.Contains("allow-recursive-routing", plan.Stderr);
         Assert.Contains("recursive-routing: traffic to 198.51.100.7, tun2's own VPN server", doctor.Stdout);
         Assert.Contains("allow-recursive-routing", explain.Stdout);

@@ -105,10 +105,13 @@ public class LiveConvergenceKernelSpecs
         Run(ns, ["down"], SubnetEnv("tun0", "10.10.10.1", "255.255.255.0", "fd00:4242:4242:4242::1", scriptType: "down")).ShouldSucceed();
         Assert.Contains("unreachable default", ns.Ip("route", "show", "table", "200"));
 
-        Run(ns, ["flush", "-c", policy]).ShouldSucceed();
-        var failing = Run(ns, ["apply", "-c", policy], new Dictionary<string, string> { ["TUNNEL_ROUTER_FAULT_AFTER"] = "5" });
+        // Plain flush keeps the kill switches (docs/lifecycle.md): --all, so that apply has to put them back.
+        Run(ns, ["flush", "--all", "-c", policy]).ShouldSucceed();
+        // The first 6 changes close the tables (4 kill switches, the 2 LAN rules into nyet); the 7th fails.
+        var failing = Run(ns, ["apply", "-c", policy], new Dictionary<string, string> { ["TUNNEL_ROUTER_FAULT_AFTER"] = "6" });
 
         Assert.NotEqual(0, failing.ExitCode);
+        Assert.Contains("from 192.168.5.0/24 lookup 201 proto 147", ns.Ip("rule"));
         Assert.Contains("unreachable default", ns.Ip("-4", "route", "show", "table", "201"));
         Assert.Contains("unreachable default", ns.Ip("-6", "route", "show", "table", "201"));
     }
@@ -123,15 +126,16 @@ public class LiveConvergenceKernelSpecs
         var flush = Run(ns, ["flush", "-c", policy]).ShouldSucceed();
 
         Assert.Contains(Pool, ns.Ip("rule"));
-        Assert.DoesNotContain("proto 147", ns.Ip("rule"));
         Assert.Contains("10.10.10.0/24 dev tun0 proto 148", ns.Ip("route", "show", "table", "200"));
-        // The pool rules stay and look up vpn: its kill switch stays with them (a unit restart leaks nothing to main);
-        // nyet's only rules were the policy's, and its kill switch goes with them.
-        Assert.Contains("kept the kill switch of table vpn: live tunnels' rules still route into it", flush.Stderr);
+        // Flush never opens a kill switch (docs/lifecycle.md): both tables keep theirs, and the LAN's rules into nyet
+        // stay with it; the rest of the policy's objects go.
+        Assert.Contains("kept the kill switch of table vpn, nyet and the 2 rules into it: flush never opens a kill switch", flush.Stderr);
+        Assert.Contains("from 192.168.5.0/24 lookup 201 proto 147", ns.Ip("rule"));
+        Assert.DoesNotContain("default via 10.10.10.2", ns.Ip("route", "show", "table", "200"));
         foreach (var family in (string[])["-4", "-6"])
         {
             Assert.Contains("unreachable default", ns.Ip(family, "route", "show", "table", "200"));
-            Assert.DoesNotContain("unreachable", ns.Ip(family, "route", "show", "table", "201"));
+            Assert.Contains("unreachable default", ns.Ip(family, "route", "show", "table", "201"));
         }
         var refused = ns.Exec("/usr/sbin/ip", ["route", "get", "198.51.100.1", "from", "10.10.10.7", "iif", "tun0"]);
         Assert.Contains("No route to host", refused.Stderr);
@@ -231,7 +235,7 @@ public class LiveConvergenceKernelSpecs
         // The reason comes before the change: wait for the kernel too.
         Eventually.True(() => ns.Ip("route", "show", "table", "201").Contains("default dev tun2 proto 147"), () => watch.Output);
         Assert.Equal(1, second.ExitCode);
-        Assert.Contains("another tunnel-router watch runs on this host", second.Stderr);
+        Assert.Contains("another tunnel-router watch runs in this network namespace", second.Stderr);
         Assert.Equal(0, watch.Stop());
         Assert.Contains("the kernel keeps its state", watch.Output);
     }
@@ -267,14 +271,16 @@ public class LiveConvergenceKernelSpecs
 
         Assert.DoesNotContain("watch runs", alone.Stderr);
         Assert.Contains("a tunnel-router watch runs on this host and restores what flush removed; stop it first", flush.Stderr);
-        watch.WaitFor("rule 2000 from 192.168.5.0/24 lookup nyet was deleted by someone else: restored");
+        watch.WaitFor("route default via 10.10.10.2 dev tun0 table vpn was deleted by someone else: restored");
     }
 
     [Fact]
     public void Watch_backs_off_with_one_clear_line_from_a_rule_someone_keeps_deleting()
     {
         using var ns = Gateway();
+        // vpn not fail-closed here: watch never backs off from a rule into a fail-closed table (nyet's below).
         var policy = Policy(ns);
+        File.WriteAllText(policy, File.ReadAllText(policy).Replace("\"FailClosed\": [ \"nyet\", \"vpn\" ]", "\"FailClosed\": [ \"nyet\" ]"));
         Run(ns, ["apply", "-c", policy]).ShouldSucceed();
         using var watch = new WatchProcess(ns, ["-c", policy]);
 
@@ -292,6 +298,28 @@ public class LiveConvergenceKernelSpecs
         Assert.Equal(1, watch.Count("keeps being deleted by someone else"));
         Assert.Contains("backing off", watch.Output);
         Assert.DoesNotContain(Pool, ns.Ip("rule"));
+    }
+
+    [Fact]
+    public void Watch_never_backs_off_from_a_kill_switch_or_a_rule_into_a_fail_closed_table_deleted_ten_times_in_a_minute()
+    {
+        using var ns = Gateway();
+        var policy = Policy(ns);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        using var watch = new WatchProcess(ns, ["-c", policy]);
+
+        for (var i = 1; i <= 10; i++)
+        {
+            Eventually.True(() => ns.Ip("rule").Contains("lookup 201 proto 147") && ns.Ip("route", "show", "table", "201").Contains("unreachable default"),
+                () => $"not restored ({i}):\n{watch.Output}");
+            ns.Ip("route", "del", "unreachable", "default", "table", "201", "metric", "4294967295");
+            ns.Ip("rule", "del", "pref", "2000");
+            watch.WaitFor("route unreachable default table nyet metric 4294967295 was deleted by someone else: restored", i);
+            watch.WaitFor("rule 2000 from 192.168.5.0/24 lookup nyet was deleted by someone else: restored", i);
+        }
+
+        Assert.Equal(0, watch.Count("keeps being deleted by someone else"));
+        Eventually.True(() => ns.Ip("rule").Contains("from 192.168.5.0/24 lookup 201 proto 147"), () => watch.Output);
     }
 
     [Fact]

@@ -104,32 +104,6 @@ public class LiveConvergenceSpecs : IDisposable
     }
 
     [Fact]
-    public void Flush_keeps_the_kill_switch_of_a_table_a_live_tunnels_rules_route_into_and_flush_all_takes_it()
-    {
-        var record = Record(Tun0);
-        static Route Kill(uint table, System.Net.Sockets.AddressFamily family) =>
-            new(Net.ParsePrefix("d", "default", family), table, 147, metric: PolicyParser.FailClosedMetric, type: RouteType.Unreachable);
-        var v4 = System.Net.Sockets.AddressFamily.InterNetwork;
-        var v6 = System.Net.Sockets.AddressFamily.InterNetworkV6;
-        // Table 200 is the one the tunnel's pool rules look up; nothing live routes into 201.
-        var snapshot = new KernelSnapshot
-        {
-            Links = [Tun0Link],
-            State = new KernelState([.. record.Routes, Kill(200, v4), Kill(200, v6), Kill(201, v4)], record.Rules),
-        };
-
-        var flush = Reconciler.Plan(Empty, [record], snapshot, ReconcileMode.Flush);
-        var all = Reconciler.Plan(Empty, [record], snapshot, ReconcileMode.FlushAll);
-        var gone = Reconciler.Plan(Empty, [record], snapshot with { Links = [] }, ReconcileMode.Flush);
-
-        Assert.Equal(["route del unreachable default table 201 proto 147 metric 4294967295"], Lines(flush.Changes));
-        Assert.StartsWith("kept the kill switch of table 200: live tunnels' rules still route into it", Assert.Single(flush.Notes).Text);
-        Assert.Contains("route del unreachable default table 200 proto 147 metric 4294967295", Lines(all.Changes));
-        // A record whose tunnel is gone protects nothing.
-        Assert.Equal(3, gone.Changes.Count);
-    }
-
-    [Fact]
     public void Routes_on_a_device_that_does_not_exist_yet_wait_and_everything_else_is_planned()
     {
         var policy = Parse(new TunnelRouterOptions
@@ -175,8 +149,9 @@ public class LiveConvergenceSpecs : IDisposable
             "route add unreachable default table 201 proto 147 metric 4294967295",
             "rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147",
         ], Lines(plan.Changes));
-        Assert.Equal(plan.Changes.Take(2), plan.FailClosed);
-        Assert.Equal(["rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147"], Lines(plan.Rest));
+        // The rule into the fail-closed table goes with its kill switches (docs/lifecycle.md).
+        Assert.Equal(plan.Changes, plan.FailClosed);
+        Assert.Empty(plan.Rest);
     }
 
     [Fact]
@@ -194,15 +169,16 @@ public class LiveConvergenceSpecs : IDisposable
         var plan = Reconciler.Plan(policy, [], new KernelSnapshot { Links = Snapshots.Links("tun2") }, ReconcileMode.Converge);
 
         Assert.Equal(1003, plan.Changes.Count);
-        Assert.Equal(plan.Changes.Take(2), plan.FailClosed);
-        Assert.All(plan.FailClosed, c => Assert.StartsWith("route add unreachable default table 201", c.Batch()));
-        // The rest is the plan cut after them, its prefix routes still packed (made only when read), in the planner's order.
+        Assert.Equal(plan.Changes.Take(3), plan.FailClosed);
+        Assert.All(plan.FailClosed.Take(2), c => Assert.StartsWith("route add unreachable default table 201", c.Batch()));
+        Assert.Equal("rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147", plan.FailClosed[2].Batch());
+        // The rest is the plan cut around them, its prefix routes still packed (made only when read), in the planner's order.
         var rest = plan.Rest;
         Assert.IsAssignableFrom<IPackedChanges>(rest);
-        Assert.Equal(1001, rest.Count);
+        Assert.Equal(1000, rest.Count);
         Assert.Equal(1000, Enumerable.Range(0, rest.Count).Count(i => ((IPackedChanges)rest).TryPacked(i, out _, out _)));
-        Assert.Equal(plan.Changes.Skip(2).Select(c => c.Batch()), rest.Select(c => c.Batch()));
-        Assert.DoesNotContain(rest, c => c.Batch()!.Contains("unreachable"));
+        Assert.Equal(plan.Changes.Skip(3).Select(c => c.Batch()), rest.Select(c => c.Batch()));
+        Assert.DoesNotContain(rest, c => c.Batch()!.Contains("unreachable") || c.Batch()!.StartsWith("rule"));
     }
 
     [Fact]

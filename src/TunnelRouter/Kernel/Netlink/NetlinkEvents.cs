@@ -6,7 +6,8 @@ namespace TunnelRouter.Kernel.Netlink;
 /// <summary>What a batch of rtnetlink notifications means to watch.</summary>
 /// <param name="Touched">an event touched owned state or a device something may wait for.</param>
 /// <param name="Lost">the socket overflowed (ENOBUFS): events were lost, so everything must be read again.</param>
-public readonly record struct EventBatch(int Count, bool Touched, bool Lost);
+/// <param name="Urgent">a kill switch or a rule into a closed table was deleted: restored without the debounce.</param>
+public readonly record struct EventBatch(int Count, bool Touched, bool Lost, bool Urgent = false);
 
 /// <summary>
 /// A NETLINK_ROUTE socket subscribed to the multicast groups of links, addresses, IPv4 and IPv6 routes and IPv4
@@ -53,6 +54,9 @@ public sealed unsafe class NetlinkEvents : IDisposable
         return events;
     }
 
+    /// <summary>The closed tables (FailClosed's): the deletion of a rule into one is <see cref="EventBatch.Urgent"/>.</summary>
+    public IReadOnlySet<uint> Closed { get; set; } = new HashSet<uint>();
+
     /// <summary>Waits up to <paramref name="timeoutMs"/> for notifications and reads every one queued, without blocking further.</summary>
     public EventBatch Read(int timeoutMs)
     {
@@ -60,7 +64,7 @@ public sealed unsafe class NetlinkEvents : IDisposable
         var ready = Libc.poll(&pfd, 1, timeoutMs);
         if (ready <= 0) return default;
         int count = 0;
-        bool touched = false, lost = false;
+        bool touched = false, lost = false, urgent = false;
         while (true)
         {
             nint n;
@@ -80,13 +84,15 @@ public sealed unsafe class NetlinkEvents : IDisposable
                 var h = MemoryMarshal.Read<nlmsghdr>(data);
                 if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > data.Length) break;
                 count++;
-                if (Touches(h.nlmsg_type, data[sizeof(nlmsghdr)..(int)h.nlmsg_len], _protocols)) touched = true;
+                var payload = data[sizeof(nlmsghdr)..(int)h.nlmsg_len];
+                if (Touches(h.nlmsg_type, payload, _protocols)) touched = true;
+                if (!urgent && Urgent(h.nlmsg_type, payload, _protocols, Closed)) urgent = true;
                 var aligned = (int)((h.nlmsg_len + 3) & ~3u);
                 if (aligned >= data.Length) break;
                 data = data[aligned..];
             }
         }
-        return new EventBatch(count, touched, lost);
+        return new EventBatch(count, touched, lost, urgent);
     }
 
     /// <summary>Links and addresses always (a device appears or goes, an uplink gets its address); rules always
@@ -97,6 +103,38 @@ public sealed unsafe class NetlinkEvents : IDisposable
         Nl.RTM_NEWROUTE or Nl.RTM_DELROUTE => payload.Length >= sizeof(rtmsg) && protocols.Contains(MemoryMarshal.Read<rtmsg>(payload).rtm_protocol),
         _ => false,
     };
+
+    /// <summary>
+    /// A deletion that opens a fail-closed table: an owned unreachable default (a kill switch), or a rule that looked up
+    /// a closed table (its selector; any owner: a pool rule too). Not worth the debounce: each millisecond of it is a
+    /// millisecond of traffic refused (the rule gone: sent by main).
+    /// </summary>
+    internal static bool Urgent(ushort type, ReadOnlySpan<byte> payload, IReadOnlySet<byte> protocols, IReadOnlySet<uint> closed)
+    {
+        switch (type)
+        {
+            case Nl.RTM_DELROUTE when payload.Length >= sizeof(rtmsg):
+            {
+                var m = MemoryMarshal.Read<rtmsg>(payload);
+                return m.rtm_type == RtnUnreachable && m.rtm_dst_len == 0 && protocols.Contains(m.rtm_protocol);
+            }
+            case Nl.RTM_DELRULE when closed.Count > 0 && payload.Length >= sizeof(fib_rule_hdr):
+            {
+                var h = MemoryMarshal.Read<fib_rule_hdr>(payload);
+                if (h.action != (byte)Core.RuleAction.Lookup) return false;
+                uint table = h.table;
+                var attrs = NetlinkReader.AttributesAfter(payload, sizeof(fib_rule_hdr));
+                while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
+                    if (t == Nl.FRA_TABLE) table = NetlinkReader.U32(value);
+                return closed.Contains(table);
+            }
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>RTN_UNREACHABLE: the kernel's type of an unreachable route.</summary>
+    const byte RtnUnreachable = 7;
 
     public void Dispose()
     {

@@ -1,0 +1,81 @@
+using TunnelRouter.Config;
+using TunnelRouter.Kernel;
+using Xunit;
+
+namespace TunnelRouter.Tests.Unit;
+
+/// <summary>Issue 21, invariant 12: a policy file that does not load is replaced, for the hook and watch, by the last good
+/// policy a successful run kept under the run directory — loudly, and only when there is one.</summary>
+public class LastGoodPolicySpecs : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-lastgood-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    const string Good = "{ \"Table\": \"vpn2\", \"PoolRules\": true }";
+
+    string Write(string name, string text)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return path;
+    }
+
+    (TunnelRouterOptions Options, string? Path, List<string> Said, string? Loaded) Load(string policy)
+    {
+        var said = new List<string>();
+        string? loaded = null;
+        var env = new Dictionary<string, string> { ["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(_dir, "lock") };
+        var (options, path) = ConfigLoader.LoadOrLastGood(env, [], policy, true, o => LastGoodPolicy.ForLock(o.LockFile).Path, null,
+            t => loaded = t, said.Add);
+        return (options, path, said, loaded);
+    }
+
+    [Fact]
+    public void A_successful_run_keeps_the_policy_root_only_and_rewrites_it_only_when_it_changed()
+    {
+        var copy = new LastGoodPolicy(_dir);
+
+        copy.Save(Good);
+        var written = File.GetLastWriteTimeUtc(copy.Path);
+        Thread.Sleep(20);
+        copy.Save(Good);
+
+        Assert.Equal(Good, File.ReadAllText(copy.Path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(copy.Path));
+        Assert.Equal(written, File.GetLastWriteTimeUtc(copy.Path));
+        Assert.Equal(Path.Combine(_dir, "last-good.json"), LastGoodPolicy.ForLock(Path.Combine(_dir, "lock")).Path);
+    }
+
+    [Fact]
+    public void A_policy_that_does_not_load_is_replaced_by_the_last_good_one_with_one_line_naming_its_error()
+    {
+        new LastGoodPolicy(_dir).Save(Good);
+        var broken = Write("policy.json", "{ \"Table\": \"vpn2\" \"PoolRules\": true }");
+
+        var (options, path, said, loaded) = Load(broken);
+
+        Assert.Equal("vpn2", options.Table);
+        Assert.True(options.PoolRules);
+        Assert.Equal(Path.Combine(_dir, "last-good.json"), path);
+        Assert.Null(loaded);
+        var line = Assert.Single(said);
+        Assert.StartsWith($"the policy does not load ({broken}: line 1, column 19: expected ',' or '}}', found '\"PoolRules\"')", line);
+        Assert.EndsWith($"running on the last good policy, {Path.Combine(_dir, "last-good.json")}, until it is fixed", line);
+    }
+
+    [Fact]
+    public void Without_a_last_good_policy_the_error_stands_and_a_good_policy_is_told_as_loaded()
+    {
+        var broken = Write("policy.json", "{ \"Table\": ");
+        var good = Write("good.json", Good);
+
+        Assert.Throws<TunnelRouter.InputException>(() => Load(broken));
+        var (_, path, said, loaded) = Load(good);
+
+        Assert.Equal(good, path);
+        Assert.Empty(said);
+        Assert.Equal(Good, loaded);
+    }
+}
