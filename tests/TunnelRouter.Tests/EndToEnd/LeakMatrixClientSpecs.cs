@@ -49,7 +49,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         try
         {
             Write(lab, form);
-            lab.Lab.Tool(ShippedUnit.Start).ShouldSucceed();
+            lab.Unit(ShippedUnit.Start).ShouldSucceed();
             if (watch) lab.Watch();
             lab.Lab.StartServer().WaitFor(OpenVpnProcess.Ready);
             lab.Client(0, clientExtra).WaitFor(OpenVpnProcess.Ready);
@@ -77,7 +77,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
     {
         using var lab = new ClientLeakLab();
         Write(lab, form);
-        lab.Lab.Tool(ShippedUnit.Start).ShouldSucceed();
+        lab.Unit(ShippedUnit.Start).ShouldSucceed();
         var row = Row(lab, 1, $"boot: apply, traffic before OpenVPN connects ({form})");
 
         row.During(() => Thread.Sleep(1_000));
@@ -85,14 +85,16 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         row.Check(tunnel4: false, tunnel6: false);
     }
 
-    [Fact]
-    public void Connecting_the_tunnel_carries_the_LAN_through_it_and_nothing_in_clear()
+    [Theory]
+    [InlineData("Instances")]
+    [InlineData("top-level")]
+    public void Connecting_the_tunnel_carries_the_LAN_through_it_and_nothing_in_clear(string form)
     {
         using var lab = new ClientLeakLab();
-        Write(lab, "Instances");
-        lab.Lab.Tool(ShippedUnit.Start).ShouldSucceed();
+        Write(lab, form);
+        lab.Unit(ShippedUnit.Start).ShouldSucceed();
         lab.Lab.StartServer().WaitFor(OpenVpnProcess.Ready);
-        var row = Row(lab, 2, "connect");
+        var row = Row(lab, 2, $"connect ({form})");
 
         row.During(() => lab.Client(0).WaitFor(OpenVpnProcess.Ready));
 
@@ -157,6 +159,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         var row = Row(lab, 6, "SIGKILL of OpenVPN (watch running)");
 
         row.During(() => Killed(LastClient(lab)), tailMs: 2_000);
+        row.Note(WatchOf(lab));
 
         row.Check(tunnel4: false, tunnel6: false);
     }
@@ -184,7 +187,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         Killed(LastClient(lab));
         var row = Row(lab, 8, "apply with the device gone (after SIGKILL)");
 
-        row.During(() => row.Note("apply: exit " + lab.Lab.Tool(ShippedUnit.Start).ExitCode), tailMs: 1_000);
+        row.During(() => row.Note("apply", lab.Unit(ShippedUnit.Start)), tailMs: 1_000);
 
         row.Check(tunnel4: false, tunnel6: false);
     }
@@ -197,7 +200,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         using var lab = Connected(form);
         var row = Row(lab, 9, $"unit stop (ExecStop: {string.Join(' ', ShippedUnit.Stop)}) ({form})");
 
-        row.During(() => row.Note("stop: exit " + lab.Lab.Tool(ShippedUnit.Stop).ExitCode), tailMs: 1_000);
+        row.During(() => row.Note("stop", lab.Unit(ShippedUnit.Stop)), tailMs: 1_000);
 
         row.Check(tunnel4: true, tunnel6: true);
     }
@@ -212,8 +215,8 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
 
         row.During(() =>
         {
-            row.Note("stop: exit " + lab.Lab.Tool(ShippedUnit.Stop).ExitCode);
-            row.Note("start: exit " + lab.Lab.Tool(ShippedUnit.Start).ExitCode);
+            row.Note("stop", lab.Unit(ShippedUnit.Stop));
+            row.Note("start", lab.Unit(ShippedUnit.Start));
         }, tailMs: 1_000);
 
         row.Check(tunnel4: true, tunnel6: true);
@@ -230,8 +233,8 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
 
         row.During(() =>
         {
-            row.Note("stop: exit " + lab.Lab.Tool(ShippedUnit.Stop).ExitCode);
-            row.Note("start: exit " + lab.Lab.Tool(ShippedUnit.Start).ExitCode);
+            row.Note("stop", lab.Unit(ShippedUnit.Stop));
+            row.Note("start", lab.Unit(ShippedUnit.Start));
         }, tailMs: 1_000);
 
         row.Check(tunnel4: true, tunnel6: true);
@@ -266,6 +269,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
             WatchOf(lab).Stop();
             lab.Watch();
         }, tailMs: 1_000);
+        row.Note(WatchOf(lab));
 
         row.Check(tunnel4: true, tunnel6: true);
     }
@@ -275,7 +279,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
     {
         using var lab = new ClientLeakLab();
         Write(lab, "top-level");
-        lab.Lab.Tool(ShippedUnit.Start).ShouldSucceed();
+        lab.Unit(ShippedUnit.Start).ShouldSucceed();
         var watch = lab.Watch();
         var row = Row(lab, 14, "kill switch deleted 10 times in a minute under watch (tunnel down, top-level rules)");
 
@@ -288,7 +292,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
                 Thread.Sleep(1_000);
             }
         });
-        row.Note($"watch said 'keeps being deleted' {watch.Count("keeps being deleted")} time(s)");
+        row.Note(watch);
 
         row.Check(tunnel4: false, tunnel6: false);
     }
@@ -305,6 +309,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
             lab.Lab.Router.Ip("-6", "rule", "del", "from", "fd10::/64", "to", Server6, "table", "100");
             Thread.Sleep(1_500);
         }, intervalMs: 10);
+        row.Note(WatchOf(lab));
 
         row.Check(tunnel4: true, tunnel6: true);
     }
@@ -320,7 +325,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
               "Routes": [ "optional default via ${route_vpn_gateway} table nyet",
                           "optional -6 default via ${ifconfig_ipv6_remote} dev ${dev} table nyet" ] }
             """);
-        lab.Lab.Tool(ShippedUnit.Start).ShouldSucceed();
+        lab.Unit(ShippedUnit.Start).ShouldSucceed();
         // A hostile server: its route-gateway is an address on the client's WAN (its own plain address).
         lab.Lab.StartServer("net30", extra: [$"push \"route-gateway {Server4}\""]).WaitFor(OpenVpnProcess.Ready);
         var row = Row(lab, 16, "pushed hostile route-gateway (an address on the client's WAN)");
@@ -354,7 +359,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
             "Tunnels": [ { "Name": "gre_black", "Mode": "gre", "Local": "198.51.100.2", "Remote": "198.51.100.9",
                            "Addresses": [ "10.255.0.1/30" ] } ]
             """);
-        var apply = lab.Lab.Tool(ShippedUnit.Start);
+        var apply = lab.Unit(ShippedUnit.Start).ShouldSucceed();
         var row = Row(lab, 18, "apply with a GRE tunnel the kernel cannot make (top-level rules, tunnel down)");
         row.Note($"apply: exit {apply.ExitCode}: {apply.Stderr.Trim().Split('\n').LastOrDefault()}");
 

@@ -32,7 +32,9 @@ public interface ILeakLab
     string Diagnostics();
 }
 
-/// <summary>One bounded ping loop (count and deadline) in a namespace; stopped with SIGINT, it says how many it sent.</summary>
+/// <summary>One bounded ping loop in a namespace: at most <c>maxSeconds</c> worth of echo requests, stopped with SIGINT, after
+/// which it says how many it sent. No <c>-w</c>: with a deadline iputils ping quits at the first ICMP error, so a refused
+/// packet (a kill switch holding) would end the traffic before the moment a leak could begin.</summary>
 public sealed class PingLoop : IDisposable
 {
     readonly Process _process;
@@ -46,7 +48,7 @@ public sealed class PingLoop : IDisposable
         var psi = new ProcessStartInfo("/usr/sbin/ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         var count = maxSeconds * 1000 / intervalMs;
         foreach (var a in (string[])["netns", "exec", from.Name, "/usr/bin/ping", "-n", "-q", "-i", (intervalMs / 1000.0).ToString("0.000",
-                     System.Globalization.CultureInfo.InvariantCulture), "-c", count.ToString(), "-w", maxSeconds.ToString(), to])
+                     System.Globalization.CultureInfo.InvariantCulture), "-c", count.ToString(), to])
             psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
@@ -148,6 +150,18 @@ public sealed class LeakRow(ILeakLab lab, ITestOutputHelper output, int order, s
 
     public void Note(string text) => _notes.AppendLine(text);
 
+    /// <summary>Notes what watch said that matters here: its restores, back-offs, refusals and forgetting.</summary>
+    public void Note(WatchProcess watch)
+    {
+        var lines = watch.Output.Split('\n').Select(l => l.Trim())
+            .Where(l => l.Length > 0 && !l.StartsWith("[#]", StringComparison.Ordinal)).TakeLast(10).ToList();
+        _notes.AppendLine("watch said (last lines, [#] lines left out):\n    " + string.Join("\n    ", lines));
+    }
+
+    /// <summary>Notes a command's exit code and, when it failed, its last line.</summary>
+    public void Note(string what, RunResult run) =>
+        _notes.AppendLine($"{what}: exit {run.ExitCode}" + (run.ExitCode == 0 ? "" : ": " + run.Stderr.Trim().Split('\n').LastOrDefault()));
+
     /// <summary>The burst after the event, then the verdict: 0 in clear in both families, and through the tunnel in each
     /// family the tunnel is expected to carry.</summary>
     public void Check(bool tunnel4, bool tunnel6)
@@ -235,12 +249,19 @@ public sealed class ClientLeakLab : ILeakLab, IDisposable
             "client", "dev tun2", "dev-type tun", "proto udp", $"remote {ClientLab.Server4} 1194", "nobind", "remote-cert-tls server",
             $"ca {pki.Ca}", $"cert {pki.Cert(Pki.Clients[0])}", $"key {pki.Key(Pki.Clients[0])}", "verb 3", $"log {log}",
             "script-security 2", $"up \"{bin} --config {Lab.PolicyPath}\"", $"down \"{bin} --config {Lab.PolicyPath}\"", "allow-recursive-routing",
+            // The lab's names and lock for the hook even when the policy does not parse (on a host they are the defaults).
+            $"setenv TUNNEL_ROUTER_IPROUTE2DIR {Path.Combine(Lab.Dir, "iproute2")}", $"setenv TUNNEL_ROUTER_LOCKFILE {Path.Combine(Lab.Dir, "lock")}",
             .. extra,
         ]);
         return Own(new OpenVpnProcess(Lab.Router, name, config, log));
     }
 
     public WatchProcess Watch() => Own(new WatchProcess(Lab.Router, ["--config", Lab.PolicyPath]));
+
+    /// <summary>tunnel-router with the lab's policy as the unit runs it, whatever its exit code. The lab's names and lock
+    /// come from the environment too, so a policy that does not parse still finds them (on a host they are the defaults).</summary>
+    public RunResult Unit(params string[] args) =>
+        Lab.Router.Exec(Prerequisites.Binary, [.. args, "--config", Lab.PolicyPath], TunnelRouterProcess.Environment(Lab.Router));
 
     public T Own<T>(T thing) where T : IDisposable
     {
@@ -330,7 +351,7 @@ public sealed class ServerLeakLab : ILeakLab, IDisposable
     /// <summary>The default server (tun0) and both clients connected to it.</summary>
     public OpenVpnProcess Connect(params string[] serverExtra)
     {
-        var server = Lab.StartServer(new ServerSpec(Extra: serverExtra));
+        var server = Lab.StartServer(new ServerSpec(Extra: [.. HookEnvironment, .. serverExtra]));
         server.WaitFor(OpenVpnProcess.Ready);
         Lab.StartClient(0).WaitFor(OpenVpnProcess.Ready);
         Lab.StartClient(1).WaitFor(OpenVpnProcess.Ready);
@@ -338,6 +359,18 @@ public sealed class ServerLeakLab : ILeakLab, IDisposable
     }
 
     public WatchProcess Watch() => Own(new WatchProcess(Lab.Server, ["--config", Lab.PolicyPath]));
+
+    /// <summary>The last watch started here.</summary>
+    public T Last<T>() => _own.OfType<T>().Last();
+
+    /// <summary>tunnel-router with the lab's policy as the unit runs it, whatever its exit code. The lab's names and lock
+    /// come from the environment too, so a policy that does not parse still finds them (on a host they are the defaults).</summary>
+    public RunResult Unit(params string[] args) =>
+        Lab.Server.Exec(Prerequisites.Binary, [.. args, "--config", Lab.PolicyPath], TunnelRouterProcess.Environment(Lab.Server));
+
+    /// <summary>What OpenVPN's hooks need to find the lab's names and lock when the policy does not parse.</summary>
+    public string[] HookEnvironment =>
+        [$"setenv TUNNEL_ROUTER_IPROUTE2DIR {Path.Combine(Lab.Dir, "iproute2")}", $"setenv TUNNEL_ROUTER_LOCKFILE {Path.Combine(Lab.Dir, "lock")}"];
 
     public T Own<T>(T thing) where T : IDisposable
     {
