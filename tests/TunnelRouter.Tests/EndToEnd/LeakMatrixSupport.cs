@@ -236,7 +236,11 @@ public sealed class ClientLeakLab : ILeakLab, IDisposable
     public PathCounts Counts() => new(Lab.Seen(0), Lab.Seen(1), Lab.Seen(2), Lab.Seen(3));
 
     public string Diagnostics() => string.Join("\n---\n",
-        Lab.Router.Ip("-4", "rule", "show"), Lab.Router.Ip("-6", "rule", "show"), Lab.Nyet(), Lab.Nyet("-6"));
+        Lab.Router.Ip("-4", "rule", "show"), Lab.Router.Ip("-6", "rule", "show"), Lab.Nyet(), Lab.Nyet("-6"),
+        "what the hook and OpenVPN said about it:\n" + string.Join("\n", _own.OfType<OpenVpnProcess>().SelectMany(c =>
+            c.Log.Split('\n').Where(l => l.Contains("tunnel-router", StringComparison.Ordinal) || l.Contains("skipped", StringComparison.Ordinal)
+                                         || l.Contains("SIGUSR1", StringComparison.Ordinal) || l.Contains("script", StringComparison.OrdinalIgnoreCase)
+                                         || l.Contains("Exiting", StringComparison.Ordinal)).Select(l => $"{c.Name}: {l.Trim()}"))));
 
     /// <summary>The router's OpenVPN client on tun2 as <see cref="ClientLab.StartClient"/> writes it (the hook, allow-recursive-routing),
     /// plus <paramref name="extra"/> lines.</summary>
