@@ -99,7 +99,7 @@ public static class LeakMatrix
     public static string Table()
     {
         List<LeakResult> rows;
-        lock (Results) rows = [.. Results.OrderBy(r => r.Side == "client" ? 0 : 1).ThenBy(r => r.Order).ThenBy(r => r.V6)];
+        lock (Results) rows = [.. Results.OrderBy(r => r.Side == "client" ? 0 : 1).ThenBy(r => r.Order).ThenBy(r => r.Event, StringComparer.Ordinal).ThenBy(r => r.V6)];
         var text = new StringBuilder();
         text.AppendLine("| side | event | family | sent | in tunnel (during) | in tunnel (after) | in clear | expected | result |");
         text.AppendLine("| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |");
