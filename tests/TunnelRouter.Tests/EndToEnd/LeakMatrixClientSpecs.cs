@@ -373,6 +373,42 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         row.Check(tunnel4: false, tunnel6: false);
     }
 
+    /// <summary>Two routers in two network namespaces of one host share /run: its lock and the tunnels' records beside it.
+    /// The second has no tunnel; its apply, then this router's own, run while this router's tunnel is up.</summary>
+    [Fact]
+    public void A_second_network_namespaces_apply_on_the_same_host_sends_nothing_in_clear_and_the_tunnel_keeps_carrying_the_LAN()
+    {
+        var run = Directory.CreateTempSubdirectory("tunnel-router-leak-run-");
+        try
+        {
+            var hostLock = Path.Combine(run.FullName, "lock");
+            using var lab = new ClientLeakLab(hostLock);
+            Write(lab, "Instances");
+            lab.PointPolicyAtLock();
+            lab.Unit(ShippedUnit.Start).ShouldSucceed();
+            lab.Lab.StartServer().WaitFor(OpenVpnProcess.Ready);
+            lab.Client(0).WaitFor(OpenVpnProcess.Ready);
+            using var other = new ClientLeakLab(hostLock);
+            Write(other, "Instances");
+            other.PointPolicyAtLock();
+            var row = Row(lab, 19, "a second network namespace's apply on the same host (shared /run)");
+
+            row.During(() =>
+            {
+                row.Note("the other namespace's apply", other.Unit(ShippedUnit.Start));
+                row.Note("this tunnel's record after it: " + (File.Exists(Path.Combine(run.FullName, "tunnels", "tun2")) ? "kept" : "gone"));
+                row.Note("this namespace's apply", lab.Unit(ShippedUnit.Start));
+            }, tailMs: 1_000);
+            row.Note("the other namespace's rules: " + other.Lab.Router.Ip("-4", "rule", "show").Replace('\n', ' '));
+
+            row.Check(tunnel4: true, tunnel6: true);
+        }
+        finally
+        {
+            run.Delete(recursive: true);
+        }
+    }
+
     static OpenVpnProcess LastClient(ClientLeakLab lab) => lab.Last<OpenVpnProcess>();
     static WatchProcess WatchOf(ClientLeakLab lab) => lab.Last<WatchProcess>();
 

@@ -230,6 +230,21 @@ public sealed class ClientLeakLab : ILeakLab, IDisposable
 
     public ClientLab Lab { get; } = new();
 
+    /// <summary>The host lock the router's commands and hooks use; the tunnels' records live beside it. The lab's own
+    /// unless a row shares one between two labs, as two network namespaces on one host share /run.</summary>
+    public string LockPath { get; }
+
+    public ClientLeakLab(string? lockPath = null) => LockPath = lockPath ?? Path.Combine(Lab.Dir, "lock");
+
+    /// <summary>Points the policy file just written at <see cref="LockPath"/>.</summary>
+    public void PointPolicyAtLock()
+    {
+        var text = File.ReadAllText(Lab.PolicyPath);
+        File.WriteAllText(Lab.PolicyPath, text.Replace($"\"{Path.Combine(Lab.Dir, "lock")}\"", $"\"{LockPath}\""));
+    }
+
+    Dictionary<string, string> Environment => TunnelRouterProcess.Environment(Lab.Router, new Dictionary<string, string> { ["TUNNEL_ROUTER_LOCKFILE"] = LockPath });
+
     public IReadOnlyList<(NetNs From, string To, bool V6)> Sources =>
         [(Lab.Lan, ClientLab.Server4, false), (Lab.Lan, ClientLab.Server6, true)];
 
@@ -257,18 +272,18 @@ public sealed class ClientLeakLab : ILeakLab, IDisposable
             $"ca {pki.Ca}", $"cert {pki.Cert(Pki.Clients[0])}", $"key {pki.Key(Pki.Clients[0])}", "verb 3", $"log {log}",
             "script-security 2", $"up \"{bin} --config {Lab.PolicyPath}\"", $"down \"{bin} --config {Lab.PolicyPath}\"", "allow-recursive-routing",
             // The lab's names and lock for the hook even when the policy does not parse (on a host they are the defaults).
-            $"setenv TUNNEL_ROUTER_IPROUTE2DIR {Path.Combine(Lab.Dir, "iproute2")}", $"setenv TUNNEL_ROUTER_LOCKFILE {Path.Combine(Lab.Dir, "lock")}",
+            $"setenv TUNNEL_ROUTER_IPROUTE2DIR {Path.Combine(Lab.Dir, "iproute2")}", $"setenv TUNNEL_ROUTER_LOCKFILE {LockPath}",
             .. extra,
         ]);
         return Own(new OpenVpnProcess(Lab.Router, name, config, log));
     }
 
-    public WatchProcess Watch() => Own(new WatchProcess(Lab.Router, ["--config", Lab.PolicyPath]));
+    public WatchProcess Watch() => Own(new WatchProcess(Lab.Router, ["--config", Lab.PolicyPath], Environment));
 
     /// <summary>tunnel-router with the lab's policy as the unit runs it, whatever its exit code. The lab's names and lock
     /// come from the environment too, so a policy that does not parse still finds them (on a host they are the defaults).</summary>
     public RunResult Unit(params string[] args) =>
-        Lab.Router.Exec(Prerequisites.Binary, [.. args, "--config", Lab.PolicyPath], TunnelRouterProcess.Environment(Lab.Router));
+        Lab.Router.Exec(Prerequisites.Binary, [.. args, "--config", Lab.PolicyPath], Environment);
 
     public T Own<T>(T thing) where T : IDisposable
     {
