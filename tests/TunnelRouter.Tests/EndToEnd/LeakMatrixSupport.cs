@@ -30,6 +30,19 @@ public interface ILeakLab
 
     /// <summary>The routing state worth reading when a row fails.</summary>
     string Diagnostics();
+
+    /// <summary>Makes the neighbour entries on the paths the traffic takes, with pings the far end does not count as
+    /// protected traffic. A fresh veth's first IPv6 neighbour solicitation can be lost, and then the first second of
+    /// IPv6 echo requests waits for its retransmission (ping, with many unanswered, slows down too): without this a row's
+    /// first IPv6 second would show nothing at all.</summary>
+    void WarmUp();
+}
+
+public static class NeighbourWarmUp
+{
+    /// <summary>One ping from each namespace to each address, all at once, whatever their answers.</summary>
+    public static void Ping(params (NetNs From, string To)[] paths) =>
+        Parallel.ForEach(paths, p => p.From.Exec("/usr/bin/ping", ["-n", "-q", "-c", "1", "-W", "3", p.To]));
 }
 
 /// <summary>One bounded ping loop in a namespace: at most <c>maxSeconds</c> worth of echo requests, stopped with SIGINT, after
@@ -130,6 +143,7 @@ public sealed class LeakRow(ILeakLab lab, ITestOutputHelper output, int order, s
     /// a failure of the event itself (OpenVPN exiting, a wait that timed out) is noted, and the row still measured.</summary>
     public void During(Action act, int intervalMs = IntervalMs, int leadMs = 300, int tailMs = 500)
     {
+        lab.WarmUp();
         _start = lab.Counts();
         var loops = lab.Sources.Select(s => new PingLoop(s.From, s.To, s.V6, intervalMs, 60)).ToList();
         try
@@ -250,6 +264,10 @@ public sealed class ClientLeakLab : ILeakLab, IDisposable
 
     public PathCounts Counts() => new(Lab.Seen(0), Lab.Seen(1), Lab.Seen(2), Lab.Seen(3));
 
+    /// <summary>The LAN host pings the router, the router the server: neither is the LAN's traffic to the server.</summary>
+    public void WarmUp() => NeighbourWarmUp.Ping((Lab.Lan, "192.168.10.1"), (Lab.Lan, "fd10::1"),
+        (Lab.Router, ClientLab.Server4), (Lab.Router, ClientLab.Server6));
+
     public string Diagnostics() => string.Join("\n---\n",
         Lab.Router.Ip("-4", "rule", "show"), Lab.Router.Ip("-6", "rule", "show"), Lab.Nyet(), Lab.Nyet("-6"),
         "what the hook and OpenVPN said about it:\n" + string.Join("\n", _own.OfType<OpenVpnProcess>().SelectMany(c =>
@@ -350,6 +368,11 @@ public sealed class ServerLeakLab : ILeakLab, IDisposable
     }
 
     public string Diagnostics() => Lab.PolicyState();
+
+    /// <summary>The server pings the NAT router and its own gateway, the NAT router the internet host (what the internet
+    /// host counts from the NAT router here is before the row's first reading).</summary>
+    public void WarmUp() => NeighbourWarmUp.Ping((Lab.Server, "192.168.1.1"), (Lab.Server, "fd00:1010:1010:1010::1"),
+        (Lab.Server, "192.168.179.1"), (Lab.Server, "fd00:179::1"), (Lab.Nat!, OpenVpnLab.InternetV4), (Lab.Nat!, OpenVpnLab.InternetV6));
 
     /// <summary>The server's policy: seed 003 with PoolRules and the vpn table's kill switch, or static pool rules.</summary>
     public void WritePolicy(bool poolRules = true, string extra = "")
