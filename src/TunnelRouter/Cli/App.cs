@@ -45,16 +45,22 @@ public static class App
 
             var (policy, required) = ConfigLoader.Locate(args.ConfigPath, env);
             string? text = null;
+            var onLastGood = false;
             var (options, configPath) = args.Command switch
             {
                 "flush" => ConfigLoader.LoadOrSetAside(env, args.Overrides, policy, required,
                     warning => log.Warning("tunnel-router: warning: {Message}", warning)),
                 // The demo brings its own policy (its steps run with --config); the host's is none of its business.
                 "demo" => ConfigLoader.Load(env, args.Overrides, null),
-                // A broken policy never takes a tunnel down: the hook and watch run on the last good one (docs/lifecycle.md).
-                null or "up" or "down" or "watch" => ConfigLoader.LoadOrLastGood(env, args.Overrides, policy, required,
+                // A broken policy never takes a tunnel down: the hook, watch and apply run on the last good one
+                // (docs/lifecycle.md); apply, which an admin runs after an edit, also exits 1 so the typo is not missed.
+                null or "up" or "down" or "watch" or "apply" => ConfigLoader.LoadOrLastGood(env, args.Overrides, policy, required,
                     o => LastGoodPolicy.ForLock(o.LockFile).Path, Policy.PolicyParser.ErrorsOf, t => text = t,
-                    warning => log.Error("tunnel-router: error: {Message}", warning)),
+                    warning =>
+                    {
+                        onLastGood = true;
+                        log.Error("tunnel-router: error: {Message}", warning);
+                    }),
                 _ => ConfigLoader.Load(env, args.Overrides, policy, required, Policy.PolicyParser.ErrorsOf, t => text = t),
             };
             StartupTrace.Mark("configuration");
@@ -94,6 +100,9 @@ public static class App
                 "down" => HookCommand.Run(ctx, HookAction.Down),
                 null => HookCommand.Run(ctx, null),
                 "status" => StatusCommand.Status(ctx),
+                // The unit's start after a typo (its stop flushed the policy's routes): the last good policy goes back in,
+                // and the run still fails, naming the file to mend.
+                "apply" when onLastGood => Commands.Run(ctx) is var rc && rc != Ok ? rc : Failed,
                 _ => Commands.Run(ctx),
             };
         }

@@ -174,7 +174,7 @@ public class LifecycleKernelSpecs
     }
 
     [Fact]
-    public void A_broken_policy_never_takes_a_tunnel_down_the_hook_and_watch_run_on_the_last_good_one_and_apply_changes_nothing()
+    public void A_broken_policy_never_takes_a_tunnel_down_the_hook_watch_and_apply_run_on_the_last_good_one()
     {
         using var ns = Router();
         var policy = Topology.Policy(ns, Seed000);
@@ -196,13 +196,34 @@ public class LifecycleKernelSpecs
 
         Assert.Equal(Seed000, kept);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, mode);
-        Assert.NotEqual(0, apply.ExitCode);
+        Assert.Equal(1, apply.ExitCode);
+        Assert.Contains($"running on the last good policy, {copy}, until it is fixed", apply.Stderr);
         Assert.Equal(before, unchanged);
         Assert.Contains($"running on the last good policy, {copy}, until it is fixed", up.Stderr);
         Assert.Equal("tun2", whileUp);
         Assert.Contains($"running on the last good policy, {copy}", watch.Output);
         Assert.Contains(Selector, ns.Ip("rule"));
         Assert.Equal(Seed000, File.ReadAllText(copy));
+    }
+
+    [Fact]
+    public void The_units_restart_after_a_typo_puts_the_last_good_policy_back_and_still_fails()
+    {
+        using var ns = Router();
+        var policy = Topology.Policy(ns, Seed000);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        var applied = ns.Dump();
+        Topology.Policy(ns, Seed000.Replace("\"FailClosed\"", "\"FailClosed\" ["));
+
+        Run(ns, ["flush", "-c", policy]).ShouldSucceed(); // ExecStop
+        var start = Run(ns, ["apply", "-c", policy]);     // ExecStart
+
+        Assert.Equal(1, start.ExitCode);
+        Assert.Contains("the policy does not load", start.Stderr);
+        Assert.Equal(applied, ns.Dump());
+        var plan = Run(ns, ["plan", "-c", policy]);
+        Assert.Equal(1, plan.ExitCode); // plan shows the truth: the file is broken
+        Assert.DoesNotContain("last good", plan.Stderr);
     }
 
     [Fact]
