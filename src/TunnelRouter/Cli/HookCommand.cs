@@ -62,6 +62,8 @@ public static class HookCommand
             StartupTrace.Mark("read");
             // An instance route written without dev reads back with the device the kernel chose.
             desired = Policy.PolicyState.Settle(desired, current);
+            // Where the policy fails closed, a table of this tunnel's rules that nothing routes is closed with them (docs/lifecycle.md).
+            if (tunnel.Action == HookAction.Up && o.FailClosed.Count > 0) desired = Lifecycle.CloseUnserved(desired, current, closed);
             var servers = Servers(ctx, instance);
             if (instance is not null)
             {

@@ -41,6 +41,27 @@ public static class Lifecycle
     ];
 
     /// <summary>
+    /// A table the tunnel's rules send traffic into that has no default route of that family in the kernel and is not
+    /// closed by the policy (a second instance's table, named by <c>setenv TUNNEL_ROUTER_TABLE vpn2</c>, which no line of
+    /// the policy routes): where the policy fails closed at all, the tunnel closes it itself — an unreachable default at
+    /// the table's highest metric, the tunnel's object (its protocol, its record), going with the rules at down. Without
+    /// it the pool's packets would fall through to main and leave by the plain uplink.
+    /// </summary>
+    public static KernelState CloseUnserved(KernelState tunnel, KernelState current, IReadOnlySet<uint> closed)
+    {
+        var add = new List<Route>();
+        foreach (var rule in tunnel.Rules)
+        {
+            if (rule.Action != RuleAction.Lookup || closed.Contains(rule.Table)) continue;
+            foreach (var k in KillSwitches(rule.Table, rule.Protocol))
+                if (k.Family == rule.Family && !add.Contains(k)
+                    && !current.Routes.Concat(tunnel.Routes).Any(r => r.Table == rule.Table && r.Family == k.Family && r.Destination.PrefixLength == 0))
+                    add.Add(k);
+        }
+        return add.Count == 0 ? tunnel : tunnel with { Routes = [.. add, .. tunnel.Routes] };
+    }
+
+    /// <summary>
     /// What the hook installs apart from its tunnel, before it (docs/lifecycle.md, "kill switches first"): the kill switch
     /// of every closed table the tunnel's objects route into, and its instance's steady rules — apply's objects, with
     /// apply's <paramref name="protocol"/>, added when missing and never removed by the hook, so that OpenVPN starting

@@ -261,4 +261,21 @@ public class LifecycleSpecs : IDisposable
         Assert.Equal(["from 10.0.0.0/8 pref 1000 lookup 200 protocol 148", "from fd00:8::/64 pref 1000 lookup 200 protocol 148"],
             server.Rules.Select(r => r.ToString()));
     }
+
+    [Fact]
+    public void A_pool_rule_into_a_table_nothing_routes_is_closed_by_its_tunnel_in_that_family_and_a_routed_or_closed_table_is_not()
+    {
+        static Rule Pool(string from, uint table) => new(from.Contains(':') ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork,
+            1000, RuleAction.Lookup, table, 148, from: Net.ParsePrefix("f", from));
+        var tunnel = new KernelState([], [Pool("10.10.11.0/24", 201), Pool("fd00:11::/64", 201), Pool("10.10.10.0/24", 200), Pool("10.10.12.0/24", 202)]);
+        // Table 200 has a default route (apply's, via the NAT router); 202 is one of the policy's closed tables.
+        var current = new KernelState([new Route(Net.ParsePrefix("d", "0.0.0.0/0"), 200, 147, gateway: IPAddress.Parse("192.168.1.1"), device: "eth0")], []);
+
+        var closed = Lifecycle.CloseUnserved(tunnel, current, new HashSet<uint> { 202 });
+
+        Assert.Equal([Kill(201, AddressFamily.InterNetwork) with { Protocol = 148 }, Kill(201, AddressFamily.InterNetworkV6) with { Protocol = 148 }],
+            closed.Routes.OrderBy(r => r.Family));
+        var routed = tunnel with { Rules = [Pool("10.10.10.0/24", 200)] };
+        Assert.Same(routed, Lifecycle.CloseUnserved(routed, current, new HashSet<uint>()));
+    }
 }
