@@ -218,11 +218,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         using var lab = Connected(form);
         var row = Row(lab, 10, $"unit restart (stop, then start) ({form})");
 
-        row.During(() =>
-        {
-            row.Note("stop", lab.Unit(ShippedUnit.Stop));
-            row.Note("start", lab.Unit(ShippedUnit.Start));
-        }, tailMs: 1_000);
+        row.DuringUnitRestart();
 
         row.Check(tunnel4: true, tunnel6: true);
     }
@@ -236,11 +232,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         Break(lab);
         var row = Row(lab, 11, $"unit restart with a syntax error in the policy ({form})");
 
-        row.During(() =>
-        {
-            row.Note("stop", lab.Unit(ShippedUnit.Stop));
-            row.Note("start", lab.Unit(ShippedUnit.Start));
-        }, tailMs: 1_000);
+        row.DuringUnitRestart();
 
         row.Check(tunnel4: true, tunnel6: true);
     }

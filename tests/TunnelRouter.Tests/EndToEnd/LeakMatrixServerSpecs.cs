@@ -64,11 +64,7 @@ public class LeakMatrixServerSpecs(ITestOutputHelper output)
         using var lab = Connected();
         var row = Row(lab, 3, "unit restart (stop, then start)");
 
-        row.During(() =>
-        {
-            row.Note("stop", lab.Unit(ShippedUnit.Stop));
-            row.Note("start", lab.Unit(ShippedUnit.Start));
-        }, tailMs: 1_000);
+        row.DuringUnitRestart();
 
         row.Check(tunnel4: true, tunnel6: true);
     }
@@ -83,11 +79,7 @@ public class LeakMatrixServerSpecs(ITestOutputHelper output)
         File.WriteAllText(lab.Lab.PolicyPath, broken);
         var row = Row(lab, 4, "unit restart with a syntax error in the policy");
 
-        row.During(() =>
-        {
-            row.Note("stop", lab.Unit(ShippedUnit.Stop));
-            row.Note("start", lab.Unit(ShippedUnit.Start));
-        }, tailMs: 1_000);
+        row.DuringUnitRestart();
 
         row.Check(tunnel4: true, tunnel6: true);
     }

@@ -31,6 +31,9 @@ public interface ILeakLab
     /// <summary>The routing state worth reading when a row fails.</summary>
     string Diagnostics();
 
+    /// <summary>tunnel-router with the words of one of the shipped unit's Exec lines, as the unit runs it.</summary>
+    RunResult Unit(params string[] args);
+
     /// <summary>Makes the neighbour entries on the paths the traffic takes, with pings the far end does not count as
     /// protected traffic. A fresh veth's first IPv6 neighbour solicitation can be lost, and then the first second of
     /// IPv6 echo requests waits for its retransmission (ping, with many unanswered, slows down too): without this a row's
@@ -165,6 +168,13 @@ public sealed class LeakRow(ILeakLab lab, ITestOutputHelper output, int order, s
     }
 
     public void Note(string text) => _notes.AppendLine(text);
+
+    /// <summary>The event of the restart rows: the shipped unit's ExecStop, then its ExecStart, each noted.</summary>
+    public void DuringUnitRestart() => During(() =>
+    {
+        Note("stop", lab.Unit(ShippedUnit.Stop));
+        Note("start", lab.Unit(ShippedUnit.Start));
+    }, tailMs: 1_000);
 
     /// <summary>Notes what watch said that matters here: its restores, back-offs, refusals and forgetting.</summary>
     public void Note(WatchProcess watch)
