@@ -87,8 +87,10 @@ public static class Commands
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
             WarnLeaks(ctx, policy, live, snapshot);
+            StartupTrace.Mark("leaks checked");
             // A policy that parsed and planned is good to fall back on, whatever the kernel says next (docs/lifecycle.md).
             ctx.KeepAsLastGood();
+            StartupTrace.Mark("kept as the last good policy");
             ApplyPlan(ctx, plan);
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
@@ -100,7 +102,10 @@ public static class Commands
     /// said by plan and apply as warnings, by doctor as problems.</summary>
     static void WarnLeaks(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
     {
-        foreach (var finding in Lifecycle.Findings(policy).Concat(Lifecycle.FallThrough(policy, live, snapshot)))
+        foreach (var finding in Lifecycle.Findings(policy))
+            ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
+        StartupTrace.Mark("placeholders checked");
+        foreach (var finding in Lifecycle.FallThrough(policy, live, snapshot))
             ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
     }
 

@@ -19,7 +19,7 @@ public sealed class LastGoodPolicy(string runDir)
     /// <summary>Keeps <paramref name="text"/> as the last good policy; nothing is written when it is that already.</summary>
     public void Save(string text)
     {
-        if (OwnedFile.Read(Path) == text) return;
+        if (OwnedFile.Holds(Path, text)) return;
         OwnedFile.CheckDirectory(System.IO.Path.GetDirectoryName(Path)!, "the last good policy");
         OwnedFile.Replace(Path, text, (UnixFileMode)0b110_000_000, durable: false);
     }

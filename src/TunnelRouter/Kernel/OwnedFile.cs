@@ -19,6 +19,52 @@ public static class OwnedFile
     /// root's (one that is someone else's could be a secret root would republish 0644).</summary>
     public static string? Read(string path, int maxBytes = MaxBytes)
     {
+        using var handle = Open(path, (ulong)maxBytes, out var size);
+        if (handle is null) return null;
+        var buffer = new byte[size];
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
+            if (n == 0) break;
+            total += n;
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+    }
+
+    /// <summary>Whether the file holds exactly <paramref name="text"/> (UTF-8), compared a block at a time: a policy of
+    /// 100,000 lines (several MB) is never read whole beside its own text. False when there is no such file.</summary>
+    public static bool Holds(string path, string text)
+    {
+        using var handle = Open(path, ulong.MaxValue, out _);
+        if (handle is null) return false;
+        var encoder = System.Text.Encoding.UTF8.GetEncoder();
+        var mine = new byte[3 * 16384];
+        var theirs = new byte[mine.Length];
+        var chars = text.AsSpan();
+        long offset = 0;
+        while (true)
+        {
+            var take = Math.Min(chars.Length, 16384);
+            var n = encoder.GetBytes(chars[..take], mine, flush: take == chars.Length);
+            chars = chars[take..];
+            for (var got = 0; got < n;)
+            {
+                var r = RandomAccess.Read(handle, theirs.AsSpan(got, n - got), offset + got);
+                if (r == 0) return false;
+                got += r;
+            }
+            if (!mine.AsSpan(0, n).SequenceEqual(theirs.AsSpan(0, n))) return false;
+            offset += n;
+            if (chars.Length == 0) return RandomAccess.Read(handle, theirs.AsSpan(0, 1), offset) == 0;
+        }
+    }
+
+    /// <summary>The file opened for reading, never through a symlink, and only a regular file of root's under
+    /// <paramref name="maxBytes"/>; null when there is none.</summary>
+    static SafeFileHandle? Open(string path, ulong maxBytes, out ulong size)
+    {
+        size = 0;
         var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
         if (fd < 0)
         {
@@ -28,18 +74,14 @@ public static class OwnedFile
                 ? $"{path} is a symlink; refusing to write through it (remove it)"
                 : $"cannot read {path}: {Marshal.GetLastPInvokeErrorMessage()}");
         }
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (Stat.OfDescriptor(fd) is not { } st || !st.IsRegular || st.Uid != Libc.geteuid() || st.Size > (ulong)maxBytes)
-            throw new EnvironmentException($"{path} is not a regular file of root's under {maxBytes >> 10} KiB; refusing to rewrite it (remove it)");
-        var buffer = new byte[st.Size];
-        var total = 0;
-        while (total < buffer.Length)
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (Stat.OfDescriptor(fd) is not { } st || !st.IsRegular || st.Uid != Libc.geteuid() || st.Size > maxBytes)
         {
-            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
-            if (n == 0) break;
-            total += n;
+            handle.Dispose();
+            throw new EnvironmentException($"{path} is not a regular file of root's under {maxBytes >> 10} KiB; refusing to rewrite it (remove it)");
         }
-        return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+        size = st.Size;
+        return handle;
     }
 
     /// <summary>A temporary file's suffix nobody could have prepared: 16 hex digits from the runtime's OS-seeded

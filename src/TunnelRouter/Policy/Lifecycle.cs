@@ -156,34 +156,67 @@ public static class Lifecycle
     /// </summary>
     public static IEnumerable<Leak> FallThrough(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
     {
-        var rules = new List<(Rule Rule, string Where)>();
-        foreach (var r in policy.Rules) rules.Add((r, $"{policy.Source}: rule '{Show(r, policy)}'"));
+        // Who wrote each rule is said only for the one named: no string is made for the thousands that are fine.
+        var rules = new List<(Rule Rule, string? Device)>();
+        foreach (var r in policy.Rules) rules.Add((r, null));
         foreach (var t in live)
-            foreach (var r in t.Rules) rules.Add((r, $"{t.Device}'s rule '{Show(r, policy)}'"));
+            foreach (var r in t.Rules) rules.Add((r, t.Device));
         rules.RemoveAll(x => x.Rule.Action != RuleAction.Lookup || x.Rule.Table is 0 or TableNames.Main or TableNames.Local or TableNames.Default
                              || x.Rule.SuppressPrefixLength is not null);
         if (rules.Count == 0) yield break;
 
         var tables = rules.Select(x => x.Rule.Table).ToHashSet();
-        // Only what can cover a rule's traffic: a table's routes (a prefix file's routes are specific: not read here).
-        var routes = new List<Route>();
-        void Add(IEnumerable<Route> some) => routes.AddRange(some.Where(r => tables.Contains(r.Table) && r.Type != RouteType.Throw));
-        Add(policy.Routes.Take(policy.Routes.Count - policy.PrefixLists.Sum(l => l.Routes.Count)));
+        // Only what can cover a rule's traffic: a table's destinations (a prefix file's routes are specific: not read
+        // here), by table and family; a table with a default route of a family covers every rule of it. The policy's
+        // packed routes are read in place, never made into Route objects (10,000 of them per apply otherwise).
+        var destinations = new Dictionary<(uint Table, bool V6), List<System.Net.IPNetwork>>();
+        var defaulted = new HashSet<(uint Table, bool V6)>();
+        void One(uint table, System.Net.IPNetwork destination, RouteType type)
+        {
+            if (!tables.Contains(table) || type == RouteType.Throw) return;
+            var key = (table, destination.BaseAddress.AddressFamily.IsV6());
+            if (destination.PrefixLength == 0) defaulted.Add(key);
+            else if (!defaulted.Contains(key)) (destinations.TryGetValue(key, out var list) ? list : destinations[key] = []).Add(destination);
+        }
+        void Add(IEnumerable<Route> some)
+        {
+            foreach (var r in some) One(r.Table, r.Destination, r.Type);
+        }
+        void AddList(IReadOnlyList<Route> list, int count)
+        {
+            if (list is not PackedRoutes packed)
+            {
+                Add(list.Take(count));
+                return;
+            }
+            for (var k = 0; k < count; k++)
+            {
+                // The key's table, length and family first: its destination is made only for a route that can count.
+                ref readonly var p = ref packed.At(k);
+                if (!tables.Contains(p.Key.Table) || p.Tail.Type == RouteType.Throw) continue;
+                var key = (p.Key.Table, p.Key.IsV6);
+                if (p.Key.PrefixLength == 0) defaulted.Add(key);
+                else if (!defaulted.Contains(key)) One(p.Key.Table, p.Key.Destination, p.Tail.Type);
+            }
+        }
+        AddList(policy.Routes, policy.Routes.Count - policy.PrefixLists.Sum(l => l.Routes.Count));
         Add(policy.FailClosed);
         Add(policy.Tunnels.SelectMany(t => t.Routes));
         Add(live.SelectMany(t => t.Routes));
-        Add(snapshot.State.Routes);
+        AddList(snapshot.State.Routes, snapshot.State.Routes.Count);
         // An uplink's table gets its default route via the uplink's gateway.
         var uplinkTables = policy.Uplinks.Select(u => u.Table).ToHashSet();
 
         var said = new HashSet<(uint, bool)>();
-        foreach (var (rule, where) in rules)
+        foreach (var (rule, device) in rules)
         {
             var v6 = rule.Family.IsV6();
             if (uplinkTables.Contains(rule.Table) || said.Contains((rule.Table, v6))) continue;
+            if (defaulted.Contains((rule.Table, v6))) continue;
             var wanted = rule.To ?? new System.Net.IPNetwork(v6 ? System.Net.IPAddress.IPv6Any : System.Net.IPAddress.Any, 0);
-            if (routes.Any(r => r.Table == rule.Table && r.Family == rule.Family && r.Destination.PrefixLength <= wanted.PrefixLength
-                                && r.Destination.Contains(wanted.BaseAddress))) continue;
+            if (destinations.TryGetValue((rule.Table, v6), out var some)
+                && some.Any(d => d.PrefixLength <= wanted.PrefixLength && d.Contains(wanted.BaseAddress))) continue;
+            var where = device is null ? $"{policy.Source}: rule '{Show(rule, policy)}'" : $"{device}'s rule '{Show(rule, policy)}'";
             said.Add((rule.Table, v6));
             var table = policy.TableNames.Format(rule.Table);
             yield return new Leak($"{where}: table {table} has no {(v6 ? "IPv6" : "IPv4")} route for its traffic and no kill switch: its traffic falls through to main",

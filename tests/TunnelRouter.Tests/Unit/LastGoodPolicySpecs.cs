@@ -78,4 +78,26 @@ public class LastGoodPolicySpecs : IDisposable
         Assert.Empty(said);
         Assert.Equal(Good, loaded);
     }
+
+    [Fact]
+    public void A_policy_of_several_megabytes_is_kept_and_compared_a_block_at_a_time()
+    {
+        // 100,000 route lines, a character outside the BMP across a block's edge: larger than any file read back whole.
+        var big = "{ \"Routes\": [\n" + string.Join(",\n", Enumerable.Range(0, 100_000).Select(i => $"  \"blackhole 10.{i / 65536}.{i / 256 % 256}.{i % 256}/32 table 100\"")) + "\n] }\n";
+        big = big.Insert(16383, "\U0001F512");
+        var copy = new LastGoodPolicy(_dir);
+
+        copy.Save(big);
+        var written = File.GetLastWriteTimeUtc(copy.Path);
+        Thread.Sleep(20);
+        copy.Save(big);
+
+        Assert.True(new FileInfo(copy.Path).Length > OwnedFile.MaxBytes);
+        Assert.Equal(big, File.ReadAllText(copy.Path));
+        Assert.Equal(written, File.GetLastWriteTimeUtc(copy.Path)); // the same text: not written again
+        Assert.True(OwnedFile.Holds(copy.Path, big));
+        Assert.False(OwnedFile.Holds(copy.Path, big[..^1]));
+        Assert.False(OwnedFile.Holds(copy.Path, big + " "));
+        Assert.False(OwnedFile.Holds(copy.Path, big.Replace("10.1.17.112/32 ", "10.1.17.113/32 ")));
+    }
 }
