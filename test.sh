@@ -43,6 +43,10 @@ if [ -f "$trx" ]; then
     failed=$(grep -o 'failed="[0-9]*"' "$trx" | head -1 | tr -dc 0-9)
     total=$(grep -o 'total="[0-9]*"' "$trx" | head -1 | tr -dc 0-9)
     echo
+    # The failed tests' names come last, where a truncated log still shows them.
+    if [ "${failed:-0}" -gt 0 ]; then
+        grep -o '<UnitTestResult [^>]*outcome="Failed"' "$trx" | grep -o 'testName="[^"]*"' | sed 's/^testName="/failed: /; s/"$//' | sed 's/&quot;/"/g; s/&amp;/\&/g'
+    fi
     echo "tests: ${passed:-0} passed, ${failed:-0} failed"
     [ "${total:-0}" -gt 0 ] || { echo "test.sh: no test ran" >&2; exit 1; }
 fi

@@ -14,6 +14,8 @@ mount -t tmpfs tunnel-router-hermetic "$scratch"
 mkdir "$scratch/upper" "$scratch/work"
 mount -t overlay tunnel-router-hermetic -o "lowerdir=/etc,upperdir=$scratch/upper,workdir=$scratch/work" /etc
 mkdir -p /etc/tunnel-router /etc/iproute2/rt_tables.d /etc/iproute2/rt_protos.d
+# The names an installed tunnel-router wrote on the host (its drop-ins) are not the tests': gone from the overlay only.
+rm -f /etc/iproute2/rt_tables.d/tunnel-router.conf /etc/iproute2/rt_protos.d/tunnel-router.conf
 printf '{ "Table": "a broken policy that no test may read",\n' >/etc/tunnel-router/tunnel-router.json
 # Numbers no test uses, so that the tests' own ip listings (which read /etc/iproute2 too) stay as they were.
 printf '250\tvpn\n' >/etc/iproute2/rt_tables.d/zz-hermetic-test.conf

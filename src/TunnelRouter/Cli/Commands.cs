@@ -71,7 +71,7 @@ public static class Commands
             if (!snapshot.Links.Any(l => l.Name == e.Link.Name && l.Gre?.Mode == e.Link.Mode))
                 (modules ??= new KernelModules(new ProcessRunner())).Require(e.Link.Mode.Module(),
                     $"{e.Field} ({e.Link.Name}, {e.Link.Mode.Kind()})", loadModules);
-        var plan = Reconciler.Plan(policy, live, snapshot, ReconcileMode.Converge, adopt: ctx.Args.Adopt);
+        var plan = Reconciler.Plan(policy, live, snapshot, ReconcileMode.Converge, adopt: ctx.Args.Adopt, partial: loadModules && !ctx.Args.DryRun);
         StartupTrace.Mark("planned");
         foreach (var note in plan.Notes)
             ctx.Log.Write(stated && note.Stated || note.Always ? LogEventLevel.Information : LogEventLevel.Debug, "{Note}", note.Text);
@@ -94,6 +94,8 @@ public static class Commands
             ApplyPlan(ctx, plan);
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
+            // What the kernel would refuse stayed out and fails the run, after everything else went in (docs/lifecycle.md).
+            if (plan.Refused is { } refused) throw refused;
         }
         return App.Ok;
     }
@@ -119,6 +121,7 @@ public static class Commands
     internal static void ApplyPlan(Context ctx, PolicyPlan plan, bool sayWaiting = true, TimeSpan? settleBound = null)
     {
         if (plan.FailClosed.Count > 0) ctx.ApplyWithNames(plan.FailClosed);
+        if (plan.Guard is { } guard) LoadGuard(ctx, guard);
         // The routing daemon's check comes last and on its own: a daemon that never takes an interface fails the run
         // with one line naming it, and takes nothing back — the tunnels, rules and kill switches stay as applied.
         var rest = plan.Rest;
@@ -128,6 +131,18 @@ public static class Commands
         if (sayWaiting)
             foreach (var w in plan.Waiting) ctx.Log.Information("{Waiting}", w.ToString());
         if (settle is not null) ctx.Settle(settleBound is { } b && b < settle.Bound ? settle with { Bound = b } : settle);
+    }
+
+    /// <summary>The fail-closed guard on its own: a kernel without nf_tables (a minimal or User-Mode Linux kernel) keeps the
+    /// kill switches and the rest of the plan; it is said loudly, doctor names it, and the next apply tries again.</summary>
+    static void LoadGuard(Context ctx, Change guard)
+    {
+        try { ctx.ApplyWithNames([guard]); }
+        catch (TunnelRouterException e)
+        {
+            ctx.Log.Warning("tunnel-router: warning: the fail-closed guard ({Table}) was not loaded: {Message}; the kill switches hold alone",
+                NftGuard.QualifiedName, App.OneLine(e.Message));
+        }
     }
 
     static void Forget(Context ctx, IReadOnlyList<string> devices, string why)

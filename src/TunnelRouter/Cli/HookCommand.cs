@@ -77,13 +77,38 @@ public static class HookCommand
             if (steady.Routes.Count + steady.Rules.Count > 0) ctx.ApplyWithNames(Planner.Plan(steady, current, Ownership.Nothing));
             var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record, unrecorded?.State));
             StartupTrace.Mark("planned");
+            // The fail-closed guard lets the tunnel's traffic out by its device before its routes go in (docs/lifecycle.md).
+            if (tunnel.Action == HookAction.Up && closed.Count > 0) Guard(ctx, Lifecycle.GuardElements(tunnel.Device, desired, closed), add: true);
             ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
             StartupTrace.Mark("applied");
+            if (tunnel.Action == HookAction.Down && (record is null || record.Matches(tunnel))
+                && (record is not null ? new KernelState(record.Routes, record.Rules) : unrecorded?.State) is { } gone
+                && ClosedTables(ctx) is { Count: > 0 } closedAtDown)
+                Guard(ctx, Lifecycle.GuardElements(tunnel.Device, gone, closedAtDown), add: false);
             if (!ctx.Args.DryRun) Record(ctx, records, env, tunnel, settings, desired, record, instance, servers);
             if (tunnel.Action == HookAction.Up) ctx.KeepAsLastGood();
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
         }
         return 0;
+    }
+
+    /// <summary>
+    /// The tunnel's device and pools added to (up) or removed from (down) the fail-closed guard's sets, when the guard is
+    /// there (apply loads it; without nft there is none). A guard that refuses them is a warning, not a failure: the kill
+    /// switches hold either way, and the next apply or watch renders the sets from the records.
+    /// </summary>
+    static void Guard(Context ctx, IReadOnlyList<(uint Table, string Device, IReadOnlyList<System.Net.IPNetwork> Pools)> elements, bool add)
+    {
+        if (elements.Count == 0 || ctx.Args.DryRun || Nftables.GuardExists() != true) return;
+        if (add)
+        {
+            if (!ctx.Nft.TryLoad(NftGuard.AddElements(elements), out var error))
+                ctx.Log.Warning("tunnel-router: warning: the fail-closed guard did not take {Device}: {Error}; its traffic is dropped until 'tunnel-router apply'",
+                    elements[0].Device, App.OneLine(error));
+            return;
+        }
+        // nft refuses a whole transaction for one element that is not there: one at a time, each allowed to be gone already.
+        foreach (var script in NftGuard.DeleteElements(elements)) ctx.Nft.TryLoad(script, out _);
     }
 
     /// <summary>The first Instances entry whose Dev matches the tunnel's device, resolved; null when none does.

@@ -229,6 +229,7 @@ public static class WatchCommand
                     if (kept.Count == 0 && plan.Forgotten.Count == 0)
                     {
                         Remember(plan, snapshot, cause);
+                        if (plan.Refused is { } still) throw still;
                         return TimeSpan.Zero;
                     }
                     var now = _clock.Elapsed;
@@ -247,10 +248,12 @@ public static class WatchCommand
                         foreach (var c in kept) ctx.Log.Information("{Reason}", RestoreReason.Of(c, tables, protocols, appeared));
                     else if (kept.Count > 0)
                         ctx.Log.Information("watch: {Cause}: {Count} change(s)", cause, kept.Count);
-                    Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)] }, sayWaiting: false,
+                    Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)], Guard = plan.Guard is { } g && kept.Contains(g) ? g : null }, sayWaiting: false,
                         settleBound: TimeSpan.FromSeconds(5));
                     if (restoring) _restores++;
                     Remember(plan, snapshot, cause);
+                    // The routes the kernel would refuse stayed out; the rest is in. Said as an error, tried again at the next event.
+                    if (plan.Refused is { } refused) throw refused;
                     if (restoring)
                         foreach (var subject in _limiter.Restored(kept.Where(c => c is AddRule or AddRoute or ReplaceRoute or ReplaceNftTable && !closing.Contains(c))
                                      .Where(c => !(c is AddRoute { Route.Device: { } dev } && appeared.Contains(dev)))

@@ -17,6 +17,12 @@ public sealed record KernelSnapshot
     /// <summary>inet tunnel_router as nft lists it; null when absent (or nft is not installed).</summary>
     public NftTableState? Nft { get; init; }
 
+    /// <summary>inet tunnel_router_guard, the fail-closed guard, as nft lists it; null when absent (or nft is not installed).</summary>
+    public NftTableState? Guard { get; init; }
+
+    /// <summary>Whether nft is installed: without it there is no guard to read or load.</summary>
+    public bool NftInstalled { get; init; } = true;
+
     /// <summary>Global-scope addresses by device, primary first (ip addr show dev D scope global).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<InterfaceAddress>> GlobalAddresses { get; init; } =
         new Dictionary<string, IReadOnlyList<InterfaceAddress>>();
@@ -39,6 +45,7 @@ public sealed record KernelSnapshot
 public sealed record SnapshotQuery(
     bool Nft = true,
     bool NftRequired = false,
+    bool Guard = true,
     IReadOnlyList<string>? AddressesOf = null,
     IReadOnlyList<IPAddress>? RouteGets = null,
     IReadOnlyList<string>? Sysctls = null,

@@ -87,8 +87,8 @@ public static partial class NftMarks
     /// <summary>The one <c>nft -f -</c> transaction that makes the table exactly <paramref name="definition"/>
     /// (or absent, when null): declaring the table first makes the delete succeed when it did not exist, and
     /// nft applies the whole file atomically, so no packet ever sees a half-built table.</summary>
-    public static string Transaction(string? definition) =>
-        $"table {QualifiedName}\ndelete table {QualifiedName}\n{definition}";
+    public static string Transaction(string? definition, string table = QualifiedName) =>
+        $"table {table}\ndelete table {table}\n{definition}";
 
     /// <summary>Whether a table as nft lists it has the chains and rules of <paramref name="definition"/>, line by
     /// line in order: what tells a flushed chain, a deleted or edited rule from the table apply loaded, whose comment
@@ -127,9 +127,12 @@ public static partial class NftMarks
     [System.Text.RegularExpressions.GeneratedRegex(@"meta mark & 0x([0-9a-f]{1,8}) \| 0x([0-9a-f]{1,8})", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
     private static partial System.Text.RegularExpressions.Regex MaskedSet();
 
+    [System.Text.RegularExpressions.GeneratedRegex(@"\bcounter packets \d+ bytes \d+", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex Counted();
+
     static string Canonical(string line)
     {
-        line = string.Join(' ', line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        line = Counted().Replace(string.Join(' ', line.Split(' ', StringSplitOptions.RemoveEmptyEntries)), "counter")
             .Replace("meta nfproto ipv4 ", "", StringComparison.Ordinal).Replace("meta nfproto ipv6 ", "", StringComparison.Ordinal);
         return MaskedSet().Replace(line, m =>
         {
@@ -161,14 +164,18 @@ public static partial class NftMarks
 /// </summary>
 public sealed record ReplaceNftTable(string? Old, string? New) : Change
 {
-    public override Change Inverse() => new ReplaceNftTable(New, Old);
+    /// <summary>Which of TunnelRouter's tables: the marks' (<see cref="NftMarks.QualifiedName"/>) or the fail-closed
+    /// guard's (<see cref="NftGuard.QualifiedName"/>).</summary>
+    public string Table { get; init; } = NftMarks.QualifiedName;
+
+    public override Change Inverse() => new ReplaceNftTable(New, Old) { Table = Table };
 
     /// <summary>What a person would run: a here-document for nft, or the delete.</summary>
     public override string Display(TableNames tables, ProtocolNames protocols) =>
         New is null
-            ? $"nft delete table {NftMarks.QualifiedName}"
-            : $"nft -f - <<'EOF'\n{NftMarks.Transaction(New).TrimEnd('\n')}\nEOF";
+            ? $"nft delete table {Table}"
+            : $"nft -f - <<'EOF'\n{NftMarks.Transaction(New, Table).TrimEnd('\n')}\nEOF";
 
     /// <summary>The input for <c>nft -f -</c>.</summary>
-    public string Script => NftMarks.Transaction(New);
+    public string Script => NftMarks.Transaction(New, Table);
 }

@@ -63,12 +63,14 @@ public sealed class SnapshotReader(IKernel kernel, Nftables nft, Sysctls sysctls
             values.TryAdd(key, sysctls.Read(key));
         // Without nft no table of ours can be there. With marks wanted, Read() reports the missing nft
         // ("nft not found ...; apt-get install nftables") before anything changes.
-        var table = query.NftRequired || (query.Nft && Nftables.IsInstalled()) ? nft.Read() : null;
+        var installed = Nftables.IsInstalled();
+        var table = query.NftRequired || (query.Nft && installed) ? nft.Read() : null;
+        var guard = query.Guard && installed ? nft.Read(NftGuard.Name) : null;
         var files = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (var path in query.Files ?? []) files[path] = OwnedFile.Read(path);
         return new KernelSnapshot
         {
-            State = state, Links = links, Nft = table, GlobalAddresses = addresses, RouteDevices = devices, Sysctls = values, Files = files,
+            State = state, Links = links, Nft = table, Guard = guard, NftInstalled = installed, GlobalAddresses = addresses, RouteDevices = devices, Sysctls = values, Files = files,
         };
     }
 }

@@ -122,8 +122,69 @@ public static class Lifecycle
         AddRoute a => IsKillSwitch(a.Route, protocol),
         ReplaceRoute r => IsKillSwitch(r.New, protocol),
         AddRule a => Selects(a.Rule, closed),
+        ReplaceNftTable { Table: NftGuard.QualifiedName, New: not null } => true,
         _ => false,
     };
+
+    /// <summary>
+    /// What the fail-closed guard (<see cref="NftGuard"/>) is rendered from, or null when the policy closes no table. A closed
+    /// table's traffic may leave by: the devices of its routes (a route's <c>dev</c>; for a route via a gateway, the device
+    /// of main's connected network holding the gateway), its uplinks' and GRE tunnels' devices, and the live tunnels
+    /// (records) with routes in it; the live tunnels' pool rules into it add their pools to what it guards.
+    /// </summary>
+    public static GuardSpec? Guard(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot)
+    {
+        var closed = policy.FailClosedTables;
+        if (closed.Count == 0) return null;
+        var devices = closed.ToDictionary(t => t, _ => new HashSet<string>(StringComparer.Ordinal));
+        var pools = closed.ToDictionary(t => t, _ => new List<System.Net.IPNetwork>());
+        List<Route>? connected = null;
+        void Allow(Route r)
+        {
+            if (!devices.TryGetValue(r.Table, out var set) || r.Type != RouteType.Unicast) return;
+            if (r.Device is { } dev) { set.Add(dev); return; }
+            if (r.Gateway is not { } g) return;
+            connected ??= [.. snapshot.State.Routes.Where(c => c.Table == TableNames.Main && c.Gateway is null && c.Type == RouteType.Unicast && c.Device is not null)];
+            foreach (var c in connected)
+                if (c.Family == r.Family && c.Destination.Contains(g)) { set.Add(c.Device!); return; }
+        }
+        // The Routes lines, and one route of each prefix file (its routes share table, device and gateway).
+        var listed = policy.PrefixLists.Sum(l => l.Routes.Count);
+        for (var i = 0; i < policy.Routes.Count - listed; i++) Allow(policy.Routes[i]);
+        foreach (var l in policy.PrefixLists)
+            if (l.Routes.Count > 0) Allow(l.Routes[0]);
+        foreach (var u in policy.Uplinks)
+            if (devices.TryGetValue(u.Table, out var set)) set.Add(u.Device);
+        foreach (var t in policy.Tunnels)
+            foreach (var r in t.Routes)
+                if (devices.TryGetValue(r.Table, out var set)) set.Add(t.Link.Name);
+        foreach (var record in live)
+        {
+            if (snapshot.Links.Count > 0 && !record.LivesOn(snapshot.Links)) continue;
+            foreach (var r in record.Routes)
+                if (devices.TryGetValue(r.Table, out var set) && r.Type == RouteType.Unicast) set.Add(r.Device ?? record.Device);
+            foreach (var rule in record.Rules)
+                if (Selects(rule, closed) && rule.From is { } pool)
+                {
+                    pools[rule.Table].Add(pool);
+                    devices[rule.Table].Add(record.Device);
+                }
+        }
+        return new GuardSpec(policy.Rules,
+            [.. closed.Order().Select(t => new GuardedTable(t, [.. devices[t]], pools[t]))], policy.PoolRulePriority);
+    }
+
+    /// <summary>What the hook adds to the guard at up and removes at down: for each closed table its tunnel routes into or
+    /// its pool rules look up, its device, and its pools whose rules look the table up.</summary>
+    public static List<(uint Table, string Device, IReadOnlyList<System.Net.IPNetwork> Pools)> GuardElements(string device, KernelState tunnel, IReadOnlySet<uint> closed)
+    {
+        var tables = new SortedSet<uint>();
+        foreach (var r in tunnel.Routes)
+            if (closed.Contains(r.Table) && r.Type == RouteType.Unicast) tables.Add(r.Table);
+        foreach (var rule in tunnel.Rules)
+            if (Selects(rule, closed)) tables.Add(rule.Table);
+        return [.. tables.Select(t => (t, device, (IReadOnlyList<System.Net.IPNetwork>)[.. tunnel.Rules.Where(r => Selects(r, closed) && r.Table == t && r.From is not null).Select(r => r.From!.Value).Distinct()]))];
+    }
 
     /// <summary>
     /// Instances rules that select traffic into a closed table but cannot be steady (a placeholder makes them exist only

@@ -42,6 +42,9 @@ public sealed record ParsedPolicy
 
     /// <summary>The closed tables: FailClosed's, and those with a kill switch written as a Routes line.</summary>
     public IReadOnlySet<uint> FailClosedTables { get; init; } = new HashSet<uint>();
+
+    /// <summary>Where the hook's pool rules stand (the fail-closed guard judges their traffic there).</summary>
+    public uint PoolRulePriority { get; init; } = 1000;
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 
     /// <summary>Instances entries: templates the hook resolves at up; plan shows them.</summary>

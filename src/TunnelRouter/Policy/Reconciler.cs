@@ -38,12 +38,28 @@ public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<Pla
     public IReadOnlyList<string> Forgotten { get; init; } = [];
     public IReadOnlyList<Change> FailClosed { get; init; } = [];
 
-    /// <summary>Everything but the kill switches.</summary>
-    public IReadOnlyList<Change> Rest => FailClosed.Count == 0 ? Changes
-        // The plan puts them first: what follows is cut, not copied (it may be a million routes made as they are read).
-        : FailClosed.Count <= Changes.Count && Enumerable.Range(0, FailClosed.Count).All(i => ReferenceEquals(Changes[i], FailClosed[i]))
-            ? ChangeList.Slice(Changes, FailClosed.Count, Changes.Count - FailClosed.Count)
-            : Changes.Where(c => !FailClosed.Contains(c)).ToList();
+    /// <summary>The fail-closed guard's table (<see cref="NftGuard"/>) replaced, added or removed; right after the kill
+    /// switches, on its own: a kernel or host without nftables keeps the kill switches and the rest.</summary>
+    public Change? Guard { get; init; }
+
+    /// <summary>The routes left out because the kernel would refuse them (a gateway gone with its link), named; the caller
+    /// applies the rest first and then fails with this. Null when none was.</summary>
+    public EnvironmentException? Refused { get; init; }
+
+    /// <summary>Everything but the kill switches and the guard.</summary>
+    public IReadOnlyList<Change> Rest
+    {
+        get
+        {
+            var head = FailClosed.Count + (Guard is null ? 0 : 1);
+            if (head == 0) return Changes;
+            // The plan puts them first: what follows is cut, not copied (it may be a million routes made as they are read).
+            return head <= Changes.Count && Enumerable.Range(0, FailClosed.Count).All(i => ReferenceEquals(Changes[i], FailClosed[i]))
+                   && (Guard is null || ReferenceEquals(Changes[FailClosed.Count], Guard))
+                ? ChangeList.Slice(Changes, head, Changes.Count - head)
+                : Changes.Where(c => !FailClosed.Contains(c) && !ReferenceEquals(c, Guard)).ToList();
+        }
+    }
 }
 
 /// <summary>
@@ -66,7 +82,12 @@ public static class Reconciler
     /// <param name="adopt">take over foreign routes and rules identical to the policy's (apply --adopt).</param>
     public static PolicyPlan Plan(ParsedPolicy policy, KernelSnapshot snapshot, ReconcileMode mode, bool adopt = false) => Plan(policy, [], snapshot, mode, adopt);
 
-    public static PolicyPlan Plan(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, ReconcileMode mode, bool adopt = false)
+    /// <param name="partial">a route whose gateway the kernel would refuse leaves the plan instead of failing it, and the plan
+    /// carries the error (<see cref="PolicyPlan.Refused"/>): what apply and watch make, so that one family's gateway gone
+    /// with a link flap never keeps the other family's routes, the kill switches or the guard out (docs/lifecycle.md).
+    /// Without it (plan, doctor, --dry-run) the error is thrown, and nothing is planned.</param>
+    public static PolicyPlan Plan(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, ReconcileMode mode, bool adopt = false,
+        bool partial = false)
     {
         if (mode is ReconcileMode.Flush or ReconcileMode.FlushAll)
         {
@@ -74,7 +95,9 @@ public static class Reconciler
             var owned = mode == ReconcileMode.FlushAll ? policy.Owned : FlushOwnership(policy, snapshot, flushNotes);
             if (mode == ReconcileMode.FlushAll) FlushAllNote(policy, snapshot, flushNotes);
             // The daemon lets go of the tunnels before they go; it learns of new ones after they are there.
-            return new PolicyPlan(ChangeList.Concat(Daemon(policy, snapshot, ReconcileMode.Flush), Marks(null, snapshot), Planner.Remove(snapshot.State, owned),
+            // Plain flush keeps the guard with the kill switches; flush --all removes it with them.
+            IReadOnlyList<Change> unguard = mode == ReconcileMode.FlushAll && snapshot.Guard is { } g ? [new ReplaceNftTable(g.Definition, null) { Table = NftGuard.QualifiedName }] : [];
+            return new PolicyPlan(ChangeList.Concat(Daemon(policy, snapshot, ReconcileMode.Flush), Marks(null, snapshot), unguard, Planner.Remove(snapshot.State, owned),
                 TunnelPlanner.Remove(snapshot.Links)), flushNotes)
             {
                 Forgotten = mode == ReconcileMode.FlushAll ? [.. live.Select(r => r.Device)] : [],
@@ -88,7 +111,16 @@ public static class Reconciler
         var tunnels = Tunnels(policy, snapshot, notes);
         var changes = ChangeList.Concat(tunnels, routing, Live(live, snapshot, forgotten), Marks(policy.Marks, snapshot),
             Sysctls(policy, snapshot), Daemon(policy, snapshot, mode, tunnels));
-        Reachable(policy, live, snapshot, changes);
+        EnvironmentException? refused = null;
+        try { Reachable(policy, live, snapshot, changes); }
+        catch (RefusedRoutes e) when (partial)
+        {
+            refused = e;
+            var routes = e.Routes.ToHashSet();
+            changes = changes.Where(c => c switch { AddRoute a => !routes.Contains(a.Route), ReplaceRoute r => !routes.Contains(r.New), _ => true }).ToList();
+        }
+        var guard = Guard(policy, live, snapshot, notes);
+        if (guard is not null) changes = ChangeList.Concat(new Change[] { guard }, changes);
         var failClosed = new List<Change>();
         if (policy.FailClosed.Count > 0 || policy.FailClosedTables.Count > 0)
         {
@@ -134,7 +166,31 @@ public static class Reconciler
             Waiting = [.. waiting.OrderBy(w => w.Key, StringComparer.Ordinal).Select(w => new Waiting(w.Key, w.Value.Routes, w.Value.Uplinks))],
             Forgotten = forgotten,
             FailClosed = failClosed,
+            Guard = guard,
+            Refused = refused,
         };
+    }
+
+    /// <summary>The fail-closed guard's table as the policy, the live tunnels and the kernel want it, when it differs from
+    /// the kernel's; removed when the policy closes no table. Without nft there is none, and the plan says so.</summary>
+    static Change? Guard(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, List<PlanNote> notes)
+    {
+        NftTable? desired = null;
+        if (Lifecycle.Guard(policy, live, snapshot) is { } spec)
+        {
+            if (!snapshot.NftInstalled)
+            {
+                notes.Add(new("nft is not installed, so the fail-closed guard (docs/lifecycle.md) is left out and the kill switches hold alone; apt-get install nftables",
+                    Stated: true, Always: true));
+                return null;
+            }
+            desired = NftGuard.Render(spec, out var unguarded);
+            foreach (var u in unguarded) notes.Add(new(u, Stated: true));
+        }
+        var current = snapshot.Guard;
+        if (desired is null) return current is null ? null : new ReplaceNftTable(current.Definition, null) { Table = NftGuard.QualifiedName };
+        return current is not null && NftGuard.Same(current, desired)
+            ? null : new ReplaceNftTable(current?.Definition, desired.Definition) { Table = NftGuard.QualifiedName };
     }
 
     /// <summary>
@@ -388,7 +444,13 @@ public static class Reconciler
             if (why is not null) failed.Add((r, why));
         }
         if (failed.Count == 0) return;
-        throw new EnvironmentException($"{policy.Source}: {string.Join("; ", Origins(policy, live, failed))}");
+        throw new RefusedRoutes($"{policy.Source}: {string.Join("; ", Origins(policy, live, failed))}", [.. failed.Select(f => f.Route)]);
+    }
+
+    /// <summary>Routes the kernel would refuse, each named with why (<see cref="Reachable"/>).</summary>
+    sealed class RefusedRoutes(string message, IReadOnlyList<Route> routes) : EnvironmentException(message)
+    {
+        public IReadOnlyList<Route> Routes => routes;
     }
 
     /// <summary>The routes without a gateway that a gateway can lie in: the kernel's, and the ones this plan adds.</summary>

@@ -87,7 +87,7 @@ public static class RestoreReason
         AddRoute a => Route(a.Route, tables, protocols),
         DeleteRoute d => Route(d.Route, tables, protocols),
         ReplaceRoute r => Route(r.New, tables, protocols),
-        ReplaceNftTable => $"table {NftMarks.QualifiedName}",
+        ReplaceNftTable t => $"table {t.Table}",
         _ => c.Display(tables, protocols),
     };
 
@@ -116,6 +116,7 @@ public static class RestoreReason
             ReplaceRoute => $"{subject} was changed by someone else: restored",
             ReplaceNftTable { New: null } => $"{subject} is no longer in the policy: removed",
             ReplaceNftTable { Old: null } => $"{subject} was deleted by someone else: restored",
+            ReplaceNftTable { Table: NftGuard.QualifiedName } => $"{subject} (the fail-closed guard) was changed by someone else, or what it guards changed: restored",
             ReplaceNftTable => $"{subject} was changed by someone else (or the policy's marks changed): restored",
             DeleteRule or DeleteRoute => $"{subject} is no longer wanted: removed",
             _ => $"{subject}: changed",

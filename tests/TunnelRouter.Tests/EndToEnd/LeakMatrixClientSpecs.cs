@@ -272,6 +272,53 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_kill_switch_deleted_10_times_within_a_minute_under_watch_sends_nothing_in_clear()
+    {
+        using var lab = new ClientLeakLab();
+        Write(lab, "top-level");
+        lab.Unit(ShippedUnit.Start).ShouldSucceed();
+        var watch = lab.Watch();
+        var row = Row(lab, 14, "kill switch deleted 10 times in a minute under watch (tunnel down, top-level rules)");
+
+        var growth = new List<string>();
+        row.During(() =>
+        {
+            var last = lab.Counts();
+            for (var i = 0; i < 10; i++)
+            {
+                lab.Lab.Router.Exec("/usr/sbin/ip", ["route", "del", "unreachable", "default", "table", "100", "metric", "4294967295"]);
+                lab.Lab.Router.Exec("/usr/sbin/ip", ["-6", "route", "del", "unreachable", "default", "table", "100", "metric", "4294967295"]);
+                Thread.Sleep(1_000);
+                var now = lab.Counts();
+                growth.Add($"{now.Clear4 - last.Clear4}/{now.Clear6 - last.Clear6}");
+                last = now;
+            }
+        });
+        // Which deletions leaked how much: the debounce's share at each, and the back-off's from the sixth on.
+        row.Note("in clear in the second after each deletion (IPv4/IPv6): " + string.Join(", ", growth));
+        row.Note(watch);
+
+        row.Check(tunnel4: false, tunnel6: false);
+    }
+
+    [Fact]
+    public void A_rule_deleted_by_hand_under_a_10_ms_ping_and_watch_sends_nothing_in_clear()
+    {
+        using var lab = Connected(watch: true);
+        var row = Row(lab, 15, "rule deleted by hand under a 10 ms ping (watch running)");
+
+        row.During(() =>
+        {
+            lab.Lab.Router.Ip("rule", "del", "from", "192.168.10.0/24", "to", Server4, "table", "100");
+            lab.Lab.Router.Ip("-6", "rule", "del", "from", "fd10::/64", "to", Server6, "table", "100");
+            Thread.Sleep(1_500);
+        }, intervalMs: 10);
+        row.Note(WatchOf(lab));
+
+        row.Check(tunnel4: true, tunnel6: true);
+    }
+
+    [Fact]
     public void A_pushed_route_gateway_on_the_clients_WAN_sends_nothing_in_clear()
     {
         using var lab = new ClientLeakLab();

@@ -101,8 +101,28 @@ public class LeakMatrixServerSpecs(ITestOutputHelper output)
         row.Check(tunnel4: true, tunnel6: true);
     }
 
-    /// <summary>A second server instance (tun1, its own pools) with <c>setenv TUNNEL_ROUTER_TABLE vpn2</c>, on the same
-    /// policy: client 1 connects to it, client 0 to the first.</summary>
+    /// <summary>eth1 (towards the NAT router) down for 0.3 s: IPv6 takes the address with the link, so the IPv6 gateway is
+    /// unreachable until someone adds it again; IPv4 keeps its address and its gateway. watch runs, and the NetworkManager
+    /// dispatcher's apply runs when the link is up again.</summary>
+    [Fact]
+    public void A_link_flap_that_takes_the_IPv6_gateway_sends_nothing_in_clear_and_IPv4_reaches_the_internet_after_it()
+    {
+        using var lab = Connected(watch: true);
+        var row = Row(lab, 7, "link flap taking one family's gateway (IPv6 address gone; watch + dispatcher apply)");
+
+        row.During(() =>
+        {
+            lab.Lab.Server.Ip("link", "set", "eth1", "down");
+            Thread.Sleep(300);
+            lab.Lab.Server.Ip("link", "set", "eth1", "up");
+            Thread.Sleep(1_500);
+            row.Note("apply", lab.Unit(ShippedUnit.Start));
+        }, tailMs: 1_000);
+        row.Note(lab.Last<WatchProcess>());
+
+        row.Check(tunnel4: true, tunnel6: false);
+    }
+
     [Fact]
     public void A_second_instance_on_its_own_table_sends_nothing_in_clear()
     {
@@ -121,4 +141,20 @@ public class LeakMatrixServerSpecs(ITestOutputHelper output)
         row.Check(tunnel4: true, tunnel6: true);
     }
 
+    [Fact]
+    public void A_pool_rule_deleted_by_hand_under_a_10_ms_ping_and_watch_sends_nothing_in_clear()
+    {
+        using var lab = Connected(watch: true);
+        var row = Row(lab, 9, "pool rule deleted by hand under a 10 ms ping (watch running)");
+
+        row.During(() =>
+        {
+            lab.Lab.Server.Ip("rule", "del", "from", "10.10.10.0/24", "pref", "1000", "table", "200");
+            lab.Lab.Server.Ip("-6", "rule", "del", "from", "fd00:4242:4242:4242::/64", "pref", "1000", "table", "200");
+            Thread.Sleep(1_500);
+        }, intervalMs: 10);
+        row.Note(lab.Last<WatchProcess>());
+
+        row.Check(tunnel4: true, tunnel6: true);
+    }
 }

@@ -105,7 +105,11 @@ public class LifecycleKernelSpecs
         Assert.Contains(Selector, ns.Ip("rule"));
         Assert.Matches("unreachable default .*proto 147 metric 4294967295", ns.Ip("-6", "route", "show", "table", "100"));
         Assert.Equal("refused", LanToServer(ns));
-        Assert.Equal(0, Run(ns, ["plan", "-c", policy]).ExitCode);
+        // Left for apply: only the fail-closed guard, which the hook never renders (it adds its device to a guard that is there).
+        var plan = Run(ns, ["plan", "-c", policy]);
+        Assert.Equal(2, plan.ExitCode);
+        Assert.StartsWith("nft -f - <<'EOF'\ntable inet tunnel_router_guard", plan.Stdout);
+        Assert.DoesNotContain("ip ", plan.Stdout.Replace("ip saddr", "", StringComparison.Ordinal).Replace("ip daddr", "", StringComparison.Ordinal));
     }
 
     [Fact]

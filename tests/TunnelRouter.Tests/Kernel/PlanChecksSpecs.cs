@@ -17,13 +17,14 @@ public class PlanChecksSpecs
     }
 
     [Fact]
-    public void A_gateway_that_is_not_on_link_is_an_error_in_plan_as_in_apply_and_nothing_changes()
+    public void A_gateway_that_is_not_on_link_is_an_error_in_plan_which_changes_nothing_and_in_apply_which_puts_in_the_rest()
     {
         using var ns = Host();
         var policy = WritePolicy(ns, Hardening.Policy(["default via 192.168.9.1 dev wan table vpn", "default via 192.168.1.1 table wan"], [], "\"vpn\": 200, \"wan\": 201"));
         var before = ns.Dump();
 
         var plan = Run(ns, ["plan", "--config", policy]);
+        Assert.Equal(before, ns.Dump());
         var apply = Run(ns, ["apply", "--config", policy]);
 
         const string expected = "route 'default via 192.168.9.1 dev wan table vpn proto tunnel-router': gateway 192.168.9.1 is not on a connected network of wan, so the kernel would refuse it (\"Nexthop has invalid gateway\"); add the address or route that reaches it, or 'onlink' if it is on the link anyway";
@@ -32,7 +33,10 @@ public class PlanChecksSpecs
         Assert.Contains(expected, plan.Stderr);
         Assert.Equal(1, apply.ExitCode);
         Assert.Contains(expected, apply.Stderr);
-        Assert.Equal(before, ns.Dump());
+        // One route the kernel would refuse never keeps the others out (docs/lifecycle.md, invariant 9): table wan's went in.
+        Assert.Contains("default via 192.168.1.1 dev wan proto tunnel-router", ns.Ip("route", "show", "table", "201"));
+        Assert.Equal("", ns.Ip("route", "show", "table", "200").Trim());
+        Assert.Equal(1, Run(ns, ["apply", "--config", policy]).ExitCode);
     }
 
     [Fact]
@@ -48,6 +52,7 @@ public class PlanChecksSpecs
         var before = ns.Dump();
 
         var plan = Run(ns, ["plan", "--config", policy]);
+        Assert.Equal(before, ns.Dump());
         var apply = Run(ns, ["apply", "--config", policy]);
 
         foreach (var run in new[] { plan, apply })
@@ -58,7 +63,6 @@ public class PlanChecksSpecs
             Assert.Contains("PrefixLists[0].Route (ru.txt): its 2 routes like '5.3.0.0/16 via 192.168.9.1 dev wan table vpn proto tunnel-router': gateway 192.168.9.1 is not on a connected network of wan, so the kernel would refuse it", error);
         }
         Assert.Equal("", plan.Stdout);
-        Assert.Equal(before, ns.Dump());
     }
 
     [Fact]

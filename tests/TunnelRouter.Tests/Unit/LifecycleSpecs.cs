@@ -57,8 +57,9 @@ public class LifecycleSpecs : IDisposable
             "route add unreachable default table 100 proto 147 metric 4294967295",
             "route add unreachable default table 100 proto 147 metric 4294967295",
             "rule add " + Selector,
-        ], Lines(plan.Changes));
-        Assert.Equal(plan.Changes, plan.FailClosed);
+        ], Lines(plan.FailClosed));
+        // Then the fail-closed guard, on its own, and nothing else.
+        Assert.Equal([.. plan.FailClosed, plan.Guard!], plan.Changes);
         Assert.Equal(Lifetime.Steady, Lifecycle.Of(policy.Instances[0].Rules[0], policy.Instances[0].Samples[0], policy.FailClosedTables));
     }
 
@@ -130,7 +131,8 @@ public class LifecycleSpecs : IDisposable
 
         var plan = Reconciler.Plan(policy, [record], snapshot, ReconcileMode.Converge);
 
-        Assert.Equal(["rule del from 10.8.0.0/24 pref 1000 lookup 200 protocol 148"], Lines(plan.Changes));
+        Assert.Equal(["rule del from 10.8.0.0/24 pref 1000 lookup 200 protocol 148"], Lines(plan.Rest));
+        Assert.Empty(plan.FailClosed);
         Assert.Equal(["tun2"], plan.Forgotten);
     }
 

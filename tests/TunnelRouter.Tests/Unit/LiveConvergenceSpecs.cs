@@ -148,9 +148,9 @@ public class LiveConvergenceSpecs : IDisposable
             "route add unreachable default table 201 proto 147 metric 4294967295",
             "route add unreachable default table 201 proto 147 metric 4294967295",
             "rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147",
-        ], Lines(plan.Changes));
-        // The rule into the fail-closed table goes with its kill switches (docs/lifecycle.md).
-        Assert.Equal(plan.Changes, plan.FailClosed);
+        ], Lines(plan.FailClosed));
+        // The rule into the fail-closed table goes with its kill switches, then the guard (docs/lifecycle.md).
+        Assert.Equal([.. plan.FailClosed, plan.Guard!], plan.Changes);
         Assert.Empty(plan.Rest);
     }
 
@@ -168,8 +168,9 @@ public class LiveConvergenceSpecs : IDisposable
 
         var plan = Reconciler.Plan(policy, [], new KernelSnapshot { Links = Snapshots.Links("tun2") }, ReconcileMode.Converge);
 
-        Assert.Equal(1003, plan.Changes.Count);
+        Assert.Equal(1004, plan.Changes.Count);
         Assert.Equal(plan.Changes.Take(3), plan.FailClosed);
+        Assert.Same(plan.Guard, plan.Changes[3]);
         Assert.All(plan.FailClosed.Take(2), c => Assert.StartsWith("route add unreachable default table 201", c.Batch()));
         Assert.Equal("rule add from 192.168.5.0/24 pref 2000 lookup 201 protocol 147", plan.FailClosed[2].Batch());
         // The rest is the plan cut around them, its prefix routes still packed (made only when read), in the planner's order.
@@ -177,7 +178,7 @@ public class LiveConvergenceSpecs : IDisposable
         Assert.IsAssignableFrom<IPackedChanges>(rest);
         Assert.Equal(1000, rest.Count);
         Assert.Equal(1000, Enumerable.Range(0, rest.Count).Count(i => ((IPackedChanges)rest).TryPacked(i, out _, out _)));
-        Assert.Equal(plan.Changes.Skip(3).Select(c => c.Batch()), rest.Select(c => c.Batch()));
+        Assert.Equal(plan.Changes.Skip(4).Select(c => c.Batch()), rest.Select(c => c.Batch()));
         Assert.DoesNotContain(rest, c => c.Batch()!.Contains("unreachable") || c.Batch()!.StartsWith("rule"));
     }
 
@@ -191,7 +192,7 @@ public class LiveConvergenceSpecs : IDisposable
             Routes = ["unreachable default table nyet metric 4294967295"],
         });
 
-        Assert.Equal(2, Reconciler.Plan(policy, [], KernelSnapshot.Empty, ReconcileMode.Converge).Changes.Count);
+        Assert.Equal(2, Reconciler.Plan(policy, [], KernelSnapshot.Empty, ReconcileMode.Converge).Changes.Count(c => c is not ReplaceNftTable));
     }
 
     [Theory]

@@ -1,0 +1,191 @@
+using System.Net;
+using System.Net.Sockets;
+using TunnelRouter.Config;
+using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+using TunnelRouter.Policy;
+using Xunit;
+
+namespace TunnelRouter.Tests.Unit;
+
+/// <summary>Issue 21, invariant 11: the fail-closed guard (<see cref="NftGuard"/>) rendered from the policy, the live
+/// tunnels' records and a hand-made snapshot.</summary>
+public class FailClosedGuardSpecs : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-guard-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
+
+    static TunnelRouterOptions Seed000(params string[] rules) => new()
+    {
+        Tables = new() { ["nyet"] = 100 },
+        FailClosed = ["nyet"],
+        Rules = rules.Length > 0 ? [.. rules] : ["from 192.168.10.0/24 to 198.51.100.7 lookup nyet"],
+        Instances = [new InstanceOptions { Dev = "tun2", Routes = ["default dev ${dev} table nyet"] }],
+    };
+
+    static TunnelRouterOptions Seed003() => new()
+    {
+        Table = "vpn",
+        Tables = new() { ["vpn"] = 200 },
+        FailClosed = ["vpn"],
+        PoolRules = true,
+        Routes = ["default via 192.168.1.1 table vpn", "default via fd00:1010::1 table vpn"],
+    };
+
+    static KernelSnapshot Server => new()
+    {
+        State = new KernelState(
+        [
+            new Route(IPNetwork.Parse("192.168.1.0/24"), TableNames.Main, 2, "eth1"),
+            new Route(IPNetwork.Parse("fd00:1010::/64"), TableNames.Main, 2, "eth1"),
+            new Route(IPNetwork.Parse("192.168.179.0/24"), TableNames.Main, 2, "isp0"),
+        ], []),
+    };
+
+    static string Chain(NftTable t, string name)
+    {
+        var text = t.Definition;
+        var at = text.IndexOf($"chain {name} {{", StringComparison.Ordinal);
+        return text[at..text.IndexOf('}', at)];
+    }
+
+    [Fact]
+    public void The_policys_selector_jumps_to_its_tables_chain_which_lets_out_only_the_tables_devices_and_counts_what_it_drops()
+    {
+        var policy = Parse(Seed000());
+        var spec = Lifecycle.Guard(policy, [], KernelSnapshot.Empty)!;
+        var table = NftGuard.Render(spec, out var unguarded)!;
+
+        Assert.Empty(unguarded);
+        Assert.Contains("ip saddr 192.168.10.0/24 ip daddr 198.51.100.7 jump closed_100", Chain(table, "postrouting"));
+        Assert.Contains("oifname @oif_100 return\n\t\tcounter drop", Chain(table, "closed_100"));
+        Assert.StartsWith("table inet tunnel_router_guard {", table.Definition);
+    }
+
+    [Fact]
+    public void A_rule_before_the_selector_that_chooses_another_table_returns_first_and_one_after_it_comes_after()
+    {
+        var policy = Parse(Seed000("from 192.168.10.0/24 to 10.0.0.0/8 pref 1500 lookup main",
+            "from 192.168.10.0/24 to 198.51.100.7 pref 1600 lookup nyet", "from 192.168.10.0/24 pref 1700 lookup main"));
+        var chain = Chain(NftGuard.Render(Lifecycle.Guard(policy, [], KernelSnapshot.Empty)!, out _)!, "postrouting");
+
+        var exempt = chain.IndexOf("ip saddr 192.168.10.0/24 ip daddr 10.0.0.0/8 return", StringComparison.Ordinal);
+        var guarded = chain.IndexOf("ip daddr 198.51.100.7 jump closed_100", StringComparison.Ordinal);
+        var after = chain.IndexOf("ip saddr 192.168.10.0/24 return", StringComparison.Ordinal);
+        Assert.True(exempt >= 0 && guarded > exempt && after > guarded, chain);
+    }
+
+    [Theory]
+    [InlineData("not from 192.168.10.0/24 lookup nyet")]
+    [InlineData("oif eth0 lookup nyet")]
+    [InlineData("iif lo lookup nyet")]
+    public void A_selector_nft_cannot_match_is_named_and_left_to_the_kill_switch(string rule)
+    {
+        var policy = Parse(Seed000(rule));
+        var table = NftGuard.Render(Lifecycle.Guard(policy, [], KernelSnapshot.Empty)!, out var unguarded)!;
+
+        Assert.Single(unguarded);
+        Assert.Contains("only its table's kill switch holds it", unguarded[0]);
+        // Only the pools' jumps: nothing of the rule.
+        Assert.Equal(2, Chain(table, "postrouting").Split("jump closed_100").Length - 1);
+    }
+
+    [Theory]
+    [InlineData("fwmark 0x1 lookup nyet", "meta nfproto ipv4 meta mark 0x00000001 jump closed_100")]
+    [InlineData("fwmark 0x100/0xff00 lookup nyet", "meta nfproto ipv4 meta mark & 0x0000ff00 == 0x00000100 jump closed_100")]
+    [InlineData("iif lan0 ipproto tcp dport 443 lookup nyet", "iifname \"lan0\" meta nfproto ipv4 tcp dport 443 jump closed_100")]
+    [InlineData("from fd10::/64 uidrange 1000-2000 lookup nyet", "ip6 saddr fd10::/64 meta skuid 1000-2000 jump closed_100")]
+    public void Selectors_of_every_kind_nft_can_say_become_its_matches(string rule, string line)
+    {
+        var policy = Parse(Seed000(rule));
+        Assert.Contains(line, Chain(NftGuard.Render(Lifecycle.Guard(policy, [], KernelSnapshot.Empty)!, out _)!, "postrouting"));
+    }
+
+    [Fact]
+    public void A_gateway_route_lets_out_the_device_of_mains_network_holding_the_gateway_and_a_live_tunnels_pools_are_guarded()
+    {
+        var policy = Parse(Seed003());
+        var record = new TunnelRecord("tun0", "tun0 10.10.10.1 -",
+            [new Route(IPNetwork.Parse("10.10.10.0/24"), 200, 148, "tun0")],
+            [new Rule(AddressFamily.InterNetwork, 1000, RuleAction.Lookup, 200, 148, from: IPNetwork.Parse("10.10.10.0/24")),
+             new Rule(AddressFamily.InterNetworkV6, 1000, RuleAction.Lookup, 200, 148, from: IPNetwork.Parse("fd42::/64"))]);
+        var table = NftGuard.Render(Lifecycle.Guard(policy, [record], Server)!, out _)!;
+        var sets = NftGuard.Elements(table.Definition);
+
+        Assert.Equal(["eth1", "tun0"], sets["oif_200"]);
+        Assert.Equal(["10.10.10.0/24"], sets["pool4_200"]);
+        Assert.Equal(["fd42::/64"], sets["pool6_200"]);
+        Assert.Contains("ip saddr @pool4_200 jump closed_200", Chain(table, "postrouting"));
+    }
+
+    [Fact]
+    public void The_hooks_elements_leave_the_fingerprint_alone_but_not_the_comparison()
+    {
+        var policy = Parse(Seed003());
+        var bare = NftGuard.Render(Lifecycle.Guard(policy, [], Server)!, out _)!;
+        var record = new TunnelRecord("tun0", "tun0 10.10.10.1 -", [new Route(IPNetwork.Parse("10.10.10.0/24"), 200, 148, "tun0")], []);
+        var live = NftGuard.Render(Lifecycle.Guard(policy, [record], Server)!, out _)!;
+
+        Assert.Equal(bare.Fingerprint, live.Fingerprint);
+        Assert.False(NftGuard.Same(new NftTableState(bare.Definition, bare.Fingerprint), live));
+        Assert.True(NftGuard.Same(new NftTableState(live.Definition, live.Fingerprint), live));
+    }
+
+    [Fact]
+    public void Nfts_listing_with_counters_and_a_wrapped_element_list_is_the_same_guard()
+    {
+        var policy = Parse(Seed003());
+        var record = new TunnelRecord("tun0", "tun0 10.10.10.1 -", [new Route(IPNetwork.Parse("10.10.10.0/24"), 200, 148, "tun0")], []);
+        var desired = NftGuard.Render(Lifecycle.Guard(policy, [record], Server)!, out _)!;
+        var listing = desired.Definition
+            .Replace("elements = { \"eth1\", \"tun0\" }", "elements = { \"eth1\",\n\t\t\t     \"tun0\" }", StringComparison.Ordinal)
+            .Replace("counter drop", "counter packets 12 bytes 1008 drop", StringComparison.Ordinal)
+            .Replace("\t}\n\tset", "\t}\n\n\tset", StringComparison.Ordinal);
+
+        Assert.True(NftGuard.Same(new NftTableState(listing, NftMarks.FingerprintOf(listing)), desired));
+    }
+
+    [Fact]
+    public void Apply_loads_the_guard_right_after_the_kill_switches_on_its_own_flush_keeps_it_and_flush_all_removes_it()
+    {
+        var policy = Parse(Seed000());
+        var plan = Reconciler.Plan(policy, KernelSnapshot.Empty, ReconcileMode.Converge);
+        var guard = Assert.IsType<ReplaceNftTable>(plan.Guard);
+
+        Assert.Equal(NftGuard.QualifiedName, guard.Table);
+        Assert.Same(guard, plan.Changes[plan.FailClosed.Count]);
+        Assert.DoesNotContain(guard, plan.Rest);
+        Assert.True(Lifecycle.Closes(guard, policy.FailClosedTables, policy.Protocol));
+
+        var held = KernelSnapshot.Empty with { Guard = new NftTableState(guard.New!, NftMarks.FingerprintOf(guard.New!)) };
+        Assert.Null(Reconciler.Plan(policy, held, ReconcileMode.Converge).Guard);
+        var empty = ParsedPolicy.Empty("policy.json", policy.Protocol, policy.HookProtocol);
+        Assert.DoesNotContain(Reconciler.Plan(empty, held, ReconcileMode.Flush).Changes, c => c is ReplaceNftTable);
+        Assert.Contains(Reconciler.Plan(empty, held, ReconcileMode.FlushAll).Changes, c => c is ReplaceNftTable { New: null, Table: NftGuard.QualifiedName });
+    }
+
+    [Fact]
+    public void Without_nft_there_is_no_guard_and_the_plan_says_so()
+    {
+        var plan = Reconciler.Plan(Parse(Seed000()), KernelSnapshot.Empty with { NftInstalled = false }, ReconcileMode.Converge);
+
+        Assert.Null(plan.Guard);
+        Assert.Contains(plan.Notes, n => n.Text.Contains("nft is not installed", StringComparison.Ordinal) && n.Always);
+    }
+
+    [Fact]
+    public void The_hook_adds_its_device_and_pools_and_removes_them_one_element_at_a_time()
+    {
+        var tunnel = new KernelState([new Route(IPNetwork.Parse("10.10.10.0/24"), 200, 148, "tun0")],
+            [new Rule(AddressFamily.InterNetwork, 1000, RuleAction.Lookup, 200, 148, from: IPNetwork.Parse("10.10.10.0/24"))]);
+        var elements = Lifecycle.GuardElements("tun0", tunnel, new HashSet<uint> { 200 });
+
+        Assert.Equal("add element inet tunnel_router_guard oif_200 { \"tun0\" }\nadd element inet tunnel_router_guard pool4_200 { 10.10.10.0/24 }\n",
+            NftGuard.AddElements(elements));
+        Assert.Equal(2, NftGuard.DeleteElements(elements).Count);
+        Assert.Empty(Lifecycle.GuardElements("tun0", tunnel, new HashSet<uint> { 100 }));
+    }
+}
