@@ -42,7 +42,7 @@ public sealed class ConflictException(string message) : TunnelRouterException(me
 }
 
 /// <summary>The caller lacks a privilege (CAP_NET_ADMIN) or a tool/kernel feature is missing.</summary>
-public class EnvironmentException(string message) : TunnelRouterException(message);
+public sealed class EnvironmentException(string message) : TunnelRouterException(message);
 
 public static class Errno
 {

@@ -95,7 +95,11 @@ public static class Commands
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
             // What the kernel would refuse stayed out and fails the run, after everything else went in (docs/lifecycle.md).
-            if (plan.Refused is { } refused) throw refused;
+            if (plan.Refused is { } refused)
+            {
+                ctx.Log.Warning("tunnel-router: warning: the routes the kernel would refuse stay out (below); the kill switches and the rules into them went in, and the rest of the policy with them");
+                throw refused;
+            }
         }
         return App.Ok;
     }

@@ -112,11 +112,11 @@ public static class Reconciler
         var changes = ChangeList.Concat(tunnels, routing, Live(live, snapshot, forgotten), Marks(policy.Marks, snapshot),
             Sysctls(policy, snapshot), Daemon(policy, snapshot, mode, tunnels));
         EnvironmentException? refused = null;
-        try { Reachable(policy, live, snapshot, changes); }
-        catch (RefusedRoutes e) when (partial)
+        if (Reachable(policy, live, snapshot, changes) is { } failed)
         {
-            refused = e;
-            var routes = e.Routes.ToHashSet();
+            refused = new EnvironmentException(failed.Why);
+            if (!partial) throw refused;
+            var routes = failed.Routes.ToHashSet();
             changes = changes.Where(c => c switch { AddRoute a => !routes.Contains(a.Route), ReplaceRoute r => !routes.Contains(r.New), _ => true }).ToList();
         }
         var guard = Guard(policy, live, snapshot, notes);
@@ -397,12 +397,13 @@ public static class Reconciler
     /// tunnel addresses; the kernel answers "Nexthop has invalid gateway" otherwise. The device must be up ("Nexthop
     /// device is not up"), and the gateway not an address of this host (IPv6 refuses it, "Gateway can not be a local
     /// address"; IPv4 would route the packets back to this host). A route on a device that does not exist yet is not
-    /// judged here (it waits for its device), nor is a snapshot without links (no kernel was read). Each distinct
+    /// judged here (it waits for its device), nor is a snapshot without links (no kernel was read). Returns the refused
+    /// routes and one message naming each by where it comes from; null when none is. Each distinct
     /// (table, device, gateway) is judged once: a prefix file of a million routes via one gateway costs one look.
     /// </summary>
-    static void Reachable(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, IReadOnlyList<Change> changes)
+    static (IReadOnlyList<Route> Routes, string Why)? Reachable(ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, IReadOnlyList<Change> changes)
     {
-        if (snapshot.Links.Count == 0) return;
+        if (snapshot.Links.Count == 0) return null;
         var tunnels = new Dictionary<string, TunnelConfigEntry>(StringComparer.Ordinal);
         foreach (var t in policy.Tunnels) tunnels[t.Link.Name] = t;
         var links = new Dictionary<string, Link>(StringComparer.Ordinal);
@@ -443,14 +444,8 @@ public static class Reconciler
             lastWhy = why;
             if (why is not null) failed.Add((r, why));
         }
-        if (failed.Count == 0) return;
-        throw new RefusedRoutes($"{policy.Source}: {string.Join("; ", Origins(policy, live, failed))}", [.. failed.Select(f => f.Route)]);
-    }
-
-    /// <summary>Routes the kernel would refuse, each named with why (<see cref="Reachable"/>).</summary>
-    sealed class RefusedRoutes(string message, IReadOnlyList<Route> routes) : EnvironmentException(message)
-    {
-        public IReadOnlyList<Route> Routes => routes;
+        if (failed.Count == 0) return null;
+        return ([.. failed.Select(f => f.Route)], $"{policy.Source}: {string.Join("; ", Origins(policy, live, failed))}");
     }
 
     /// <summary>The routes without a gateway that a gateway can lie in: the kernel's, and the ones this plan adds.</summary>

@@ -34,8 +34,8 @@ public class PlanChecksSpecs
         Assert.Equal(1, apply.ExitCode);
         Assert.Contains(expected, apply.Stderr);
         // One route the kernel would refuse never keeps the others out (docs/lifecycle.md, invariant 9): table wan's went in.
-        Assert.Contains("default via 192.168.1.1 dev wan proto tunnel-router", ns.Ip("route", "show", "table", "201"));
-        Assert.Equal("", ns.Ip("route", "show", "table", "200").Trim());
+        Assert.Contains("default via 192.168.1.1 dev wan proto 147", ns.Ip("route", "show", "table", "201"));
+        Assert.DoesNotContain("192.168.9.1", ns.Ip("route", "show", "table", "all"));
         Assert.Equal(1, Run(ns, ["apply", "--config", policy]).ExitCode);
     }
 
