@@ -132,6 +132,15 @@ public static class Commands
         var settle = rest.Count > 0 && rest[rest.Count - 1] is SettleOspf s ? s : null;
         ctx.ApplyWithNames(settle is null ? rest : ChangeList.Slice(rest, 0, rest.Count - 1));
         Forget(ctx, plan.Forgotten, "its device is gone without a down (OpenVPN killed?)");
+        if (!ctx.Args.DryRun)
+            foreach (var record in plan.Followed)
+            {
+                try { ctx.Records.Write(record); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException)
+                {
+                    ctx.Log.Warning("tunnel-router: warning: cannot record {Device}'s state: {Message}", record.Device, e.Message);
+                }
+            }
         if (sayWaiting)
             foreach (var w in plan.Waiting) ctx.Log.Information("{Waiting}", w.ToString());
         if (settle is not null) ctx.Settle(settleBound is { } b && b < settle.Bound ? settle with { Bound = b } : settle);

@@ -33,6 +33,26 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
     public bool PoolRules { get; init; }
     public uint PoolRulePriority { get; init; }
 
+    /// <summary>The tunnel's own environment set its pool-rule options (OpenVPN's <c>setenv TUNNEL_ROUTER_POOLRULES</c> or
+    /// <c>..._POOLRULEPRIORITY</c>): the policy file's then never move them (<see cref="Follow"/>).</summary>
+    public bool PoolRulesPinned { get; init; }
+
+    /// <summary>
+    /// The live tunnel as the policy wants it now (docs/lifecycle.md, invariant 8): with the policy's pool-rule options
+    /// instead of those of its up, its pool rules made again from its recorded pools (or none). The same record when
+    /// nothing differs, or when the tunnel's own environment set them.
+    /// </summary>
+    public TunnelRecord Follow(bool poolRules, uint priority, byte protocol)
+    {
+        if (PoolRulesPinned || PoolRules == poolRules && (PoolRulePriority == priority || !poolRules)) return this;
+        var pools = Networks.Where(n => n.Pool).Select(n => n.Network).ToHashSet();
+        bool IsPoolRule(Rule r) => PoolRules && r.Action == RuleAction.Lookup && r.Table == Table && r.Priority == PoolRulePriority
+                                   && r.From is { } f && pools.Contains(f) && r.To is null;
+        IEnumerable<Rule> made = !poolRules ? [] : Networks.Where(n => n.Pool)
+            .Select(n => new Rule(n.Network.Family(), priority, RuleAction.Lookup, Table, protocol, from: n.Network));
+        return this with { Rules = [.. Rules.Where(r => !IsPoolRule(r)), .. made.Where(r => !Rules.Contains(r))], PoolRules = poolRules, PoolRulePriority = priority };
+    }
+
     /// <summary>The tunnel's own addresses: with the device, who it is.</summary>
     public IPAddress? Local4 { get; init; }
     public IPAddress? Local6 { get; init; }
@@ -62,6 +82,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
             Table = settings?.Table ?? 0,
             PoolRules = settings?.PoolRules ?? false,
             PoolRulePriority = settings?.PoolRulePriority ?? 0,
+            PoolRulesPinned = environment?.Keys.Any(k => k.Equals("TUNNEL_ROUTER_POOLRULES", StringComparison.OrdinalIgnoreCase)
+                                                        || k.Equals("TUNNEL_ROUTER_POOLRULEPRIORITY", StringComparison.OrdinalIgnoreCase)) == true,
             Local4 = tunnel.Local4,
             Local6 = tunnel.Local6,
             Networks = tunnel.Networks,
@@ -134,6 +156,7 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         Table = Table,
         PoolRules = PoolRules,
         PoolRulePriority = PoolRulePriority,
+        PoolRulesPinned = PoolRulesPinned ? true : null,
         Local4 = Local4?.ToString(),
         Local6 = Local6?.ToString(),
         Networks = [.. Networks.Select(n => new TunnelRecordJson.NetworkJson { Network = Net.Format(n.Network), Gateway = n.Gateway?.ToString(), Pool = n.Pool })],
@@ -194,6 +217,7 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
                 Table = j.Table,
                 PoolRules = j.PoolRules,
                 PoolRulePriority = j.PoolRulePriority,
+                PoolRulesPinned = j.PoolRulesPinned ?? false,
                 Local4 = j.Local4 is null ? null : Net.ParseAddress("record", j.Local4, AddressFamily.InterNetwork),
                 Local6 = j.Local6 is null ? null : Net.ParseAddress("record", j.Local6, AddressFamily.InterNetworkV6),
                 Networks = networks,
@@ -219,6 +243,7 @@ public sealed class TunnelRecordJson
     public uint Table { get; set; }
     public bool PoolRules { get; set; }
     public uint PoolRulePriority { get; set; }
+    public bool? PoolRulesPinned { get; set; }
     public string? Local4 { get; set; }
     public string? Local6 { get; set; }
     public List<NetworkJson>? Networks { get; set; }

@@ -43,7 +43,9 @@ public sealed record ParsedPolicy
     /// <summary>The closed tables: FailClosed's, and those with a kill switch written as a Routes line.</summary>
     public IReadOnlySet<uint> FailClosedTables { get; init; } = new HashSet<uint>();
 
-    /// <summary>Where the hook's pool rules stand (the fail-closed guard judges their traffic there).</summary>
+    /// <summary>The hook's pool-rule options: whether a server tunnel's pools get "from POOL lookup TABLE", and where those
+    /// rules stand (the fail-closed guard judges their traffic there). Live tunnels follow them (invariant 8).</summary>
+    public bool PoolRules { get; init; }
     public uint PoolRulePriority { get; init; } = 1000;
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 

@@ -108,6 +108,7 @@ public static class PolicyParser
         {
             FailClosed = failClosed,
             FailClosedTables = closed,
+            PoolRules = o.PoolRules,
             PoolRulePriority = o.PoolRulePriority,
             Source = src,
             Protocol = protocol,

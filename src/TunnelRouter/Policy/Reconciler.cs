@@ -46,6 +46,9 @@ public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<Pla
     /// applies the rest first and then fails with this. Null when none was.</summary>
     public EnvironmentException? Refused { get; init; }
 
+    /// <summary>Live tunnels' records that now follow the policy (invariant 8): written again once the plan is applied.</summary>
+    public IReadOnlyList<TunnelRecord> Followed { get; init; } = [];
+
     /// <summary>Everything but the kill switches and the guard.</summary>
     public IReadOnlyList<Change> Rest
     {
@@ -106,10 +109,16 @@ public static class Reconciler
         var notes = new List<PlanNote>();
         var waiting = new Dictionary<string, (int Routes, int Uplinks)>(StringComparer.Ordinal);
         var forgotten = new List<string>();
+        // The live tunnels as the policy wants them now, not as it was at their up (invariant 8): a changed PoolRules.
+        var recorded = live;
+        live = [.. live.Select(r => r.Follow(policy.PoolRules, policy.PoolRulePriority, policy.HookProtocol))];
+        var followed = live.Where((r, i) => !ReferenceEquals(r, recorded[i])).ToList();
+        foreach (var r in followed)
+            notes.Add(new($"{r.Device}: a live tunnel follows the policy's PoolRules ({(r.PoolRules ? $"on, priority {r.PoolRulePriority}" : "off")}); its record is rewritten", Stated: true));
         var routing = Routing(policy, snapshot, notes, waiting, adopt);
         // Joined, not copied: the routing part may be a million routes made only as they are read.
         var tunnels = Tunnels(policy, snapshot, notes);
-        var changes = ChangeList.Concat(tunnels, routing, Live(live, snapshot, forgotten), Marks(policy.Marks, snapshot),
+        var changes = ChangeList.Concat(tunnels, routing, Live(live, snapshot, forgotten, recorded), Marks(policy.Marks, snapshot),
             Sysctls(policy, snapshot), Daemon(policy, snapshot, mode, tunnels));
         EnvironmentException? refused = null;
         if (Reachable(policy, live, snapshot, changes) is { } failed)
@@ -168,6 +177,7 @@ public static class Reconciler
             FailClosed = failClosed,
             Guard = guard,
             Refused = refused,
+            Followed = [.. followed.Where(r => !forgotten.Contains(r.Device))],
         };
     }
 
@@ -247,7 +257,9 @@ public static class Reconciler
     /// (OpenVPN killed) is forgotten and its leftover rules removed. Only the records' own objects are ever touched:
     /// another hook object of protocol 148 that no record names is left alone.
     /// </summary>
-    static IReadOnlyList<Change> Live(IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, List<string> forgotten)
+    /// <param name="recorded">the records as written, when <paramref name="live"/> follows a changed policy: what they hold
+    /// is theirs to remove too (a pool rule the policy no longer wants).</param>
+    static IReadOnlyList<Change> Live(IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot, List<string> forgotten, IReadOnlyList<TunnelRecord>? recorded = null)
     {
         if (live.Count == 0) return [];
         var routes = new List<Route>();
@@ -259,7 +271,8 @@ public static class Reconciler
             foreach (var rule in record.Rules)
                 if (!rules.Contains(rule)) rules.Add(rule);
         }
-        var scope = TunnelRecord.ScopeOf(live.SelectMany(r => r.Routes), live.SelectMany(r => r.Rules));
+        var all = recorded is null ? live : [.. live, .. recorded];
+        var scope = TunnelRecord.ScopeOf(all.SelectMany(r => r.Routes), all.SelectMany(r => r.Rules));
         // A route up wrote without dev (an Instances line) reads back with the device the kernel chose: the same route.
         return Planner.Plan(PolicyState.Settle(new KernelState(routes, rules), snapshot.State), snapshot.State, scope);
     }

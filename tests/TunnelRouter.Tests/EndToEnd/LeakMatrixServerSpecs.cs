@@ -85,6 +85,21 @@ public class LeakMatrixServerSpecs(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Switching_to_PoolRules_with_the_tunnels_running_sends_nothing_in_clear_and_the_clients_keep_reaching_the_internet()
+    {
+        using var lab = Connected(poolRules: false);
+        var row = Row(lab, 5, "policy change on running tunnels (static Rules to PoolRules: true, apply)");
+
+        row.During(() =>
+        {
+            lab.WritePolicy(poolRules: true);
+            row.Note("apply", lab.Unit(ShippedUnit.Start));
+        }, tailMs: 1_000);
+
+        row.Check(tunnel4: true, tunnel6: true);
+    }
+
+    [Fact]
     public void OpenVPN_started_before_the_units_apply_sends_nothing_in_clear_and_the_clients_reach_the_internet_after_it()
     {
         using var lab = new ServerLeakLab();

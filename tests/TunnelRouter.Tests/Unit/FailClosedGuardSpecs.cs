@@ -189,3 +189,52 @@ public class FailClosedGuardSpecs : IDisposable
         Assert.Empty(Lifecycle.GuardElements("tun0", tunnel, new HashSet<uint> { 100 }));
     }
 }
+
+/// <summary>Issue 21, invariant 8: a live tunnel follows the policy's pool-rule options as they are now.</summary>
+public class LiveTunnelsFollowThePolicySpecs
+{
+    static readonly IPNetwork Pool = IPNetwork.Parse("10.10.10.0/24");
+
+    static TunnelRecord Server(bool poolRules, bool pinned = false) => new("tun0", "tun0 10.10.10.1 -",
+        [new Route(Pool, 200, 148, "tun0")],
+        poolRules ? [new Rule(AddressFamily.InterNetwork, 1000, RuleAction.Lookup, 200, 148, from: Pool)] : [])
+    {
+        Table = 200, PoolRules = poolRules, PoolRulePriority = 1000, PoolRulesPinned = pinned,
+        Networks = [new TunnelNetwork(Pool, null, Pool: true)],
+    };
+
+    [Fact]
+    public void PoolRules_switched_on_gives_a_running_server_tunnel_its_pool_rules_and_off_takes_them_away()
+    {
+        var on = Server(poolRules: false).Follow(true, 1000, 148);
+        Assert.Equal(["from 10.10.10.0/24 pref 1000 lookup 200 protocol 148"], on.Rules.Select(r => r.ToString()));
+        Assert.True(on.PoolRules);
+
+        Assert.Empty(Server(poolRules: true).Follow(false, 1000, 148).Rules);
+        var moved = Server(poolRules: true).Follow(true, 900, 148);
+        Assert.Equal([900u], moved.Rules.Select(r => r.Priority));
+    }
+
+    [Fact]
+    public void A_record_that_already_follows_or_whose_own_environment_set_the_options_is_the_same_record()
+    {
+        var record = Server(poolRules: true);
+        Assert.Same(record, record.Follow(true, 1000, 148));
+        var pinned = Server(poolRules: false, pinned: true);
+        Assert.Same(pinned, pinned.Follow(true, 1000, 148));
+        Assert.True(TunnelRecord.Parse("tun0", pinned.Format())!.PoolRulesPinned);
+    }
+
+    [Fact]
+    public void Apply_on_a_changed_PoolRules_adds_the_running_tunnels_pool_rules_and_rewrites_their_records()
+    {
+        var record = Server(poolRules: false);
+        var policy = ParsedPolicy.Empty("policy.json", 147, 148) with { PoolRules = true };
+        var snapshot = new KernelSnapshot { State = new KernelState([new Route(Pool, 200, 148, "tun0")], []), Links = Support.Snapshots.Links("tun0") };
+
+        var plan = Reconciler.Plan(policy, [record], snapshot, ReconcileMode.Converge);
+
+        Assert.Equal(["rule add from 10.10.10.0/24 pref 1000 lookup 200 protocol 148"], plan.Changes.Select(c => c.Batch()));
+        Assert.True(Assert.Single(plan.Followed).PoolRules);
+    }
+}

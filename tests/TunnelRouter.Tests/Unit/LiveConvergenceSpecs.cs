@@ -30,7 +30,8 @@ public class LiveConvergenceSpecs : IDisposable
 
     ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
 
-    static ParsedPolicy Empty => ParsedPolicy.Empty("policy.json", 147, 148);
+    /// <summary>A policy with nothing of its own but the pool-rule options the tunnels came up with (they follow the policy's).</summary>
+    static ParsedPolicy Empty => ParsedPolicy.Empty("policy.json", 147, 148) with { PoolRules = true };
 
     static string[] Lines(IEnumerable<Change> plan) => plan.Select(c => c.Batch()!).ToArray();
 
