@@ -64,7 +64,7 @@ public static class App
                 _ => ConfigLoader.Load(env, args.Overrides, policy, required, Policy.PolicyParser.ErrorsOf, t => text = t),
             };
             StartupTrace.Mark("configuration");
-            if (options.LogFile is not null)
+            if (options.LogFile is not null && LogFile.Wanted(args.Command, args.Extra))
             {
                 (log as IDisposable)?.Dispose();
                 log = CreateLogger(level, options.LogFile, stderr);

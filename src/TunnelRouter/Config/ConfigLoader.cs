@@ -33,7 +33,8 @@ public static class ConfigLoader
         Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck = null, Action<string>? loaded = null)
     {
         // Checked and read in one go, from one descriptor (StrictModes): what was checked is what is parsed.
-        var content = path is null ? null : StrictModes.Read(path);
+        var read = path is null ? null : StrictModes.ReadShowing(path);
+        var content = read?.Bytes;
         var exists = content is not null;
         if (required && path is not null && !exists) throw new InputException("--config", $"'{Core.Net.Printable(path)}' does not exist");
 
@@ -76,7 +77,7 @@ public static class ConfigLoader
         catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
             // The reader says only that it failed, and in this build as a resource key: ask the file itself.
-            var problem = exists ? PolicyJson.Problem(content!) : null;
+            var problem = exists ? PolicyJson.Problem(content!, quote: read!.Value.WorldReadable) : null;
             throw new InputException(exists ? path! : "configuration", OneLine(problem ?? FrameworkMessages.Of(e.InnerException ?? e)));
         }
 
