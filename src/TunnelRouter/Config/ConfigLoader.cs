@@ -89,7 +89,8 @@ public static class ConfigLoader
             // Every mistake in one run: what the rest of the policy gets wrong too, each section read without the
             // values already named (a value that is wrong is one message, not two).
             var errors = shape.Select(origins.Relabel).ToList();
-            if (deepCheck is not null && Salvage(root, broken) is { } rest)
+            // Past the error cap the rest is not judged: Salvage weighs every key against every broken one.
+            if (deepCheck is not null && shape.Count < InputErrors.Max && Salvage(root, broken) is { } rest)
             {
                 var paths = broken.Concat(meant).Select(PolicyPath).ToList();
                 errors.AddRange(deepCheck(rest.WithOrigins(origins), exists ? path : null)
