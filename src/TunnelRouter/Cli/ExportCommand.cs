@@ -75,13 +75,13 @@ public static class ExportCommand
         // over whatever had its name, a symlink there included, never written through.
         var root = Path.GetFullPath(outDir);
         StrictModes.CheckDirectoryOf(Path.Combine(root, "file"), "export's directory");
-        SafeDirectory.Ensure(root, SafeDirectory.Mode755, "exported files");
+        SafeDirectory.Ensure(root, SafeDirectory.Mode755, "the exported files");
         foreach (var f in result.Files)
         {
             var relative = f.Path.TrimStart('/').Replace(" (append)", "").Replace(' ', '-');
             var dir = root;
             foreach (var part in Path.GetDirectoryName(relative)!.Split('/', StringSplitOptions.RemoveEmptyEntries))
-                SafeDirectory.Ensure(dir = Path.Combine(dir, part), SafeDirectory.Mode755, "exported files");
+                SafeDirectory.Ensure(dir = Path.Combine(dir, part), SafeDirectory.Mode755, "the exported files");
             var path = Path.Combine(dir, Path.GetFileName(relative));
             OwnedFile.Replace(path, f.Text);
             ctx.Log.Information("wrote {Path}", path);

@@ -26,7 +26,10 @@ public static class SafeDirectory
             if (!string.IsNullOrEmpty(parent)) Check(parent, what, allowSticky: true);
             if (Libc.mkdir(dir, mode) == 0) created = true;
             else if (Marshal.GetLastPInvokeError() != Errno.EEXIST)
-                throw new EnvironmentException($"cannot create {dir} for {what}: {Marshal.GetLastPInvokeErrorMessage()}");
+            {
+                var reason = Marshal.GetLastPInvokeErrorMessage();
+                throw new EnvironmentException($"cannot create {what}{(what.EndsWith('s') ? "'" : "'s")} directory {dir}: {char.ToLowerInvariant(reason[0])}{reason[1..]}");
+            }
         }
         var st = Check(dir, what);
         // The umask can only have narrowed it (mkdir never widens): the parent is checked, so nobody swapped the name.

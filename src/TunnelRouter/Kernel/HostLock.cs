@@ -24,7 +24,7 @@ public sealed class HostLock : IDisposable
     static HostLock? Take(string path, TimeSpan? timeout)
     {
         // 0755 from mkdir itself, whatever the umask (OpenVPN may run hooks with umask 0): never 0777 for a moment.
-        SafeDirectory.Ensure(Path.GetDirectoryName(Path.GetFullPath(path))!, SafeDirectory.Mode755, $"the lock file {path}");
+        SafeDirectory.Ensure(Path.GetDirectoryName(Path.GetFullPath(path))!, SafeDirectory.Mode755, "the lock file");
         // 0600: nobody but root may hold (and so block) the lock. O_NONBLOCK: a FIFO put at its name must not
         // block the open.
         var fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0b110_000_000);

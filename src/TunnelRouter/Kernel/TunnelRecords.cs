@@ -40,7 +40,7 @@ public sealed class TunnelRecords(string runDir, ulong netns)
     /// <summary>Records what up installed; atomically, so a crash leaves the old record or the new one.</summary>
     public void Write(TunnelRecord record)
     {
-        SafeDirectory.Ensure(_dir, SafeDirectory.Mode700, "tunnel records");
+        SafeDirectory.Ensure(_dir, SafeDirectory.Mode700, "the tunnel records");
         OwnedFile.Replace(PathOf(record.Device), (record.NetNs == 0 ? record with { NetNs = netns } : record).Format(),
             UnixFileMode.UserRead | UnixFileMode.UserWrite, durable: false);
     }

@@ -156,7 +156,8 @@ public class TrustBoundaryRound2Specs
 
         apply.ShouldSucceed();
         hook.ShouldSucceed();
-        explain.ShouldSucceed();
+        // explain exits 1 for a packet the kernel drops, doctor for a problem found; a crash was 134.
+        Assert.InRange(explain.ExitCode, 0, 1);
         Assert.InRange(doctor.ExitCode, 0, 1);
         foreach (var r in new[] { apply, hook, explain, doctor })
             Assert.DoesNotContain('\u001b', r.Stdout + r.Stderr);

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using TunnelRouter.Config;
@@ -83,26 +82,18 @@ public sealed class TrustBoundaryRound2Specs : IDisposable
         message[23] = 7; // RTN_UNREACHABLE
         var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0);
         Assert.True(fd >= 0, $"socket(AF_NETLINK): errno {Marshal.GetLastPInvokeError()}");
-        using var forger = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        using var forger = new SafeSocketHandle(fd, ownsHandle: true);
+        // struct sockaddr_nl: nl_family, a pad, nl_pid (the event socket's port), nl_groups.
+        var to = new byte[12];
+        BitConverter.TryWriteBytes(to.AsSpan(0), (ushort)Libc.AF_NETLINK);
+        BitConverter.TryWriteBytes(to.AsSpan(4), events.PortId);
 
-        Assert.Equal(28, forger.SendTo(message, new NetlinkPort(events.PortId)));
+        Assert.Equal(28, (int)sendto(fd, message, (nuint)message.Length, 0, to, (uint)to.Length));
         var batch = events.Read(500);
 
         Assert.Equal(default, batch);
     }
 
-    sealed class NetlinkPort(uint pid) : EndPoint
-    {
-        public override AddressFamily AddressFamily => (AddressFamily)Libc.AF_NETLINK;
-
-        public override SocketAddress Serialize()
-        {
-            var address = new SocketAddress(AddressFamily, 12);
-            var bytes = BitConverter.GetBytes(pid);
-            for (var i = 0; i < 4; i++) address[4 + i] = bytes[i];
-            return address;
-        }
-
-        public override EndPoint Create(SocketAddress address) => this;
-    }
+    [DllImport("libc", SetLastError = true)]
+    static extern nint sendto(int sockfd, byte[] buf, nuint len, int flags, byte[] destAddr, uint addrlen);
 }

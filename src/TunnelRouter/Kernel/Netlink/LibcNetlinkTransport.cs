@@ -13,24 +13,7 @@ internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
 
     /// <summary>A NETLINK_ROUTE socket bound to multicast <paramref name="groups"/>: the event socket, read through the same
     /// <see cref="ReceiveNow"/> path (recvmsg, the sender's port id) as requests.</summary>
-    public static LibcNetlinkTransport Subscribe(uint groups)
-    {
-        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Nl.NETLINK_ROUTE);
-        if (fd < 0) throw NetlinkException.Of("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
-        var transport = new LibcNetlinkTransport(fd);
-        try
-        {
-            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK, nl_groups = groups };
-            if (Libc.bind(fd, &address, (uint)sizeof(sockaddr_nl)) != 0)
-                throw NetlinkException.Of("bind(AF_NETLINK, groups)", Marshal.GetLastPInvokeError());
-        }
-        catch
-        {
-            transport.Dispose();
-            throw;
-        }
-        return transport;
-    }
+    public static LibcNetlinkTransport Subscribe(uint groups) => Bound(Nl.NETLINK_ROUTE, groups, requests: false);
 
     /// <summary>The descriptor, to poll.</summary>
     public int Fd => _fd;
@@ -46,22 +29,27 @@ internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
         }
     }
 
-    public static LibcNetlinkTransport Open(int protocol = Nl.NETLINK_ROUTE)
+    public static LibcNetlinkTransport Open(int protocol = Nl.NETLINK_ROUTE) => Bound(protocol, 0, requests: true);
+
+    static LibcNetlinkTransport Bound(int protocol, uint groups, bool requests)
     {
         var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, protocol);
         if (fd < 0) throw NetlinkException.Of("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
         var transport = new LibcNetlinkTransport(fd);
         try
         {
-            // Acks without a copy of the request (they stay small, so thousands fit the receive buffer),
-            // with the kernel's own error text ("Nexthop device is not up").
-            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_CAP_ACK, 1);
-            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, 1);
-            // Dumps filtered by the kernel where it can (Linux 4.20); the filter is applied on reading as well.
-            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_GET_STRICT_CHK, 1);
-            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK };
+            if (requests)
+            {
+                // Acks without a copy of the request (they stay small, so thousands fit the receive buffer),
+                // with the kernel's own error text ("Nexthop device is not up").
+                transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_CAP_ACK, 1);
+                transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, 1);
+                // Dumps filtered by the kernel where it can (Linux 4.20); the filter is applied on reading as well.
+                transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_GET_STRICT_CHK, 1);
+            }
+            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK, nl_groups = groups };
             if (Libc.bind(fd, &address, (uint)sizeof(sockaddr_nl)) != 0)
-                throw NetlinkException.Of("bind(AF_NETLINK)", Marshal.GetLastPInvokeError());
+                throw NetlinkException.Of(groups == 0 ? "bind(AF_NETLINK)" : "bind(AF_NETLINK, groups)", Marshal.GetLastPInvokeError());
         }
         catch
         {
