@@ -11,6 +11,7 @@
 #       --million): apply from empty vs ip -batch of the same routes, apply with nothing to change vs
 #       reading the state (ip route show table all + ip rule show), peak RSS
 #   W1-W3 tunnel-router watch (events, restore latency, RSS): bench/watch.sh, run with --watch
+#   B1    bounded work for hostile input within the size caps, vs jq / wc: bench/bounded.sh, run with --bounded
 # Prints a table of medians (min-max) and ratios. Runs are interleaved in rounds, so a busy machine slows
 # both sides alike. Benchmarks only: nothing here is asserted by the test suite.
 #
@@ -30,7 +31,8 @@ while [ $# -gt 0 ]; do
         --inside) inside=$2; shift 2 ;;
         --million) million=1; shift ;;
         --watch) shift; exec bench/watch.sh "$@" ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --bounded) shift; exec bench/bounded.sh "$@" ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

@@ -81,10 +81,26 @@ public sealed class InputErrors(IReadOnlyList<InputException> errors)
 {
     public IReadOnlyList<InputException> Errors { get; } = errors;
 
-    /// <summary>One error is thrown as itself, several together; none: nothing.</summary>
+    /// <summary>The most errors reported (and collected, where a section is checked line by line): a policy of a million
+    /// bad lines costs twenty errors, not a million exceptions and lines of output.</summary>
+    public const int Max = 20;
+
+    /// <summary>Errors found beyond <see cref="Max"/>, not shown.</summary>
+    public int More { get; init; }
+
+    /// <summary>Whether a section checked line by line stops here; it then says how many lines it left unchecked
+    /// (<see cref="NotChecked"/>).</summary>
+    public static bool Full(List<InputException> errors) => errors.Count >= Max;
+
+    public static InputException NotChecked(string section, int lines) =>
+        new(section, $"{lines} more line(s) not checked: stopped after {Max} errors");
+
+    /// <summary>One error is thrown as itself, several together (the first <see cref="Max"/>); none: nothing.</summary>
     public static void ThrowIfAny(IReadOnlyList<InputException> errors)
     {
         if (errors.Count == 1) throw errors[0];
+        // One more than Max: a section that stopped says so in its last line.
+        if (errors.Count > Max + 1) throw new InputErrors(errors.Take(Max + 1).ToList()) { More = errors.Count - Max - 1 };
         if (errors.Count > 1) throw new InputErrors(errors);
     }
 
@@ -93,7 +109,11 @@ public sealed class InputErrors(IReadOnlyList<InputException> errors)
     {
         try { return parse(); }
         catch (InputException e) { errors.Add(e); }
-        catch (InputErrors e) { errors.AddRange(e.Errors); }
+        catch (InputErrors e)
+        {
+            errors.AddRange(e.Errors);
+            if (e.More > 0) errors.Add(new InputException("policy", $"and {e.More} more error(s)"));
+        }
         return default;
     }
 }

@@ -64,7 +64,7 @@ public static class App
                 _ => ConfigLoader.Load(env, args.Overrides, policy, required, Policy.PolicyParser.ErrorsOf, t => text = t),
             };
             StartupTrace.Mark("configuration");
-            if (options.LogFile is not null)
+            if (options.LogFile is not null && LogFile.Wanted(args.Command, args.Extra))
             {
                 (log as IDisposable)?.Dispose();
                 log = CreateLogger(level, options.LogFile, stderr);
@@ -109,7 +109,8 @@ public static class App
         catch (InputErrors e)
         {
             foreach (var error in e.Errors) log.Error("tunnel-router: error: {Message}", OneLine(error.Message));
-            if (e.Errors.Count > 1) log.Error("tunnel-router: {Count} errors; nothing was changed", e.Errors.Count);
+            if (e.More > 0) log.Error("tunnel-router: {Count} errors shown and {More} more; nothing was changed", e.Errors.Count, e.More);
+            else if (e.Errors.Count > 1) log.Error("tunnel-router: {Count} errors; nothing was changed", e.Errors.Count);
             return Failed;
         }
         catch (ConflictException e)

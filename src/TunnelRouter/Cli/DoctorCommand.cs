@@ -568,14 +568,15 @@ public static class DoctorCommand
 
     static void WriteText(Context ctx, List<Finding> findings)
     {
+        var o = new TerminalText(ctx.Out);
         foreach (var f in findings)
         {
             var tag = f.Level switch { FindingLevel.Ok => "ok     ", FindingLevel.Note => "note   ", _ => "PROBLEM" };
-            ctx.Out.WriteLine($"{tag}  {f.Check}: {f.Message}");
-            if (f.Level != FindingLevel.Ok && f.Fix is not null) ctx.Out.WriteLine($"         fix: {f.Fix}");
+            o.WriteLine($"{tag}  {f.Check}: {f.Message}");
+            if (f.Level != FindingLevel.Ok && f.Fix is not null) o.WriteLine($"         fix: {f.Fix}");
         }
         var problems = findings.Count(f => f.Level == FindingLevel.Problem);
-        ctx.Out.WriteLine(problems == 0 ? "No problems found." : $"{problems} problem(s) found.");
+        o.WriteLine(problems == 0 ? "No problems found." : $"{problems} problem(s) found.");
     }
 
     static void WriteJson(Context ctx, List<Finding> findings)

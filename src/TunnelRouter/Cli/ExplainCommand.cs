@@ -158,7 +158,7 @@ public static class ExplainCommand
 
     static void WriteText(Context ctx, Explanation x, string? assumed, string? foreignMarks)
     {
-        var o = ctx.Out;
+        var o = new TerminalText(ctx.Out);
         var t = ctx.Names.Tables;
         var p = x.Packet;
         o.WriteLine($"Packet:   {Describe(x.Asked ?? p)}{(assumed is null ? "" : $" ({assumed})")}");

@@ -1,4 +1,6 @@
+using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 
@@ -68,11 +70,20 @@ public static class ExportCommand
             foreach (var n in result.Notes) ctx.Out.Write($"# note: {n}\n");
             return App.Ok;
         }
+        // Root writes the tree: every directory on the way to it and in it root's alone (a user who owns one could put a
+        // symlink at a file's name, or swap the directory for one), each file new under a random name (O_EXCL) and renamed
+        // over whatever had its name, a symlink there included, never written through.
+        var root = Path.GetFullPath(outDir);
+        StrictModes.CheckDirectoryOf(Path.Combine(root, "file"), "export's directory");
+        SafeDirectory.Ensure(root, SafeDirectory.Mode755, "the exported files");
         foreach (var f in result.Files)
         {
-            var path = Path.Combine(outDir, f.Path.TrimStart('/').Replace(" (append)", "").Replace(' ', '-'));
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.WriteAllText(path, f.Text);
+            var relative = f.Path.TrimStart('/').Replace(" (append)", "").Replace(' ', '-');
+            var dir = root;
+            foreach (var part in Path.GetDirectoryName(relative)!.Split('/', StringSplitOptions.RemoveEmptyEntries))
+                SafeDirectory.Ensure(dir = Path.Combine(dir, part), SafeDirectory.Mode755, "the exported files");
+            var path = Path.Combine(dir, Path.GetFileName(relative));
+            OwnedFile.Replace(path, f.Text);
             ctx.Log.Information("wrote {Path}", path);
         }
         return App.Ok;

@@ -1,4 +1,5 @@
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 
@@ -166,8 +167,11 @@ public static class HookCommand
         string? text = null;
         if (ctx.Environment.TryGetValue("config", out var path) && path.Length > 0)
         {
-            try { text = new FileInfo(path) is { Exists: true, Length: < 1 << 20 } ? File.ReadAllText(path) : null; }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { }
+            // Read as any file root reads (under the host lock: a FIFO or /dev/zero there must not hold every hook up):
+            // a regular file of root's, at most 1 MiB, else read as lacking the option. A symlinked config is resolved
+            // first (distributions link them), its target then opened as the file itself.
+            try { text = SafeFile.Read(Interop.Stat.RealPath(path) ?? path, 1 << 20, FileOwner.RootOrSelf) is { } bytes ? System.Text.Encoding.UTF8.GetString(bytes) : null; }
+            catch (FileRefusedException e) { ctx.Log.Debug("OpenVPN's config {Path} {Reason}; read as without allow-recursive-routing", Net.Printable(path), e.Message); }
         }
         return RecursiveRouting.Allowed(text) ? [] : RecursiveRouting.Servers(ctx.Environment);
     }

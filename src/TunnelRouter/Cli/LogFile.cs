@@ -25,6 +25,16 @@ sealed class LogFile : Serilog.Core.ILogEventSink, IDisposable
 
     LogFile(SafeFileHandle handle, string path, TextWriter stderr) => (_handle, _path, _stderr) = (handle, path, stderr);
 
+    /// <summary>Whether a command keeps the log: only those that change something. plan, status, doctor, explain and
+    /// export to stdout write nothing at all, no log created or re-moded: a sudo rule that lets an operator run
+    /// "tunnel-router status *" must not become a way to create or chmod a file of root's.</summary>
+    public static bool Wanted(string? command, IReadOnlyList<string> extra) => command switch
+    {
+        "plan" or "status" or "doctor" or "explain" => false,
+        "export" => extra.Contains("--out"),
+        _ => true,
+    };
+
     public static LogFile? Open(string path, TextWriter stderr)
     {
         try

@@ -37,7 +37,7 @@ public static class StatusCommand
         view.Routing(text);
         view.Marks(text);
         view.Sysctls(text);
-        ctx.Out.Write(text.GetStringBuilder().Length == 0 ? "tunnel-router owns nothing in the kernel.\n" : text.ToString());
+        new TerminalText(ctx.Out).Write(text.GetStringBuilder().Length == 0 ? "tunnel-router owns nothing in the kernel.\n" : text.ToString());
         return App.Ok;
     }
 

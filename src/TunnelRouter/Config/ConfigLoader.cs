@@ -33,7 +33,8 @@ public static class ConfigLoader
         Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck = null, Action<string>? loaded = null)
     {
         // Checked and read in one go, from one descriptor (StrictModes): what was checked is what is parsed.
-        var content = path is null ? null : StrictModes.Read(path);
+        var read = path is null ? null : StrictModes.ReadShowing(path);
+        var content = read?.Bytes;
         var exists = content is not null;
         if (required && path is not null && !exists) throw new InputException("--config", $"'{Core.Net.Printable(path)}' does not exist");
 
@@ -76,7 +77,7 @@ public static class ConfigLoader
         catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
             // The reader says only that it failed, and in this build as a resource key: ask the file itself.
-            var problem = exists ? PolicyJson.Problem(content!) : null;
+            var problem = exists ? PolicyJson.Problem(content!, quote: read!.Value.WorldReadable) : null;
             throw new InputException(exists ? path! : "configuration", OneLine(problem ?? FrameworkMessages.Of(e.InnerException ?? e)));
         }
 
@@ -88,7 +89,8 @@ public static class ConfigLoader
             // Every mistake in one run: what the rest of the policy gets wrong too, each section read without the
             // values already named (a value that is wrong is one message, not two).
             var errors = shape.Select(origins.Relabel).ToList();
-            if (deepCheck is not null && Salvage(root, broken) is { } rest)
+            // Past the error cap the rest is not judged: Salvage weighs every key against every broken one.
+            if (deepCheck is not null && shape.Count < InputErrors.Max && Salvage(root, broken) is { } rest)
             {
                 var paths = broken.Concat(meant).Select(PolicyPath).ToList();
                 errors.AddRange(deepCheck(rest.WithOrigins(origins), exists ? path : null)

@@ -16,7 +16,9 @@ public static class PolicyJson
     const string AValue = "a value (\"text\", a number, true, false, null, [ ... ] or { ... })";
 
     /// <summary>"line 3, column 3: expected ',' or ']', found '"Routes"'", or null when the reader takes the file.</summary>
-    public static string? Problem(ReadOnlySpan<byte> json)
+    /// <param name="quote">false for a file not everyone may read: the place and what was expected, never what is
+    /// there (a plan -c /etc/shadow must not print a line of it).</param>
+    public static string? Problem(ReadOnlySpan<byte> json, bool quote = true)
     {
         if (json.StartsWith("\uFEFF"u8)) json = json[3..];
         var reader = new Utf8JsonReader(json, Options);
@@ -39,7 +41,7 @@ public static class PolicyJson
                     case JsonTokenType.PropertyName:
                         var name = reader.GetString()!;
                         // Configuration keys are case-insensitive: "Table" and "table" are the same key.
-                        if (!containers.Peek()!.Add(name)) return At(json, start, $"the key '{Core.Net.Printable(name)}' appears twice in one object");
+                        if (!containers.Peek()!.Add(name)) return At(json, start, quote ? $"the key '{Core.Net.Printable(name)}' appears twice in one object" : "a key appears twice in one object");
                         break;
                     case JsonTokenType.StartArray when containers.Count > 0:
                         containers.Push(null);
@@ -54,13 +56,13 @@ public static class PolicyJson
         }
         catch (JsonException)
         {
-            return Expected(json, end, last, containers.Count == 0 ? null : containers.Peek() is not null);
+            return Expected(json, end, last, containers.Count == 0 ? null : containers.Peek() is not null, quote);
         }
         return null;
     }
 
     /// <summary>What may follow the last good token, checked against what does.</summary>
-    static string Expected(ReadOnlySpan<byte> json, int from, JsonTokenType last, bool? inObject)
+    static string Expected(ReadOnlySpan<byte> json, int from, JsonTokenType last, bool? inObject, bool quote)
     {
         var (i, unclosed) = SkipBlank(json, from);
         if (unclosed) return At(json, i, "a comment is never closed: expected '*/'");
@@ -97,7 +99,7 @@ public static class PolicyJson
                 expected = "':' after the key";
             }
         }
-        return At(json, i, $"expected {expected}, found {Found(json, i)}");
+        return At(json, i, quote ? $"expected {expected}, found {Found(json, i)}" : $"expected {expected}");
     }
 
     static (int Position, bool UnclosedComment) SkipBlank(ReadOnlySpan<byte> json, int i)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using TunnelRouter.Host;
 using TunnelRouter.Interop;
 
 namespace TunnelRouter.Config;
@@ -29,30 +30,41 @@ public static class StrictModes
     const int MaxLinks = 40;
 
     /// <summary>Checks the path and every directory on the way; null when the file does not exist.</summary>
-    public static byte[]? Read(string path, long maxBytes = MaxPolicyBytes, string what = "the policy file")
+    public static byte[]? Read(string path, long maxBytes = MaxPolicyBytes, string what = "the policy file") =>
+        ReadShowing(path, maxBytes, what)?.Bytes;
+
+    /// <summary><see cref="Read"/>, and whether anyone may read the file: only then may an error quote what it holds.</summary>
+    public static (byte[] Bytes, bool WorldReadable)? ReadShowing(string path, long maxBytes = MaxPolicyBytes, string what = "the policy file")
+    {
+        using var file = Open(path, maxBytes, what);
+        if (file is null) return null;
+        try { return (file.ReadAll(maxBytes), file.WorldReadable); }
+        catch (FileRefusedException e) { throw new InputException(path, $"{what} {e.Message}; refusing it"); }
+    }
+
+    /// <summary>The file checked as <see cref="Read"/> checks it and opened, for a caller that reads it as a stream
+    /// (a prefix file of a million lines is parsed as it is read); null when it does not exist.</summary>
+    public static OpenedFile? Open(string path, long maxBytes, string what)
     {
         if (Walk(path, what) is not var (resolved, found)) return null;
-
-        var fd = Libc.open(resolved, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOCTTY | Libc.O_NONBLOCK | Libc.O_NOFOLLOW, 0);
-        if (fd < 0) throw new InputException(path, $"cannot open it: {Marshal.GetLastPInvokeErrorMessage()}");
-        using var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
-        if (Stat.OfDescriptor(fd) is not { } st) throw new InputException(path, $"cannot stat it: {Marshal.GetLastPInvokeErrorMessage()}");
-        if (!st.SameFile(found)) throw new InputException(path, "was replaced while it was being checked; refusing it");
-        CheckFile(path, st, what, resolved);
-        if ((long)st.Size > maxBytes)
-            throw new InputException(path, $"{what} is {st.Size} bytes, more than the {maxBytes} this tool reads; refusing it");
-
-        // Up to one byte beyond the cap: a file that grows after the fstat is still refused, never read whole.
-        var buffer = new byte[Math.Min((long)st.Size, maxBytes) + 1];
-        var total = 0;
-        while (total < buffer.Length)
+        OpenedFile? file;
+        try { file = SafeFile.OpenUnchecked(resolved); }
+        catch (FileRefusedException e) { throw new InputException(path, $"{what} {e.Message}; refusing it"); }
+        if (file is null) throw new InputException(path, "was removed while it was being checked; refusing it");
+        try
         {
-            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
-            if (n == 0) break;
-            total += n;
+            var st = file.Status;
+            if (!st.SameFile(found)) throw new InputException(path, "was replaced while it was being checked; refusing it");
+            CheckFile(path, st, what, resolved);
+            if ((long)st.Size > maxBytes)
+                throw new InputException(path, $"{what} is {st.Size} bytes, more than the {maxBytes} this tool reads; refusing it");
+            return file;
         }
-        if (total > maxBytes) throw new InputException(path, $"{what} grew beyond {maxBytes} bytes while it was read; refusing it");
-        return buffer[..total];
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Only checks (for a file opened elsewhere, such as the log): null when the path does not exist.</summary>

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace TunnelRouter.Interop;
 
-/// <summary>socket(2), bind(2), send(2), recvmsg(2), setsockopt(2) for the netlink socket. C names kept;
+/// <summary>socket(2), bind(2), send(2), recvmsg(2), setsockopt(2), getsockname(2) for the netlink socket. C names kept;
 /// Kernel/Netlink turns their errno into exceptions.</summary>
 internal static unsafe partial class Libc
 {
@@ -26,8 +26,8 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     public static partial int setsockopt(int sockfd, int level, int optname, void* optval, uint optlen);
 
-    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
-    public static partial nint recv(int sockfd, void* buf, nuint len, int flags);
+    [LibraryImport("libc", EntryPoint = "getsockname", SetLastError = true)]
+    public static partial int getsockname(int sockfd, void* addr, uint* addrlen);
 
     public const int MSG_DONTWAIT = 0x40;
 

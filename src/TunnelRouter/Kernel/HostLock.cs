@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using TunnelRouter.Host;
 using TunnelRouter.Interop;
 
 namespace TunnelRouter.Kernel;
@@ -22,21 +23,8 @@ public sealed class HostLock : IDisposable
 
     static HostLock? Take(string path, TimeSpan? timeout)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        if (!Directory.Exists(dir))
-        {
-            try
-            {
-                // 0755 whatever the umask (OpenVPN may run hooks with umask 0).
-                Directory.CreateDirectory(dir);
-                File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new EnvironmentException($"cannot create the lock file's directory {dir}: {FrameworkMessages.Reason(e)}");
-            }
-        }
-        CheckDirectory(path, dir);
+        // 0755 from mkdir itself, whatever the umask (OpenVPN may run hooks with umask 0): never 0777 for a moment.
+        SafeDirectory.Ensure(Path.GetDirectoryName(Path.GetFullPath(path))!, SafeDirectory.Mode755, "the lock file");
         // 0600: nobody but root may hold (and so block) the lock. O_NONBLOCK: a FIFO put at its name must not
         // block the open.
         var fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0b110_000_000);
@@ -63,20 +51,6 @@ public sealed class HostLock : IDisposable
             pause = Math.Min(pause * 2, 20);
         }
         return new HostLock(fd);
-    }
-
-    /// <summary>The lock's directory: a real directory (not a link), root's, writable by nobody else; else whoever
-    /// could write it could put their own file (or FIFO) at the lock's name.</summary>
-    static void CheckDirectory(string path, string dir)
-    {
-        if (Stat.NoFollow(dir) is not { } st)
-            throw new EnvironmentException($"cannot stat {dir}: {Marshal.GetLastPInvokeErrorMessage()}");
-        if (!st.IsDirectory)
-            throw new EnvironmentException($"the lock's directory {dir} is not a directory (a symlink?); refusing {path}");
-        if (st.Uid != Libc.geteuid())
-            throw new EnvironmentException($"the lock's directory {dir} is owned by uid {st.Uid}, not root; refusing {path} (chown root {dir})");
-        if ((st.Permissions & 0b000_010_010) != 0)
-            throw new EnvironmentException($"the lock's directory {dir} is writable by group or others (mode {Convert.ToString(st.Permissions, 8)}); refusing {path} (chmod go-w {dir})");
     }
 
     /// <summary>A regular file of root's; a lock left wider than 0600 is narrowed, so that nobody else can

@@ -17,7 +17,7 @@ public sealed partial class IpBackend
         // Equivalent to: ip -j -4 route get 203.0.113.2
         var result = runner.Run(Tools.Ip, [Net.FamilyFlag(destination.AddressFamily), "-j", "route", "get", destination.ToString()], check: false);
         if (result.ExitCode != 0 || string.IsNullOrWhiteSpace(result.StandardOutput)) return null;
-        using var doc = JsonDocument.Parse(result.StandardOutput);
+        using var doc = IpJson.Parse(result.StandardOutput);
         foreach (var e in doc.RootElement.EnumerateArray())
             if (Str(e, "dev") is { } dev) return dev;
         return null;
@@ -26,7 +26,7 @@ public sealed partial class IpBackend
     internal static IEnumerable<Link> ParseLinks(string json)
     {
         if (string.IsNullOrWhiteSpace(json)) yield break;
-        using var doc = JsonDocument.Parse(json);
+        using var doc = IpJson.Parse(json);
         foreach (var e in doc.RootElement.EnumerateArray())
         {
             var name = Str(e, "ifname");

@@ -90,7 +90,7 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
     internal static IEnumerable<InterfaceAddress> ParseAddresses(string json)
     {
         if (string.IsNullOrWhiteSpace(json)) yield break;
-        using var doc = JsonDocument.Parse(json);
+        using var doc = IpJson.Parse(json);
         foreach (var link in doc.RootElement.EnumerateArray())
         {
             if (!link.TryGetProperty("addr_info", out var infos)) continue;
@@ -131,7 +131,7 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
     internal static IEnumerable<Route> ParseRoutes(string json, uint? table, string? device = null)
     {
         if (string.IsNullOrWhiteSpace(json)) yield break;
-        using var doc = JsonDocument.Parse(json);
+        using var doc = IpJson.Parse(json);
         foreach (var e in doc.RootElement.EnumerateArray())
         {
             var type = (RouteType)byte.Parse(Str(e, "type") ?? "1", CultureInfo.InvariantCulture);
@@ -160,7 +160,7 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
     internal static IEnumerable<Rule> ParseRules(string json, AddressFamily family)
     {
         if (string.IsNullOrWhiteSpace(json)) yield break;
-        using var doc = JsonDocument.Parse(json);
+        using var doc = IpJson.Parse(json);
         foreach (var e in doc.RootElement.EnumerateArray())
         {
             IPNetwork? Prefix(string addr, string len) =>

@@ -174,8 +174,6 @@ public sealed class Iproute2Files
         undo.Clear();
     }
 
-    const UnixFileMode DirMode = (UnixFileMode)0b111_101_101;
-
     /// <summary>The largest drop-in read back: a few lines per table; anything near this is not ours.</summary>
     const int MaxDropInBytes = 1 << 20;
 
@@ -186,13 +184,7 @@ public sealed class Iproute2Files
         // at the drop-in's name (or its temporary name) and have root write, or chmod, any file.
         foreach (var d in new[] { _dir, Path.Combine(_dir, sub) })
         {
-            if (!Directory.Exists(d))
-            {
-                Directory.CreateDirectory(d);
-                File.SetUnixFileMode(d, DirMode);
-                undo.Add(() => Directory.Delete(d));
-            }
-            OwnedFile.CheckDirectory(d, "table or protocol names");
+            if (Host.SafeDirectory.Ensure(d, Host.SafeDirectory.Mode755, "table or protocol names")) undo.Add(() => Directory.Delete(d));
         }
         var dir = Path.Combine(_dir, sub);
         var path = Path.Combine(dir, DropInName);

@@ -1,5 +1,4 @@
-using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
+using TunnelRouter.Host;
 using TunnelRouter.Interop;
 
 namespace TunnelRouter.Kernel;
@@ -19,25 +18,17 @@ public static class OwnedFile
     /// root's (one that is someone else's could be a secret root would republish 0644).</summary>
     public static string? Read(string path, int maxBytes = MaxBytes)
     {
-        using var handle = Open(path, (ulong)maxBytes, out var size);
-        if (handle is null) return null;
-        var buffer = new byte[size];
-        var total = 0;
-        while (total < buffer.Length)
-        {
-            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
-            if (n == 0) break;
-            total += n;
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+        using var file = Open(path, maxBytes);
+        return file is null ? null : System.Text.Encoding.UTF8.GetString(file.ReadAll(maxBytes));
     }
 
     /// <summary>Whether the file holds exactly <paramref name="text"/> (UTF-8), compared a block at a time: a policy of
     /// 100,000 lines (several MB) is never read whole beside its own text. False when there is no such file.</summary>
     public static bool Holds(string path, string text)
     {
-        using var handle = Open(path, ulong.MaxValue, out _);
-        if (handle is null) return false;
+        using var file = Open(path, long.MaxValue);
+        if (file is null) return false;
+        var handle = file.Handle;
         var encoder = System.Text.Encoding.UTF8.GetEncoder();
         var mine = new byte[3 * 16384];
         var theirs = new byte[mine.Length];
@@ -60,28 +51,15 @@ public static class OwnedFile
         }
     }
 
-    /// <summary>The file opened for reading, never through a symlink, and only a regular file of root's under
-    /// <paramref name="maxBytes"/>; null when there is none.</summary>
-    static SafeFileHandle? Open(string path, ulong maxBytes, out ulong size)
+    /// <summary>The file opened by <see cref="SafeFile"/>: a regular file of root's under <paramref name="maxBytes"/>;
+    /// null when there is none.</summary>
+    static OpenedFile? Open(string path, long maxBytes)
     {
-        size = 0;
-        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
-        if (fd < 0)
+        try { return SafeFile.Open(path, maxBytes); }
+        catch (FileRefusedException e)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == Libc.ENOENT) return null;
-            throw new EnvironmentException(errno == Libc.ELOOP
-                ? $"{path} is a symlink; refusing to write through it (remove it)"
-                : $"cannot read {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            throw new EnvironmentException($"{path} {e.Message}; refusing to rewrite it (remove it)");
         }
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (Stat.OfDescriptor(fd) is not { } st || !st.IsRegular || st.Uid != Libc.geteuid() || st.Size > maxBytes)
-        {
-            handle.Dispose();
-            throw new EnvironmentException($"{path} is not a regular file of root's under {maxBytes >> 10} KiB; refusing to rewrite it (remove it)");
-        }
-        size = st.Size;
-        return handle;
     }
 
     /// <summary>A temporary file's suffix nobody could have prepared: 16 hex digits from the runtime's OS-seeded
@@ -92,10 +70,11 @@ public static class OwnedFile
     /// prepared (O_EXCL: a symlink there fails the create), 0644 (or <paramref name="mode"/>) set through the handle
     /// whatever the umask, synced, renamed over the old one, and the directory synced, so a crash leaves the old file or
     /// the new one. <paramref name="durable"/> false: no syncs, for a file under /run (tmpfs, emptied by any crash that a
-    /// sync would guard against).</summary>
+    /// sync would guard against). Only into a directory <see cref="SafeDirectory.Check"/> passes.</summary>
     public static void Replace(string path, string text, UnixFileMode mode = FileMode644, bool durable = true)
     {
-        var dir = Path.GetDirectoryName(path)!;
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        SafeDirectory.Check(dir, Path.GetFileName(path));
         var tmp = $"{path}.tmp.{TempSuffix()}";
         try
         {
@@ -124,19 +103,5 @@ public static class OwnedFile
         if (fd < 0) return;
         Libc.fsync(fd);
         Libc.close(fd);
-    }
-
-    /// <summary>StrictModes for a directory root writes into: a real directory, root's, writable by nobody
-    /// else (or someone else could put a symlink at the file's name and have root write, or chmod, any file).</summary>
-    public static void CheckDirectory(string dir, string what)
-    {
-        if (Stat.NoFollow(dir) is not { } st)
-            throw new EnvironmentException($"cannot stat {dir}: {Marshal.GetLastPInvokeErrorMessage()}");
-        if (!st.IsDirectory)
-            throw new EnvironmentException($"{dir} is not a directory (a symlink?); refusing to write {what} there");
-        if (st.Uid != Libc.geteuid())
-            throw new EnvironmentException($"{dir} is owned by uid {st.Uid}, not root; refusing to write {what} there (chown root {dir})");
-        if ((st.Permissions & 0b000_010_010) != 0)
-            throw new EnvironmentException($"{dir} is writable by group or others (mode {Convert.ToString(st.Permissions, 8)}); refusing to write {what} there (chmod go-w {dir})");
     }
 }

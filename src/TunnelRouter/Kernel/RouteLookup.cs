@@ -29,7 +29,7 @@ public sealed class RouteLookup(ProcessRunner runner)
         var rules = IpBackend.ParseRules(json, family).ToList();
         var entries = new List<RuleEntry>(rules.Count);
         if (string.IsNullOrWhiteSpace(json)) return entries;
-        using var doc = JsonDocument.Parse(json);
+        using var doc = IpJson.Parse(json);
         var i = 0;
         foreach (var e in doc.RootElement.EnumerateArray())
         {
@@ -71,7 +71,7 @@ public sealed class RouteLookup(ProcessRunner runner)
             if (err.StartsWith("Error: ", StringComparison.Ordinal)) err = err[7..];
             return new KernelAnswer(err.Split('\n')[0], null, null, null, null, null, null, null);
         }
-        using var doc = JsonDocument.Parse(result.StandardOutput);
+        using var doc = IpJson.Parse(result.StandardOutput);
         var e = doc.RootElement.EnumerateArray().First();
         string? S(string name) => e.TryGetProperty(name, out var v) ? v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText() : null;
         uint? table = S("table") is { } t ? t switch { "main" => TableNames.Main, "local" => TableNames.Local, "default" => TableNames.Default, _ => uint.TryParse(t, out var id) ? id : null } : null;

@@ -33,7 +33,7 @@ public sealed class RoutingConfigHandler(Serilog.ILogger log, Func<IKernel> kern
         var dir = Path.GetDirectoryName(c.Path)!;
         if (!Directory.Exists(dir))
             throw new KernelException($"{dir} does not exist: is {(c.Daemon == RoutingDaemonKind.Bird ? "bird2" : "frr")} installed? (Routing.ConfigFile names {c.Path})");
-        OwnedFile.CheckDirectory(dir, "the routing daemon's configuration");
+        Host.SafeDirectory.Check(dir, "the routing daemon's configuration");
         // vtysh -f only adds: what the old file had and the new one lacks is taken back first.
         if (c.Daemon == RoutingDaemonKind.Frr && OspfConfig.FrrWithdraw(c.Old, c.Text) is { } withdraw)
             Reload(c, Vtysh(c.Control, ["-c", "configure terminal", .. withdraw.TrimEnd('\n').Split('\n').SelectMany(l => (string[])["-c", l.Trim()])]));

@@ -1,5 +1,5 @@
-using Microsoft.Win32.SafeHandles;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Interop;
 
 namespace TunnelRouter.Kernel;
@@ -31,43 +31,18 @@ public sealed class TunnelRecords(string runDir, ulong netns)
     /// <summary>Null when there is no record (or one this version cannot read: then nothing is taken from it).</summary>
     public TunnelRecord? Read(string device)
     {
-        var path = PathOf(device);
-        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
-        if (fd < 0) return null;
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (Stat.OfDescriptor(fd) is not { IsRegular: true } st || st.Uid != Libc.geteuid() || st.Size > MaxRecordBytes) return null;
-        var buffer = new byte[st.Size];
-        var total = 0;
-        while (total < buffer.Length)
-        {
-            var n = RandomAccess.Read(handle, buffer.AsSpan(total), total);
-            if (n == 0) break;
-            total += n;
-        }
-        return TunnelRecord.Parse(device, System.Text.Encoding.UTF8.GetString(buffer, 0, total)) is { } record && record.InNamespace(netns) ? record : null;
+        byte[]? bytes;
+        try { bytes = SafeFile.Read(PathOf(device), MaxRecordBytes); }
+        catch (FileRefusedException) { return null; }
+        return bytes is not null && TunnelRecord.Parse(device, System.Text.Encoding.UTF8.GetString(bytes)) is { } record && record.InNamespace(netns) ? record : null;
     }
 
     /// <summary>Records what up installed; atomically, so a crash leaves the old record or the new one.</summary>
     public void Write(TunnelRecord record)
     {
-        EnsureDirectory();
-        var path = PathOf(record.Device);
-        var tmp = $"{path}.tmp.{OwnedFile.TempSuffix()}";
-        try
-        {
-            using (var f = new FileStream(tmp, new FileStreamOptions
-                   {
-                       Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None,
-                       UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                   }))
-                f.Write(System.Text.Encoding.UTF8.GetBytes((record.NetNs == 0 ? record with { NetNs = netns } : record).Format()));
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(tmp);
-            throw;
-        }
+        SafeDirectory.Ensure(_dir, SafeDirectory.Mode700, "the tunnel records");
+        OwnedFile.Replace(PathOf(record.Device), (record.NetNs == 0 ? record with { NetNs = netns } : record).Format(),
+            UnixFileMode.UserRead | UnixFileMode.UserWrite, durable: false);
     }
 
     public void Delete(string device) => File.Delete(PathOf(device));
@@ -85,16 +60,5 @@ public sealed class TunnelRecords(string runDir, ulong netns)
             if (Read(name) is { } record) records.Add(record);
         }
         return records;
-    }
-
-    void EnsureDirectory()
-    {
-        if (!Directory.Exists(_dir))
-        {
-            Directory.CreateDirectory(_dir);
-            File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-        if (Stat.NoFollow(_dir) is not { IsDirectory: true } st || st.Uid != Libc.geteuid() || (st.Permissions & 0b000_010_010) != 0)
-            throw new EnvironmentException($"{_dir} is not a directory of root's writable by root alone; refusing to record tunnels there");
     }
 }

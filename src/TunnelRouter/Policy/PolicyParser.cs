@@ -150,6 +150,7 @@ public static class PolicyParser
         var lineTables = tables.ForLines(section);
         for (var i = 0; i < lines.Count; i++)
         {
+            if (InputErrors.Full(errors)) { errors.Add(InputErrors.NotChecked(section, lines.Count - i)); break; }
             var field = new LineField(section, i);
             uint? automatic = i < BandSlots ? RuleBandStart + BandStep * (uint)i : null;
             Rule rule;
@@ -180,6 +181,7 @@ public static class PolicyParser
         var lineTables = tables.ForLines(section);
         for (var i = 0; i < lines.Count; i++)
         {
+            if (InputErrors.Full(errors)) { errors.Add(InputErrors.NotChecked(section, lines.Count - i)); break; }
             var field = new LineField(section, i);
             Route route;
             try

@@ -19,8 +19,19 @@ public static class PrefixFile
     /// descriptor that was checked: whoever can write the list decides where the traffic to its prefixes goes.</summary>
     public static TextReader Open(string path)
     {
-        var bytes = StrictModes.Read(path, MaxBytes, "the prefix file") ?? throw new FileNotFoundException("it does not exist", path);
-        return new StreamReader(new MemoryStream(bytes, writable: false), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+        var file = StrictModes.Open(path, MaxBytes, "the prefix file") ?? throw new FileNotFoundException("it does not exist", path);
+        return new FileReader(file.Stream(MaxBytes), file.WorldReadable);
+    }
+
+    /// <summary>The longest line read: a prefix with a comment fits many times over. Anything longer (a 200 MB file of
+    /// one line) is refused at this length, not gathered into one string.</summary>
+    public const int MaxLineChars = 4096;
+
+    /// <summary>A prefix file as read from its descriptor; <see cref="WorldReadable"/> false: its errors quote no line.</summary>
+    sealed class FileReader(Stream stream, bool worldReadable)
+        : StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16)
+    {
+        public bool WorldReadable { get; } = worldReadable;
     }
 
     /// <param name="into">where the routes go (packed), or null for a list of their own.</param>
@@ -50,10 +61,14 @@ public static class PrefixFile
         {
             throw new InputException($"{field}.File", $"'{o.File}' cannot be read: {e.Message}");
         }
+        // A file not everyone may read (plan 'PrefixLists:0:File=/etc/shadow') is named by line, never quoted.
+        var quote = reader is not FileReader { WorldReadable: false };
+        string Shown(ReadOnlySpan<char> text) => quote ? $"'{Net.Printable(text.ToString())}'" : "the line";
+        var number = 0;
         using (reader)
+        try
         {
-            var number = 0;
-            foreach (var line in Lines(reader))
+            foreach (var line in Lines(reader, MaxLineChars))
             {
                 number++;
                 var text = line.Span;
@@ -63,12 +78,20 @@ public static class PrefixFile
                 if (text.IsEmpty) continue;
                 if (!TryParsePrefix(text, out var address, out var isV6, out var length))
                     throw new InputException($"{o.File}:{number}",
-                        $"'{Net.Printable(text.ToString())}' is not a prefix; expected one IPv4 or IPv6 prefix a line, without host bits (e.g. 10.0.0.0/8, 2001:db8::/32)");
+                        $"{Shown(text)} is not a prefix; expected one IPv4 or IPv6 prefix a line, without host bits (e.g. 10.0.0.0/8, 2001:db8::/32)");
                 var (template, error) = isV6 ? v6 : v4;
                 if (template is null)
-                    throw new InputException($"{o.File}:{number}", $"'{Net.Printable(text.ToString())}' cannot take {field}.Route: {error!.Message}");
+                    throw new InputException($"{o.File}:{number}", $"{Shown(text)} cannot take {field}.Route: {error!.Message}");
                 routes.Add(new PackedRoute(new PackedRouteKey(address, isV6, length, template.Table, template.Metric), (isV6 ? v6Tail : v4Tail)!));
             }
+        }
+        catch (InvalidDataException)
+        {
+            throw new InputException($"{o.File}:{number + 1}", $"the line is longer than {MaxLineChars} characters; expected one prefix a line");
+        }
+        catch (Host.FileRefusedException e)
+        {
+            throw new InputException($"{field}.File", $"'{o.File}' {e.Message}");
         }
         return new PrefixListRoutes(field, name, table, routes.Range(start, routes.Count - start));
     }
@@ -77,7 +100,8 @@ public static class PrefixFile
     /// The lines of <paramref name="reader"/> as TextReader.ReadLine splits them (at "\n", "\r\n" or "\r"), each a
     /// slice of one buffer that the next line reuses: a million lines are read without a string each.
     /// </summary>
-    internal static IEnumerable<ReadOnlyMemory<char>> Lines(TextReader reader)
+    /// <param name="maxLine">the longest line taken: a longer one is an <see cref="InvalidDataException"/>, read no further.</param>
+    internal static IEnumerable<ReadOnlyMemory<char>> Lines(TextReader reader, int maxLine = int.MaxValue)
     {
         var buffer = new char[1 << 16];
         var filled = 0;
@@ -95,6 +119,7 @@ public static class PrefixFile
             while (at < filled)
             {
                 var end = buffer.AsSpan(at, filled - at).IndexOfAny('\r', '\n');
+                if ((end < 0 ? filled - at : end) > maxLine) throw new InvalidDataException($"a line longer than {maxLine} characters");
                 // A line that goes on past the buffer, or a "\r" whose "\n" may be the next read's first char.
                 if (!ended && (end < 0 || at + end == filled - 1 && buffer[at + end] == '\r')) break;
                 if (end < 0)

@@ -15,17 +15,17 @@ public class TrustBoundarySpecs
 {
     const UnixFileMode Mode644 = (UnixFileMode)0b110_100_100, Mode755 = (UnixFileMode)0b111_101_101, Mode777 = (UnixFileMode)0b111_111_111;
 
-    static Dictionary<string, string> Hook(string dev = "tun0", string v4 = "10.10.10.1", string scriptType = "up", string netmask = "255.255.255.0")
+    internal static Dictionary<string, string> Hook(string dev = "tun0", string v4 = "10.10.10.1", string scriptType = "up", string netmask = "255.255.255.0")
     {
         var env = SubnetEnv(dev, v4, netmask, null, 64, scriptType);
         env["TUNNEL_ROUTER_POOLRULES"] = "true";
         return env;
     }
 
-    static string Good => Hardening.Policy(["default via 192.168.1.1 dev wan table wan"], []);
+    internal static string Good => Hardening.Policy(["default via 192.168.1.1 dev wan table wan"], []);
     static string Evil => Hardening.Policy(["default via 192.168.1.66 dev wan table main"], [], "\"wan\": 100");
 
-    static NetNs Prepared()
+    internal static NetNs Prepared()
     {
         var ns = new NetNs();
         ns.AddTun("tun0", "10.10.10.1/24");
@@ -33,9 +33,9 @@ public class TrustBoundarySpecs
         return ns;
     }
 
-    static void Chown(string path, string user = "nobody") => Sh.Run("/usr/bin/chown", ["-h", user, path]).ShouldSucceed();
+    internal static void Chown(string path, string user = "nobody") => Sh.Run("/usr/bin/chown", ["-h", user, path]).ShouldSucceed();
 
-    static string SingleErrorLine(RunResult run)
+    internal static string SingleErrorLine(RunResult run)
     {
         Assert.NotEqual(0, run.ExitCode);
         var line = Assert.Single(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
@@ -44,10 +44,10 @@ public class TrustBoundarySpecs
     }
 
     /// <summary>The binary under a wall-clock bound: a hang shows as exit 124, not as a stuck suite.</summary>
-    static RunResult Bounded(NetNs ns, string[] args, Dictionary<string, string>? env = null, string prefix = "") =>
+    internal static RunResult Bounded(NetNs ns, string[] args, Dictionary<string, string>? env = null, string prefix = "") =>
         ns.Exec("/usr/bin/timeout", ["20", "/bin/sh", "-c", prefix + "exec \"$0\" \"$@\"", Prerequisites.Binary, .. args], Full(ns, env));
 
-    static Dictionary<string, string> Full(NetNs ns, Dictionary<string, string>? env) => TunnelRouterProcess.Environment(ns, env);
+    internal static Dictionary<string, string> Full(NetNs ns, Dictionary<string, string>? env) => TunnelRouterProcess.Environment(ns, env);
 
     // ---- Finding 2: StrictModes checks what it parses -------------------------------------------------------
 

@@ -61,7 +61,8 @@ public class LastGoodPolicySpecs : IDisposable
         Assert.Equal(Path.Combine(_dir, "last-good.json"), path);
         Assert.Null(loaded);
         var line = Assert.Single(said);
-        Assert.StartsWith($"the policy does not load ({broken}: line 1, column 19: expected ',' or '}}', found '\"PoolRules\"')", line);
+        // The policy is 0600: its error says where and what was expected, never what is there (issue 22).
+        Assert.StartsWith($"the policy does not load ({broken}: line 1, column 19: expected ',' or '}}')", line);
         Assert.EndsWith($"running on the last good policy, {Path.Combine(_dir, "last-good.json")}, until it is fixed", line);
     }
 

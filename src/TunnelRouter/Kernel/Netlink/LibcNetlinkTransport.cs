@@ -11,22 +11,45 @@ internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
 
     LibcNetlinkTransport(int fd) => _fd = fd;
 
-    public static LibcNetlinkTransport Open(int protocol = Nl.NETLINK_ROUTE)
+    /// <summary>A NETLINK_ROUTE socket bound to multicast <paramref name="groups"/>: the event socket, read through the same
+    /// <see cref="ReceiveNow"/> path (recvmsg, the sender's port id) as requests.</summary>
+    public static LibcNetlinkTransport Subscribe(uint groups) => Bound(Nl.NETLINK_ROUTE, groups, requests: false);
+
+    /// <summary>The descriptor, to poll.</summary>
+    public int Fd => _fd;
+
+    /// <summary>The port id the kernel gave this socket (what a sender would have to aim at).</summary>
+    public uint PortId
+    {
+        get
+        {
+            var address = new sockaddr_nl();
+            var length = (uint)sizeof(sockaddr_nl);
+            return Libc.getsockname(_fd, &address, &length) == 0 ? address.nl_pid : 0;
+        }
+    }
+
+    public static LibcNetlinkTransport Open(int protocol = Nl.NETLINK_ROUTE) => Bound(protocol, 0, requests: true);
+
+    static LibcNetlinkTransport Bound(int protocol, uint groups, bool requests)
     {
         var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, protocol);
         if (fd < 0) throw NetlinkException.Of("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
         var transport = new LibcNetlinkTransport(fd);
         try
         {
-            // Acks without a copy of the request (they stay small, so thousands fit the receive buffer),
-            // with the kernel's own error text ("Nexthop device is not up").
-            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_CAP_ACK, 1);
-            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, 1);
-            // Dumps filtered by the kernel where it can (Linux 4.20); the filter is applied on reading as well.
-            transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_GET_STRICT_CHK, 1);
-            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK };
+            if (requests)
+            {
+                // Acks without a copy of the request (they stay small, so thousands fit the receive buffer),
+                // with the kernel's own error text ("Nexthop device is not up").
+                transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_CAP_ACK, 1);
+                transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_EXT_ACK, 1);
+                // Dumps filtered by the kernel where it can (Linux 4.20); the filter is applied on reading as well.
+                transport.Option(Nl.SOL_NETLINK, Nl.NETLINK_GET_STRICT_CHK, 1);
+            }
+            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK, nl_groups = groups };
             if (Libc.bind(fd, &address, (uint)sizeof(sockaddr_nl)) != 0)
-                throw NetlinkException.Of("bind(AF_NETLINK)", Marshal.GetLastPInvokeError());
+                throw NetlinkException.Of(groups == 0 ? "bind(AF_NETLINK)" : "bind(AF_NETLINK, groups)", Marshal.GetLastPInvokeError());
         }
         catch
         {
@@ -58,6 +81,16 @@ internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
 
     public int Receive(Span<byte> buffer, out uint senderPid)
     {
+        var n = Receive(buffer, Libc.MSG_TRUNC, out senderPid);
+        return n >= 0 ? n : throw NetlinkException.Of("recvmsg(netlink)", -n);
+    }
+
+    /// <summary>One datagram if one is queued, without waiting: its whole length (MSG_TRUNC: more than the buffer when
+    /// it was cut short) and its sender's port id, or -errno (EAGAIN: none queued; ENOBUFS: the kernel dropped some).</summary>
+    public int ReceiveNow(Span<byte> buffer, out uint senderPid) => Receive(buffer, Libc.MSG_TRUNC | Libc.MSG_DONTWAIT, out senderPid);
+
+    int Receive(Span<byte> buffer, int flags, out uint senderPid)
+    {
         fixed (byte* p = buffer)
         {
             while (true)
@@ -65,15 +98,11 @@ internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
                 var sender = new sockaddr_nl();
                 var iov = new iovec { iov_base = p, iov_len = (nuint)buffer.Length };
                 var msg = new msghdr { msg_name = &sender, msg_namelen = (uint)sizeof(sockaddr_nl), msg_iov = &iov, msg_iovlen = 1 };
-                var n = Libc.recvmsg(_fd, &msg, Libc.MSG_TRUNC);
-                if (n >= 0)
-                {
-                    senderPid = sender.nl_pid;
-                    return (int)Math.Min(n, int.MaxValue);
-                }
+                var n = Libc.recvmsg(_fd, &msg, flags);
+                senderPid = sender.nl_pid;
+                if (n >= 0) return (int)Math.Min(n, int.MaxValue);
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno == Errno.EINTR) continue;
-                throw NetlinkException.Of("recvmsg(netlink)", errno);
+                if (errno != Errno.EINTR) return -errno;
             }
         }
     }

@@ -21,38 +21,27 @@ public sealed unsafe class NetlinkEvents : IDisposable
     // RTNLGRP_IPV6_RULE (19), which has no RTMGRP_ constant: group n is bit n-1.
     const uint Groups = 0x1 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | (1u << (19 - 1));
 
-    int _fd;
+    readonly LibcNetlinkTransport _socket;
     readonly HashSet<byte> _protocols;
     readonly byte[] _buffer = new byte[64 * 1024];
 
-    NetlinkEvents(int fd, IEnumerable<byte> protocols)
+    NetlinkEvents(LibcNetlinkTransport socket, IEnumerable<byte> protocols)
     {
-        _fd = fd;
+        _socket = socket;
         _protocols = [.. protocols];
     }
 
     /// <param name="protocols">the route protocols whose routes are ours (apply's and the hook's).</param>
     public static NetlinkEvents Open(IEnumerable<byte> protocols)
     {
-        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Nl.NETLINK_ROUTE);
-        if (fd < 0) throw NetlinkException.Of("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
-        var events = new NetlinkEvents(fd, protocols);
-        try
-        {
-            // A flush of 10,000 routes is 10,000 notifications at once: room for them, so that few are lost.
-            var bytes = 8 << 20;
-            Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_RCVBUFFORCE, &bytes, sizeof(int));
-            var address = new sockaddr_nl { nl_family = Libc.AF_NETLINK, nl_groups = Groups };
-            if (Libc.bind(fd, &address, (uint)sizeof(sockaddr_nl)) != 0)
-                throw NetlinkException.Of("bind(AF_NETLINK, groups)", Marshal.GetLastPInvokeError());
-        }
-        catch
-        {
-            events.Dispose();
-            throw;
-        }
+        var events = new NetlinkEvents(LibcNetlinkTransport.Subscribe(Groups), protocols);
+        // A flush of 10,000 routes is 10,000 notifications at once: room for them, so that few are lost.
+        events._socket.GrowReceiveBuffer(8 << 20);
         return events;
     }
+
+    /// <summary>The socket's port id: a process with CAP_NET_ADMIN could aim datagrams at it (they are dropped).</summary>
+    internal uint PortId => _socket.PortId;
 
     /// <summary>The closed tables (FailClosed's): the deletion of a rule into one is <see cref="EventBatch.Urgent"/>.</summary>
     public IReadOnlySet<uint> Closed { get; set; } = new HashSet<uint>();
@@ -60,24 +49,26 @@ public sealed unsafe class NetlinkEvents : IDisposable
     /// <summary>Waits up to <paramref name="timeoutMs"/> for notifications and reads every one queued, without blocking further.</summary>
     public EventBatch Read(int timeoutMs)
     {
-        var pfd = new pollfd { fd = _fd, events = Libc.POLLIN };
+        var pfd = new pollfd { fd = _socket.Fd, events = Libc.POLLIN };
         var ready = Libc.poll(&pfd, 1, timeoutMs);
         if (ready <= 0) return default;
         int count = 0;
         bool touched = false, lost = false, urgent = false;
         while (true)
         {
-            nint n;
-            fixed (byte* p = _buffer) n = Libc.recv(_fd, p, (nuint)_buffer.Length, Libc.MSG_DONTWAIT);
+            // The request socket's receive path: recvmsg, and only the kernel's datagrams (port id 0) are read. Anyone
+            // else's (a process with CAP_NET_ADMIN aiming at this port) is dropped, as on the request socket.
+            var n = _socket.ReceiveNow(_buffer, out var sender);
             if (n < 0)
             {
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == Errno.EINTR) continue;
-                if (errno == Errno.ENOBUFS) { lost = true; continue; }
-                if (errno == Errno.EAGAIN) break;
-                throw NetlinkException.Of("recv(netlink events)", errno);
+                if (-n == Errno.ENOBUFS) { lost = true; continue; }
+                if (-n == Errno.EAGAIN) break;
+                throw NetlinkException.Of("recvmsg(netlink events)", -n);
             }
             if (n == 0) break;
+            if (sender != 0) continue;
+            // Cut short (larger than the buffer): what it said is unknown, so everything is read again.
+            if (n > _buffer.Length) { lost = true; continue; }
             var data = _buffer.AsSpan(0, (int)n);
             while (data.Length >= sizeof(nlmsghdr))
             {
@@ -136,9 +127,5 @@ public sealed unsafe class NetlinkEvents : IDisposable
     /// <summary>RTN_UNREACHABLE: the kernel's type of an unreachable route.</summary>
     const byte RtnUnreachable = 7;
 
-    public void Dispose()
-    {
-        if (_fd > 0) Libc.close(_fd);
-        _fd = 0;
-    }
+    public void Dispose() => _socket.Dispose();
 }
