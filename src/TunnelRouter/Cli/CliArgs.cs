@@ -89,12 +89,12 @@ public sealed record CliArgs(
                     break;
             }
         }
+        // help COMMAND: the first word of the caller's own (never one of OpenVPN's six).
+        string? helpFor = command == "help" && positional.Count > 0 ? positional[0] : null;
         for (var i = own; i < args.Count; i++) positional.Add(args[i]);
         // Asking is never acting: "flush --help" prints flush's usage and touches nothing, wherever the word stands.
-        string? helpFor = null;
-        if (help) (helpFor, command) = (command, "help");
-        else if (version) command = "version";
-        if (command == "help" && helpFor is null && positional.Count > 0) helpFor = positional[0];
+        if (help && command != "help") (helpFor, command) = (command, "help");
+        else if (version && !help) command = "version";
         return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json)
             { Extra = extra, All = all, Adopt = adopt, HelpFor = helpFor };
     }

@@ -51,6 +51,19 @@ public class CommandTableSpecs
     }
 
     [Fact]
+    public void Help_among_OpenVPNs_arguments_is_the_usage_whatever_the_device_is_called()
+    {
+        var env = new Dictionary<string, string> { ["script_type"] = "up" };
+        foreach (var argv in new[] { ["--help", "tun0", "1500", "0", "10.8.0.1", "255.255.255.0", "init"], (string[])["help", "flush", "1500", "0", "10.8.0.1", "255.255.255.0", "init"] })
+        {
+            var args = CliArgs.Parse(argv, CliArgs.OpenVpnWords(argv, env));
+
+            Assert.Equal("help", args.Command);
+            Assert.Null(args.HelpFor);
+        }
+    }
+
+    [Fact]
     public void Help_for_an_unknown_command_names_it_with_the_closest_one_and_exits_2()
     {
         var (code, stdout, stderr) = Run("help", "flsuh");
@@ -152,9 +165,12 @@ public class CommandTableSpecs
         foreach (var shell in new[] { "bash", "zsh" })
         {
             var script = Completion.Script(shell)!;
+            // bash offers the commands in one compgen word list, zsh as 'name:summary' items.
+            var bashCommands = script.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("'') COMPREPLY", StringComparison.Ordinal))?
+                .Split('"')[1].Split(' ') ?? [];
             foreach (var c in CommandTable.Commands)
             {
-                Assert.Equal(!c.Hidden, shell == "bash" ? script.Contains($" {c.Name} ") || script.Contains($"\"{c.Name} ") : script.Contains($"'{c.Name}:"));
+                Assert.Equal(!c.Hidden, shell == "bash" ? bashCommands.Contains(c.Name) : script.Contains($"'{c.Name}:"));
                 foreach (var o in c.Options) Assert.Equal(!o.Hidden, script.Contains(o.Name));
             }
             foreach (var o in CommandTable.Common) Assert.Contains(o.Name, script);
