@@ -93,7 +93,7 @@ public sealed record CliArgs(
         string? helpFor = command == "help" && positional.Count > 0 ? positional[0] : null;
         for (var i = own; i < args.Count; i++) positional.Add(args[i]);
         // Asking is never acting: "flush --help" prints flush's usage and touches nothing, wherever the word stands.
-        if (help && command != "help") (helpFor, command) = (command, "help");
+        if (help) (helpFor, command) = (command == "help" ? helpFor ?? "help" : command, "help");
         else if (version && !help) command = "version";
         return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json)
             { Extra = extra, All = all, Adopt = adopt, HelpFor = helpFor };
