@@ -66,17 +66,13 @@ public sealed record CliArgs(
                 case { Sets: Sets.Config }: config = Value(); break;
                 case { Sets: Sets.Override } o: overrides.Add(SplitOverride(o.Name, Value())); break;
                 case { Sets: Sets.Key, ConfigKey: { } key }: overrides.Add(new(key, Value())); break;
-                case { TakesValue: true }:
-                    // A command's own option (explain --to ADDRESS): its value, unless the next word is another option.
+                case { TakesValue: false }: extra.Add(a); break;
+                case var o when o is not null || (a.StartsWith('-') && a.Length > 1 && !IsNumber(a)):
+                    // A command's own option (explain --to ADDRESS), or an unknown one the command refuses: with its value,
+                    // unless the next word is another option.
                     extra.Add(a);
                     if (inline is not null) extra.Add(inline);
-                    else if (i + 1 < own && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) extra.Add(args[++i]);
-                    break;
-                case not null: extra.Add(a); break;
-                case null when a.StartsWith('-') && a.Length > 1 && !IsNumber(a):
-                    extra.Add(a);
-                    if (inline is not null) extra.Add(inline);
-                    else if (i + 1 < own && !args[i + 1].StartsWith('-')) extra.Add(args[++i]);
+                    else if (i + 1 < own && !args[i + 1].StartsWith(o is null ? "-" : "--", StringComparison.Ordinal)) extra.Add(args[++i]);
                     break;
                 case null when command is null && positional.Count == 0 && CommandTable.Find(a) is not null:
                     command = a;
@@ -94,7 +90,7 @@ public sealed record CliArgs(
         for (var i = own; i < args.Count; i++) positional.Add(args[i]);
         // Asking is never acting: "flush --help" prints flush's usage and touches nothing, wherever the word stands.
         if (help) (helpFor, command) = (command == "help" ? helpFor ?? "help" : command, "help");
-        else if (version && !help) command = "version";
+        else if (version) command = "version";
         return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json)
             { Extra = extra, All = all, Adopt = adopt, HelpFor = helpFor };
     }
