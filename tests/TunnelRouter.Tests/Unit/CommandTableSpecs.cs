@@ -133,6 +133,23 @@ public class CommandTableSpecs
     }
 
     [Fact]
+    public void The_documented_defaults_are_the_ones_the_options_start_with()
+    {
+        var (o, r, t) = (new TunnelRouterOptions(), new RoutingOptions(), new TunnelOptions());
+        var actual = new Dictionary<string, object>
+        {
+            ["Table"] = o.Table, ["Protocol"] = o.Protocol, ["HookProtocol"] = o.HookProtocol, ["PoolRules"] = o.PoolRules,
+            ["PoolRulePriority"] = o.PoolRulePriority, ["Backend"] = o.Backend, ["Iproute2Dir"] = o.Iproute2Dir, ["LockFile"] = o.LockFile,
+            ["LockTimeoutSeconds"] = o.LockTimeoutSeconds, ["WatchResyncSeconds"] = o.WatchResyncSeconds, ["Routing.Protocol"] = r.Protocol,
+            ["Routing.Area"] = r.Area, ["Routing.Hello"] = r.Hello, ["Routing.Dead"] = r.Dead, ["Routing.Settle"] = r.Settle, ["Tunnels.Mode"] = t.Mode,
+        };
+
+        foreach (var (key, value) in actual)
+            Assert.Equal(string.Format(System.Globalization.CultureInfo.InvariantCulture, "{0}", value).ToLowerInvariant(),
+                PolicyReference.Keys.Single(k => k.Key == key).Default);
+    }
+
+    [Fact]
     public void The_policy_man_page_has_every_key_with_its_type_default_and_example()
     {
         var page = ManPage.Source("5")!;
