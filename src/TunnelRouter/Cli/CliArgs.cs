@@ -13,7 +13,7 @@ public sealed record CliArgs(
     bool Json)
 {
     /// <summary>The command names (<see cref="CommandTable"/>).</summary>
-    public static IReadOnlyList<string> Commands => CommandTable.Names;
+    public static IReadOnlyList<string> Commands => [.. CommandTable.Names];
 
     /// <summary>
     /// How many trailing words are OpenVPN's: it runs --up/--down as

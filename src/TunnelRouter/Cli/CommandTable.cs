@@ -173,19 +173,35 @@ public static class CommandTable
     /// <summary>The commands the usage, the man page and completions show.</summary>
     public static IEnumerable<CommandSpec> Visible => Commands.Where(c => !c.Hidden);
 
-    public static readonly string[] Names = [.. Commands.Select(c => c.Name)];
+    public static IEnumerable<string> Names => Commands.Select(c => c.Name);
 
-    public static CommandSpec? Find(string? name) => Array.Find(Commands, c => c.Name == name);
+    public static CommandSpec? Find(string? name)
+    {
+        foreach (var c in Commands)
+            if (c.Name == name) return c;
+        return null;
+    }
 
     /// <summary>An option by its word, among the common ones and every command's: a word means one thing whatever
-    /// the command (a spec holds the table to that).</summary>
-    public static OptionSpec? Option(string word) =>
-        Array.Find(Common, o => o.Name == word || o.Short == word)
-        ?? Commands.SelectMany(c => c.Options).FirstOrDefault(o => o.Name == word || o.Short == word);
+    /// the command (a spec holds the table to that). Loops, not LINQ: "tunnel-router up" parses its word on every VPN start.</summary>
+    public static OptionSpec? Option(string word)
+    {
+        foreach (var o in Common)
+            if (o.Name == word || o.Short == word) return o;
+        foreach (var c in Commands)
+            if (Own(c, word) is { } o) return o;
+        return null;
+    }
+
+    static OptionSpec? Own(CommandSpec c, string word)
+    {
+        foreach (var o in c.Options)
+            if (o.Name == word || o.Short == word) return o;
+        return null;
+    }
 
     /// <summary>Whether <paramref name="command"/> takes <paramref name="word"/> as an option of its own.</summary>
-    public static bool Takes(string? command, string word) =>
-        Find(command) is { } c && c.Options.Any(o => o.Name == word || o.Short == word);
+    public static bool Takes(string? command, string word) => Find(command) is { } c && Own(c, word) is not null;
 
     const int Column = 22;
 
