@@ -5,6 +5,7 @@
 #   ./install.sh --prefix DIR     build, install to DIR/sbin/tunnel-router, touch nothing else
 #   ./install.sh --uninstall      remove what ./install.sh installed (files changed since are kept)
 #   --destdir DIR                 stage everything under DIR (packaging, tests); --binary FILE installs FILE unbuilt
+#   man pages (tunnel-router(8), tunnel-router.json(5)) and bash/zsh completions come with every install but --prefix
 #   --fault-injection             the test flavour (test.sh): TUNNEL_ROUTER_FAULT_AFTER works; never for a host
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -159,6 +160,23 @@ put hooks/down "$share/hooks/down" 0755
 if compgen -G "contrib/examples/*.json" >/dev/null; then
     make_dir "$share/examples" 0755
     for e in contrib/examples/*.json; do put "$e" "$share/examples/$(basename "$e")" 0644; done
+fi
+
+# Man pages and completions, made by the binary of its own command table (scripts/docs.sh, rendered by scdoc).
+docs=$(mktemp -d)
+trap 'rm -rf "$docs"' EXIT
+if why=$(scripts/docs.sh "$(root "$bin")" "$docs" 2>&1); then
+    for d in "$prefix/share/man" "$prefix/share/man/man8" "$prefix/share/man/man5" \
+             /usr/local/share/bash-completion /usr/local/share/bash-completion/completions \
+             /usr/local/share/zsh /usr/local/share/zsh/site-functions; do
+        make_dir "$d" 0755
+    done
+    put "$docs/man/tunnel-router.8" "$prefix/share/man/man8/tunnel-router.8" 0644
+    put "$docs/man/tunnel-router.json.5" "$prefix/share/man/man5/tunnel-router.json.5" 0644
+    put "$docs/completions/tunnel-router.bash" /usr/local/share/bash-completion/completions/tunnel-router 0644
+    put "$docs/completions/_tunnel-router" /usr/local/share/zsh/site-functions/_tunnel-router 0644
+else
+    echo "install.sh: warning: no man pages or completions installed: $why" >&2
 fi
 
 # The policy: root's, not writable by group or others (the binary refuses such a file). The one installed

@@ -3,8 +3,9 @@
 # Usage: scripts/deps.sh build|test
 # gcc-12, make, binutils and libelf1 build OpenVPN's ovpn-dco module for the QEMU guest's kernel (scripts/guest-dco.sh).
 set -euo pipefail
-want=(iproute2)
-[ "${1:-build}" = test ] && want+=(nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd iputils-ping strace qemu-system-x86 busybox-static cpio bird2 frr
+# scdoc renders the man pages (scripts/docs.sh); zsh and mandoc let the suite load the zsh completion and lint the pages.
+want=(iproute2 scdoc)
+[ "${1:-build}" = test ] && want+=(zsh mandoc nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd iputils-ping strace qemu-system-x86 busybox-static cpio bird2 frr
     gcc-12 make binutils libelf1)
 missing=()
 for p in "${want[@]}"; do

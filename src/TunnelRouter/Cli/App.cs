@@ -27,8 +27,11 @@ public static class App
 
             switch (args.Command)
             {
-                case "help": stdout.Write(Usage); return Ok;
+                // Before the policy and the kernel: asking, generating a page or a script never acts.
+                case "help": return Help(args.HelpFor, stdout, stderr, log);
                 case "version": stdout.WriteLine($"tunnel-router {Version}"); return Ok;
+                case "completion": return Generate("completion", args.Positional, Completion.Script, stdout);
+                case "manpage": return Generate("manpage", args.Positional, ManPage.Source, stdout);
                 // Without a command and without OpenVPN's environment nobody meant the hook: a typo ("aply") or a
                 // bare call gets the usage, not "script_type: is not set".
                 case null when !CliArgs.IsOpenVpnEnvironment(env):
@@ -70,8 +73,8 @@ public static class App
                 log = CreateLogger(level, options.LogFile, stderr);
             }
 
-            if (args.Extra.Count > 0 && args.Command is not ("explain" or "demo" or "export"))
-                throw new InputException(Net.Printable(args.Extra[0]), "unknown option; see 'tunnel-router help'");
+            if (args.Extra.FirstOrDefault(w => w.StartsWith('-') && !CommandTable.Takes(args.Command, w)) is { } unknown)
+                throw new InputException(Net.Printable(unknown), $"unknown option{(args.Command is null ? "" : " for " + args.Command)}; see 'tunnel-router {args.Command ?? "help"}{(args.Command is null ? "" : " --help")}'");
 
             var ctx = new Context
             {
@@ -134,6 +137,29 @@ public static class App
         }
     }
 
+    /// <summary>help, help COMMAND, COMMAND --help: the usage or the command's, on stdout, exit 0; an unknown command is
+    /// named, with the usage on stderr, exit 2.</summary>
+    static int Help(string? command, TextWriter stdout, TextWriter stderr, ILogger log)
+    {
+        if (command is null) { stdout.Write(Usage); return Ok; }
+        if (CommandTable.Find(command) is { } spec) { stdout.Write(CommandTable.HelpText(spec)); return Ok; }
+        var word = Net.Printable(command);
+        log.Error("tunnel-router: error: {Message}", $"unknown command '{word}'{Suggest.DidYouMean(word, CliArgs.Commands)}");
+        stderr.Write(Usage);
+        return UsageError;
+    }
+
+    /// <summary>completion bash|zsh, manpage 8|5: a text made from the command table; a missing or unknown argument is
+    /// one line naming what it takes.</summary>
+    static int Generate(string command, IReadOnlyList<string> words, Func<string, string?> make, TextWriter stdout)
+    {
+        var takes = CommandTable.Find(command)!.Words!;
+        if (words.Count != 1 || make(words[0]) is not { } text)
+            throw new InputException(command, $"{(words.Count == 0 ? "needs" : "takes")} one of {string.Join(", ", takes)}");
+        stdout.Write(text);
+        return Ok;
+    }
+
     /// <summary>Closing flushes the log file, which can fail (a full disk, a path that takes no writes): one line, not a crash.</summary>
     static void Close(ILogger log, TextWriter stderr)
     {
@@ -163,35 +189,8 @@ public static class App
         return config.CreateLogger();
     }
 
-    public const string Usage = """
-        Usage: tunnel-router COMMAND [options] [Key=Value ...]
-
-        OpenVPN hook:
-          tunnel-router                      as --up/--down: OpenVPN's arguments, script_type in the environment
-          tunnel-router up|down              from the environment alone (down-root plugin, /etc/openvpn/up)
-
-        Policy:
-          apply        make the kernel match the policy file
-          plan         print what apply would change (exit 0: nothing, 2: changes, 1: error)
-          status       what tunnel-router owns, table by table (--json)
-          flush        remove the policy's objects; the live tunnels' stay (--all: the hook's too)
-          watch        keep the kernel true: restore what others delete, add what waited for its device
-          doctor       check the host for what breaks policy routing (--json)
-          explain      which rule, table and route a packet takes (--from A --to B [--iif D] [--mark N] ...)
-          export       the policy as networkd, ifcfg, uci or nmcli configuration (--format F [--out DIR])
-          demo         a lab in throwaway network namespaces, shown step by step
-
-        Options:
-          -c, --config PATH   policy file (default /etc/tunnel-router/tunnel-router.json, or $TUNNEL_ROUTER_CONFIG)
-          -n, --dry-run       print the changes as ip lines, change nothing
-          --adopt             apply/plan: take over foreign routes and rules identical to the policy's
-          -v, --verbose       more detail      -q, --quiet   errors and warnings only
-          --log-file PATH     also log to a file
-          --backend ip|netlink
-          --json              machine-readable output (status, doctor)
-          Key=Value           override a configuration key (also TUNNEL_ROUTER_Key=Value in the environment)
-
-        """;
+    /// <summary>The usage screen, from the command table.</summary>
+    public static string Usage => CommandTable.UsageText();
 }
 
 /// <summary>A console sink without templates or themes: the hook prints a handful of lines, and the

@@ -12,14 +12,8 @@ public sealed record CliArgs(
     bool Quiet,
     bool Json)
 {
-    public static readonly string[] Commands =
-        ["up", "down", "apply", "plan", "status", "flush", "watch", "demo", "doctor", "explain", "export", "version", "help"];
-
-    /// <summary>Flags that take a value and the configuration key they set.</summary>
-    static readonly Dictionary<string, string> ValueFlags = new(StringComparer.Ordinal)
-    {
-        ["--log-file"] = "LogFile", ["--backend"] = "Backend", ["--table"] = "Table", ["--lock-file"] = "LockFile",
-    };
+    /// <summary>The command names (<see cref="CommandTable"/>).</summary>
+    public static IReadOnlyList<string> Commands => [.. CommandTable.Names];
 
     /// <summary>
     /// How many trailing words are OpenVPN's: it runs --up/--down as
@@ -58,45 +52,51 @@ public sealed record CliArgs(
             if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0) { inline = a[(eq + 1)..]; a = a[..eq]; }
             string Value() => inline ?? (i + 1 < own ? args[++i] : throw new InputException(Core.Net.Printable(a), "needs a value"));
 
-            switch (a)
+            // Every option word is in the command table: what it sets, whether it takes a value.
+            switch (CommandTable.Option(a))
             {
-                case "-n" or "--dry-run": dryRun = true; break;
-                case "-v" or "--verbose": verbose = true; break;
-                case "-q" or "--quiet": quiet = true; break;
-                case "--json": json = true; break;
-                case "--all": all = true; break;
-                case "--adopt": adopt = true; break;
-                case "-h" or "--help": help = true; break;
-                case "--version": version = true; break;
-                case "-c" or "--config": config = Value(); break;
-                case "--set":
-                    overrides.Add(SplitOverride("--set", Value()));
-                    break;
-                case var f when ValueFlags.TryGetValue(f, out var key):
-                    overrides.Add(new(key, Value()));
-                    break;
-                case var f when f.StartsWith('-') && f.Length > 1 && !IsNumber(f):
-                    extra.Add(f);
+                case { Sets: Sets.DryRun }: dryRun = true; break;
+                case { Sets: Sets.Verbose }: verbose = true; break;
+                case { Sets: Sets.Quiet }: quiet = true; break;
+                case { Sets: Sets.Json }: json = true; break;
+                case { Sets: Sets.All }: all = true; break;
+                case { Sets: Sets.Adopt }: adopt = true; break;
+                case { Sets: Sets.Help }: help = true; break;
+                case { Sets: Sets.Version }: version = true; break;
+                case { Sets: Sets.Config }: config = Value(); break;
+                case { Sets: Sets.Override } o: overrides.Add(SplitOverride(o.Name, Value())); break;
+                case { Sets: Sets.Key, ConfigKey: { } key }: overrides.Add(new(key, Value())); break;
+                case { TakesValue: false }: extra.Add(a); break;
+                case var o when o is not null || (a.StartsWith('-') && a.Length > 1 && !IsNumber(a)):
+                    // A command's own option (explain --to ADDRESS), or an unknown one the command refuses: with its value,
+                    // unless the next word is another option.
+                    extra.Add(a);
                     if (inline is not null) extra.Add(inline);
-                    else if (i + 1 < own && !args[i + 1].StartsWith('-')) extra.Add(args[++i]);
+                    else if (i + 1 < own && !args[i + 1].StartsWith(o is null ? "-" : "--", StringComparison.Ordinal)) extra.Add(args[++i]);
                     break;
-                case var w when command is null && positional.Count == 0 && Commands.Contains(w):
-                    command = w;
+                case null when command is null && positional.Count == 0 && CommandTable.Find(a) is not null:
+                    command = a;
                     break;
-                case var w when w.Contains('=') && IsKey(w[..w.IndexOf('=')]):
-                    overrides.Add(SplitOverride("argument", w));
+                case null when a.Contains('=') && IsKey(a[..a.IndexOf('=')]):
+                    overrides.Add(SplitOverride("argument", a));
                     break;
                 default:
                     positional.Add(a);
                     break;
             }
         }
+        // help COMMAND: the first word of the caller's own (never one of OpenVPN's six).
+        string? helpFor = command == "help" && positional.Count > 0 ? positional[0] : null;
         for (var i = own; i < args.Count; i++) positional.Add(args[i]);
-        // Asking is never acting: "flush --help" prints the usage and touches nothing, wherever the word stands.
-        if (help) command = "help";
+        // Asking is never acting: "flush --help" prints flush's usage and touches nothing, wherever the word stands.
+        if (help) (helpFor, command) = (command == "help" ? helpFor ?? "help" : command, "help");
         else if (version) command = "version";
-        return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json) { Extra = extra, All = all, Adopt = adopt };
+        return new CliArgs(command, positional, overrides, config, dryRun, verbose, quiet, json)
+            { Extra = extra, All = all, Adopt = adopt, HelpFor = helpFor };
     }
+
+    /// <summary>help COMMAND, COMMAND --help: the command whose usage is asked for; null for the general usage.</summary>
+    public string? HelpFor { get; init; }
 
     /// <summary>flush --all: the hook's objects too, not only the policy's.</summary>
     public bool All { get; init; }

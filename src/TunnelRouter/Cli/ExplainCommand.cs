@@ -329,8 +329,7 @@ public static class ExplainCommand
         for (var i = 0; i < extra.Count; i++)
         {
             var flag = extra[i];
-            if (flag is not ("--from" or "--to" or "--iif" or "--mark" or "--proto" or "--sport" or "--dport" or "--uid"))
-                throw new InputException(flag, "unknown option for explain (--from, --to, --iif, --mark, --proto, --sport, --dport, --uid)");
+            if (!CommandTable.Takes("explain", flag)) throw new InputException(flag, "unknown option for explain; see 'tunnel-router explain --help'");
             if (i + 1 >= extra.Count || extra[i + 1].StartsWith("--", StringComparison.Ordinal)) throw new InputException(flag, "needs a value");
             if (!values.TryAdd(flag, extra[++i])) throw new InputException(flag, "given twice");
         }

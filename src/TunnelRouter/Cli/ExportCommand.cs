@@ -22,8 +22,8 @@ public static class ExportCommand
         var extra = ctx.Args.Extra;
         for (var i = 0; i < extra.Count; i++)
         {
-            if (extra[i] is not ("--format" or "--out" or "--interface" or "--connection"))
-                throw new InputException(Net.Printable(extra[i]), "unknown option for export (--format, --out, --interface, --connection)");
+            if (!CommandTable.Takes("export", extra[i]))
+                throw new InputException(Net.Printable(extra[i]), "unknown option for export; see 'tunnel-router export --help'");
             if (i + 1 >= extra.Count) throw new InputException(extra[i], "needs a value");
             var option = extra[i];
             var value = extra[++i];

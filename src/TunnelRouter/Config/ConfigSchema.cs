@@ -49,6 +49,11 @@ public static class ConfigSchema
 
     public static IEnumerable<string> Known => Sections.Skip(1).Select(s => s.Key);
 
+    /// <summary>Every key a policy may hold: the top-level ones, and "Section.Member" for the members of a list's
+    /// objects or of an object (what <see cref="PolicyReference"/> must document).</summary>
+    public static IEnumerable<string> AllKeys => Sections.Skip(1).SelectMany(s =>
+        (IEnumerable<string>)[s.Key, .. (s.EntryKeys ?? []).Select(k => $"{s.Key}.{k}")]);
+
     public static bool IsKnown(string key) => Sections.Any(s => s.Key.Equals(key, StringComparison.OrdinalIgnoreCase));
 
     enum Kind { Number, Flag }
