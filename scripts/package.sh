@@ -38,15 +38,18 @@ work=$PWD/artifacts/deb-build
 # Reproducible: the files' dates, the changelog's and gzip's are the last commit's.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
-# Native AOT for one runtime; each (runtime, version) keeps its own intermediate directory, so that building the
-# other architecture, another version or the test flavour in between does not make the next build start over.
+# Native AOT for one runtime. Each (runtime, version) builds its own copy of src/TunnelRouter (mtimes kept), with
+# its own obj/ and restore: building the other architecture, another version or the test flavour (install.sh, in
+# src/) in between makes neither this build nor theirs start over.
 publish() {
     local rid=$1 dir="$work/$1-$version"
     local extra=()
     [ "$rid" = linux-arm64 ] && extra=(-p:CppCompilerAndLinker=clang -p:SysRoot=/ -p:LinkerFlavor=lld)
-    mkdir -p "$dir"
-    if ! dotnet publish "$project" -c Release -r "$rid" -p:Version="$version" "${extra[@]}" \
-            -p:IntermediateOutputPath="$work/obj/$rid-$version/" -o "$dir/publish" -nologo -v quiet >"$dir/publish.log" 2>&1; then
+    mkdir -p "$dir/src"
+    find "$dir/src" -mindepth 1 -maxdepth 1 ! -name obj ! -name bin -exec rm -rf {} +
+    tar -C src/TunnelRouter --exclude=./obj --exclude=./bin -cf - . | tar -C "$dir/src" -xf -
+    if ! dotnet publish "$dir/src/TunnelRouter.csproj" -c Release -r "$rid" -p:Version="$version" "${extra[@]}" \
+            -o "$dir/publish" -nologo -v quiet >"$dir/publish.log" 2>&1; then
         cat "$dir/publish.log" >&2
         echo "package.sh: the $rid build failed (log above)" >&2
         return 1
