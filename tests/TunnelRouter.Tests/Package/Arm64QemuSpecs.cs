@@ -81,12 +81,7 @@ public class Arm64QemuSpecs(PackageBuilds builds, ITestOutputHelper output)
         return ns;
     }
 
-    static List<string> Owned(NetNs ns) =>
-    [
-        .. new[] { "-4", "-6" }.SelectMany(f => Sh.Ip("-N", "-n", ns.Name, f, "rule", "show").Split('\n')
-            .Concat(Sh.Ip("-N", "-n", ns.Name, f, "route", "show", "table", "all").Split('\n')))
-            .Where(l => l.Contains("proto 147", StringComparison.Ordinal)).Select(l => l.Trim()),
-    ];
+    static List<string> Owned(NetNs ns) => CleanRootPackageSpecs.Owned(ns);
 
     [Arm64Fact]
     public void The_arm64_binary_prints_its_help_and_the_project_files_version_under_qemu()

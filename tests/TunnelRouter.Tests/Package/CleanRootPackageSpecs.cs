@@ -134,8 +134,8 @@ public class CleanRootPackageSpecs(PackageBuilds builds, ITestOutputHelper outpu
 
     static long Clear(NetNs far) => OpenVpnLab.Counter(far, "seen", 0);
 
-    /// <summary>The routes and rules with tunnel-router's protocol (147) in the gateway, as ip prints them.</summary>
-    static List<string> Owned(NetNs gw) =>
+    /// <summary>The routes and rules with tunnel-router's protocol (147) in a namespace, as ip -N prints them.</summary>
+    internal static List<string> Owned(NetNs gw) =>
     [
         .. new[] { "-4", "-6" }.SelectMany(f => Lines(Sh.Ip("-N", "-n", gw.Name, f, "rule", "show"))
             .Concat(Lines(Sh.Ip("-N", "-n", gw.Name, f, "route", "show", "table", "all")))).Where(l => l.Contains("proto 147", StringComparison.Ordinal)),
