@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 
 namespace TunnelRouter.Core;
@@ -73,7 +72,7 @@ public static partial class NftGuard
         bare.Append(chains);
         body.Append(chains);
         // The fingerprint is the skeleton's: the hook's elements come and go without making the table another one.
-        var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(bare.ToString())))[..16];
+        var fingerprint = NftMarks.Fingerprint(bare.ToString());
         return new NftTable($"table {QualifiedName} {{\n\tcomment \"{NftMarks.CommentPrefix}{fingerprint}\"\n{body}}}\n", fingerprint);
 
         void PoolJumps()

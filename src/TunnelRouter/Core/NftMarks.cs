@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 
 namespace TunnelRouter.Core;
@@ -40,7 +39,7 @@ public static partial class NftMarks
             chains.Append("\t}\n");
         }
         var body = chains.ToString();
-        var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(body)))[..16];
+        var fingerprint = Fingerprint(body);
         return new NftTable($"table {QualifiedName} {{\n\tcomment \"{CommentPrefix}{fingerprint}\"\n{body}}}\n", fingerprint);
     }
 
@@ -140,6 +139,15 @@ public static partial class NftMarks
             var value = uint.Parse(m.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             return $"meta mark & {Hex(keep | value)} | {Hex(value)}";
         });
+    }
+
+    /// <summary>16 hex digits that change when the text does (FNV-1a, 64 bits): change detection, not security, so no
+    /// OpenSSL is loaded for it (a gateway without libssl runs every command).</summary>
+    public static string Fingerprint(string text)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var b in Encoding.UTF8.GetBytes(text)) hash = (hash ^ b) * 1099511628211UL;
+        return hash.ToString("x16", CultureInfo.InvariantCulture);
     }
 
     /// <summary>The fingerprint in a table listing's comment, or null when it has none of ours.</summary>
