@@ -44,11 +44,14 @@ public static class HookCommand
             }
             // The tunnel's Instances entry, its placeholders filled from OpenVPN's environment: a hostile or missing
             // value stops the run here, before anything is changed.
-            var closed = tunnel.Action == HookAction.Up ? ClosedTables(ctx) : new HashSet<uint>();
+            // Read once for up and down: the kill switches up adds, the steady rules down leaves, the guard's elements.
+            // A down never fails on it: it removes the tunnel's objects whatever the policy says now.
+            var closedAtDown = tunnel.Action == HookAction.Up ? null : ClosedTablesAtDown(ctx);
+            var closed = tunnel.Action == HookAction.Up ? ClosedTables(ctx) : closedAtDown ?? new HashSet<uint>();
             var instance = tunnel.Action == HookAction.Up ? Instance(ctx, env, tunnel, settings, closed) : null;
             // A down with no record (lost, or never written) removes what up would have installed, instance lines
             // included when down's environment still resolves them.
-            var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings) : null;
+            var unrecorded = tunnel.Action == HookAction.Down && record is null ? InstanceAtDown(ctx, tunnel, settings, closedAtDown) : null;
             var desired = tunnel.Action == HookAction.Up ? With(HookPolicy.Desired(tunnel, settings, Dco(ctx, tunnel, settings)), instance?.State) : KernelState.Empty;
             // Kill switches first (docs/lifecycle.md): the closed tables this tunnel routes into, and its steady rules.
             var steady = Lifecycle.SteadyAtUp(desired, instance?.Spec, closed, ctx.Protocol);
@@ -78,14 +81,20 @@ public static class HookCommand
             if (steady.Routes.Count + steady.Rules.Count > 0) ctx.ApplyWithNames(Planner.Plan(steady, current, Ownership.Nothing));
             var plan = Planner.Plan(desired, current, HookPolicy.Scope(tunnel, settings, desired, record, unrecorded?.State));
             StartupTrace.Mark("planned");
-            // The fail-closed guard lets the tunnel's traffic out by its device before its routes go in (docs/lifecycle.md).
-            if (tunnel.Action == HookAction.Up && closed.Count > 0) Guard(ctx, Lifecycle.GuardElements(tunnel.Device, desired, closed), add: true);
-            ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up);
+            // The fail-closed guard lets the tunnel's traffic out by its device before its routes go in (docs/lifecycle.md);
+            // an up that fails and rolls back takes them out again.
+            var admitted = tunnel.Action == HookAction.Up && closed.Count > 0 ? Lifecycle.GuardElements(tunnel.Device, desired, closed) : [];
+            Guard(ctx, admitted, add: true);
+            try { ctx.ApplyWithNames(plan, writeNames: tunnel.Action == HookAction.Up); }
+            catch
+            {
+                Guard(ctx, admitted, add: false);
+                throw;
+            }
             StartupTrace.Mark("applied");
-            if (tunnel.Action == HookAction.Down && (record is null || record.Matches(tunnel))
-                && (record is not null ? new KernelState(record.Routes, record.Rules) : unrecorded?.State) is { } gone
-                && ClosedTables(ctx) is { Count: > 0 } closedAtDown)
-                Guard(ctx, Lifecycle.GuardElements(tunnel.Device, gone, closedAtDown), add: false);
+            if (tunnel.Action == HookAction.Down && closed.Count > 0 && (record is null || record.Matches(tunnel))
+                && (record is not null ? new KernelState(record.Routes, record.Rules) : unrecorded?.State) is { } gone)
+                Guard(ctx, Lifecycle.GuardElements(tunnel.Device, gone, closed), add: false);
             if (!ctx.Args.DryRun) Record(ctx, records, env, tunnel, settings, desired, record, instance, servers);
             if (tunnel.Action == HookAction.Up) ctx.KeepAsLastGood();
             ctx.Log.Debug("{Action} {Device}: {Count} change(s)", tunnel.Action, tunnel.Device, plan.Count);
@@ -146,11 +155,23 @@ public static class HookCommand
         return closed;
     }
 
-    static ResolvedInstance? InstanceAtDown(Context ctx, OpenVpnTunnel tunnel, HookSettings settings)
+    /// <summary>Null when the policy's FailClosed does not resolve now: down then keeps to the tunnel's own routes.</summary>
+    static IReadOnlySet<uint>? ClosedTablesAtDown(Context ctx)
     {
+        try { return ClosedTables(ctx); }
+        catch (InputException) { return null; }
+    }
+
+    static ResolvedInstance? InstanceAtDown(Context ctx, OpenVpnTunnel tunnel, HookSettings settings, IReadOnlySet<uint>? closed)
+    {
+        if (closed is null)
+        {
+            ctx.Log.Information("{Device} has no record and the policy's FailClosed does not resolve now; removing the tunnel's own routes only", tunnel.Device);
+            return null;
+        }
         // Down leaves steady rules alone whatever the policy says now: with every FailClosed table given, none of the
         // instance's rules into one is taken for the tunnel's.
-        try { return Instance(ctx, ctx.Environment, tunnel, settings, ClosedTables(ctx)); }
+        try { return Instance(ctx, ctx.Environment, tunnel, settings, closed); }
         catch (InputException e)
         {
             ctx.Log.Information("{Device} has no record and its Instances lines do not resolve now ({Message}); removing the tunnel's own routes only",

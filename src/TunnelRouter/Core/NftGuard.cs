@@ -111,7 +111,7 @@ public static partial class NftGuard
         var v6 = r.Family.IsV6();
         var ip = v6 ? "ip6" : "ip";
         var parts = new List<string>();
-        if (r.Iif is { } iif) parts.Add($"iifname \"{(iif.EndsWith('+') ? iif[..^1] + "*" : iif)}\"");
+        if (r.Iif is { } iif) parts.Add($"iifname \"{NftMarks.Wildcard(iif)}\"");
         if (r.From is null && r.To is null) parts.Add(v6 ? "meta nfproto ipv6" : "meta nfproto ipv4");
         if (r.From is { } f) parts.Add($"{ip} saddr {AddressMatch.NftText(f)}");
         if (r.To is { } t) parts.Add($"{ip} daddr {AddressMatch.NftText(t)}");

@@ -71,7 +71,7 @@ public static partial class NftMarks
     static string Ports(string ports) => ports.Contains(',') ? $"{{ {ports.Replace(",", ", ")} }}" : ports;
 
     /// <summary>iptables writes "eth+" for every name starting with "eth"; nft writes "eth*".</summary>
-    static string Wildcard(string name) => name.EndsWith('+') ? name[..^1] + "*" : name;
+    internal static string Wildcard(string name) => name.EndsWith('+') ? name[..^1] + "*" : name;
 
     /// <summary>--set-mark V/M is mark = (mark AND NOT M) OR V; without a mask the whole mark is replaced.</summary>
     static string SetMark(MarkRule r)
