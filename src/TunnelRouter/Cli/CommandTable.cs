@@ -69,7 +69,7 @@ public static class CommandTable
         "OpenVPN runs the hook as --up and --down: with script_type set to up or down and its arguments " +
         "(dev tun_mtu 0 ifconfig_local NETMASK|PEER init|restart), or as 'tunnel-router up|down' from the environment alone " +
         "(the down-root plugin, the /etc/openvpn/up shim). Up installs the tunnel's networks on the device in the policy " +
-        "table (and with PoolRules a rule from each pool); down removes exactly what up recorded in /run/tunnel-router/tunnels/DEV.";
+        "table (and with PoolRules a rule from each pool); down removes exactly what up recorded in /run/tunnel-router/tunnels/NETNS/DEV.";
 
     public static readonly CommandSpec[] Commands =
     [

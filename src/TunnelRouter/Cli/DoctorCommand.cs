@@ -90,6 +90,8 @@ public static class DoctorCommand
             foreach (var leak in Lifecycle.ClosedWhileUp(policy, LiveInstances.Records(ctx), snapshot))
                 findings.Add(new Finding("fail-closed", FindingLevel.Problem, leak.Message, leak.Fix));
         }
+        foreach (var text in planned?.NeedRestart ?? [])
+            findings.Add(new Finding("tunnels", FindingLevel.Problem, text, "restart that OpenVPN instance, or register the table's name first (apply it once with a Tables entry)"));
         if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot, policy.Tunnels);
         if (plan is not null)
         {

@@ -99,7 +99,7 @@ public static class ManPage
     static readonly (string, string)[] Files =
     [
         (ConfigLoader.DefaultPath, "The policy (tunnel-router.json(5)); root's, not writable by group or others."),
-        ("/run/tunnel-router/tunnels/DEV", "What the OpenVPN hook installed for a tunnel: what down removes."),
+        ("/run/tunnel-router/tunnels/NETNS/DEV", "What the OpenVPN hook installed for a tunnel: what down removes."),
         ("/run/tunnel-router/lock", "The host-wide lock."),
         ("/run/tunnel-router/" + Kernel.LastGoodPolicy.FileName, "The last policy apply, up or watch loaded: what they fall back on when the policy file is broken."),
         ("/etc/iproute2/rt_tables.d/tunnel-router.conf", "The names of tables the host does not define."),

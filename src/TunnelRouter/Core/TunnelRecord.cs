@@ -53,6 +53,29 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         return this with { Rules = [.. Rules.Where(r => !IsPoolRule(r)), .. made.Where(r => !Rules.Contains(r))], PoolRules = poolRules, PoolRulePriority = priority };
     }
 
+    /// <summary>The hook's table came from the policy file (neither <c>setenv TUNNEL_ROUTER_TABLE</c> nor
+    /// <c>..._TABLEID</c> in the tunnel's OpenVPN configuration): the tunnel then follows a changed <c>Table</c>
+    /// (<see cref="FollowTable"/>). False in a record an older writer left: such a tunnel keeps its table.</summary>
+    public bool TableFromPolicy { get; init; }
+
+    /// <summary>
+    /// The live tunnel with the policy's hook table as it is now (invariant 8): its networks' routes and its pool rules
+    /// move from the table of its up to <paramref name="table"/>. The routes and rules of its Instances lines name their
+    /// own tables and stay. The same record when the table is the same, or when the tunnel's own environment set it.
+    /// </summary>
+    public TunnelRecord FollowTable(uint table)
+    {
+        if (!TableFromPolicy || Table == table || Table == 0) return this;
+        var networks = Networks.Select(n => n.Network).ToHashSet();
+        var pools = Networks.Where(n => n.Pool).Select(n => n.Network).ToHashSet();
+        return this with
+        {
+            Table = table,
+            Routes = [.. Routes.Select(r => r.Table == Table && networks.Contains(r.Destination) && (r.Device == Device || r.Type == RouteType.Throw) ? r with { Table = table } : r)],
+            Rules = [.. Rules.Select(r => r.Action == RuleAction.Lookup && r.Table == Table && r.From is { } f && pools.Contains(f) && r.To is null ? r with { Table = table } : r)],
+        };
+    }
+
     /// <summary>The tunnel's own addresses: with the device, who it is.</summary>
     public IPAddress? Local4 { get; init; }
     public IPAddress? Local6 { get; init; }
@@ -84,6 +107,8 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
             PoolRulePriority = settings?.PoolRulePriority ?? 0,
             PoolRulesPinned = environment?.Keys.Any(k => k.Equals("TUNNEL_ROUTER_POOLRULES", StringComparison.OrdinalIgnoreCase)
                                                         || k.Equals("TUNNEL_ROUTER_POOLRULEPRIORITY", StringComparison.OrdinalIgnoreCase)) == true,
+            TableFromPolicy = settings is not null && environment?.Keys.Any(k => k.Equals("TUNNEL_ROUTER_TABLE", StringComparison.OrdinalIgnoreCase)
+                                                        || k.Equals("TUNNEL_ROUTER_TABLEID", StringComparison.OrdinalIgnoreCase)) != true,
             Local4 = tunnel.Local4,
             Local6 = tunnel.Local6,
             Networks = tunnel.Networks,
@@ -157,6 +182,7 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         PoolRules = PoolRules,
         PoolRulePriority = PoolRulePriority,
         PoolRulesPinned = PoolRulesPinned ? true : null,
+        TableFromPolicy = TableFromPolicy ? true : null,
         Local4 = Local4?.ToString(),
         Local6 = Local6?.ToString(),
         Networks = [.. Networks.Select(n => new TunnelRecordJson.NetworkJson { Network = Net.Format(n.Network), Gateway = n.Gateway?.ToString(), Pool = n.Pool })],
@@ -218,6 +244,7 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
                 PoolRules = j.PoolRules,
                 PoolRulePriority = j.PoolRulePriority,
                 PoolRulesPinned = j.PoolRulesPinned ?? false,
+                TableFromPolicy = j.TableFromPolicy ?? false,
                 Local4 = j.Local4 is null ? null : Net.ParseAddress("record", j.Local4, AddressFamily.InterNetwork),
                 Local6 = j.Local6 is null ? null : Net.ParseAddress("record", j.Local6, AddressFamily.InterNetworkV6),
                 Networks = networks,
@@ -244,6 +271,7 @@ public sealed class TunnelRecordJson
     public bool PoolRules { get; set; }
     public uint PoolRulePriority { get; set; }
     public bool? PoolRulesPinned { get; set; }
+    public bool? TableFromPolicy { get; set; }
     public string? Local4 { get; set; }
     public string? Local6 { get; set; }
     public List<NetworkJson>? Networks { get; set; }

@@ -47,6 +47,14 @@ public sealed record ParsedPolicy
     /// rules stand (the fail-closed guard judges their traffic there). Live tunnels follow them (invariant 8).</summary>
     public bool PoolRules { get; init; }
     public uint PoolRulePriority { get; init; } = 1000;
+
+    /// <summary>The hook's table as the policy names it now (its <c>TableId</c>, or a name the host's and the policy's
+    /// names define, or a number); null when it is a new name only the next up will register. Live tunnels whose table
+    /// came from the policy follow it (invariant 8).</summary>
+    public uint? HookTable { get; init; }
+
+    /// <summary>The hook's table as the policy writes it, for messages.</summary>
+    public string HookTableName { get; init; } = "";
     public IReadOnlyList<TunnelConfigEntry> Tunnels { get; init; } = [];
 
     /// <summary>Instances entries: templates the hook resolves at up; plan shows them.</summary>

@@ -110,6 +110,8 @@ public static class PolicyParser
             FailClosedTables = closed,
             PoolRules = o.PoolRules,
             PoolRulePriority = o.PoolRulePriority,
+            HookTable = o.TableId ?? (names.Tables.TryGetId(o.Table, out var hookTable) ? hookTable : null),
+            HookTableName = o.Table,
             Source = src,
             Protocol = protocol,
             HookProtocol = hookProtocol,

@@ -49,6 +49,9 @@ public sealed record PolicyPlan(IReadOnlyList<Change> Changes, IReadOnlyList<Pla
     /// <summary>Live tunnels' records that now follow the policy (invariant 8): written again once the plan is applied.</summary>
     public IReadOnlyList<TunnelRecord> Followed { get; init; } = [];
 
+    /// <summary>Live tunnels that cannot follow the policy until they reconnect, with why (doctor names them).</summary>
+    public IReadOnlyList<string> NeedRestart { get; init; } = [];
+
     /// <summary>Everything but the kill switches and the guard.</summary>
     public IReadOnlyList<Change> Rest
     {
@@ -112,9 +115,23 @@ public static class Reconciler
         // The live tunnels as the policy wants them now, not as it was at their up (invariant 8): a changed PoolRules.
         var recorded = live;
         live = [.. live.Select(r => r.Follow(policy.PoolRules, policy.PoolRulePriority, policy.HookProtocol))];
+        var pooled = live.Where((r, i) => !ReferenceEquals(r, recorded[i])).Select(r => r.Device).ToHashSet(StringComparer.Ordinal);
+        // ... and a changed Table: the tunnel's networks and pool rules move to it, its Instances lines keep the tables they name.
+        if (policy.HookTable is { } hookTable) live = [.. live.Select(r => r.FollowTable(hookTable))];
         var followed = live.Where((r, i) => !ReferenceEquals(r, recorded[i])).ToList();
-        foreach (var r in followed)
-            notes.Add(new($"{r.Device}: a live tunnel follows the policy's PoolRules ({(r.PoolRules ? $"on, priority {r.PoolRulePriority}" : "off")}); its record is rewritten", Stated: true));
+        for (var i = 0; i < live.Count; i++)
+        {
+            var (r, was) = (live[i], recorded[i]);
+            if (pooled.Contains(r.Device))
+                notes.Add(new($"{r.Device}: a live tunnel follows the policy's PoolRules ({(r.PoolRules ? $"on, priority {r.PoolRulePriority}" : "off")}); its record is rewritten", Stated: true));
+            if (r.Table != was.Table)
+                notes.Add(new($"{r.Device}: a live tunnel follows the policy's Table {policy.HookTableName} ({was.Table} -> {r.Table}): its networks and pool rules move, its Instances lines keep the tables they name; its record is rewritten", Stated: true));
+        }
+        // A Table only the next up will register: the running tunnels cannot follow it yet, and plan says so rather than "nothing to change".
+        var restart = policy.HookTable is null && policy.HookTableName.Length > 0
+            ? live.Where(r => r.TableFromPolicy).Select(r => $"{r.Device}: the policy's Table {policy.HookTableName} is a new name that the next up registers; this live tunnel stays in table {r.Table} until it reconnects (restart its OpenVPN to move it now)").ToList()
+            : [];
+        foreach (var text in restart) notes.Add(new(text, Stated: true));
         var routing = Routing(policy, snapshot, notes, waiting, adopt);
         // Joined, not copied: the routing part may be a million routes made only as they are read.
         var tunnels = Tunnels(policy, snapshot, notes);
@@ -178,6 +195,7 @@ public static class Reconciler
             Guard = guard,
             Refused = refused,
             Followed = [.. followed.Where(r => !forgotten.Contains(r.Device))],
+            NeedRestart = restart,
         };
     }
 

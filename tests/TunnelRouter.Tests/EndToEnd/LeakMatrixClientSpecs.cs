@@ -144,6 +144,24 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
         row.Check(tunnel4: true, tunnel6: true);
     }
 
+    /// <summary>OpenVPN's --inactive: with a byte threshold the LAN's pings never reach, OpenVPN exits on its own after 3 s
+    /// and runs down (no restart, as for SIGTERM).</summary>
+    [Fact]
+    public void OpenVPN_exiting_on_inactive_runs_down_and_sends_nothing_in_clear()
+    {
+        using var lab = Connected(clientExtra: ["inactive 3 1000000000"]);
+        var running = LastClient(lab);
+        var row = Row(lab, 20, "--inactive (OpenVPN exits on inactivity and runs down)");
+
+        row.During(() =>
+        {
+            running.WaitFor("Inactivity timeout (--inactive)", timeoutMs: 20_000);
+            if (!running.WaitForExit(10_000)) throw new TimeoutException("OpenVPN did not exit after --inactive");
+        }, tailMs: 1_000);
+
+        row.Check(tunnel4: false, tunnel6: false);
+    }
+
     [Theory]
     [InlineData("Instances")]
     [InlineData("top-level")]
@@ -407,7 +425,7 @@ public class LeakMatrixClientSpecs(ITestOutputHelper output)
             row.During(() =>
             {
                 row.Note("the other namespace's apply", other.Unit(ShippedUnit.Start));
-                row.Note("this tunnel's record after it: " + (File.Exists(Path.Combine(run.FullName, "tunnels", "tun2")) ? "kept" : "gone"));
+                row.Note("this tunnel's record after it: " + (File.Exists(lab.Lab.Router.RecordPath("tun2", run.FullName)) ? "kept" : "gone"));
                 row.Note("this namespace's apply", lab.Unit(ShippedUnit.Start));
             }, tailMs: 1_000);
             row.Note("the other namespace's rules: " + other.Lab.Router.Ip("-4", "rule", "show").Replace('\n', ' '));

@@ -99,6 +99,25 @@ public class LeakMatrixServerSpecs(ITestOutputHelper output)
         row.Check(tunnel4: true, tunnel6: true);
     }
 
+    /// <summary>Invariant 8: the hook's Table changed (vpn to vpn2, both fail closed) while the server runs: apply moves the
+    /// live tunnel's networks and pool rules to the new table.</summary>
+    [Fact]
+    public void Changing_the_hook_Table_with_the_tunnels_running_sends_nothing_in_clear_and_the_clients_keep_reaching_the_internet()
+    {
+        using var lab = Connected();
+        var row = Row(lab, 10, "policy change on running tunnels (Table vpn to vpn2, apply)");
+
+        row.During(() =>
+        {
+            lab.WritePolicy(hookTable: "vpn2");
+            row.Note("apply", lab.Unit(ShippedUnit.Start));
+        }, tailMs: 1_000);
+        row.Note("pool rules after it: " + string.Join(" ", lab.Lab.Server.Ip("-4", "rule", "show").Split('\n').Where(l => l.Contains("10.10.10.0/24"))));
+
+        row.Check(tunnel4: true, tunnel6: true);
+        Assert.Contains("lookup 201", lab.Lab.Server.Ip("-4", "rule", "show"));
+    }
+
     [Fact]
     public void OpenVPN_started_before_the_units_apply_sends_nothing_in_clear_and_the_clients_reach_the_internet_after_it()
     {

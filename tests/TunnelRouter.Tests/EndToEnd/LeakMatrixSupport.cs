@@ -385,19 +385,28 @@ public sealed class ServerLeakLab : ILeakLab, IDisposable
         (Lab.Server, "192.168.179.1"), (Lab.Server, "fd00:179::1"), (Lab.Nat!, OpenVpnLab.InternetV4), (Lab.Nat!, OpenVpnLab.InternetV6));
 
     /// <summary>The server's policy: seed 003 with PoolRules and the vpn table's kill switch, or static pool rules.</summary>
-    public void WritePolicy(bool poolRules = true, string extra = "")
+    /// <param name="hookTable">the hook's Table when not the default vpn: a second table (201) with the same default routes
+    /// and its own kill switch.</param>
+    public void WritePolicy(bool poolRules = true, string extra = "", string? hookTable = null)
     {
         var rules = poolRules ? "" : """
             "Rules": [ "from 10.10.10.0/24 lookup vpn", "from fd00:4242:4242:4242::/64 lookup vpn" ],
             """;
+        var second = hookTable is null ? "" : $$"""
+            "Table": "{{hookTable}}",
+            """;
+        var tables = hookTable is null ? "\"vpn\": 200" : $"\"vpn\": 200, \"{hookTable}\": 201";
+        var closed = hookTable is null ? "\"vpn\"" : $"\"vpn\", \"{hookTable}\"";
+        var routes = "\"default via 192.168.1.1 table vpn\", \"default via fd00:1010:1010:1010::1 table vpn\""
+                     + (hookTable is null ? "" : $", \"default via 192.168.1.1 table {hookTable}\", \"default via fd00:1010:1010:1010::1 table {hookTable}\"");
         File.WriteAllText(Lab.PolicyPath, $$"""
             {
               "Iproute2Dir": "{{Path.Combine(Lab.Dir, "iproute2")}}",
               "LockFile": "{{Path.Combine(Lab.Dir, "lock")}}",
-              "Tables": { "vpn": 200 },
-              "FailClosed": [ "vpn" ],
-              "Routes": [ "default via 192.168.1.1 table vpn", "default via fd00:1010:1010:1010::1 table vpn" ],
-              {{rules}}{{extra}}
+              "Tables": { {{tables}} },
+              "FailClosed": [ {{closed}} ],
+              "Routes": [ {{routes}} ],
+              {{rules}}{{second}}{{extra}}
               "PoolRules": {{(poolRules ? "true" : "false")}}
             }
             """);

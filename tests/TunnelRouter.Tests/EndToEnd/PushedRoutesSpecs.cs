@@ -57,7 +57,7 @@ public class PushedRoutesSpecs
         Assert.Contains("dev eth0", toServer);
 
         // What up installed is recorded for down, which removes exactly that and forgets it.
-        var record = Path.Combine(client.StateDir, "tunnels", "tun0");
+        var record = client.RecordPath("tun0");
         Assert.True(File.Exists(record));
         openvpn.Stop();
         Assert.False(File.Exists(record), openvpn.Log);

@@ -59,7 +59,7 @@ public class InstanceHookKernelSpecs
         Assert.Equal(2, Run(ns, ["plan", "-c", policy]).ExitCode);
         var applied = Run(ns, ["apply", "-c", policy]).ShouldSucceed();
         var again = Run(ns, ["plan", "-c", policy]);
-        Assert.True(again.ExitCode == 0, $"record: {File.ReadAllText(Path.Combine(ns.StateDir, "tunnels", "tun2"))}\napply: {applied.Stderr}\nplan: {again.Stdout}{again.Stderr}");
+        Assert.True(again.ExitCode == 0, $"record: {File.ReadAllText(ns.RecordPath("tun2"))}\napply: {applied.Stderr}\nplan: {again.Stdout}{again.Stderr}");
 
         // The rule comes back with its "to", the route with its gateway: the very objects up made.
         Assert.Equal(before, ns.Dump());
@@ -73,7 +73,7 @@ public class InstanceHookKernelSpecs
         ns.AddTun("tun2", "10.8.0.2/24");
         var policy = Topology.Policy(ns, Policy);
         Run(ns, ["up", "-c", policy], Client()).ShouldSucceed();
-        File.Delete(Path.Combine(ns.StateDir, "tunnels", "tun2"));
+        File.Delete(ns.RecordPath("tun2"));
 
         Run(ns, ["down", "-c", policy], Client("down")).ShouldSucceed();
 
@@ -96,6 +96,6 @@ public class InstanceHookKernelSpecs
         Assert.NotEqual(0, run.ExitCode);
         Assert.StartsWith("tunnel-router: error: route_vpn_gateway: '10.8.0.1 table main' is more than one word", run.Stderr);
         Assert.Equal(before, ns.Dump());
-        Assert.False(File.Exists(Path.Combine(ns.StateDir, "tunnels", "tun2")));
+        Assert.False(File.Exists(ns.RecordPath("tun2")));
     }
 }

@@ -243,8 +243,53 @@ public class LifecycleKernelSpecs
 
         Assert.DoesNotContain("forget", apply.Stderr);
         Assert.DoesNotContain("10.10.10.0/24", b.Ip("rule"));
-        Assert.True(File.Exists(Path.Combine(a.StateDir, "tunnels", "tun0")));
+        Assert.True(File.Exists(a.RecordPath("tun0")));
         Assert.Contains("from 10.10.10.0/24 lookup 200 proto 148", a.Ip("rule"));
-        Assert.Contains("\"NetNs\"", File.ReadAllText(Path.Combine(a.StateDir, "tunnels", "tun0")));
+        Assert.Contains("\"NetNs\"", File.ReadAllText(a.RecordPath("tun0")));
+
+        // b's own tun0 (the same name, the same run directory): each namespace keeps its own record, and the next
+        // applies in both keep both tunnels' rules.
+        b.AddTun("tun0", "10.20.20.1/24");
+        Run(b, ["up"], new Dictionary<string, string>(SubnetEnv("tun0", "10.20.20.1", "255.255.255.0")).Concat(shared).ToDictionary()).ShouldSucceed();
+        Run(a, ["apply"], shared).ShouldSucceed();
+        Run(b, ["apply"], shared).ShouldSucceed();
+
+        Assert.Contains("10.10.10.1", File.ReadAllText(a.RecordPath("tun0")));
+        Assert.Contains("10.20.20.1", File.ReadAllText(b.RecordPath("tun0", a.StateDir)));
+        Assert.Contains("from 10.10.10.0/24 lookup 200 proto 148", a.Ip("rule"));
+        Assert.Contains("from 10.20.20.0/24 lookup 200 proto 148", b.Ip("rule"));
+        Assert.DoesNotContain("10.20.20.0/24", a.Ip("rule"));
+        Assert.DoesNotContain("10.10.10.0/24", b.Ip("rule"));
+    }
+
+    /// <summary>Invariant 8: a changed hook Table moves a running server tunnel's networks and pool rules at the next
+    /// apply — plan says so first, and its down then removes them from where they are.</summary>
+    [Fact]
+    public void A_changed_Table_moves_a_running_tunnels_routes_and_pool_rules_and_its_down_removes_them_there()
+    {
+        using var ns = new NetNs();
+        const string Before = """{ "Tables": { "vpn": 200, "vpn2": 300 }, "Table": "vpn", "PoolRules": true }""";
+        var policy = Topology.Policy(ns, Before);
+        ns.AddTun("tun0", "10.10.10.1/24");
+        var server = SubnetEnv("tun0", "10.10.10.1", "255.255.255.0");
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        Run(ns, ["up", "-c", policy], server).ShouldSucceed();
+        Assert.Contains("from 10.10.10.0/24 lookup 200 proto 148", ns.Ip("rule"));
+
+        Topology.Policy(ns, Before.Replace("\"Table\": \"vpn\"", "\"Table\": \"vpn2\"", StringComparison.Ordinal));
+        var plan = Run(ns, ["plan", "-c", policy]);
+
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains("tun0: a live tunnel follows the policy's Table vpn2 (200 -> 300)", plan.Stdout + plan.Stderr);
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        Assert.Equal(0, Run(ns, ["plan", "-c", policy]).ExitCode);
+        Assert.Contains("from 10.10.10.0/24 lookup 300 proto 148", ns.Ip("rule"));
+        Assert.DoesNotContain("lookup 200", ns.Ip("rule"));
+        Assert.Contains("10.10.10.0/24 dev tun0 proto 148", ns.Ip("route", "show", "table", "300"));
+        Assert.DoesNotContain("10.10.10.0/24", ns.Ip("route", "show", "table", "200"));
+
+        Run(ns, ["down", "-c", policy], SubnetEnv("tun0", "10.10.10.1", "255.255.255.0", scriptType: "down")).ShouldSucceed();
+        Assert.DoesNotContain("10.10.10.0/24", ns.Ip("rule"));
+        Assert.DoesNotContain("10.10.10.0/24", ns.Ip("route", "show", "table", "300"));
     }
 }

@@ -143,7 +143,7 @@ public class LiveConvergenceKernelSpecs
         Run(ns, ["flush", "--all", "-c", policy]).ShouldSucceed();
 
         Assert.DoesNotContain("proto 148", ns.Ip("rule") + ns.Ip("-6", "rule") + ns.Ip("route", "show", "table", "all"));
-        Assert.False(File.Exists(Path.Combine(ns.StateDir, "tunnels", "tun0")));
+        Assert.False(File.Exists(ns.RecordPath("tun0")));
     }
 
     [Fact]
@@ -157,7 +157,7 @@ public class LiveConvergenceKernelSpecs
 
         Assert.Contains("[#] forget tunnel record tun0", apply.Stderr);
         Assert.DoesNotContain("proto 148", ns.Ip("rule") + ns.Ip("-6", "rule"));
-        Assert.False(File.Exists(Path.Combine(ns.StateDir, "tunnels", "tun0")));
+        Assert.False(File.Exists(ns.RecordPath("tun0")));
     }
 
     [Fact]

@@ -88,6 +88,32 @@ public class CleanRootPackageSpecs(PackageBuilds builds, ITestOutputHelper outpu
             log.AppendLine($"## demo (chroot into the root): tunnel-router demo -> exit {demo.ExitCode}\n{demo.Stdout}{demo.Stderr}");
             demo.ShouldSucceed();
 
+            // The leak matrix's rows under a real systemd (docs/leak-matrix.md): the shipped units' own restarts and stops,
+            // a restart after a typo, with the LAN pinging every 20 ms; the far host counts what arrives in clear.
+            var rows = new List<(string Event, long Sent, long InClear)>();
+            void Row(string what, Action act)
+            {
+                WithTraffic(lan, far, () => { act(); return 0; }, out var rowSent, out var rowClear);
+                rows.Add((what, rowSent, rowClear));
+                log.AppendLine($"## row: {what}: {rowSent} pings sent, {rowClear} in clear");
+            }
+            Row("systemctl restart tunnel-router", () => Step("restart", "systemctl", "restart", "tunnel-router.service").ShouldSucceed());
+            Row("systemctl restart tunnel-router-watch", () => Step("restart watch", "systemctl", "restart", "tunnel-router-watch.service").ShouldSucceed());
+            Row("a typo in the policy, then systemctl restart tunnel-router", () =>
+            {
+                File.WriteAllText(debian.Root + "/etc/tunnel-router/tunnel-router.json", Policy.Replace("],", "]", StringComparison.Ordinal));
+                Assert.NotEqual(0, Step("restart on the typo", "systemctl", "restart", "tunnel-router.service").ExitCode);
+            });
+            Assert.Equal(applied, Owned(gw));
+            File.WriteAllText(debian.Root + "/etc/tunnel-router/tunnel-router.json", Policy);
+            Row("the typo mended, systemctl restart tunnel-router", () => Step("restart mended", "systemctl", "restart", "tunnel-router.service").ShouldSucceed());
+            Row("systemctl stop tunnel-router-watch tunnel-router, then start", () =>
+            {
+                Step("stop", "systemctl", "stop", "tunnel-router-watch.service", "tunnel-router.service").ShouldSucceed();
+                Step("start", "systemctl", "start", "tunnel-router.service", "tunnel-router-watch.service").ShouldSucceed();
+            });
+            Assert.Equal(applied, Owned(gw));
+
             // Remove stops the units (flush): the kill switch and its rule stay, the policy stays.
             var remove = WithTraffic(lan, far, () => Step("remove", "dpkg", "-r", "tunnel-router"), out var sentRemove, out var clearRemove);
             log.AppendLine($"## across the remove: {sentRemove} pings sent, {clearRemove} in clear");
@@ -106,6 +132,24 @@ public class CleanRootPackageSpecs(PackageBuilds builds, ITestOutputHelper outpu
             Assert.Empty(added);
             Assert.Empty(lost);
             Assert.Equal("", Step("dpkg's record", "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "tunnel-router").Stdout.Trim());
+
+            // install.sh, not the package, in the same root: its --uninstall stops and disables the running units under
+            // this systemd while the LAN pings. The kill switch and the rule into it stay; nothing leaves in clear.
+            var src = debian.Root + "/root/src";
+            foreach (var dir in new[] { "hooks", "contrib", "scripts" }) Sh.Run("/bin/cp", ["-a", Repo.File(dir), src + "/" + dir]);
+            File.Copy(Repo.File("install.sh"), src + "/install.sh");
+            var binary = debian.Copy(Prerequisites.Binary);
+            Step("install.sh", "/bin/sh", "-c", $"cd /root/src && ./install.sh --binary {binary}").ShouldSucceed();
+            File.WriteAllText(debian.Root + "/etc/tunnel-router/tunnel-router.json", Policy);
+            Step("the admin enables install.sh's units", "systemctl", "enable", "--now", "tunnel-router.service", "tunnel-router-watch.service").ShouldSucceed();
+            Row("install.sh --uninstall (stops and disables the units)", () => Step("uninstall", "/bin/sh", "-c", "cd /root/src && ./install.sh --uninstall").ShouldSucceed());
+            Assert.False(File.Exists(debian.Root + "/usr/local/sbin/tunnel-router"), "install.sh --uninstall left the binary\n" + log);
+            Assert.Equal(applied, Owned(gw));
+
+            var table = new StringBuilder("| event (a real systemd, Debian 12 root) | LAN pings sent | in clear at the far host |\n|---|---|---|\n");
+            foreach (var (what, rowSent, rowClear) in rows) table.AppendLine($"| {what} | {rowSent} | {rowClear} |");
+            output.WriteLine(table.ToString());
+            Assert.All(rows, r => Assert.True(r.Sent > 0 && r.InClear == 0, $"{r.Event}: {r.InClear} of {r.Sent} LAN pings in clear\n{table}\n{log}"));
         }
         finally
         {

@@ -27,6 +27,15 @@ public sealed class NetNs : IDisposable
 
     public string Ip(params string[] args) => Sh.Ip(["-n", Name, .. args]);
 
+    /// <summary>The namespace's inode, as the binary inside it reads /proc/self/ns/net.</summary>
+    public ulong Inode => TunnelRouter.Interop.Stat.Follow($"/run/netns/{Name}")?.Inode
+                          ?? throw new InvalidOperationException($"/run/netns/{Name} cannot be read");
+
+    /// <summary>Where the hook in this namespace records <paramref name="device"/>: the run directory's (the state
+    /// directory's unless a lock file elsewhere is given) tunnels/NETNS/DEV.</summary>
+    public string RecordPath(string device, string? runDir = null) =>
+        Path.Combine(runDir ?? StateDir, "tunnels", Inode.ToString(System.Globalization.CultureInfo.InvariantCulture), device);
+
     public RunResult Exec(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null, string? stdin = null) =>
         Sh.Run("/usr/sbin/ip", ["netns", "exec", Name, file, .. args], env, stdin);
 

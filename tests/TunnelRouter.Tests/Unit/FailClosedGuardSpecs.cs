@@ -237,4 +237,71 @@ public class LiveTunnelsFollowThePolicySpecs
         Assert.Equal(["rule add from 10.10.10.0/24 pref 1000 lookup 200 protocol 148"], plan.Changes.Select(c => c.Batch()));
         Assert.True(Assert.Single(plan.Followed).PoolRules);
     }
+
+    static TunnelRecord FromPolicy(bool fromPolicy = true) => Server(poolRules: true) with
+    {
+        TableFromPolicy = fromPolicy,
+        // An Instances line that names table 200 itself: it keeps it.
+        Routes = [new Route(Pool, 200, 148, "tun0"), new Route(IPNetwork.Parse("198.51.100.0/24"), 200, 148, "tun0")],
+        Lines = ["route 198.51.100.0/24 dev tun0 table 200"],
+    };
+
+    [Fact]
+    public void A_changed_Table_moves_the_tunnels_networks_and_pool_rules_and_leaves_its_Instances_lines()
+    {
+        var moved = FromPolicy().FollowTable(300);
+
+        Assert.Equal(300u, moved.Table);
+        Assert.Equal(["10.10.10.0/24 dev tun0 table 300 proto 148", "198.51.100.0/24 dev tun0 table 200 proto 148"],
+            moved.Routes.Select(r => r.ToString()));
+        Assert.Equal(["from 10.10.10.0/24 pref 1000 lookup 300 protocol 148"], moved.Rules.Select(r => r.ToString()));
+        Assert.True(TunnelRecord.Parse("tun0", moved.Format())!.TableFromPolicy);
+    }
+
+    [Fact]
+    public void A_tunnel_whose_own_environment_or_an_older_writer_set_the_table_keeps_it()
+    {
+        var pinned = FromPolicy(fromPolicy: false);
+        Assert.Same(pinned, pinned.FollowTable(300));
+        var same = FromPolicy();
+        Assert.Same(same, same.FollowTable(200));
+        var env = new Dictionary<string, string> { ["dev"] = "tun0", ["ifconfig_local"] = "10.10.10.1", ["ifconfig_netmask"] = "255.255.255.0", ["TUNNEL_ROUTER_TABLE"] = "vpn2" };
+        var tunnel = OpenVpnTunnel.Parse(new Dictionary<string, string>(env) { ["script_type"] = "up" }, [], null);
+        var settings = new HookSettings(200, 148, true, 1000);
+        Assert.False(TunnelRecord.Of(tunnel, KernelState.Empty, settings, env).TableFromPolicy);
+        env.Remove("TUNNEL_ROUTER_TABLE");
+        Assert.True(TunnelRecord.Of(tunnel, KernelState.Empty, settings, env).TableFromPolicy);
+    }
+
+    [Fact]
+    public void Apply_on_a_changed_Table_moves_the_running_tunnels_routes_and_rules_and_says_so()
+    {
+        var record = FromPolicy();
+        var policy = ParsedPolicy.Empty("policy.json", 147, 148) with { PoolRules = true, HookTable = 300, HookTableName = "vpn2" };
+        var snapshot = new KernelSnapshot { State = new KernelState(record.Routes, record.Rules), Links = Support.Snapshots.Links("tun0") };
+
+        var plan = Reconciler.Plan(policy, [record], snapshot, ReconcileMode.Converge);
+
+        Assert.Equal(300u, Assert.Single(plan.Followed).Table);
+        var batch = plan.Changes.Select(c => c.Batch()).ToList();
+        Assert.Contains("route add 10.10.10.0/24 dev tun0 table 300 proto 148", batch);
+        Assert.Contains("route del 10.10.10.0/24 dev tun0 table 200 proto 148", batch);
+        Assert.Contains("rule add from 10.10.10.0/24 pref 1000 lookup 300 protocol 148", batch);
+        Assert.Contains("rule del from 10.10.10.0/24 pref 1000 lookup 200 protocol 148", batch);
+        Assert.DoesNotContain(batch, b => b!.Contains("198.51.100.0/24"));
+        Assert.Contains(plan.Notes, n => n.Text.Contains("follows the policy's Table vpn2 (200 -> 300)"));
+    }
+
+    [Fact]
+    public void A_Table_name_only_the_next_up_registers_is_named_in_the_plan_not_hidden()
+    {
+        var record = FromPolicy();
+        var policy = ParsedPolicy.Empty("policy.json", 147, 148) with { PoolRules = true, HookTable = null, HookTableName = "vpn9" };
+        var snapshot = new KernelSnapshot { State = new KernelState(record.Routes, record.Rules), Links = Support.Snapshots.Links("tun0") };
+
+        var plan = Reconciler.Plan(policy, [record], snapshot, ReconcileMode.Converge);
+
+        Assert.Empty(plan.Changes);
+        Assert.Contains(plan.Notes, n => n.Stated && n.Text.Contains("stays in table 200 until it reconnects"));
+    }
 }

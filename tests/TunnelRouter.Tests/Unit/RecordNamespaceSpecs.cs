@@ -39,4 +39,43 @@ public class RecordNamespaceSpecs : IDisposable
         Assert.True(TunnelRecord.Parse("tun0", old.Format())!.InNamespace(4026532999));
         Assert.DoesNotContain("NetNs", old.Format());
     }
+
+    [Fact]
+    public void Two_namespaces_each_keep_their_own_record_of_the_same_device()
+    {
+        new TunnelRecords(_dir, 4026531840).Write(Tun0() with { Ifindex = 7 });
+        new TunnelRecords(_dir, 4026532999).Write(Tun0() with { Ifindex = 9 });
+
+        Assert.Equal(7, new TunnelRecords(_dir, 4026531840).Read("tun0")!.Ifindex);
+        Assert.Equal(9, new TunnelRecords(_dir, 4026532999).Read("tun0")!.Ifindex);
+        Assert.Equal(9, Assert.Single(new TunnelRecords(_dir, 4026532999).ReadAll()).Ifindex);
+
+        new TunnelRecords(_dir, 4026532999).Delete("tun0");
+
+        Assert.Equal(7, new TunnelRecords(_dir, 4026531840).Read("tun0")!.Ifindex);
+        Assert.Null(new TunnelRecords(_dir, 4026532999).Read("tun0"));
+    }
+
+    [Fact]
+    public void A_record_an_older_version_wrote_under_tunnels_is_read_and_moved_to_its_namespace_at_the_next_write()
+    {
+        var legacy = Path.Combine(_dir, "tunnels", "tun0");
+        Directory.CreateDirectory(Path.GetDirectoryName(legacy)!);
+        File.WriteAllText(legacy, (Tun0() with { NetNs = 4026531840 }).Format());
+        File.SetUnixFileMode(legacy, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var mine = new TunnelRecords(_dir, 4026531840);
+        var other = new TunnelRecords(_dir, 4026532999);
+
+        Assert.Equal(7, mine.Read("tun0")!.Ifindex);
+        Assert.Single(mine.ReadAll());
+        Assert.Empty(other.ReadAll());
+        other.Delete("tun0"); // another namespace's delete leaves this namespace's old record alone
+        Assert.True(File.Exists(legacy));
+
+        mine.Write(mine.Read("tun0")! with { Ifindex = 8 });
+
+        Assert.False(File.Exists(legacy));
+        Assert.True(File.Exists(Path.Combine(_dir, "tunnels", "4026531840", "tun0")));
+        Assert.Equal(8, Assert.Single(mine.ReadAll()).Ifindex);
+    }
 }
