@@ -82,7 +82,9 @@ public static class ConfigLoader
         }
 
         var source = exists ? path! : "configuration";
-        var origins = new ConfigOrigins(source, variables, overrides.Select(kv => kv.Key).ToList());
+        // A policy file not everyone may read (plan -c /root/secret.json under a sudo rule): its errors name the place and what
+        // was expected, never the file's words.
+        var origins = new ConfigOrigins(source, variables, overrides.Select(kv => kv.Key).ToList()) { Quotes = !exists || read!.Value.WorldReadable };
         var shape = ConfigSchema.Check(root, source, out var broken, out var meant);
         if (shape.Count > 0)
         {

@@ -27,13 +27,32 @@ public sealed class ConfigOrigins(string file, IReadOnlyDictionary<string, strin
     /// value's true origin in front: "TUNNEL_ROUTER_UPLINKS__0__GATEWAY: Uplinks[0].Gateway".</summary>
     public InputException Relabel(InputException e)
     {
-        var path = e.Field.StartsWith(file + ": ", StringComparison.Ordinal) ? e.Field[(file.Length + 2)..] : e.Field;
+        var inFile = e.Field.StartsWith(file + ": ", StringComparison.Ordinal);
+        var path = inFile ? e.Field[(file.Length + 2)..] : e.Field;
         // Only fields naming a configuration key are relabelled: a variable, a prefix file's line ("/lists/ru.txt:2")
         // or an option already says where it came from.
         var top = path.Split('[', '.', ':', ' ')[0];
-        if (!ConfigSchema.IsKnown(top)) return e;
+        if (!ConfigSchema.IsKnown(top)) return inFile && !Quotes ? new InputException($"{file}: a key", Unquoted(e.Message[(e.Field.Length + 2)..])) : e;
         var text = e.Message[(e.Field.Length + 2)..];
-        return new InputException($"{Of(KeyOf(path))}: {path}", text);
+        var origin = Of(KeyOf(path));
+        if (origin == file && !Quotes) (path, text) = (Structural(path), Unquoted(text));
+        return new InputException($"{origin}: {path}", text);
+    }
+
+    /// <summary>Whether errors may quote the policy file's words: false for a file not everyone may read (trust
+    /// boundaries, docs/hardening.md): then they name the key and what was expected, and each quoted word becomes '…'.</summary>
+    public bool Quotes { get; init; } = true;
+
+    /// <summary>The message with every quoted word ('10.0.0/24', "x") left out.</summary>
+    public static string Unquoted(string message) =>
+        System.Text.RegularExpressions.Regex.Replace(message, "'[^']*'|\"[^\"]*\"", "'…'");
+
+    /// <summary>A key path without the names a map section's entries carry (Tables.vpn, Sysctls.net.ipv4.x): those are the file's words.</summary>
+    static string Structural(string path)
+    {
+        foreach (var map in new[] { "Sysctls.", "Tables." })
+            if (path.StartsWith(map, StringComparison.Ordinal)) return map + "…";
+        return path;
     }
 
     /// <summary>"Uplinks[0].Gateway" → "Uplinks:0:Gateway"; map sections keep their dotted keys ("Sysctls:net.ipv4.ip_forward").</summary>

@@ -49,9 +49,9 @@ public static class SafeFile
 
     /// <summary>Opened and fstat'ed only (the caller judges <see cref="OpenedFile.Status"/> itself); null when it does not
     /// exist. A symlink at the name is refused (ELOOP), a FIFO opens without blocking.</summary>
-    internal static OpenedFile? OpenUnchecked(string path)
+    internal static OpenedFile? OpenUnchecked(string path, bool followLink = false)
     {
-        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
+        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | (followLink ? 0 : Libc.O_NOFOLLOW) | Libc.O_NONBLOCK | Libc.O_NOCTTY, 0);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
@@ -66,6 +66,23 @@ public static class SafeFile
             throw new FileRefusedException($"cannot be stat'ed: {reason}");
         }
         return new OpenedFile(handle, st);
+    }
+
+    /// <summary>
+    /// A file of the system's own configuration that a distribution may keep behind a symlink (iproute2's rt_tables and
+    /// rt_protos and their drop-ins; NixOS links all of /etc): the link is followed, but what it leads to must be a regular
+    /// file of root's (or this user's) no larger than <paramref name="maxBytes"/>, opened without blocking — a FIFO or
+    /// /dev/zero at the name is refused, never read. Null when it does not exist.
+    /// </summary>
+    public static byte[]? ReadSystemFile(string path, long maxBytes)
+    {
+        using var file = OpenUnchecked(path, followLink: true);
+        if (file is null) return null;
+        var st = file.Status;
+        if (!st.IsRegular) throw new FileRefusedException(st.IsDirectory ? "is a directory" : "is not a regular file");
+        if (st.Uid != 0 && st.Uid != Libc.geteuid()) throw new FileRefusedException($"is owned by uid {st.Uid}, not root");
+        if ((long)st.Size > maxBytes) throw new FileRefusedException($"is {st.Size} bytes, more than the {maxBytes} this tool reads");
+        return file.ReadAll(maxBytes);
     }
 
     /// <summary>The whole file as checked by <see cref="Open"/>; null when it does not exist.</summary>

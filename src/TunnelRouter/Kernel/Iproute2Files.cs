@@ -1,3 +1,4 @@
+using TunnelRouter.Host;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using TunnelRouter.Core;
@@ -40,7 +41,18 @@ public sealed class Iproute2Files
 
     static void LoadInto(NameMap map, string dir, string name)
     {
-        foreach (var f in Files(dir, name)) map.Load(File.ReadAllText(f));
+        foreach (var f in Files(dir, name)) map.Load(ReadNames(f));
+    }
+
+    /// <summary>rt_tables and rt_protos files are bounded; iproute2's own are a few kilobytes.</summary>
+    const int MaxNameFileBytes = 1 << 20;
+
+    /// <summary>One names file, read as <see cref="SafeFile.ReadSystemFile"/> does (a FIFO or /dev/zero at its name cannot
+    /// hang or exhaust a hook); one that is refused stops the run with one line naming it.</summary>
+    static string ReadNames(string path)
+    {
+        try { return System.Text.Encoding.UTF8.GetString(SafeFile.ReadSystemFile(path, MaxNameFileBytes) ?? []); }
+        catch (FileRefusedException e) { throw new EnvironmentException($"{path} {e.Message}; iproute2's name files are small regular files of root's"); }
     }
 
     /// <summary>The files iproute2 reads for rt_tables or rt_protos, in the order it reads them.</summary>
@@ -104,8 +116,8 @@ public sealed class Iproute2Files
         foreach (var f in Files(_dir, "rt_tables"))
         {
             var one = new TableNames(numeric: true);
-            try { one.Load(File.ReadAllText(f)); }
-            catch (IOException) { continue; }
+            try { one.Load(ReadNames(f)); }
+            catch (Exception e) when (e is IOException or EnvironmentException) { continue; }
             if (one.TryGetName(id, out _) && id is not (TableNames.Default or TableNames.Main or TableNames.Local)) return f;
         }
         return null;

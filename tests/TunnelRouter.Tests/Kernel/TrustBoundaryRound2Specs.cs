@@ -119,6 +119,66 @@ public class TrustBoundaryRound2Specs
         Assert.DoesNotContain("root", (prefixes.Stderr + policy.Stderr).Replace("chown root", ""));
     }
 
+    /// <summary>A file that is valid JSON but not a policy, not everyone may read (a secret of another program's): the errors
+    /// name the key and what was expected, never a word of it; the same file readable by everyone quotes them.</summary>
+    [Fact]
+    public void A_valid_JSON_file_not_everyone_may_read_is_named_by_key_never_quoted()
+    {
+        using var ns = Prepared();
+        var secret = Path.Combine(ns.StateDir, "secret.json");
+        File.WriteAllText(secret, """
+            { "not-for-you-key": 1, "Rules": [ "from not-for-you lookup main" ], "Uplinks": [ { "Interface": "not-for-you!" } ],
+              "Tables": { "not-for-you": 0 } }
+            """);
+        File.SetUnixFileMode(secret, (UnixFileMode)0b110_000_000);
+
+        var hidden = Run(ns, ["plan", "-c", secret]);
+
+        Assert.NotEqual(0, hidden.ExitCode);
+        Assert.DoesNotContain("not-for-you", hidden.Stdout + hidden.Stderr);
+        Assert.Contains($"{secret}: a key: unknown key", hidden.Stderr);
+        Assert.Contains($"{secret}: Rules[0]: word 2 '…'", hidden.Stderr);
+        Assert.Contains($"{secret}: Uplinks[0].Interface: '…' is not a valid interface name", hidden.Stderr);
+
+        File.SetUnixFileMode(secret, (UnixFileMode)0b110_100_100);
+        var shown = Run(ns, ["plan", "-c", secret]);
+
+        Assert.Contains($"{secret}: not-for-you-key: unknown key", shown.Stderr);
+        Assert.Contains("word 2 'not-for-you'", shown.Stderr);
+    }
+
+    /// <summary>iproute2's name files are read like every other file root reads: a FIFO or /dev/zero at rt_tables' name
+    /// stops the run with one line; a symlink to a regular file of root's is followed (distributions link /etc).</summary>
+    [Theory]
+    [InlineData("fifo")]
+    [InlineData("/dev/zero")]
+    [InlineData("link to a regular file")]
+    public void A_FIFO_or_device_at_rt_tables_is_refused_in_one_line_and_a_symlink_to_a_file_is_read(string kind)
+    {
+        using var ns = Prepared();
+        var dir = Path.Combine(ns.StateDir, "iproute2");
+        Directory.CreateDirectory(dir);
+        var tables = Path.Combine(dir, "rt_tables");
+        switch (kind)
+        {
+            case "fifo": Sh.Run("/usr/bin/mkfifo", [tables]).ShouldSucceed(); break;
+            case "/dev/zero": File.CreateSymbolicLink(tables, "/dev/zero"); break;
+            default:
+                File.WriteAllText(tables + ".real", "255 local\n254 main\n253 default\n0 unspec\n77 seventy\n");
+                File.CreateSymbolicLink(tables, tables + ".real");
+                break;
+        }
+
+        var run = Run(ns, ["plan", "Rules:0=from 10.0.0.0/24 lookup seventy"]);
+
+        if (kind == "link to a regular file")
+        {
+            Assert.Equal(2, run.ExitCode);
+            Assert.Contains("lookup seventy", run.Stdout);
+        }
+        else Assert.Contains($"{tables} is not a regular file", SingleErrorLine(run));
+    }
+
     // ---- Finding 4: bounded work --------------------------------------------------------------------------------------
 
     [Fact]

@@ -136,7 +136,8 @@ public class CleanRootPackageSpecs(PackageBuilds builds, ITestOutputHelper outpu
             // install.sh, not the package, in the same root: its --uninstall stops and disables the running units under
             // this systemd while the LAN pings. The kill switch and the rule into it stay; nothing leaves in clear.
             var src = debian.Root + "/root/src";
-            foreach (var dir in new[] { "hooks", "contrib", "scripts" }) Sh.Run("/bin/cp", ["-a", Repo.File(dir), src + "/" + dir]);
+            Directory.CreateDirectory(src);
+            foreach (var dir in new[] { "hooks", "contrib", "scripts" }) Sh.Run("/bin/cp", ["-a", Repo.File(dir), src + "/" + dir]).ShouldSucceed();
             File.Copy(Repo.File("install.sh"), src + "/install.sh");
             var binary = debian.Copy(Prerequisites.Binary);
             Step("install.sh", "/bin/sh", "-c", $"cd /root/src && ./install.sh --binary {binary}").ShouldSucceed();
