@@ -122,7 +122,11 @@ public sealed record TunnelRecord(string Device, string Identity, IReadOnlyList<
         key is "dev" or "dev_type" or "config" or "tun_mtu" || key.StartsWith("ifconfig_", StringComparison.Ordinal)
         || key.StartsWith("route_", StringComparison.Ordinal);
 
-    public bool Matches(OpenVpnTunnel tunnel) => Identity == IdentityOf(tunnel);
+    /// <summary>Whether <paramref name="tunnel"/> is the one this record describes: the same device and addresses. A down that
+    /// carries no address at all (only <c>dev</c>: a plugin's or an admin's) is the device's, whoever it is: with nothing to
+    /// tell two tunnels apart, the device's record is the one to take down.</summary>
+    public bool Matches(OpenVpnTunnel tunnel) =>
+        Identity == IdentityOf(tunnel) || (tunnel.Local4 is null && tunnel.Local6 is null && Device == tunnel.Device);
 
     /// <summary>
     /// OpenVPN's environment at a soft restart (<c>up</c> with <c>restart</c>: persist-tun + up-restart, SIGUSR1,

@@ -230,6 +230,25 @@ public class OpenVpnOneFamilySpecs
     /// <summary>With DCO the kernel picks the client by the gateway of the route a packet takes (the upstream ovpn
     /// module; ovpn-dco-v2 by a lookup in main): the policy table's routed networks throw the lookup on to main, where
     /// OpenVPN keeps a route via each client's VPN address. The pool stays on the device; a record of it reads back.</summary>
+    /// <summary>Issue 23, a user trial: a down with only dev set was "another tunnel's now" and left the pool rule. A down
+    /// with addresses still tells two tunnels on one device apart.</summary>
+    [Fact]
+    public void A_down_with_only_dev_takes_down_the_devices_record_and_one_with_other_addresses_does_not()
+    {
+        var env = new Dictionary<string, string> { ["script_type"] = "up", ["dev"] = "tun0", ["ifconfig_local"] = "10.8.0.1", ["ifconfig_netmask"] = "255.255.255.0" };
+        var settings = new HookSettings(200, 148, PoolRules: true, 1000);
+        var up = OpenVpnTunnel.Parse(env, [], null);
+        var record = TunnelRecord.Of(up, HookPolicy.Desired(up, settings), settings, env);
+
+        var bare = OpenVpnTunnel.Parse(new Dictionary<string, string> { ["script_type"] = "down", ["dev"] = "tun0" }, [], null);
+        var other = OpenVpnTunnel.Parse(new Dictionary<string, string>(env) { ["script_type"] = "down", ["ifconfig_local"] = "10.9.0.1" }, [], null);
+
+        var scope = HookPolicy.Scope(bare, settings, KernelState.Empty, record);
+        Assert.True(scope.Rule(Assert.Single(record.Rules)));
+        Assert.True(scope.Route(Assert.Single(record.Routes)));
+        Assert.False(HookPolicy.Scope(other, settings, KernelState.Empty, record).Rule(record.Rules[0]));
+    }
+
     [Fact]
     public void With_DCO_a_servers_routed_networks_are_throw_routes_that_send_the_pools_lookup_on_to_OpenVPNs_per_client_routes()
     {
