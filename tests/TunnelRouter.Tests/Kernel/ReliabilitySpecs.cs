@@ -36,7 +36,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         while (ns.Ip("-6", "route", "show", "table", "local").Split('\n').Count(l => l.StartsWith("local fd00:")) < count)
         {
-            if (clock.ElapsedMilliseconds > 5000) throw new TimeoutException("the tunnels' IPv6 local routes did not appear");
+            if (clock.ElapsedMilliseconds > 60_000) throw new TimeoutException("the tunnels' IPv6 local routes did not appear in 60 s");
             Thread.Sleep(10);
         }
         return ns;
