@@ -63,13 +63,8 @@ verb 3
 EOF
 done
 # wait_log NAME TEXT KEY: until OpenVPN's log says TEXT (bounded); reports KEY with the guest's uptime and 0 or 1.
-wait_log() {
-    i=0
-    while ! grep -q "$2" "/run/$1.log" 2>/dev/null; do
-        i=$((i + 1)); [ $i -gt 900 ] && break; sleep 0.1
-    done
-    grep -q "$2" "/run/$1.log" 2>/dev/null; say "$3 $? $(cut -d' ' -f1 /proc/uptime)"
-}
+logged() { grep -q "$2" "/run/$1.log" 2>/dev/null; }
+wait_log() { until_true 90 logged "$1" "$2"; say "$3 $? $(cut -d' ' -f1 /proc/uptime)"; }
 counter() { # counter NS CHAIN N: packets of the Nth counter of table inet lab's CHAIN in NS
     ip netns exec "$1" nft list chain inet lab "$2" | sed -n 's/.*counter packets \([0-9]*\) .*/\1/p' | sed -n "${3}p"
 }
@@ -151,7 +146,9 @@ wait_log client1 "Initialization Sequence Completed" client1.ready
 ovpn cB client2
 wait_log client2 "Initialization Sequence Completed" client2.ready
 # The server learns client2's iroute when client2's connection completes; its log says so at verb 4.
-i=0; until ip -n srv route show 192.168.50.0/24 | grep -q 'metric 100'; do i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.1; done
+iroute() { ip -n srv route show 192.168.50.0/24 | grep -q 'metric 100'; }
+no_iroute() { ! iroute; }
+until_true 90 iroute
 say "client1.addr $(ip -n cA -4 -o addr show dev tun0 | awk '{ print $4 }')"
 say "client2.addr $(ip -n cB -4 -o addr show dev tun0 | awk '{ print $4 }')"
 say "client1.addr6 $(ip -n cA -6 -o addr show dev tun0 scope global | awk '{ print $4 }')"
@@ -199,7 +196,7 @@ routes6 policy6.after srv table 200
 # Client2 goes: OpenVPN takes its iroute out of main; the policy table's route stays (the network comes back
 # with the client); what is left in main for the network is OpenVPN's own route (metric 200) via 10.10.10.2.
 kill "$(cat /run/client2.pid)"
-i=0; while ip -n srv route show 192.168.50.0/24 | grep -q 'metric 100'; do i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.1; done
+until_true 90 no_iroute
 say "client2.gone $(cut -d' ' -f1 /proc/uptime)"
 routes main.gone srv 192.168.50.0/24
 routes policy.gone srv table 200
@@ -215,7 +212,8 @@ say "count6.nat.gone $(counter nat seen 2)"
 say "server.stop $(cut -d' ' -f1 /proc/uptime)"
 pid=$(cat /run/server.pid) # OpenVPN removes its pid file as it exits
 kill "$pid"
-i=0; while [ -e "/proc/$pid" ]; do i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.1; done
+exited() { [ ! -e "/proc/$pid" ]; }
+until_true 90 exited
 say "server.stopped $(cut -d' ' -f1 /proc/uptime)"
 grep -F "[#]" /run/server.log | sed 's|^|@@ server.hook |'
 say "left $(ip -n srv route show table all proto 148 | wc -l) $(ip -n srv rule show | grep -c 'proto 148') $(ip -n srv -6 route show table all proto 148 | wc -l) $(ip -n srv -6 rule show | grep -c 'proto 148')"

@@ -21,6 +21,16 @@ run() {
     say "$key.uptime $(cut -d' ' -f1 /proc/uptime)"
 }
 
+# until_true SECONDS COMMAND...: runs COMMAND until it succeeds, for up to SECONDS of the guest's clock (a ceiling for
+# what is waited on, not a time the step needs: an emulated guest on a loaded host takes longer); 1 when it ran out.
+until_true() {
+    limit=$(( $(cut -d. -f1 /proc/uptime) + $1 )); shift
+    until "$@"; do
+        [ "$(cut -d. -f1 /proc/uptime)" -gt "$limit" ] && return 1
+        sleep 0.1
+    done
+}
+
 link_json() { say "$1 $(ip -n "$2" -j -d address show "$3" 2>/dev/null || echo '[]')"; }
 ifindex() { ip -n "$1" -o link show "$2" 2>/dev/null | cut -d: -f1; }
 # ping_lan SRC DST KEY [WAIT]: one ping from site A; a ping expected to fail waits 1 s, not 3.

@@ -39,7 +39,7 @@ EOC
             ip netns exec site$s /usr/lib/frr/$d -d -f /run/site$s/frr/frr.conf -i /run/site$s/frr/$d.pid \
                 -z /run/site$s/frr/zserv.api --vty_socket /run/site$s/frr -u frr -g frr \
                 --log file:/run/site$s/frr/$d.log --log-level info >/dev/null 2>&1
-            [ $d = zebra ] && while [ ! -S /run/site$s/frr/zserv.api ]; do sleep 0.1; done
+            [ $d = zebra ] && { until_true 90 test -S /run/site$s/frr/zserv.api || say "fatal site$s: zebra made no socket"; }
         done
     fi
 done
@@ -140,7 +140,9 @@ if [ "$daemon" = bird ]; then frozen=$(cat /run/siteA/bird.pid); else frozen=$(c
 kill -STOP "$frozen"
 tr siteA apply -c "$W/site-a.json" >/tmp/race.out 2>&1 &
 apply=$!
-sleep 2
+# The daemon wakes once both tunnels and their addresses are back (not after a time that had to be long enough).
+made() { ip -n siteA -o -4 addr show dev gre_ab | grep -q inet && ip -n siteA -o -4 addr show dev gre_ac | grep -q inet; }
+until_true 90 made || say "race.unmade $(cut -d' ' -f1 /proc/uptime)"
 kill -CONT "$frozen"
 wait $apply; rc=$?
 sed 's|^|@@ race.out |' /tmp/race.out

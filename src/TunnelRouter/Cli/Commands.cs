@@ -135,6 +135,7 @@ public static class Commands
         if (!ctx.Args.DryRun)
             foreach (var record in plan.Followed)
             {
+                FaultPoint.Reached(ctx.Kernel, "records");
                 try { ctx.Records.Write(record); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException)
                 {
@@ -150,6 +151,7 @@ public static class Commands
     /// kill switches and the rest of the plan; it is said loudly, doctor names it, and the next apply tries again.</summary>
     static void LoadGuard(Context ctx, Change guard)
     {
+        FaultPoint.Reached(ctx.Kernel, "guard");
         try { ctx.ApplyWithNames([guard]); }
         catch (TunnelRouterException e)
         {

@@ -39,8 +39,10 @@ public static class PolicyParser
         var routeLines = packed.Count;
         // A table is closed by FailClosed, or by a kill switch written as a Routes line (the same route).
         var closed = FailClosedTables(o.FailClosed, tables);
+        // Only an unreachable route can be one: the other lines are not made into routes just to be asked (100k lines
+        // made 100k objects here, +20 MB of peak RSS; bench P4).
         for (var i = 0; i < routeLines; i++)
-            if (Lifecycle.IsKillSwitch(packed[i], protocol)) closed.Add(packed[i].Table);
+            if (packed.At(i).Tail.Type == RouteType.Unreachable && Lifecycle.IsKillSwitch(packed[i], protocol)) closed.Add(packed[i].Table);
         var instances = InputErrors.Collect(errors, () => InstanceConfig.Parse(o.Instances, tables.For, hookProtocol, src, closed)) ?? [];
         // An Instances rule into a closed table without placeholders is steady: apply's, from boot (docs/lifecycle.md).
         foreach (var spec in instances)

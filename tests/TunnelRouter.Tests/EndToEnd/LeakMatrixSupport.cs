@@ -193,8 +193,12 @@ public sealed class LeakRow(ILeakLab lab, ITestOutputHelper output, int order, s
     public void Check(bool tunnel4, bool tunnel6)
     {
         var before = lab.Counts();
-        var loops = lab.Sources.Select(s => new PingLoop(s.From, s.To, s.V6, 50, 3)).ToList();
-        Thread.Sleep(1_200);
+        var loops = lab.Sources.Select(s => new PingLoop(s.From, s.To, s.V6, 50, 60)).ToList();
+        // At least 1.2 s of traffic; then on until each family the tunnel should carry has carried some, up to 60 s: a
+        // tunnel on a loaded machine may pass its first packet later, and that is no verdict on the row.
+        bool Carried(PathCounts c) => (!tunnel4 || c.Tunnel(false) > 0) && (!tunnel6 || c.Tunnel(true) > 0);
+        var clock = Stopwatch.StartNew();
+        while (clock.ElapsedMilliseconds < 1_200 || clock.ElapsedMilliseconds < 60_000 && !Carried(lab.Counts() - before)) Thread.Sleep(100);
         foreach (var l in loops) { _sent[l.V6] += l.Stop(); l.Dispose(); }
         Thread.Sleep(100);
         var end = lab.Counts();

@@ -21,7 +21,7 @@ public abstract class MeshGuest : IDisposable
                                                                         ("gre_ac", "203.0.113.14", "203.0.113.13", "10.255.3.2/30", 10)]));
         // Each of the scenario's waits gives up after 90 s of the guest's clock and reports the daemons' state: the
         // host gives the guest time for that report even when every wait runs out.
-        Run = GuestKernel.Run(Path.Combine(GuestKernel.RepoRoot, "tests", "guest", "mesh.sh"), Work, TimeSpan.FromSeconds(480));
+        Run = GuestKernel.Run(Path.Combine(GuestKernel.RepoRoot, "tests", "guest", "mesh.sh"), Work);
     }
 
     public string Daemon { get; }
@@ -104,19 +104,15 @@ public abstract class GreMeshGuestSpecs(MeshGuest guest, ITestOutputHelper outpu
     string Stall(string key) => _run.Has(key + ".stall") ? $"; the daemons' state then:\n{string.Join('\n', _run.All(key + ".stall"))}" : "";
 
     [Fact]
-    public void The_guest_boots_and_runs_the_whole_scenario()
+    public void Each_site_applies_its_mesh_and_BIRD_reads_the_file_tunnel_router_wrote()
     {
-        LinkJson.ReportTimes(_run, output);
+        LinkJson.ScenarioRanToTheEnd(_run, output);
         // How long the mesh took to converge after the last site applied, on the guest's clock (reported, never asserted).
-        output.WriteLine($"{guest.Daemon} mesh converged (A's two adjacencies Full, LAN C routed direct) {Uptime(_run.One("converged")) - Uptime(_run.One("apply.c.uptime")):0.0} s after site C's apply");
+        if (_run.Has("converged"))
+            output.WriteLine($"{guest.Daemon} mesh converged (A's two adjacencies Full, LAN C routed direct) {Uptime(_run.One("converged")) - Uptime(_run.One("apply.c.uptime")):0.0} s after site C's apply");
         foreach (var line in _run.Console.Where(l => l.Contains(".stall ", StringComparison.Ordinal))) output.WriteLine(line);
         foreach (var line in _run.All("apply.a.out").Concat(_run.All("apply.b.out")).Concat(_run.All("apply.c.out")).Where(l => l.Contains("OSPF", StringComparison.Ordinal) || l.Contains("address replace", StringComparison.Ordinal)))
             output.WriteLine(line);
-    }
-
-    [Fact]
-    public void Each_site_applies_its_mesh_and_BIRD_reads_the_file_tunnel_router_wrote()
-    {
         Assert.Equal(0, _run.Rc("apply.a"));
         Assert.Equal(0, _run.Rc("apply.b"));
         Assert.Equal(0, _run.Rc("apply.c"));

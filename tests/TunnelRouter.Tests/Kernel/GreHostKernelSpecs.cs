@@ -29,7 +29,7 @@ public class GreHostKernelSpecs
         ns.Ip("link", "set", "inet0", "up");
         ns.Ip("link", "set", "inet1", "up");
         // The veth's carrier comes a moment after "up"; until then routes read "linkdown" and the dumps race.
-        for (var i = 0; i < 100 && !ns.Ip("-o", "link", "show", "inet0").Contains("state UP"); i++) Thread.Sleep(20);
+        Eventually.True(() => ns.Ip("-o", "link", "show", "inet0").Contains("state UP"), () => "inet0 is not up after 60 s", 60_000);
         // The IPv6 address's local route comes from addrconf's work queue, also a moment later.
         ns.WaitForLocalRoute("2001:db8:113::1");
         return ns;

@@ -36,16 +36,13 @@ public class PolicyKernelSpecs
         ns.Ip("link", "set", "eth1-peer", "up");
         // The carrier and the IPv6 link-local addresses come a moment after "up": wait until the kernel has
         // settled, or a dump before and one after a run would differ by what the kernel added meanwhile.
-        for (var i = 0; i < 100; i++)
+        var last = "";
+        Eventually.True(() =>
         {
-            var dump = ns.Dump();
-            if (!dump.Contains("linkdown") && dump.Contains("fe80::/64 dev eth1 ") && dump.Contains("fe80::/64 dev eth1-peer "))
-            {
-                Thread.Sleep(50);
-                if (ns.Dump() == dump) break;
-            }
-            Thread.Sleep(20);
-        }
+            var dump = last = ns.Dump();
+            return !dump.Contains("linkdown") && dump.Contains("fe80::/64 dev eth1 ") && dump.Contains("fe80::/64 dev eth1-peer ")
+                   && ns.Dump() == dump;
+        }, () => $"eth1 did not settle in 60 s:\n{last}", 60_000);
         return ns;
     }
 

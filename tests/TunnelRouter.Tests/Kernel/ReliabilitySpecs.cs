@@ -36,7 +36,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         while (ns.Ip("-6", "route", "show", "table", "local").Split('\n').Count(l => l.StartsWith("local fd00:")) < count)
         {
-            if (clock.ElapsedMilliseconds > 5000) throw new TimeoutException("the tunnels' IPv6 local routes did not appear");
+            if (clock.ElapsedMilliseconds > 60_000) throw new TimeoutException("the tunnels' IPv6 local routes did not appear in 60 s");
             Thread.Sleep(10);
         }
         return ns;
@@ -205,50 +205,34 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         Assert.DoesNotContain("198.51.100.0/24", ns.Ip("route", "show", "table", "all"));
     }
 
-    /// <summary>Runs apply and, with <paramref name="killAt"/>, SIGKILLs its whole process tree (the ip -batch child
-    /// included, as systemd or the OOM killer would) once the first killAt kernel changes have taken effect: the test
-    /// flavour's fault point stops the process there (TUNNEL_ROUTER_FAULT_AFTER=K:stop), so the kill lands mid-change
-    /// however slow the loaded machine makes the run's start. Null: let it finish. Returns ms from the last change
-    /// line to the end: the window of the kernel changes.</summary>
-    static long ApplyAndKill(NetNs ns, string policy, int? killAt)
+    /// <summary>Runs apply with the test flavour's fault point set to stop it (SIGSTOP) at <paramref name="point"/> — after
+    /// that many kernel changes, or at a named step ("guard", "records") — and SIGKILLs its whole process tree there (the
+    /// ip -batch child included, as systemd or the OOM killer would). The kill lands at the chosen point however fast or
+    /// loaded the machine is; an apply that finishes without reaching it fails the test.</summary>
+    static void ApplyAndKillAt(NetNs ns, string policy, string point)
     {
-        var changes = Run(ns, ["plan", "--config", policy]).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
-        var printed = 0;
         var psi = new ProcessStartInfo("/usr/sbin/ip") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in (string[])["netns", "exec", ns.Name, Prerequisites.Binary, "apply", "--config", policy]) psi.ArgumentList.Add(a);
+        foreach (var a in (string[])["netns", "exec", ns.Name, Prerequisites.Binary, "apply", "--quiet", "--config", policy]) psi.ArgumentList.Add(a);
         psi.Environment.Clear();
-        psi.Environment["TUNNEL_ROUTER_IPROUTE2DIR"] = Path.Combine(ns.StateDir, "iproute2");
-        psi.Environment["TUNNEL_ROUTER_CONFIG"] = ""; // no policy file: the host's is never read
-        psi.Environment["TUNNEL_ROUTER_LOCKFILE"] = Path.Combine(ns.StateDir, "lock");
-        if (KernelBackend.Current is { } backend) psi.Environment["TUNNEL_ROUTER_BACKEND"] = backend;
-        if (killAt is { } k) psi.Environment["TUNNEL_ROUTER_FAULT_AFTER"] = $"{k}:stop";
-        using var firstChange = new ManualResetEventSlim();
-        using var p = new Process { StartInfo = psi };
-        p.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data?.StartsWith("[#]") == true && Interlocked.Increment(ref printed) >= changes) firstChange.Set();
-        };
-        p.Start();
-        p.BeginErrorReadLine();
+        foreach (var (k, v) in TunnelRouterProcess.Environment(ns, new Dictionary<string, string> { ["TUNNEL_ROUTER_FAULT_AFTER"] = $"{point}:stop" })) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
         _ = p.StandardOutput.ReadToEndAsync();
-        if (killAt is not null)
+        // A condition, not a moment: stopped (state T) at the fault point. The ceiling only turns a hang into a failure.
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (!Stopped(p.Id))
         {
-            // Stopped (state T) at the fault point, or finished when the plan had fewer changes than that.
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (!p.HasExited && !Stopped(p.Id))
+            if (p.HasExited)
+                throw new Xunit.Sdk.XunitException($"apply finished (exit {p.ExitCode}) without reaching its fault point {point}: {stderr.Result}");
+            if (DateTime.UtcNow > deadline)
             {
-                if (DateTime.UtcNow > deadline) throw new TimeoutException("apply neither stopped at its fault point nor finished");
-                Thread.Sleep(5);
+                p.Kill(entireProcessTree: true);
+                throw new TimeoutException($"apply did not reach its fault point {point} within 5 minutes");
             }
-            try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            p.WaitForExit();
-            return 0;
+            Thread.Sleep(5);
         }
-        if (!firstChange.Wait(60_000)) throw new TimeoutException($"apply printed {printed} of its {changes} changes");
-        var clock = Stopwatch.StartNew();
+        p.Kill(entireProcessTree: true);
         p.WaitForExit();
-        if (p.ExitCode != 0) throw new Xunit.Sdk.XunitException($"apply failed: exit {p.ExitCode}");
-        return clock.ElapsedMilliseconds;
     }
 
     /// <summary>The state letter of /proc/PID/stat: T once the process stopped itself.</summary>
@@ -263,52 +247,98 @@ public class ReliabilitySpecs(ITestOutputHelper output)
     }
 
     [Fact]
-    public void SIGKILL_at_random_moments_of_a_5000_route_apply_is_repaired_by_the_next_apply()
+    public void SIGKILL_at_chosen_points_of_a_5000_route_apply_is_repaired_by_the_next_apply()
     {
         using var ns = WithUplink();
-        // Two policies that share half their routes: a run killed on the way from one to the other leaves
-        // adds or deletes half done.
-        string PolicyOf(int first) => WritePolicy(ns, Hardening.Policy(
-            Enumerable.Range(first, 5000).Select(i => $"blackhole 10.{100 + i / 256}.{i % 256}.0/24 table wan"),
-            [$"from 10.10.{first % 256}.0/24 lookup wan pref 2000", "-6 from fd00::/64 lookup wan pref 2010"]), $"p{first}.json");
+        ns.AddTun("tun0", "10.20.0.1/24");
+        // A live tunnel that follows the policy's PoolRules: every switch rewrites its record after the kernel changes.
+        var tun = SubnetEnv("tun0", "10.20.0.1", "255.255.255.0");
+        Run(ns, ["tun0", "1500", "0", "10.20.0.1", "255.255.255.0", "init"], tun).ShouldSucceed();
+        var record = Path.Combine(ns.StateDir, "tunnels", "tun0");
+        // Two FailClosed policies that share half their routes and switch PoolRules: a run killed on the way from one to
+        // the other leaves adds, deletes, rules, the guard or the records half done.
+        string PolicyOf(int first) => WritePolicy(ns, $$"""
+            { "Tables": { "wan": 100 }, "FailClosed": ["wan"], "PoolRules": {{(first > 0 ? "true" : "false")}},
+              "Routes": [{{string.Join(",", Enumerable.Range(first, 5000).Select(i => $"\"blackhole 10.{100 + i / 256}.{i % 256}.0/24 table wan\""))}}],
+              "Rules": ["from 10.10.{{first % 256}}.0/24 lookup wan pref 2000", "-6 from fd00::/64 lookup wan pref 2010"] }
+            """, $"p{first}.json");
         string[] policies = [PolicyOf(0), PolicyOf(2500)];
+        (string Kernel, string Guard, string Record) State() =>
+            (ns.Dump(), ns.NftList("table", "inet", "tunnel_router_guard"), File.ReadAllText(record));
 
+        // The kernel changes of a switch to policies[to], in the order apply makes them (the guard is nftables': not one
+        // of the counted kernel changes).
+        var plans = new List<string>[2];
+        List<string> PlanTo(int to) => Run(ns, ["plan", "--config", policies[to]]).Stdout.Split('\n').Where(l => l.StartsWith("ip ")).ToList();
         var clock = Stopwatch.StartNew();
-        ApplyAndKill(ns, policies[1], null);
+        Run(ns, ["apply", "--quiet", "--config", policies[1]]).ShouldSucceed();
         var full = clock.ElapsedMilliseconds;
-        var converged1 = ns.Dump();
-        // The kernel changes of one switch (2,500 adds, 2,500 deletes, two rules), timed: a figure.
-        var window = ApplyAndKill(ns, policies[0], null);
-        string[] converged = [ns.Dump(), converged1];
-        Run(ns, ["flush"]).ShouldSucceed();
+        var converged1 = State();
+        plans[0] = PlanTo(0);
+        Run(ns, ["apply", "--quiet", "--config", policies[0]]).ShouldSucceed();
+        (string Kernel, string Guard, string Record)[] converged = [State(), converged1];
+        Assert.NotEqual(converged[0], converged[1]);
+        plans[1] = PlanTo(1);
 
-        var random = new Random(20260507);
-        var present = new List<int>();
-        var repair = new List<long>();
-        var midway = 0;
-        // 20 kills, each after a random number of the switch's 5,002 kernel changes (2,500 adds, 2,500 deletes, two rules).
-        var kills = 0;
-        for (var n = 0; n < 20; n++, kills++)
+        // A switch: the rule into the closed table (the kill switches' part), the guard, 2,500 adds, 2,500 deletes, and
+        // the live tunnel's pool rule last.
+        int FirstDelete(int to) => plans[to].FindIndex(l => l.Contains(" route del "));
+        int LastRule(int to) => plans[to].FindLastIndex(l => l.Contains(" rule "));
+        for (var to = 0; to < 2; to++)
+            Assert.True(FirstDelete(to) > 2000 && LastRule(to) == plans[to].Count - 1 && plans[to][LastRule(to) - 1].Contains(" route del "),
+                $"a switch adds 2,500 routes, deletes 2,500, then its last rule: {string.Join(" | ", plans[to].Where(l => !l.Contains(" route ")))}");
+        // Kill points in turn: the first switches to policies[1], the next back to policies[0], and so on.
+        var points = new (string Name, string At)[]
         {
-            var policy = policies[n % 2];
-            ApplyAndKill(ns, policy, random.Next(1, 5002));
-            present.Add(ns.Ip("route", "show", "table", "100").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-            var killed = ns.Dump();
-            if (killed != converged[0] && killed != converged[1]) midway++;
+            ("before the first change", "0"),
+            ("before the guard (the rules into the closed table are in)", "guard"),
+            ("amid the adds", (FirstDelete(1) / 2).ToString()),
+            ("amid the deletes", ((FirstDelete(0) + LastRule(0)) / 2).ToString()),
+            ("amid the rules (before the last)", LastRule(1).ToString()),
+            ("before the records (every kernel change made)", "records"),
+        };
+        var repair = new List<long>();
+        var from = 0;
+        foreach (var (name, at) in points)
+        {
+            var to = 1 - from;
+            ApplyAndKillAt(ns, policies[to], at);
+            var killed = State();
+
+            // The kill switches hold wherever the kill landed (fail-closed).
+            foreach (var family in (string[])["-4", "-6"])
+                Assert.Contains(Routes(ns), l => l.StartsWith($"{family} unreachable default ") && l.Contains(" table 100 proto 147 metric 4294967295"));
+            // Each point left what it should: the proof that the kill landed there, mid-change.
+            switch (at)
+            {
+                case "0": Assert.Equal(converged[from], killed); break;
+                case "guard":
+                    Assert.Equal(converged[from].Guard, killed.Guard);
+                    Assert.Contains(Rules(ns), l => l.StartsWith($"-4 2000:\tfrom 10.10.{(to == 1 ? 196 : 0)}.0/24 lookup 100 proto 147"));
+                    break;
+                case "records":
+                    Assert.Equal((converged[to].Kernel, converged[to].Guard, converged[from].Record), killed);
+                    break;
+                default:
+                    Assert.Equal(converged[to].Guard, killed.Guard);
+                    Assert.NotEqual(converged[from].Kernel, killed.Kernel);
+                    Assert.NotEqual(converged[to].Kernel, killed.Kernel);
+                    break;
+            }
 
             clock.Restart();
-            Run(ns, ["apply", "--quiet", "--config", policy]).ShouldSucceed();
+            Run(ns, ["apply", "--quiet", "--config", policies[to]]).ShouldSucceed();
             repair.Add(clock.ElapsedMilliseconds);
 
-            Assert.Equal(converged[n % 2], ns.Dump());
+            Assert.Equal(converged[to], State());
             NoDuplicates(Rules(ns));
             NoDuplicates(Routes(ns));
-            Assert.Equal(0, Run(ns, ["plan", "--config", policy]).ExitCode);
+            Assert.Equal(0, Run(ns, ["plan", "--config", policies[to]]).ExitCode);
+            from = to;
         }
-        output.WriteLine($"figure: 5000-route apply from empty {full} ms (kernel changes of a switch between the two policies: {window} ms); " +
-                         $"{kills} SIGKILLs after a random number of its changes, {midway} of them mid-change, left {string.Join(",", present)} routes in the table; " +
-                         $"each next apply converged in {repair.Min()}-{repair.Max()} ms with no duplicates and no leftovers");
-        Assert.True(midway > 0, "no kill landed while the kernel was being changed; the test proved nothing");
+        output.WriteLine($"figure: 5000-route FailClosed apply from empty {full} ms; SIGKILL at {points.Length} chosen points of a switch " +
+                         $"({plans[0].Count} kernel changes, the guard and a live tunnel's record); each next apply converged in {repair.Min()}-{repair.Max()} ms " +
+                         "with no duplicates and no leftovers");
     }
 
     [Fact]

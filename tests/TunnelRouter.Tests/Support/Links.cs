@@ -19,9 +19,8 @@ public static class Links
         }
         foreach (var (ns, dev) in new[] { (a, aDev), (b, bDev) })
         {
-            var deadline = DateTime.UtcNow.AddSeconds(2);
-            while (!ns.Ip("-6", "route", "show", "table", "local", "dev", dev).Contains("fe80::") && DateTime.UtcNow < deadline)
-                Thread.Sleep(5);
+            Eventually.True(() => ns.Ip("-6", "route", "show", "table", "local", "dev", dev).Contains("fe80::"),
+                () => $"{dev} in {ns.Name} has no link-local route after 60 s", 60_000);
         }
     }
 

@@ -53,10 +53,11 @@ public sealed class NetNs : IDisposable
 
     public void WaitForLocalRoute(string address)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        // A ceiling for a loaded machine: addrconf's work queue runs in milliseconds when the machine is idle.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!Ip("-6", "route", "show", "table", "local").Contains($"local {address} "))
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"no local route for {address} in {Name} after 5 s");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"no local route for {address} in {Name} after 60 s");
             Thread.Sleep(10);
         }
     }
@@ -74,8 +75,10 @@ public sealed class NetNs : IDisposable
     /// operational state is not up yet gets its IPv6 link-local route when linkwatch runs, up to a second later.</summary>
     public void Settle()
     {
+        // linkwatch runs within a second on an idle machine; the ceiling is for a loaded one (a link that never comes up,
+        // a veth whose peer is down, is not pending and does not wait).
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(3))
+        while (clock.Elapsed < TimeSpan.FromSeconds(20))
         {
             var pending = Ip("-o", "link", "show").Split('\n').Any(l =>
                 l.Contains(",LOWER_UP", StringComparison.Ordinal) && !l.Contains(" state UP ", StringComparison.Ordinal)
