@@ -254,7 +254,7 @@ public class ReliabilitySpecs(ITestOutputHelper output)
         // A live tunnel that follows the policy's PoolRules: every switch rewrites its record after the kernel changes.
         var tun = SubnetEnv("tun0", "10.20.0.1", "255.255.255.0");
         Run(ns, ["tun0", "1500", "0", "10.20.0.1", "255.255.255.0", "init"], tun).ShouldSucceed();
-        var record = Path.Combine(ns.StateDir, "tunnels", "tun0");
+        var record = ns.RecordPath("tun0");
         // Two FailClosed policies that share half their routes and switch PoolRules: a run killed on the way from one to
         // the other leaves adds, deletes, rules, the guard or the records half done.
         string PolicyOf(int first) => WritePolicy(ns, $$"""
