@@ -83,17 +83,18 @@ public static class CommandTable
             [],
             ["plugin /usr/lib/x86_64-linux-gnu/openvpn/plugins/openvpn-plugin-down-root.so \"/usr/sbin/tunnel-router down\""],
             [Success, Error]),
-        new("apply", "policy", "make the kernel match the policy file", "tunnel-router apply [--adopt] [options] [Key=Value ...]",
+        new("apply", "policy", "make the kernel match the policy file", "tunnel-router apply [--adopt] [--json] [options] [Key=Value ...]",
             "Parses the policy, reads the kernel once and applies the difference: the kill switches of FailClosed tables first " +
             "and on their own, then everything else, all or nothing. A policy that does not parse changes nothing (the unit's " +
             "start then applies the last good policy and exits 1).",
-            [Adopt],
-            ["tunnel-router apply", "tunnel-router apply -n", "tunnel-router apply -c /etc/tunnel-router/site-a.json"],
+            [Adopt, Json("every change with what wants it and its result (docs/apply.schema.json)")],
+            ["tunnel-router apply", "tunnel-router apply -n", "tunnel-router apply -c /etc/tunnel-router/site-a.json", "tunnel-router apply --json"],
             Plain),
-        new("plan", "policy", "print what apply would change (exit 0: nothing, 2: changes, 1: error)", "tunnel-router plan [--adopt] [options] [Key=Value ...]",
-            "Prints the changes apply would make, one ip command a line (a prefix file's routes as one line, unless -v). Changes nothing.",
-            [Adopt],
-            ["tunnel-router plan", "tunnel-router plan -v -c contrib/examples/eduvpn-nat-router.json"],
+        new("plan", "policy", "print what apply would change (exit 0: nothing, 2: changes, 1: error)", "tunnel-router plan [--adopt] [--json] [options] [Key=Value ...]",
+            "Prints the changes apply would make, one ip command a line (a prefix file's routes as one line, unless -v; -v also " +
+            "names the file and line of the policy, or the conf.d fragment, that wants each). Changes nothing.",
+            [Adopt, Json("every change: operation, object, owner, the file, section and line that want it, reason (docs/plan.schema.json)")],
+            ["tunnel-router plan", "tunnel-router plan -v -c contrib/examples/eduvpn-nat-router.json", "tunnel-router plan --json"],
             [new(App.Ok, "nothing to change"), Error, new(App.PlanHasChanges, "apply would change something (also: an unknown command or option)")]),
         new("status", "policy", "what tunnel-router owns, table by table", "tunnel-router status [--json] [options]",
             "What tunnel-router owns, from one reading of the kernel: the live tunnels, the routes and rules of both owners, " +

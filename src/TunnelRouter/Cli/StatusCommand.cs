@@ -16,8 +16,7 @@ public static class StatusCommand
         var view = new View(ctx, snapshot, sysctls, live, Reconciler.PlanLive(live, snapshot));
         if (ctx.Args.Json)
         {
-            using var stream = new MemoryStream();
-            using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+            JsonOutput.Print(ctx.Out, w =>
             {
                 w.WriteStartObject();
                 view.TunnelsJson(w);
@@ -26,8 +25,7 @@ public static class StatusCommand
                 view.MarksJson(w);
                 view.SysctlsJson(w);
                 w.WriteEndObject();
-            }
-            ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+            });
             return App.Ok;
         }
 
