@@ -51,7 +51,8 @@ public static class App
             var onLastGood = false;
             var (options, configPath) = args.Command switch
             {
-                "flush" => ConfigLoader.LoadOrSetAside(env, args.Overrides, policy, required,
+                // The revert must come whatever the policy file holds by then: it puts another text there anyway.
+                "flush" or "confirm" or "rollback" => ConfigLoader.LoadOrSetAside(env, args.Overrides, policy, required,
                     warning => log.Warning("tunnel-router: warning: {Message}", warning)),
                 // The demo brings its own policy (its steps run with --config); the host's is none of its business.
                 "demo" => ConfigLoader.Load(env, args.Overrides, null),

@@ -20,6 +20,8 @@ public static class Commands
         "doctor" => DoctorCommand.Run(ctx),
         "explain" => ExplainCommand.Run(ctx),
         "export" => ExportCommand.Run(ctx),
+        "confirm" => ConfirmCommand.Confirm(ctx),
+        "rollback" => ConfirmCommand.Rollback(ctx),
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not a command; see 'tunnel-router help'"),
     };
 
@@ -80,6 +82,7 @@ public static class Commands
 
     static int Apply(Context ctx)
     {
+        var confirmSeconds = ConfirmCommand.Seconds(ctx);
         using (ctx.Lock())
         {
             var (policy, early) = ParsePolicyWhileReading(ctx);
@@ -88,11 +91,22 @@ public static class Commands
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
             WarnLeaks(ctx, policy, live, snapshot);
             StartupTrace.Mark("leaks checked");
+            // The policy of before is the last good one until this line: the revert's text, read before it is replaced.
+            var pending = confirmSeconds is { } seconds ? ConfirmCommand.Begin(ctx, policy, seconds) : null;
             // A policy that parsed and planned is good to fall back on, whatever the kernel says next (docs/lifecycle.md).
             ctx.KeepAsLastGood();
             StartupTrace.Mark("kept as the last good policy");
-            if (ctx.Args.Json) ApplyJson(ctx, policy, live, plan);
-            else ApplyPlan(ctx, plan);
+            try
+            {
+                if (ctx.Args.Json) ApplyJson(ctx, policy, live, plan);
+                else ApplyPlan(ctx, plan);
+            }
+            catch when (pending is not null)
+            {
+                // The apply rolled itself back: nothing to confirm, and the timer ends.
+                ConfirmCommand.Abandon(ctx, pending);
+                throw;
+            }
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
             // What the kernel would refuse stayed out and fails the run, after everything else went in (docs/lifecycle.md).
@@ -273,6 +287,7 @@ public static class Commands
         foreach (var finding in LiveInstances.Recursion(ctx, records, policy)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
         var plan = PlanPolicy(ctx, policy, live, snapshot, stated: true);
         WarnLeaks(ctx, policy, live, snapshot);
+        if (ConfirmCommand.PlanNote(ctx) is { } pendingNote) ctx.Log.Information("{Note}", pendingNote);
         if (ctx.Args.Json || ctx.Args.Verbose)
         {
             var reasons = new PlanReasons(policy, ctx.Options.Origins(), live, ctx.Names.Tables, ctx.Names.Protocols);
