@@ -41,7 +41,7 @@ public class MachineReadablePlanSpecs
 
         Assert.Equal(2, planned.ExitCode);
         Assert.Contains($"table site proto tunnel-router    # {fragment}: Routes[0]", planned.Stdout);
-        Assert.Contains(planned.Stdout.Split('\n'), l => l.Contains("from 10.2.0.0/16 lookup site") && l.EndsWith($"    # {fragment}: Rules[0]"));
+        Assert.Contains(planned.Stdout.Split('\n'), l => l.Contains("from 10.2.0.0/16 ") && l.Contains(" lookup site ") && l.EndsWith($"    # {fragment}: Rules[0]"));
         Assert.Contains($"table wan proto tunnel-router    # {policy}: Routes[0]", planned.Stdout);
         Assert.Contains("default via 192.168.1.1 dev wan proto 147", ns.Ip("route", "show", "table", "201"));
         Assert.Contains("from 10.2.0.0/16 lookup 201 proto 147", ns.Ip("rule", "show"));
