@@ -30,7 +30,7 @@ public class JournalPrioritySpecs
         using var ns = new NetNs();
         AddVeth(ns, "wan", "192.168.1.2/24");
         var broken = WritePolicy(ns, """{ "Tables": { "wan": 100 }, "Routes": [ "default via 192.168.1.1 tabel wan" ] }""");
-        var good = WritePolicy(ns, Policy(["default via 192.168.1.1 table wan"], []), "good.json");
+        var good = WritePolicy(ns, Hardening.Policy(["default via 192.168.1.1 table wan"], []), "good.json");
 
         var error = Lines(ns, ["plan", "-c", broken], matching: true);
         var warning = Lines(ns, ["plan", "-v"], matching: true);
