@@ -109,17 +109,18 @@ public class ConfirmKernelSpecs(ITestOutputHelper output)
     {
         var (ns, policy) = Host();
         using var _ = ns;
-        // The admin's SSH session: the apply runs in a session of its own (setsid execs in place: its pid is the session's
-        // and the process group's), which dies with SIGKILL, every process of it, right after the apply went in.
+        // The admin's SSH session: the apply runs in a session of its own (its shell, the session leader, says its pid), which
+        // dies with SIGKILL, every process of it, right after the apply went in.
         var psi = new ProcessStartInfo("/usr/bin/setsid") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["/bin/sh", "-c", "\"$@\"; sleep 60", "sh", "/usr/sbin/ip", "netns", "exec", ns.Name, Prerequisites.Binary, "apply", "--confirm", "2", "--config", policy])
+        foreach (var a in (string[])["/bin/sh", "-c", "echo $$; \"$@\"; exec sleep 60", "sh", "/usr/sbin/ip", "netns", "exec", ns.Name, Prerequisites.Binary, "apply", "--confirm", "2", "--config", policy])
             psi.ArgumentList.Add(a);
         psi.Environment.Clear();
         foreach (var (k, v) in Environment(ns)) psi.Environment[k] = v;
         using var session = Process.Start(psi)!;
+        var leader = int.Parse(session.StandardOutput.ReadLine()!);
         Eventually.True(() => HasAfter(ns), () => "the apply did not go in", 15_000);
 
-        Sh.Run("/bin/kill", ["-KILL", $"-{session.Id}"]);
+        Sh.Run("/bin/kill", ["-KILL", $"-{leader}"]);
         session.WaitForExit();
 
         Eventually.True(() => HasBefore(ns), () => "the kernel was not reverted after the session died");
