@@ -111,11 +111,12 @@ public static class CommandTable
             [new("--due", null, ValueKind.Text, "(the timer) wait for the deadline of the pending apply ID first", Value: "ID", Hidden: true)],
             ["tunnel-router rollback"],
             Plain),
-        new("status", "policy", "what tunnel-router owns, table by table", "tunnel-router status [--json] [options]",
+        new("status", "policy", "what tunnel-router owns, table by table", "tunnel-router status [--json | --format prometheus] [options]",
             "What tunnel-router owns, from one reading of the kernel: the live tunnels, the routes and rules of both owners, " +
             "its nftables table and the policy's sysctls. Works on a broken policy too.",
-            [Json("an object per table")],
-            ["tunnel-router status", "tunnel-router status --json"],
+            [Json("an object per table"),
+             new("--format", null, ValueKind.Choice, "text (default) or prometheus: the text exposition format for node_exporter's textfile collector", Choices: ["text", "prometheus"])],
+            ["tunnel-router status", "tunnel-router status --json", "tunnel-router status --format prometheus"],
             Plain),
         new("flush", "policy", "remove the policy's objects; the live tunnels' stay", "tunnel-router flush [--all] [options]",
             "Removes what apply added. The OpenVPN hook's routes and rules stay, so a restart of the unit keeps every VPN client " +
