@@ -115,7 +115,9 @@ public static class CommandTable
             "What tunnel-router owns, from one reading of the kernel: the live tunnels, the routes and rules of both owners, " +
             "its nftables table and the policy's sysctls. Works on a broken policy too.",
             [Json("an object per table"),
-             new("--format", null, ValueKind.Choice, "text (default) or prometheus: the text exposition format for node_exporter's textfile collector", Choices: ["text", "prometheus"])],
+             // Hidden until completion knows per-command values: bash completes an option word the same for every command, and
+             // export's --format takes other values.
+             new("--format", null, ValueKind.Choice, "text (default) or prometheus: the text exposition format for node_exporter's textfile collector", Choices: ["text", "prometheus"], Hidden: true)],
             ["tunnel-router status", "tunnel-router status --json", "tunnel-router status --format prometheus"],
             Plain),
         new("flush", "policy", "remove the policy's objects; the live tunnels' stay", "tunnel-router flush [--all] [options]",
