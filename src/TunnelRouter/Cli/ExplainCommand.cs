@@ -224,8 +224,7 @@ public static class ExplainCommand
 
     static void WriteJson(Context ctx, Explanation x, string? foreignMarks)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        JsonOutput.Print(ctx.Out, w =>
         {
             w.WriteStartObject();
             w.WriteString("packet", Describe(x.Asked ?? x.Packet));
@@ -275,8 +274,7 @@ public static class ExplainCommand
             w.WriteEndArray();
             w.WriteBoolean("kernelAgrees", x.Agrees);
             w.WriteEndObject();
-        }
-        ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+        });
     }
 
     static string Describe(Packet p)
