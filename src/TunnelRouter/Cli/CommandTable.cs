@@ -117,7 +117,7 @@ public static class CommandTable
             [Json("an object per table"),
              // Hidden until completion knows per-command values: bash completes an option word the same for every command, and
              // export's --format takes other values.
-             new("--format", null, ValueKind.Choice, "text (default) or prometheus: the text exposition format for node_exporter's textfile collector", Choices: ["text", "prometheus"], Hidden: true)],
+             new("--format", null, ValueKind.Choice, "text (default) or prometheus: the text exposition format for node_exporter's textfile collector", Choices: ["text", "prometheus"])],
             ["tunnel-router status", "tunnel-router status --json", "tunnel-router status --format prometheus"],
             Plain),
         new("flush", "policy", "remove the policy's objects; the live tunnels' stay", "tunnel-router flush [--all] [options]",

@@ -170,7 +170,7 @@ public static class WatchCommand
             {
                 ctx.Log.Error("tunnel-router: error: the policy does not parse ({Message}); running on the last good policy, {Copy}, until it is fixed",
                     App.OneLine(e.Message), copy.Path);
-                var (options, path) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, copy.Path);
+                var (options, path) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, copy.Path, fragments: false);
                 _options = options;
                 return PolicyParser.Parse(options, ctx.Names, path);
             }
