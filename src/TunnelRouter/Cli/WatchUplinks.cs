@@ -31,6 +31,61 @@ internal static class WatchUplinks
         return snapshot with { UplinkStates = tracker.States() };
     }
 
+    /// <summary>One row of watch's status file, with the tables whose Failover lines name the uplink.</summary>
+    public sealed record Row(string Uplink, string Family, string State, DateTimeOffset? Since, string LastProbes, string Device, IReadOnlyList<string> Tables);
+
+    /// <summary>The uplinks' health as the running watch last wrote it; empty when no watch tracks any.</summary>
+    public static List<Row> Read(Context ctx)
+    {
+        var path = StatusPath(ctx.Options.LockFile);
+        if (!WatchCommand.Running(ctx.Options.LockFile) || !File.Exists(path)) return [];
+        var rows = new List<Row>();
+        foreach (var line in File.ReadLines(path))
+        {
+            var f = line.Split('\t');
+            if (f.Length != 6) continue;
+            // The tables as the policy's Failover lines name them ("table out via wan1 wan2"): read, not judged.
+            var tables = ctx.Options.Failover.Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Where(w => w.SkipWhile(x => x != "via").Skip(1).TakeWhile(x => x is not ("table" or "metric")).Contains(f[0]))
+                .Select(w => w.SkipWhile(x => x != "table").Skip(1).FirstOrDefault() ?? "?").ToList();
+            rows.Add(new Row(f[0], f[1] == "6" ? "IPv6" : "IPv4", f[2],
+                long.TryParse(f[3], out var s) ? DateTimeOffset.FromUnixTimeSeconds(s) : null, f[4] == "-" ? "" : f[4], f[5], tables));
+        }
+        return rows;
+    }
+
+    /// <summary>status: each uplink's state, since when, its last probes and the tables that use it.</summary>
+    public static void Status(Context ctx, TextWriter o)
+    {
+        var rows = Read(ctx);
+        if (rows.Count == 0) return;
+        o.WriteLine("uplinks (watch's health; last probes oldest first, + answered, - lost):");
+        foreach (var r in rows)
+            o.WriteLine($"  {r.Uplink} {r.Family} {r.State}{(r.Since is { } s ? $" since {s.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : "")}, dev {r.Device}, " +
+                        $"last probes {(r.LastProbes.Length == 0 ? "none" : r.LastProbes)}{(r.Tables.Count == 0 ? "" : $", tables {string.Join(", ", r.Tables)}")}");
+        o.WriteLine();
+    }
+
+    public static void StatusJson(Context ctx, System.Text.Json.Utf8JsonWriter w)
+    {
+        w.WriteStartArray("uplinks");
+        foreach (var r in Read(ctx))
+        {
+            w.WriteStartObject();
+            w.WriteString("uplink", r.Uplink);
+            w.WriteString("family", r.Family);
+            w.WriteString("state", r.State);
+            if (r.Since is { } s) w.WriteString("since", s);
+            w.WriteString("lastProbes", r.LastProbes);
+            w.WriteString("device", r.Device);
+            w.WriteStartArray("tables");
+            foreach (var t in r.Tables) w.WriteStringValue(t);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
     /// <summary>Each resolved uplink's families: its address, gateway and the track's targets of that family.</summary>
     public static List<UplinkTracker.Target> Targets(ParsedPolicy policy, KernelSnapshot snapshot)
     {

@@ -12,8 +12,9 @@ namespace TunnelRouter.Core;
 /// </summary>
 public sealed record UplinkTrack(IReadOnlyList<IPAddress> Targets, bool Gateway, TimeSpan Interval, TimeSpan Timeout, int Down, int Up, TimeSpan Hold)
 {
-    /// <summary>1 s probes and 3 losses: a dead path is noticed within 3-4 s (mwan3's defaults, 5 s and 5, take 25 s or more).</summary>
-    public static readonly UplinkTrack Defaults = new([], false, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), 3, 3, TimeSpan.FromSeconds(30));
+    /// <summary>1 s probes, each lost when unanswered after half the interval, and 3 losses: a dead path is noticed 2.5-3.5 s
+    /// after it died (docs/uplinks.md computes mwan3's defaults beside it).</summary>
+    public static readonly UplinkTrack Defaults = new([], false, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(0.5), 3, 3, TimeSpan.FromSeconds(30));
 
     public const string Syntax = "TARGET... [interval SECONDS] [timeout SECONDS] [down COUNT] [up COUNT] [hold SECONDS], a TARGET an address or 'gateway', e.g. \"9.9.9.9 2620:fe::9 interval 1 down 3 up 3 hold 30\"";
 
@@ -67,7 +68,9 @@ public sealed record UplinkTrack(IReadOnlyList<IPAddress> Targets, bool Gateway,
             else throw new InputException(field, $"'{Net.Printable(w)}' is neither an address nor one of gateway, interval, timeout, down, up, hold; expected {Syntax}");
         }
         if (targets.Count == 0 && !gateway) throw new InputException(field, $"names no target; expected {Syntax}");
-        if (!given.Contains("timeout") && track.Interval < track.Timeout) track = track with { Timeout = track.Interval };
+        // A probe is lost half an interval after it went: the third loss of a path that died just after a probe was
+        // answered is known 2.5 intervals after the next one, not 3.
+        if (!given.Contains("timeout")) track = track with { Timeout = track.Interval / 2 };
         if (track.Timeout > track.Interval)
             throw new InputException(field, $"timeout {track.Timeout.TotalSeconds:0.###} is longer than interval {track.Interval.TotalSeconds:0.###}: a probe must be answered before the next one goes");
         return track with { Targets = targets, Gateway = gateway };

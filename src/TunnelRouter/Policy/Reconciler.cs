@@ -612,7 +612,7 @@ public static class Reconciler
             }
             rules.AddRange(state.Rules.Where(r => !rules.Contains(r)));
         }
-        foreach (var r in UplinkFailover.Routes(policy.Failover, resolved, snapshot, policy.Protocol, policy.TableNames, notes))
+        foreach (var r in UplinkFailover.Routes(policy.Failover, resolved, snapshot, policy.Protocol, policy.TableNames, policy.FailClosedTables, notes))
         {
             if (keys.TryGetValue(r.Key, out var other))
                 throw new InputException(policy.Failover.First(f => f.Table == r.Table).Field,

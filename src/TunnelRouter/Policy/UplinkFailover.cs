@@ -98,7 +98,7 @@ public static class UplinkFailover
     /// <summary>The default routes the Failover lines want now, and one note each saying which uplink and why.</summary>
     /// <param name="resolved">the uplinks resolved against the snapshot, by name (a waiting one is absent: down).</param>
     public static List<Route> Routes(IReadOnlyList<FailoverSpec> lines, IReadOnlyDictionary<string, Uplink> resolved, KernelSnapshot snapshot, byte protocol,
-        TableNames names, List<PlanNote> notes)
+        TableNames names, IReadOnlySet<uint> closed, List<PlanNote> notes)
     {
         var routes = new List<Route>();
         foreach (var f in lines)
@@ -112,8 +112,8 @@ public static class UplinkFailover
                 var line = f.Field[(f.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..];
                 if (chosen is null)
                 {
-                    notes.Add(new($"{line}: table {names.Format(f.Table)} {fam}: no uplink is up ({others}): no default route of its own, " +
-                                  "so its kill switch refuses the traffic if it is FailClosed, else the next rules decide", Stated: true));
+                    notes.Add(new($"{line}: table {names.Format(f.Table)} {fam}: no uplink is up ({others}): " +
+                                  (closed.Contains(f.Table) ? "its kill switch refuses the traffic" : "no default route of its own, so the next rules decide"), Stated: true));
                     continue;
                 }
                 var uplink = resolved[chosen];

@@ -56,7 +56,7 @@ public class UplinkFailoverSpecs : IDisposable
         var plan = Reconciler.Plan(Parse(TwoUplinks()), Kernel(), ReconcileMode.Converge);
 
         Assert.Equal(["route add default via 198.51.100.1 dev eth0 table 200 proto 147"], VpnDefaults(plan));
-        Assert.Contains(plan.Notes, n => n.Text == "Failover[0]: table 200 IPv4 via wan1 (198.51.100.1 dev eth0), the first of its uplinks");
+        Assert.Contains(plan.Notes, n => n.Text == "Failover[0]: table vpn IPv4 via wan1 (198.51.100.1 dev eth0), the first of its uplinks");
     }
 
     [Fact]
@@ -65,7 +65,7 @@ public class UplinkFailoverSpecs : IDisposable
         var plan = Reconciler.Plan(Parse(TwoUplinks()), Kernel(("wan1", PathState.Down)), ReconcileMode.Converge);
 
         Assert.Equal(["route add default via 203.0.113.1 dev eth1 table 200 proto 147"], VpnDefaults(plan));
-        Assert.Contains(plan.Notes, n => n.Stated && n.Text == "Failover[0]: table 200 IPv4 via wan2 (203.0.113.1 dev eth1): wan1 is down");
+        Assert.Contains(plan.Notes, n => n.Stated && n.Text == "Failover[0]: table vpn IPv4 via wan2 (203.0.113.1 dev eth1): wan1 is down");
     }
 
     [Fact]
@@ -99,7 +99,7 @@ public class UplinkFailoverSpecs : IDisposable
         Assert.Equal(["route del default via 198.51.100.1 dev eth0 table 200 proto 147"],
             down.Changes.Select(c => c.Batch()).OfType<string>().Where(l => l.Contains("table 200")));
         Assert.Contains(applied.Routes, r => r.Table == 200 && r.Type == RouteType.Unreachable && r.Metric == uint.MaxValue);
-        Assert.Contains(down.Notes, n => n.Text.StartsWith("Failover[0]: table 200 IPv4: no uplink is up (wan1 is down, wan2 is down)", StringComparison.Ordinal));
+        Assert.Contains(down.Notes, n => n.Text.StartsWith("Failover[0]: table vpn IPv4: no uplink is up (wan1 is down, wan2 is down): its kill switch refuses the traffic", StringComparison.Ordinal));
     }
 
     [Fact]

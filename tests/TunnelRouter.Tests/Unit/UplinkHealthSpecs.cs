@@ -21,16 +21,18 @@ public class UplinkHealthSpecs
 
         Assert.Equal([IPAddress.Parse("9.9.9.9"), IPAddress.Parse("2620:fe::9")], t.Targets);
         Assert.True(t.Gateway);
-        Assert.Equal((S(1), S(1), 3, 3, S(10)), (t.Interval, t.Timeout, t.Down, t.Up, t.Hold));
+        Assert.Equal((S(1), S(0.5), 3, 3, S(10)), (t.Interval, t.Timeout, t.Down, t.Up, t.Hold));
         Assert.Equal([IPAddress.Parse("192.0.2.1"), ], t.TargetsOf(AddressFamily.InterNetwork, IPAddress.Parse("192.0.2.1")).Skip(1));
     }
 
     [Fact]
-    public void A_shorter_interval_shortens_the_default_timeout_with_it()
+    public void A_probe_is_lost_after_half_its_interval_unless_timeout_says_otherwise()
     {
         var t = UplinkTrack.Parse("f", "gateway interval 0.5");
+        var slow = UplinkTrack.Parse("f", "gateway interval 2 timeout 1.5");
 
-        Assert.Equal((S(0.5), S(0.5)), (t.Interval, t.Timeout));
+        Assert.Equal((S(0.5), S(0.25)), (t.Interval, t.Timeout));
+        Assert.Equal((S(2), S(1.5)), (slow.Interval, slow.Timeout));
     }
 
     [Theory]
