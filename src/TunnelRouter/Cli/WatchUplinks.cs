@@ -66,6 +66,28 @@ internal static class WatchUplinks
         o.WriteLine();
     }
 
+    /// <summary>explain: the uplink a route of a Failover table goes by, and why (its line, each uplink's health before it
+    /// as the running watch last wrote it). Null when the route is not a Failover table's.</summary>
+    public static string? Explain(Context ctx, uint? table, string? device)
+    {
+        if (table is null || device is null) return null;
+        var name = ctx.Options.Uplinks.FirstOrDefault(u => u.Interface == device) is { } u ? u.Name ?? u.Interface : null;
+        if (name is null) return null;
+        for (var i = 0; i < ctx.Options.Failover.Count; i++)
+        {
+            var words = ctx.Options.Failover[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var named = words.SkipWhile(w => w != "table").Skip(1).FirstOrDefault();
+            var id = named is null ? null : ctx.Names.Tables.TryGetId(named, out var t) ? t : (uint?)null;
+            var via = words.SkipWhile(w => w != "via").Skip(1).TakeWhile(w => w is not ("table" or "metric")).ToList();
+            if (id != table || !via.Contains(name)) continue;
+            var rows = Read(ctx);
+            string State(string n) => rows.Where(r => r.Uplink == n).Select(r => $"{r.Family} {r.State}") is var s && s.Any() ? string.Join(", ", s) : "not tracked by a running watch";
+            var before = via.TakeWhile(n => n != name).Select(n => $"{n} {State(n)}").ToList();
+            return $"{name} (Failover[{i}]: {ctx.Options.Failover[i]}; " + (before.Count == 0 ? $"the first of its uplinks, {State(name)})" : $"{string.Join("; ", before)}; {name} {State(name)})");
+        }
+        return null;
+    }
+
     public static void StatusJson(Context ctx, System.Text.Json.Utf8JsonWriter w)
     {
         w.WriteStartArray("uplinks");

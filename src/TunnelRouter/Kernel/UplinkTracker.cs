@@ -205,8 +205,8 @@ public sealed class UplinkTracker : IDisposable
         foreach (var probe in _probes.Values)
         {
             var t = probe.Target;
-            if (Libc.if_nametoindex(t.Device) is var index && index != 0 && index != s.Index) continue;
-            if (index == 0 && s.Carrier is null) continue;
+            // A device gone (no index any more) is the plan's: its uplink no longer resolves, and is passed over.
+            if (Libc.if_nametoindex(t.Device) is var index && (index == 0 || index != s.Index)) continue;
             if (s.Carrier is { } carrier) Report(t.Path, carrier ? HealthEvent.CarrierBack : HealthEvent.CarrierLost, now);
             else if (s.Failed is { } a && a.Equals(t.Gateway)) Report(t.Path, HealthEvent.NeighbourFailed, now);
         }

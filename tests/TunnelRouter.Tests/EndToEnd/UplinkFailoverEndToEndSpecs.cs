@@ -68,7 +68,7 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         public Pinger(NetNs ns)
         {
             var psi = new ProcessStartInfo("/usr/sbin/ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in (string[])["netns", "exec", ns.Name, "/usr/bin/ping", "-4", "-n", "-i", "0.1", Internet]) psi.ArgumentList.Add(a);
+            foreach (var a in (string[])["netns", "exec", ns.Name, "/usr/bin/stdbuf", "-oL", "/usr/bin/ping", "-4", "-n", "-i", "0.1", Internet]) psi.ArgumentList.Add(a);
             _process = Process.Start(psi)!;
             _process.OutputDataReceived += (_, e) =>
             {
@@ -141,6 +141,16 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         var failover = ping.LongestGapMs(killedAt, ping.Now - 3);
         Assert.Contains("198.51.100.1", lab.Gateway.Ip("route", "show", "table", "11")); // uplink 1's own table keeps its reply routing
         Assert.Contains("203.0.113.1 dev wan2", lab.Gateway.Ip("route", "show", "table", "200"));
+        if (how == Kill.Carrier)
+        {
+            // What an admin sees meanwhile: status has each uplink's health (written by watch at most once a second), explain the uplink a LAN packet takes.
+            Eventually.True(() => Run(lab.Gateway, ["status", "-c", policy]).Stdout.Contains("wan1 IPv4 down since"), () => Run(lab.Gateway, ["status", "-c", policy]).Stdout);
+            var status = Run(lab.Gateway, ["status", "-c", policy]).ShouldSucceed().Stdout;
+            Assert.Matches(@"wan1 IPv4 down since \S+ \S+ UTC, dev wan1, last probes [-+]+, tables out", status);
+            Assert.Matches(@"wan2 IPv4 up, dev wan2, last probes \++, tables out", status);
+            var explain = Run(lab.Gateway, ["explain", "-c", policy, "--from", "192.168.50.2", "--to", Internet, "--iif", "lan0"]).ShouldSucceed().Stdout;
+            Assert.Contains("Uplink:   wan2 (Failover[0]: table out via wan1 wan2; wan1 IPv4 down; wan2 IPv4 up)", explain);
+        }
 
         var restoredAt = ping.Now;
         clock.Restart();
