@@ -50,4 +50,5 @@ while [ "$elapsed" -lt "$seconds" ]; do
 done
 answered=$(ip netns exec "$rt" cat /proc/net/snmp | awk '/^Icmp:/ { n++; if (n == 2) print $10 }')
 echo "    echo requests the router received: $answered (8 uplinks x $seconds s: $((8 * seconds)))"
-grep -c "is down" "$work/watch.log" | xargs echo "    uplinks gone down meanwhile:"
+echo "    uplinks gone down meanwhile: $(grep -c 'is down' "$work/watch.log" || true)"
+if [ -n "${BENCH_LOG:-}" ]; then cp "$work/watch.log" "$BENCH_LOG"; fi

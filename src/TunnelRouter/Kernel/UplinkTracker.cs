@@ -38,7 +38,8 @@ public sealed class UplinkTracker : IDisposable
     IReadOnlyList<Target>? _pending;
     readonly Dictionary<UplinkPath, Probe> _probes = [];
     TimeSpan? _holdEnd;
-    TimeSpan _written = TimeSpan.MinValue;
+    /// <summary>When the status file was last written (long before the start: the first change writes it).</summary>
+    TimeSpan _written = TimeSpan.FromDays(-1);
     volatile bool _stop, _changed, _dirty;
     ushort _nextId = (ushort)(Environment.ProcessId * 97);
 

@@ -39,8 +39,18 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
                 router.Ip("route", "add", Internet, "via", next, "dev", inet);
                 // The NAT router: what leaves to the internet host is masqueraded; what it forwards from the LAN host is counted.
                 router.Nft($$"""
-                    table ip nat { chain post { type nat hook postrouting priority 100; oifname "{{inet}}" masquerade; } }
-                    table inet count { chain fwd { type filter hook forward priority 0; ip saddr 192.168.50.2 counter; } }
+                    table ip nat {
+                        chain post {
+                            type nat hook postrouting priority 100;
+                            oifname "{{inet}}" masquerade
+                        }
+                    }
+                    table inet count {
+                        chain counted {
+                            type filter hook forward priority 0;
+                            ip saddr 192.168.50.2 counter
+                        }
+                    }
                     """).ShouldSucceed();
             }
             Gateway.Forwarding();
@@ -48,7 +58,7 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
 
         public long Counted(NetNs router)
         {
-            var m = Regex.Match(router.NftList("chain", "inet", "count", "fwd"), @"counter packets (\d+)");
+            var m = Regex.Match(router.NftList("chain", "inet", "count", "counted"), @"counter packets (\d+)");
             return m.Success ? long.Parse(m.Groups[1].Value) : throw new InvalidOperationException("no counter in " + router.Name);
         }
 
@@ -176,11 +186,11 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
                 break;
             case Kill.Gateway:
                 // Nothing from the gateway reaches router 1, ARP included: its neighbour entry goes FAILED, the probes are lost.
-                lab.Router1.Nft(broken ? "table netdev deaf { chain in { type filter hook ingress device w1 priority 0; policy drop; } }" : "delete table netdev deaf").ShouldSucceed();
+                lab.Router1.Nft(broken ? "table netdev deaf {\n chain deafen {\n type filter hook ingress device w1 priority 0; policy drop;\n }\n}\n" : "delete table netdev deaf\n").ShouldSucceed();
                 break;
             case Kill.Path:
                 // Router 1 answers ARP and its own pings but forwards nothing.
-                lab.Router1.Nft(broken ? "table inet cut { chain fwd { type filter hook forward priority -10; policy drop; } }" : "delete table inet cut").ShouldSucceed();
+                lab.Router1.Nft(broken ? "table inet cut {\n chain cutoff {\n type filter hook forward priority -10; policy drop;\n }\n}\n" : "delete table inet cut\n").ShouldSucceed();
                 break;
         }
     }
