@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using TunnelRouter.Core;
+using TunnelRouter.Kernel;
+using TunnelRouter.Kernel.Netlink;
 using Xunit;
 
 namespace TunnelRouter.Tests.Unit;
@@ -171,5 +173,47 @@ public class UplinkHealthSpecs
 
         Assert.Equal(0, changes);
         Assert.Equal(PathState.Up, h.StateOf(Wan1, S(60)));
+    }
+}
+
+/// <summary>The bytes the tracker reads and writes: rtnetlink link and neighbour messages, the ICMP checksum.</summary>
+public class UplinkWireSpecs
+{
+    static byte[] Link(int index, uint flags)
+    {
+        var b = new byte[16];
+        BitConverter.GetBytes(index).CopyTo(b, 4);
+        BitConverter.GetBytes(flags).CopyTo(b, 8);
+        return b;
+    }
+
+    [Fact]
+    public void A_link_without_lower_up_or_deleted_has_no_carrier_and_one_with_both_flags_has()
+    {
+        const ushort NewLink = 16, DelLink = 17;
+
+        Assert.Equal(new UplinkSignal(7, true, null), UplinkEvents.Parse(NewLink, Link(7, 0x1 | 0x10000)));
+        Assert.Equal(new UplinkSignal(7, false, null), UplinkEvents.Parse(NewLink, Link(7, 0x1)));
+        Assert.Equal(new UplinkSignal(7, false, null), UplinkEvents.Parse(DelLink, Link(7, 0x1 | 0x10000)));
+    }
+
+    [Fact]
+    public void A_neighbour_entry_gone_FAILED_names_its_address_and_another_state_nothing()
+    {
+        static byte[] Neigh(ushort state) =>
+        [
+            2, 0, 0, 0, 3, 0, 0, 0, (byte)state, (byte)(state >> 8), 0, 1, // ndmsg: AF_INET, ifindex 3, state
+            8, 0, 1, 0, 198, 51, 100, 1,                                    // NDA_DST 198.51.100.1
+        ];
+
+        Assert.Equal(new UplinkSignal(3, null, IPAddress.Parse("198.51.100.1")), UplinkEvents.Parse(28, Neigh(0x20)));
+        Assert.Null(UplinkEvents.Parse(28, Neigh(0x02)));
+    }
+
+    [Fact]
+    public void The_ICMP_checksum_is_RFC_1071s()
+    {
+        // An echo request, id 0x1234, sequence 1, no data: 0x0800 + 0x1234 + 0x0001 = 0x1a35, complemented.
+        Assert.Equal((ushort)0xe5ca, IcmpProbe.Checksum([8, 0, 0, 0, 0x12, 0x34, 0, 1]));
     }
 }
