@@ -182,6 +182,8 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         {
             case Kill.Carrier:
                 lab.Router1.Ip("link", "set", "w1", broken ? "down" : "up");
+                // A link set down takes the router's routes over it: its own configuration puts the route to the LAN back.
+                if (!broken) lab.Router1.Ip("route", "replace", "192.168.50.0/24", "via", "198.51.100.2", "dev", "w1");
                 break;
             case Kill.Gateway:
                 // Nothing from the gateway reaches router 1, ARP included: its neighbour entry goes FAILED, the probes are lost.
