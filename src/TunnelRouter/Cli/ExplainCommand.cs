@@ -185,6 +185,7 @@ public static class ExplainCommand
             o.WriteLine($"Table:    {TableText(t, x.Match.Table!.Value)}");
             o.WriteLine($"Route:    {RouteText(x.Match, ctx)}");
             o.WriteLine($"Next hop: {NextHopText(x.NextHop)}");
+            if (WatchUplinks.Explain(ctx, x.Match.Table, x.Match.Device) is { } uplink) o.WriteLine($"Uplink:   {uplink}");
             if (Recursive(ctx, x) is { } warning) o.WriteLine($"Warning:  {warning}");
         }
         else

@@ -27,6 +27,7 @@ public static class StatusCommand
                 w.WriteStartObject();
                 view.TunnelsJson(w);
                 view.LiveJson(w);
+                WatchUplinks.StatusJson(ctx, w);
                 view.RoutingJson(w);
                 view.MarksJson(w);
                 view.SysctlsJson(w);
@@ -38,6 +39,7 @@ public static class StatusCommand
         var text = new StringWriter();
         view.Tunnels(text);
         view.Live(text);
+        WatchUplinks.Status(ctx, text);
         view.Routing(text);
         view.Marks(text);
         view.Sysctls(text);

@@ -151,7 +151,7 @@ public static class ConfigLoader
             else if (int.TryParse(parts[^1], out _))
             {
                 // A line of a list of lines stays as an empty line; an entry of a list of objects as an empty object.
-                string[] lists = parts.Length == 2 ? ["Rules", "Routes", "FailClosed"] : ["Rules", "Routes", "Addresses", "Interfaces", "Stubs"];
+                string[] lists = parts.Length == 2 ? ["Rules", "Routes", "FailClosed", "Failover"] : ["Rules", "Routes", "Addresses", "Interfaces", "Stubs"];
                 if (lists.Contains(parts[^2], StringComparer.OrdinalIgnoreCase)) data[b] = "";
                 else data[b + ":" + Placeholder] = "";
             }
