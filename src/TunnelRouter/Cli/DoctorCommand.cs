@@ -583,7 +583,8 @@ public static class DoctorCommand
 
     static void WriteJson(Context ctx, List<Finding> findings)
     {
-        JsonOutput.Print(ctx.Out, w =>
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
             w.WriteBoolean("ok", findings.All(f => f.Level != FindingLevel.Problem));
@@ -599,6 +600,7 @@ public static class DoctorCommand
             }
             w.WriteEndArray();
             w.WriteEndObject();
-        });
+        }
+        ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
     }
 }
