@@ -30,9 +30,6 @@ public sealed class TunnelRecords(string runDir, ulong netns)
     /// <summary>The namespace records are written in and read for.</summary>
     public ulong Namespace => netns;
 
-    /// <summary>The directory this namespace's records are in.</summary>
-    public string Directory => _dir;
-
     string PathOf(string device) => Path.Combine(_dir, InterfaceName.Validate("dev", device));
 
     /// <summary>Where an older version kept the device's record: directly under tunnels/, for every namespace.</summary>
@@ -79,7 +76,7 @@ public sealed class TunnelRecords(string runDir, ulong netns)
         var names = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var dir in _dir == _root ? [_dir] : new[] { _dir, _root })
             if (Stat.NoFollow(dir) is { IsDirectory: true })
-                foreach (var path in System.IO.Directory.EnumerateFiles(dir))
+                foreach (var path in Directory.EnumerateFiles(dir))
                     if (Path.GetFileName(path) is var name && InterfaceName.IsValid(name)) names.Add(name);
         var records = new List<TunnelRecord>();
         foreach (var name in names)

@@ -115,14 +115,14 @@ public static class Reconciler
         // The live tunnels as the policy wants them now, not as it was at their up (invariant 8): a changed PoolRules.
         var recorded = live;
         live = [.. live.Select(r => r.Follow(policy.PoolRules, policy.PoolRulePriority, policy.HookProtocol))];
-        var pooled = live.Where((r, i) => !ReferenceEquals(r, recorded[i])).Select(r => r.Device).ToHashSet(StringComparer.Ordinal);
+        var pooled = live;
         // ... and a changed Table: the tunnel's networks and pool rules move to it, its Instances lines keep the tables they name.
         if (policy.HookTable is { } hookTable) live = [.. live.Select(r => r.FollowTable(hookTable))];
         var followed = live.Where((r, i) => !ReferenceEquals(r, recorded[i])).ToList();
         for (var i = 0; i < live.Count; i++)
         {
             var (r, was) = (live[i], recorded[i]);
-            if (pooled.Contains(r.Device))
+            if (!ReferenceEquals(pooled[i], was))
                 notes.Add(new($"{r.Device}: a live tunnel follows the policy's PoolRules ({(r.PoolRules ? $"on, priority {r.PoolRulePriority}" : "off")}); its record is rewritten", Stated: true));
             if (r.Table != was.Table)
                 notes.Add(new($"{r.Device}: a live tunnel follows the policy's Table {policy.HookTableName} ({was.Table} -> {r.Table}): its networks and pool rules move, its Instances lines keep the tables they name; its record is rewritten", Stated: true));
