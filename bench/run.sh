@@ -12,6 +12,8 @@
 #       reading the state (ip route show table all + ip rule show), peak RSS
 #   W1-W3 tunnel-router watch (events, restore latency, RSS): bench/watch.sh, run with --watch
 #   B1    bounded work for hostile input within the size caps, vs jq / wc: bench/bounded.sh, run with --bounded
+#   U1    tunnel-router watch tracking 8 uplinks with 1 s probes: CPU seconds and RSS over 10 minutes: bench/uplinks.sh,
+#         run with --uplinks
 # Prints a table of medians (min-max) and ratios. Runs are interleaved in rounds, so a busy machine slows
 # both sides alike. Benchmarks only: nothing here is asserted by the test suite.
 #
@@ -32,7 +34,8 @@ while [ $# -gt 0 ]; do
         --million) million=1; shift ;;
         --watch) shift; exec bench/watch.sh "$@" ;;
         --bounded) shift; exec bench/bounded.sh "$@" ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --uplinks) shift; exec bench/uplinks.sh "$@" ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

@@ -9,12 +9,13 @@ set -euo pipefail
 mode=${1:-build}
 case "$mode" in build|package|test) ;; *) echo "deps: unknown mode '$mode' (build, package or test)" >&2; exit 2 ;; esac
 # scdoc renders the man pages (scripts/docs.sh); zsh and mandoc let the suite load the zsh completion and lint the pages.
+# prometheus brings promtool, which checks status --format prometheus in the suite.
 want=(iproute2 scdoc)
 # arm64 native AOT from x86-64: the ILCompiler drives clang with lld against the arm64 glibc of the cross packages.
 [ "$mode" = build ] || want+=(dpkg-dev clang lld gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross)
 [ "$mode" = test ] && want+=(zsh mandoc lintian mmdebstrap systemd-container qemu-user-static
     nftables iptables openvpn openssl user-mode-linux kmod procps ipcalc-ng systemd iputils-ping strace qemu-system-x86 busybox-static cpio bird2 frr
-    gcc-12 make binutils libelf1)
+    gcc-12 make binutils libelf1 prometheus)
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

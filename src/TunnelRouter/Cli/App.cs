@@ -17,7 +17,9 @@ public static class App
         StartupTrace.Enable(env, stderr);
         // One logger, built once (the hook's start-up time adds to every VPN start); -v/-q only move its level.
         var level = new Serilog.Core.LoggingLevelSwitch(LogEventLevel.Information);
-        ILogger log = CreateLogger(level, null, stderr);
+        // Only the process's own stderr can be the journal's stream (a test's writer is not).
+        var journal = ReferenceEquals(stderr, Console.Error) && JournalStream.IsStderr(env);
+        ILogger log = CreateLogger(level, null, stderr, journal);
         StartupTrace.Mark("logger");
         try
         {
@@ -51,7 +53,8 @@ public static class App
             var onLastGood = false;
             var (options, configPath) = args.Command switch
             {
-                "flush" => ConfigLoader.LoadOrSetAside(env, args.Overrides, policy, required,
+                // The revert must come whatever the policy file holds by then: it puts another text there anyway.
+                "flush" or "confirm" or "rollback" => ConfigLoader.LoadOrSetAside(env, args.Overrides, policy, required,
                     warning => log.Warning("tunnel-router: warning: {Message}", warning)),
                 // The demo brings its own policy (its steps run with --config); the host's is none of its business.
                 "demo" => ConfigLoader.Load(env, args.Overrides, null),
@@ -70,7 +73,7 @@ public static class App
             if (options.LogFile is not null && LogFile.Wanted(args.Command, args.Extra))
             {
                 (log as IDisposable)?.Dispose();
-                log = CreateLogger(level, options.LogFile, stderr);
+                log = CreateLogger(level, options.LogFile, stderr, journal);
             }
 
             if (args.Extra.FirstOrDefault(w => w.StartsWith('-') && !CommandTable.Takes(args.Command, w)) is { } unknown)
@@ -178,12 +181,12 @@ public static class App
 
     public static string Version => typeof(App).Assembly.GetName().Version?.ToString(3) ?? "0";
 
-    static ILogger CreateLogger(Serilog.Core.LoggingLevelSwitch level, string? file, TextWriter stderr)
+    static ILogger CreateLogger(Serilog.Core.LoggingLevelSwitch level, string? file, TextWriter stderr, bool journal)
     {
         var config = new LoggerConfiguration()
             .MinimumLevel.ControlledBy(level)
             // OpenVPN prefixes its own timestamps to what a hook prints on stderr.
-            .WriteTo.Sink(new TextWriterSink(stderr));
+            .WriteTo.Sink(new TextWriterSink(stderr, journal));
         if (file is not null && LogFile.Open(file, stderr) is { } sink)
             config = config.WriteTo.Sink(sink);
         return config.CreateLogger();
@@ -195,11 +198,18 @@ public static class App
 
 /// <summary>A console sink without templates or themes: the hook prints a handful of lines, and the
 /// general-purpose console sink costs more to build than the hook's whole kernel work.</summary>
-sealed class TextWriterSink(TextWriter writer) : Serilog.Core.ILogEventSink
+/// <paramref name="journal"/>: stderr is the journal (<see cref="JournalStream"/>); every line carries its priority.
+sealed class TextWriterSink(TextWriter writer, bool journal = false) : Serilog.Core.ILogEventSink
 {
     public void Emit(LogEvent logEvent)
     {
-        writer.Write(Render(logEvent));
+        var text = Render(logEvent);
+        if (journal)
+        {
+            var prefix = JournalStream.Prefix(logEvent.Level);
+            text = prefix + text.Replace("\n", "\n" + prefix);
+        }
+        writer.Write(text);
         writer.Write('\n');
         writer.Flush();
     }

@@ -83,23 +83,42 @@ public static class CommandTable
             [],
             ["plugin /usr/lib/x86_64-linux-gnu/openvpn/plugins/openvpn-plugin-down-root.so \"/usr/sbin/tunnel-router down\""],
             [Success, Error]),
-        new("apply", "policy", "make the kernel match the policy file", "tunnel-router apply [--adopt] [options] [Key=Value ...]",
+        new("apply", "policy", "make the kernel match the policy file", "tunnel-router apply [--adopt] [--confirm SECONDS] [--json] [options] [Key=Value ...]",
             "Parses the policy, reads the kernel once and applies the difference: the kill switches of FailClosed tables first " +
             "and on their own, then everything else, all or nothing. A policy that does not parse changes nothing (the unit's " +
-            "start then applies the last good policy and exits 1).",
-            [Adopt],
-            ["tunnel-router apply", "tunnel-router apply -n", "tunnel-router apply -c /etc/tunnel-router/site-a.json"],
+            "start then applies the last good policy and exits 1). With --confirm SECONDS the policy of before (its file, the " +
+            "kernel's owned state, the routing daemon's file) comes back after SECONDS unless 'tunnel-router confirm' arrives; " +
+            "a second --confirm while one is pending is refused.",
+            [Adopt, new("--confirm", null, ValueKind.Number, "revert to the policy of before after SECONDS unless confirmed (docs/remote-changes.md)", Value: "SECONDS"),
+             Json("every change with what wants it and its result (docs/apply.schema.json)")],
+            ["tunnel-router apply", "tunnel-router apply -n", "tunnel-router apply -c /etc/tunnel-router/site-a.json", "tunnel-router apply --json", "tunnel-router apply --confirm 120"],
             Plain),
-        new("plan", "policy", "print what apply would change (exit 0: nothing, 2: changes, 1: error)", "tunnel-router plan [--adopt] [options] [Key=Value ...]",
-            "Prints the changes apply would make, one ip command a line (a prefix file's routes as one line, unless -v). Changes nothing.",
-            [Adopt],
-            ["tunnel-router plan", "tunnel-router plan -v -c contrib/examples/eduvpn-nat-router.json"],
+        new("plan", "policy", "print what apply would change (exit 0: nothing, 2: changes, 1: error)", "tunnel-router plan [--adopt] [--json] [options] [Key=Value ...]",
+            "Prints the changes apply would make, one ip command a line (a prefix file's routes as one line, unless -v; -v also " +
+            "names the file and line of the policy, or the conf.d fragment, that wants each). Changes nothing.",
+            [Adopt, Json("every change: operation, object, owner, the file, section and line that want it, reason (docs/plan.schema.json)")],
+            ["tunnel-router plan", "tunnel-router plan -v -c contrib/examples/eduvpn-nat-router.json", "tunnel-router plan --json"],
             [new(App.Ok, "nothing to change"), Error, new(App.PlanHasChanges, "apply would change something (also: an unknown command or option)")]),
-        new("status", "policy", "what tunnel-router owns, table by table", "tunnel-router status [--json] [options]",
+        new("confirm", "policy", "keep what apply --confirm applied", "tunnel-router confirm [options]",
+            "Ends the wait of a pending apply --confirm: the applied policy stays and its timer ends. Exits 1 when none is pending.",
+            [],
+            ["tunnel-router apply --confirm 120 && tunnel-router confirm"],
+            Plain),
+        new("rollback", "policy", "revert a pending apply --confirm now", "tunnel-router rollback [options]",
+            "Reverts a pending apply --confirm at once, as its timer would: the policy file of before comes back (the abandoned one " +
+            "as FILE.rolled-back, conf.d fragments as NAME.json.rolled-back), the routing daemon's file as it was, a running watch " +
+            "re-reads the policy, and the policy of before is applied. Exits 1 when none is pending.",
+            [new("--due", null, ValueKind.Text, "(the timer) wait for the deadline of the pending apply ID first", Value: "ID", Hidden: true)],
+            ["tunnel-router rollback"],
+            Plain),
+        new("status", "policy", "what tunnel-router owns, table by table", "tunnel-router status [--json | --format prometheus] [options]",
             "What tunnel-router owns, from one reading of the kernel: the live tunnels, the routes and rules of both owners, " +
             "its nftables table and the policy's sysctls. Works on a broken policy too.",
-            [Json("an object per table")],
-            ["tunnel-router status", "tunnel-router status --json"],
+            [Json("an object per table"),
+             // Hidden until completion knows per-command values: bash completes an option word the same for every command, and
+             // export's --format takes other values.
+             new("--format", null, ValueKind.Choice, "text (default) or prometheus: the text exposition format for node_exporter's textfile collector", Choices: ["text", "prometheus"])],
+            ["tunnel-router status", "tunnel-router status --json", "tunnel-router status --format prometheus"],
             Plain),
         new("flush", "policy", "remove the policy's objects; the live tunnels' stay", "tunnel-router flush [--all] [options]",
             "Removes what apply added. The OpenVPN hook's routes and rules stay, so a restart of the unit keeps every VPN client " +

@@ -20,6 +20,8 @@ public static class Commands
         "doctor" => DoctorCommand.Run(ctx),
         "explain" => ExplainCommand.Run(ctx),
         "export" => ExportCommand.Run(ctx),
+        "confirm" => ConfirmCommand.Confirm(ctx),
+        "rollback" => ConfirmCommand.Rollback(ctx),
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not a command; see 'tunnel-router help'"),
     };
 
@@ -80,6 +82,7 @@ public static class Commands
 
     static int Apply(Context ctx)
     {
+        var confirmSeconds = ConfirmCommand.Seconds(ctx);
         using (ctx.Lock())
         {
             var (policy, early) = ParsePolicyWhileReading(ctx);
@@ -88,10 +91,22 @@ public static class Commands
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
             WarnLeaks(ctx, policy, live, snapshot);
             StartupTrace.Mark("leaks checked");
+            // The policy of before is the last good one until this line: the revert's text, read before it is replaced.
+            var pending = confirmSeconds is { } seconds ? ConfirmCommand.Begin(ctx, policy, seconds) : null;
             // A policy that parsed and planned is good to fall back on, whatever the kernel says next (docs/lifecycle.md).
             ctx.KeepAsLastGood();
             StartupTrace.Mark("kept as the last good policy");
-            ApplyPlan(ctx, plan);
+            try
+            {
+                if (ctx.Args.Json) ApplyJson(ctx, policy, live, plan);
+                else ApplyPlan(ctx, plan);
+            }
+            catch when (pending is not null)
+            {
+                // The apply rolled itself back: nothing to confirm, and the timer ends.
+                ConfirmCommand.Abandon(ctx, pending);
+                throw;
+            }
             StartupTrace.Mark("applied");
             ctx.Log.Debug("apply: {Count} change(s)", plan.Changes.Count);
             // What the kernel would refuse stayed out and fails the run, after everything else went in (docs/lifecycle.md).
@@ -102,6 +117,80 @@ public static class Commands
             }
         }
         return App.Ok;
+    }
+
+    /// <summary>apply --json: the plan applied as <see cref="ApplyPlan"/> does, then every change with its result on stdout
+    /// (docs/apply.schema.json): applied, rolled back (its all-or-nothing part failed), failed (the fail-closed guard,
+    /// which fails on its own) or not sent; dry-run for -n. Printed on failure too, before the error.</summary>
+    static void ApplyJson(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, PolicyPlan plan)
+    {
+        // The parts in the order they go in; a part that fails is rolled back whole, the ones after it are never sent.
+        var parts = new List<(IReadOnlyList<Change> Changes, string Result)> { (plan.FailClosed, "not sent") };
+        if (plan.Guard is { } g) parts.Add(([g], "not sent"));
+        parts.Add((plan.Rest, "not sent"));
+        var done = 0;
+        // The routes the kernel would refuse are not in the plan: the run fails after the rest went in (Apply).
+        var error = plan.Refused is { } refused ? App.OneLine(refused.Message) : null;
+        try
+        {
+            ApplyPlan(ctx, plan, guardFailed: () => parts[1] = (parts[1].Changes, "failed"), applied: () =>
+            {
+                while (done < parts.Count && parts[done].Result == "failed") done++;
+                if (done < parts.Count) parts[done] = (parts[done].Changes, ctx.Args.DryRun ? "dry-run" : "applied");
+                done++;
+            });
+        }
+        catch (TunnelRouterException e)
+        {
+            while (done < parts.Count && parts[done].Result == "failed") done++;
+            if (done < parts.Count && parts[done].Changes.Count > 0) parts[done] = (parts[done].Changes, "rolled back");
+            error = App.OneLine(e.Message);
+            throw;
+        }
+        finally
+        {
+            var reasons = new PlanReasons(policy, ctx.Options.Origins(), live, ctx.Names.Tables, ctx.Names.Protocols);
+            JsonOutput.Print(ctx.Out, w =>
+            {
+                w.WriteStartObject();
+                w.WriteBoolean("ok", error is null);
+                w.StringOrNull("error", error);
+                w.WriteBoolean("dryRun", ctx.Args.DryRun);
+                w.WriteStartArray("changes");
+                foreach (var (changes, result) in parts)
+                    foreach (var c in changes) WriteChange(w, reasons.Of(c), result);
+                w.WriteEndArray();
+                WriteTail(w, plan);
+                w.WriteEndObject();
+            });
+        }
+    }
+
+    /// <summary>One change of plan --json and apply --json (docs/plan.schema.json); <paramref name="result"/> only for apply.</summary>
+    static void WriteChange(System.Text.Json.Utf8JsonWriter w, PlannedChange c, string? result = null)
+    {
+        w.WriteStartObject();
+        w.WriteString("operation", c.Operation);
+        w.WriteString("object", c.Object);
+        w.WriteString("command", c.Command);
+        w.WriteString("owner", c.Owner);
+        w.StringOrNull("file", c.File);
+        w.StringOrNull("section", c.Section);
+        if (c.Line is { } line) w.WriteNumber("line", line);
+        else w.WriteNull("line");
+        w.WriteString("reason", c.Reason);
+        if (result is not null) w.WriteString("result", result);
+        w.WriteEndObject();
+    }
+
+    static void WriteTail(System.Text.Json.Utf8JsonWriter w, PolicyPlan plan)
+    {
+        w.WriteStartArray("forgotten");
+        foreach (var d in plan.Forgotten) w.WriteStringValue(d);
+        w.WriteEndArray();
+        w.WriteStartArray("waiting");
+        foreach (var x in plan.Waiting) w.WriteStringValue(x.ToString());
+        w.WriteEndArray();
     }
 
     /// <summary>What of the policy lets traffic meant for a fail-closed table leave by main (<see cref="Lifecycle.Findings"/>):
@@ -122,15 +211,24 @@ public static class Commands
     /// </summary>
     /// <param name="settleBound">at most this long for the routing daemon to take its interfaces (watch: its loop must
     /// not stall on a daemon while a kill switch waits to be restored).</param>
-    internal static void ApplyPlan(Context ctx, PolicyPlan plan, bool sayWaiting = true, TimeSpan? settleBound = null)
+    /// <param name="applied">told after each part went in: the kill switches, the guard (when there is one), the rest.</param>
+    /// <param name="guardFailed">told when the guard alone failed (the rest still goes in).</param>
+    internal static void ApplyPlan(Context ctx, PolicyPlan plan, bool sayWaiting = true, TimeSpan? settleBound = null,
+        Action? applied = null, Action? guardFailed = null)
     {
         if (plan.FailClosed.Count > 0) ctx.ApplyWithNames(plan.FailClosed);
-        if (plan.Guard is { } guard) LoadGuard(ctx, guard);
+        applied?.Invoke();
+        if (plan.Guard is { } guard)
+        {
+            if (LoadGuard(ctx, guard)) applied?.Invoke();
+            else guardFailed?.Invoke();
+        }
         // The routing daemon's check comes last and on its own: a daemon that never takes an interface fails the run
         // with one line naming it, and takes nothing back — the tunnels, rules and kill switches stay as applied.
         var rest = plan.Rest;
         var settle = rest.Count > 0 && rest[rest.Count - 1] is SettleOspf s ? s : null;
         ctx.ApplyWithNames(settle is null ? rest : ChangeList.Slice(rest, 0, rest.Count - 1));
+        applied?.Invoke();
         Forget(ctx, plan.Forgotten, "its device is gone without a down (OpenVPN killed?)");
         if (!ctx.Args.DryRun)
             foreach (var record in plan.Followed)
@@ -149,14 +247,19 @@ public static class Commands
 
     /// <summary>The fail-closed guard on its own: a kernel without nf_tables (a minimal or User-Mode Linux kernel) keeps the
     /// kill switches and the rest of the plan; it is said loudly, doctor names it, and the next apply tries again.</summary>
-    static void LoadGuard(Context ctx, Change guard)
+    static bool LoadGuard(Context ctx, Change guard)
     {
         FaultPoint.Reached(ctx.Kernel, "guard");
-        try { ctx.ApplyWithNames([guard]); }
+        try
+        {
+            ctx.ApplyWithNames([guard]);
+            return true;
+        }
         catch (TunnelRouterException e)
         {
             ctx.Log.Warning("tunnel-router: warning: the fail-closed guard ({Table}) was not loaded: {Message}; the kill switches hold alone",
                 NftGuard.QualifiedName, App.OneLine(e.Message));
+            return false;
         }
     }
 
@@ -186,8 +289,28 @@ public static class Commands
         foreach (var finding in LiveInstances.Recursion(ctx, records, policy)) ctx.Log.Warning("tunnel-router: warning: {Finding}", finding);
         var plan = PlanPolicy(ctx, policy, live, snapshot, stated: true);
         WarnLeaks(ctx, policy, live, snapshot);
-        foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, ctx.Args.Verbose))
-            ctx.Out.WriteLine(line);
+        if (ConfirmCommand.PlanNote(ctx) is { } pendingNote) ctx.Log.Information("{Note}", pendingNote);
+        if (ctx.Args.Json || ctx.Args.Verbose)
+        {
+            var reasons = new PlanReasons(policy, ctx.Options.Origins(), live, ctx.Names.Tables, ctx.Names.Protocols);
+            if (ctx.Args.Json)
+                JsonOutput.Print(ctx.Out, w =>
+                {
+                    w.WriteStartObject();
+                    w.WriteStartArray("changes");
+                    foreach (var c in plan.Changes) WriteChange(w, reasons.Of(c));
+                    w.WriteEndArray();
+                    WriteTail(w, plan);
+                    w.WriteEndObject();
+                });
+            else
+                // -v: every change, and which file's line wants it (a conf.d fragment's own index of the line).
+                foreach (var c in plan.Changes)
+                    ctx.Out.WriteLine(reasons.Of(c) is { Wanter: { } by } p ? $"{p.Command}    # {by}" : c.Display(ctx.Names.Tables, ctx.Names.Protocols));
+        }
+        else
+            foreach (var line in PlanLines(plan.Changes, policy, ctx.Names.Tables, ctx.Names.Protocols, verbose: false))
+                ctx.Out.WriteLine(line);
         foreach (var device in plan.Forgotten) ctx.Log.Information("{Device}: its device is gone without a down; apply forgets its tunnel record", device);
         foreach (var w in plan.Waiting) ctx.Log.Information("{Waiting}", w.ToString());
         if (plan.Changes.Count == 0) ctx.Log.Information("nothing to change");

@@ -67,8 +67,17 @@ public static class Completion
                 case $prev in
 
             """);
-        foreach (var group in AllOptions.Where(o => o.TakesValue).GroupBy(BashValues))
-            s.Append($"        {string.Join('|', group.SelectMany(Words))}) {group.Key}; return ;;\n");
+        // An option's values by its name; where two commands give one name different values (export's and status's
+        // --format), by the command too.
+        var valued = Visible(CommandTable.Common).Where(o => o.TakesValue).Select(o => (Command: "*", Option: o))
+            .Concat(CommandTable.Visible.SelectMany(c => Visible(c.Options).Where(o => o.TakesValue).Select(o => (Command: c.Name, Option: o))));
+        foreach (var byName in valued.GroupBy(v => v.Option.Name))
+        {
+            var words = string.Join('|', Words(byName.First().Option));
+            var values = byName.Select(v => (v.Command, Values: BashValues(v.Option))).DistinctBy(v => v.Values).ToList();
+            if (values.Count == 1) s.Append($"        {words}) {values[0].Values}; return ;;\n");
+            else s.Append($"        {words}) case $cmd in {string.Concat(byName.Select(v => $"{v.Command}) {BashValues(v.Option)} ;; "))}esac; return ;;\n");
+        }
         s.Append("    esac\n    if [[ $cur == -* ]]; then\n        case $cmd in\n");
         foreach (var c in CommandTable.Visible.Where(c => Visible(c.Options).Any()))
             s.Append($"            {c.Name}) opts=\"{string.Join(' ', Visible(c.Options).Select(o => o.Name))}\" ;;\n");

@@ -583,8 +583,7 @@ public static class DoctorCommand
 
     static void WriteJson(Context ctx, List<Finding> findings)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        JsonOutput.Print(ctx.Out, w =>
         {
             w.WriteStartObject();
             w.WriteBoolean("ok", findings.All(f => f.Level != FindingLevel.Problem));
@@ -600,7 +599,6 @@ public static class DoctorCommand
             }
             w.WriteEndArray();
             w.WriteEndObject();
-        }
-        ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+        });
     }
 }

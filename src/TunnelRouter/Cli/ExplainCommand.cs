@@ -185,6 +185,7 @@ public static class ExplainCommand
             o.WriteLine($"Table:    {TableText(t, x.Match.Table!.Value)}");
             o.WriteLine($"Route:    {RouteText(x.Match, ctx)}");
             o.WriteLine($"Next hop: {NextHopText(x.NextHop)}");
+            if (WatchUplinks.Explain(ctx, x.Match.Table, x.Match.Device) is { } uplink) o.WriteLine($"Uplink:   {uplink}");
             if (Recursive(ctx, x) is { } warning) o.WriteLine($"Warning:  {warning}");
         }
         else
@@ -224,8 +225,7 @@ public static class ExplainCommand
 
     static void WriteJson(Context ctx, Explanation x, string? foreignMarks)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        JsonOutput.Print(ctx.Out, w =>
         {
             w.WriteStartObject();
             w.WriteString("packet", Describe(x.Asked ?? x.Packet));
@@ -275,8 +275,7 @@ public static class ExplainCommand
             w.WriteEndArray();
             w.WriteBoolean("kernelAgrees", x.Agrees);
             w.WriteEndObject();
-        }
-        ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+        });
     }
 
     static string Describe(Packet p)

@@ -13,32 +13,56 @@ public static class StatusCommand
         var sysctls = SysctlKeys(ctx);
         var snapshot = ctx.ReadSnapshot(new SnapshotQuery(Sysctls: sysctls.Select(s => s.Key).ToList()));
         var live = ctx.Records.ReadAll();
-        var view = new View(ctx, snapshot, sysctls, live, Reconciler.PlanLive(live, snapshot));
+        var liveDrift = Reconciler.PlanLive(live, snapshot);
+        if (Format(ctx) == "prometheus")
+        {
+            ctx.Out.Write(StatusMetrics.Render(snapshot, live, liveDrift, ctx.Protocol, ctx.HookProtocol, FailClosedTables(ctx), ctx.Names.Tables));
+            return App.Ok;
+        }
+        var view = new View(ctx, snapshot, sysctls, live, liveDrift);
         if (ctx.Args.Json)
         {
-            using var stream = new MemoryStream();
-            using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+            JsonOutput.Print(ctx.Out, w =>
             {
                 w.WriteStartObject();
                 view.TunnelsJson(w);
                 view.LiveJson(w);
+                WatchUplinks.StatusJson(ctx, w);
                 view.RoutingJson(w);
                 view.MarksJson(w);
                 view.SysctlsJson(w);
                 w.WriteEndObject();
-            }
-            ctx.Out.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+            });
             return App.Ok;
         }
 
         var text = new StringWriter();
         view.Tunnels(text);
         view.Live(text);
+        WatchUplinks.Status(ctx, text);
         view.Routing(text);
         view.Marks(text);
         view.Sysctls(text);
         new TerminalText(ctx.Out).Write(text.GetStringBuilder().Length == 0 ? "tunnel-router owns nothing in the kernel.\n" : text.ToString());
         return App.Ok;
+    }
+
+    /// <summary>--format text|prometheus (default text); --json is the JSON form.</summary>
+    static string Format(Context ctx)
+    {
+        var i = ctx.Args.Extra.ToList().IndexOf("--format");
+        if (i < 0) return "text";
+        var value = i + 1 < ctx.Args.Extra.Count ? ctx.Args.Extra[i + 1] : "";
+        if (value is not ("text" or "prometheus")) throw new InputException("--format", $"'{Net.Printable(value)}' is not a format of status: text or prometheus");
+        if (value == "prometheus" && ctx.Args.Json) throw new InputException("--format", "prometheus or --json, not both");
+        return value;
+    }
+
+    /// <summary>The policy's FailClosed tables that resolve (status works on a broken policy: one that does not is left out).</summary>
+    static IEnumerable<uint> FailClosedTables(Context ctx)
+    {
+        foreach (var name in ctx.Options.FailClosed)
+            if (name is not null && ctx.Names.Tables.TryGetId(name, out var id)) yield return id;
     }
 
     /// <summary>Valid policy entries; status skips invalid keys rather than reading whatever path they spell.</summary>

@@ -59,6 +59,8 @@ public static class WatchCommand
         readonly TimeSpan _resync = TimeSpan.FromSeconds(Math.Max(1, ctx.Options.WatchResyncSeconds));
         readonly Stopwatch _clock = Stopwatch.StartNew();
         long _events, _cycles, _restores;
+        /// <summary>Uplink health (docs/uplinks.md), while the policy tracks or fails over uplinks.</summary>
+        UplinkTracker? _uplinks;
 
         public int Run()
         {
@@ -84,8 +86,14 @@ public static class WatchCommand
                 var now = _clock.Elapsed;
                 var until = (due ?? nextResync) - now;
                 events.Closed = _policy.FailClosedTables;
-                var batch = events.Read((int)Math.Clamp(until.TotalMilliseconds, 0, 500));
+                // Tracked uplinks: their health is looked at every 50 ms (a carrier loss fails over well within 0.5 s).
+                var batch = events.Read((int)Math.Clamp(until.TotalMilliseconds, 0, _uplinks is null ? 500 : 50));
                 now = _clock.Elapsed;
+                if (_uplinks?.TakeChanged() == true)
+                {
+                    due = now;
+                    cause = "uplinks";
+                }
                 _events += batch.Count;
                 if (batch.Lost)
                 {
@@ -128,6 +136,7 @@ public static class WatchCommand
                 }
             }
             cancel.Cancel();
+            _uplinks?.Dispose();
             try { monitor?.Wait(TimeSpan.FromSeconds(2)); }
             catch (AggregateException) { }
             notify.Send("STOPPING=1");
@@ -170,7 +179,7 @@ public static class WatchCommand
             {
                 ctx.Log.Error("tunnel-router: error: the policy does not parse ({Message}); running on the last good policy, {Copy}, until it is fixed",
                     App.OneLine(e.Message), copy.Path);
-                var (options, path) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, copy.Path);
+                var (options, path) = ConfigLoader.Load(ctx.Environment, ctx.Args.Overrides, copy.Path, fragments: false);
                 _options = options;
                 return PolicyParser.Parse(options, ctx.Names, path);
             }
@@ -211,7 +220,7 @@ public static class WatchCommand
                 using (Lock())
                 {
                     var live = ctx.Records.ReadAll();
-                    var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(_policy));
+                    var snapshot = WatchUplinks.WithHealth(ref _uplinks, _policy, ctx.ReadSnapshot(Reconciler.QueryFor(_policy)), ctx.Log, _options.LockFile);
                     var plan = Commands.PlanPolicy(ctx, _policy, live, snapshot, stated: false, loadModules: true);
                     var tables = ctx.Names.Tables;
                     var protocols = ctx.Names.Protocols;

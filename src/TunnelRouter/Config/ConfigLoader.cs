@@ -27,16 +27,32 @@ public static class ConfigLoader
     /// <param name="required">whether a missing file is an error (it was named) or means "no policy".</param>
     /// <param name="deepCheck">when the shape check finds mistakes, the policy's own check run over the rest (the
     /// values named left out), so that every mistake is reported in one run; its errors come after the shape's.</param>
-    /// <param name="loaded">told the file's text once it loaded (what the last good policy keeps).</param>
+    /// <param name="loaded">told the file's text once it loaded (what the last good policy keeps): with fragments, the
+    /// merged policy.</param>
+    /// <param name="fragments">whether conf.d/*.json beside the file is merged onto it (<see cref="PolicyFragments"/>);
+    /// not for the last good policy, which is merged already.</param>
     public static (TunnelRouterOptions Options, string? Path) Load(
         IReadOnlyDictionary<string, string> env, IReadOnlyList<KeyValuePair<string, string>> overrides, string? path, bool required = true,
-        Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck = null, Action<string>? loaded = null)
+        Func<TunnelRouterOptions, string?, IReadOnlyList<InputException>>? deepCheck = null, Action<string>? loaded = null, bool fragments = true)
     {
         // Checked and read in one go, from one descriptor (StrictModes): what was checked is what is parsed.
         var read = path is null ? null : StrictModes.ReadShowing(path);
         var content = read?.Bytes;
         var exists = content is not null;
         if (required && path is not null && !exists) throw new InputException("--config", $"'{Core.Net.Printable(path)}' does not exist");
+        FragmentMap? fragmentMap = null;
+        var fragmentsReadable = true;
+        if (exists && fragments && PolicyFragments.Find(path!) is { Count: > 0 } found)
+        {
+            var parts = new List<(string, byte[], bool)>(found.Count);
+            foreach (var f in found)
+                if (StrictModes.ReadShowing(f, what: "the policy fragment") is { } r)
+                {
+                    parts.Add((f, r.Bytes, r.WorldReadable));
+                    fragmentsReadable &= r.WorldReadable;
+                }
+            if (PolicyFragments.Merge(path!, content!, parts) is { } merged) (content, fragmentMap) = merged;
+        }
 
         // An unknown key set through the environment is named as the variable the admin wrote; the fault point
         // (test only) is not a configuration key. What AddEnvironmentVariables(prefix) does, over the
@@ -82,9 +98,10 @@ public static class ConfigLoader
         }
 
         var source = exists ? path! : "configuration";
-        // A policy file not everyone may read (plan -c /root/secret.json under a sudo rule): its errors name the place and what
-        // was expected, never the file's words.
-        var origins = new ConfigOrigins(source, variables, overrides.Select(kv => kv.Key).ToList()) { Quotes = !exists || read!.Value.WorldReadable };
+        // A policy file (or fragment) not everyone may read (plan -c /root/secret.json under a sudo rule): its errors name the
+        // place and what was expected, never the file's words.
+        var origins = new ConfigOrigins(source, variables, overrides.Select(kv => kv.Key).ToList(), fragmentMap)
+            { Quotes = !exists || read!.Value.WorldReadable && fragmentsReadable };
         var shape = ConfigSchema.Check(root, source, out var broken, out var meant);
         if (shape.Count > 0)
         {
@@ -134,7 +151,7 @@ public static class ConfigLoader
             else if (int.TryParse(parts[^1], out _))
             {
                 // A line of a list of lines stays as an empty line; an entry of a list of objects as an empty object.
-                string[] lists = parts.Length == 2 ? ["Rules", "Routes", "FailClosed"] : ["Rules", "Routes", "Addresses", "Interfaces", "Stubs"];
+                string[] lists = parts.Length == 2 ? ["Rules", "Routes", "FailClosed", "Failover"] : ["Rules", "Routes", "Addresses", "Interfaces", "Stubs"];
                 if (lists.Contains(parts[^2], StringComparer.OrdinalIgnoreCase)) data[b] = "";
                 else data[b + ":" + Placeholder] = "";
             }
@@ -185,7 +202,7 @@ public static class ConfigLoader
             if (!File.Exists(copy)) throw;
             var errors = e is InputErrors many ? string.Join("; ", many.Errors.Select(x => OneLine(x.Message))) : OneLine(e.Message);
             warn($"the policy does not load ({errors}); running on the last good policy, {copy}, until it is fixed");
-            return Load(env, overrides, copy, required: true);
+            return Load(env, overrides, copy, required: true, fragments: false);
         }
     }
 
@@ -211,9 +228,7 @@ public static class ConfigLoader
         }
     }
 
-    /// <summary>"Uplinks:0:Priority" as the policy file spells it: "Uplinks[0].Priority".</summary>
-    static string PolicyPath(string key) =>
-        string.Concat(key.Split(':').Select((part, i) => part.All(char.IsAsciiDigit) && i > 0 ? $"[{part}]" : i == 0 ? part : "." + part));
+    static string PolicyPath(string key) => ConfigOrigins.PolicyPath(key);
 
     static string Net(string? value) => value is null ? "" : Core.Net.Printable(value);
 

@@ -5,7 +5,8 @@ namespace TunnelRouter.Config;
 /// command-line <c>Key=Value</c> argument (later wins, as the configuration is built). Errors name it, so a
 /// mistake in OpenVPN's <c>setenv TUNNEL_ROUTER_TABLE</c> is not blamed on the policy file.
 /// </summary>
-public sealed class ConfigOrigins(string file, IReadOnlyDictionary<string, string> variables, IReadOnlyCollection<string> arguments)
+public sealed class ConfigOrigins(string file, IReadOnlyDictionary<string, string> variables, IReadOnlyCollection<string> arguments,
+    FragmentMap? fragments = null)
 {
     readonly Dictionary<string, string> _variables = new(variables, StringComparer.OrdinalIgnoreCase);
     readonly HashSet<string> _arguments = new(arguments, StringComparer.OrdinalIgnoreCase);
@@ -19,9 +20,22 @@ public sealed class ConfigOrigins(string file, IReadOnlyDictionary<string, strin
         {
             if (_arguments.Contains(k)) return "command line";
             if (_variables.TryGetValue(k, out var variable)) return variable;
+            if (fragments?.FileOf(k) is { } fragment) return fragment;
         }
         return file;
     }
+
+    /// <summary>Where a path of the policy ("Routes[11]", "Uplinks[0].Gateway") was set, and the path as that file spells
+    /// it: a fragment's own index of a line it appended ("conf.d/10-site.json", "Routes[1]").</summary>
+    public (string File, string Path) Place(string path)
+    {
+        var origin = Of(KeyOf(path));
+        return (origin, fragments is not null && origin != file ? fragments.Localize(path) : path);
+    }
+
+    /// <summary>"Uplinks:0:Priority" as the policy file spells it: "Uplinks[0].Priority".</summary>
+    public static string PolicyPath(string key) =>
+        string.Concat(key.Split(':').Select((part, i) => part.All(char.IsAsciiDigit) && i > 0 ? $"[{part}]" : i == 0 ? part : "." + part));
 
     /// <summary>An error's field ("policy.json: Uplinks[0].Gateway", or "Marks[3].Source" without a file) with the
     /// value's true origin in front: "TUNNEL_ROUTER_UPLINKS__0__GATEWAY: Uplinks[0].Gateway".</summary>
@@ -34,9 +48,10 @@ public sealed class ConfigOrigins(string file, IReadOnlyDictionary<string, strin
         var top = path.Split('[', '.', ':', ' ')[0];
         if (!ConfigSchema.IsKnown(top)) return inFile && !Quotes ? new InputException($"{file}: a key", Unquoted(e.Message[(e.Field.Length + 2)..])) : e;
         var text = e.Message[(e.Field.Length + 2)..];
-        var origin = Of(KeyOf(path));
-        if (origin == file && !Quotes) (path, text) = (Structural(path), Unquoted(text));
-        return new InputException($"{origin}: {path}", text);
+        var (origin, shown) = Place(path);
+        // A value of the policy file or a fragment (not a variable's, not the command line's) is the file's words.
+        if (!Quotes && origin != "command line" && !_variables.ContainsValue(origin)) (shown, text) = (Structural(shown), Unquoted(text));
+        return new InputException($"{origin}: {shown}", text);
     }
 
     /// <summary>Whether errors may quote the policy file's words: false for a file not everyone may read (trust

@@ -19,7 +19,7 @@ public static class ConfigSchema
 
     public static readonly string[] InstanceKeys = ["Dev", "Rules", "Routes"];
 
-    public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Gateway6", "Priority"];
+    public static readonly string[] UplinkKeys = ["Interface", "Table", "Address", "Gateway", "Gateway6", "Priority", "Name", "Track"];
 
     public static readonly string[] RoutingKeys = ["Daemon", "Protocol", "Area", "Hello", "Dead", "Settle", "ConfigFile", "Control", "Interfaces", "Stubs"];
 
@@ -40,6 +40,7 @@ public static class ConfigSchema
         new("FailClosed", Shape.Lines, "\"vpn\""),
         new("PrefixLists", Shape.Entries, "{ \"File\": \"/etc/tunnel-router/lists/ru.txt\", \"Route\": \"dev tun0 table vpn\" }", PrefixListKeys),
         new("Uplinks", Shape.Entries, "{ \"Interface\": \"eth0\", \"Table\": \"lan1\" }", UplinkKeys),
+        new("Failover", Shape.Lines, "\"table vpn via wan1 wan2\""),
         new("Marks", Shape.Entries, "{ \"Chain\": \"output\", \"Mark\": \"0xf2\" }", MarkOptions.Keys),
         new("Sysctls", Shape.Map, "{ \"net.ipv4.ip_forward\": \"1\" }"),
         new("Instances", Shape.Entries, "{ \"Dev\": \"tun2\", \"Routes\": [ \"default via ${route_vpn_gateway} dev ${dev} table nyet\" ] }", InstanceKeys, ["Rules", "Routes"]),

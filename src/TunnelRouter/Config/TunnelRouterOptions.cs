@@ -75,6 +75,10 @@ public sealed class TunnelRouterOptions
     /// <summary>Uplinks of a multi-homed host: each gets its own table and "from ADDRESS lookup TABLE".</summary>
     public List<UplinkOptions> Uplinks { get; set; } = [];
 
+    /// <summary>Tables whose default route follows the first healthy of their uplinks: "table vpn via wan1 wan2"
+    /// (see docs/uplinks.md).</summary>
+    public List<string> Failover { get; set; } = [];
+
     /// <summary>Packet marks TunnelRouter sets in its own nftables table (inet tunnel_router), in order;
     /// a later matching entry overrides an earlier one, as iptables MARK does.</summary>
     public List<MarkOptions> Marks { get; set; } = [];
@@ -109,6 +113,10 @@ public sealed class UplinkOptions
     /// <summary>The IPv6 gateway, beside an IPv4 Gateway: an uplink of both families.</summary>
     public string? Gateway6 { get; set; }
     public uint? Priority { get; set; }
+    /// <summary>The name Failover lines use for it; the Interface by default.</summary>
+    public string? Name { get; set; }
+    /// <summary>How its health is tracked: "9.9.9.9 interval 1 down 3 up 3 hold 30" (see docs/uplinks.md).</summary>
+    public string? Track { get; set; }
 }
 
 /// <summary>One prefix file: { "File": "/etc/tunnel-router/lists/ru.txt", "Route": "via 10.8.0.1 dev tun0 table vpn" }.

@@ -37,6 +37,10 @@ public sealed record KernelSnapshot
     /// configuration), by path; null for a file that does not exist.</summary>
     public IReadOnlyDictionary<string, string?> Files { get; init; } = new Dictionary<string, string?>();
 
+    /// <summary>The uplinks' health as watch tracks it (<see cref="UplinkHealth"/>); empty outside watch: a path it does
+    /// not name is up while its device is up.</summary>
+    public IReadOnlyDictionary<UplinkPath, PathState> UplinkStates { get; init; } = new Dictionary<UplinkPath, PathState>();
+
     public static readonly KernelSnapshot Empty = new();
 }
 

@@ -28,14 +28,18 @@ public sealed record Uplink(string Device, uint Table, uint Priority, IReadOnlyL
                 routes.Add(new Route(a.Network, Table, protocol, device: Device, source: a.Address));
             rules.Add(new Rule(a.Family, Priority, RuleAction.Lookup, Table, protocol, from: Net.Host(a.Address)));
         }
-        foreach (var g in Gateways)
-        {
-            var any = g.AddressFamily.IsV6() ? IPAddress.IPv6Any : IPAddress.Any;
-            // A gateway outside every connected network of the uplink (a /32 from a provider) is reached on-link.
-            var onLink = !Addresses.Any(a => a.Family == g.AddressFamily && a.PrefixLength < Net.MaxPrefix(a.Family) && a.Network.Contains(g))
-                         && !(g.AddressFamily.IsV6() && g.IsIPv6LinkLocal);
-            routes.Add(new Route(new IPNetwork(any, 0), Table, protocol, device: Device, gateway: g, onLink: onLink));
-        }
+        foreach (var g in Gateways) routes.Add(DefaultRoute(g, Table, protocol));
         return new KernelState(routes, rules);
+    }
+
+    /// <summary>The default route via this uplink's gateway <paramref name="g"/> in <paramref name="table"/> (its own, or a
+    /// table that fails over to it). Equivalent to: <c>ip route add default via 192.168.1.1 dev eth0 table lan1</c>.</summary>
+    public Route DefaultRoute(IPAddress g, uint table, byte protocol, uint? metric = null)
+    {
+        var any = g.AddressFamily.IsV6() ? IPAddress.IPv6Any : IPAddress.Any;
+        // A gateway outside every connected network of the uplink (a /32 from a provider) is reached on-link.
+        var onLink = !Addresses.Any(a => a.Family == g.AddressFamily && a.PrefixLength < Net.MaxPrefix(a.Family) && a.Network.Contains(g))
+                     && !(g.AddressFamily.IsV6() && g.IsIPv6LinkLocal);
+        return new Route(new IPNetwork(any, 0), table, protocol, device: Device, gateway: g, metric: metric, onLink: onLink);
     }
 }

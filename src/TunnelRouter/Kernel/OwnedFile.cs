@@ -9,7 +9,7 @@ namespace TunnelRouter.Kernel;
 /// </summary>
 public static class OwnedFile
 {
-    const UnixFileMode FileMode644 = (UnixFileMode)0b110_100_100;
+    public const UnixFileMode FileMode644 = (UnixFileMode)0b110_100_100;
 
     /// <summary>The largest file read back by default: anything near this is not ours.</summary>
     public const int MaxBytes = 1 << 20;

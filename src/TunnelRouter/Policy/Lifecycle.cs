@@ -155,6 +155,11 @@ public static class Lifecycle
             if (l.Routes.Count > 0) Allow(l.Routes[0]);
         foreach (var u in policy.Uplinks)
             if (devices.TryGetValue(u.Table, out var set)) set.Add(u.Device);
+        // A table that fails over may leave by each of its uplinks, whichever is up: the guard does not change with health.
+        foreach (var f in policy.Failover)
+            if (devices.TryGetValue(f.Table, out var set))
+                foreach (var name in f.Via)
+                    if (policy.Uplinks.FirstOrDefault(u => u.Name == name) is { } u) set.Add(u.Device);
         foreach (var t in policy.Tunnels)
             foreach (var r in t.Routes)
                 if (devices.TryGetValue(r.Table, out var set)) set.Add(t.Link.Name);

@@ -11,7 +11,18 @@ public sealed record UplinkSpec(string Field, string Device, uint Table, uint Pr
     /// <summary>The gateway the policy gives for a family, or null (then main's default route via the device).</summary>
     public IPAddress? GatewayOf(System.Net.Sockets.AddressFamily family) =>
         Gateway6 is not null && family.IsV6() ? Gateway6 : Gateway?.AddressFamily == family ? Gateway : null;
+
+    /// <summary>What Failover lines and status call it: its Name, else its device.</summary>
+    public string Name { get => _name ?? Device; init => _name = value; }
+    string? _name;
+
+    /// <summary>How watch tracks its health; null: by its carrier alone.</summary>
+    public UplinkTrack? Track { get; init; }
 }
+
+/// <summary>A Failover line: the default route of <see cref="Table"/> (each family) follows the first healthy uplink of
+/// <see cref="Via"/> (their names), at <see cref="Metric"/>.</summary>
+public sealed record FailoverSpec(string Field, uint Table, IReadOnlyList<string> Via, uint? Metric);
 
 /// <summary>The routes one prefix file made: for plan's summary ("+ 48,211 routes in table vpn from ru.txt").</summary>
 public sealed record PrefixListRoutes(string Field, string File, uint Table, IReadOnlyList<Route> Routes);
@@ -35,6 +46,7 @@ public sealed record ParsedPolicy
     public IReadOnlyList<Route> Routes { get; init; } = [];
     public IReadOnlyList<PrefixListRoutes> PrefixLists { get; init; } = [];
     public IReadOnlyList<UplinkSpec> Uplinks { get; init; } = [];
+    public IReadOnlyList<FailoverSpec> Failover { get; init; } = [];
 
     /// <summary>The kill switch of each FailClosed table: "unreachable default" in both families at metric
     /// 4294967295, installed first and whatever devices exist, never removed by a failure or a hook's down.</summary>

@@ -97,6 +97,7 @@ public static class PolicyParser
             packed.Truncate(kept);
         }
         var uplinks = ParseUplinks(o.Uplinks, tables, src, errors);
+        var failover = UplinkFailover.Parse(o.Failover, uplinks, o.Uplinks.Select(u => u.Name ?? u.Interface), tables, src, errors);
         var markRules = new List<MarkRule>(o.Marks.Count);
         for (var i = 0; i < o.Marks.Count; i++)
             if (InputErrors.Collect(errors, () => MarkRules.Parse($"{src}: Marks[{i}]", o.Marks[i])) is { } m) markRules.Add(m);
@@ -121,6 +122,7 @@ public static class PolicyParser
             Routes = packed,
             PrefixLists = prefixLists,
             Uplinks = uplinks,
+            Failover = failover,
             Tunnels = tunnels,
             Instances = instances,
             Routing = routing,
@@ -275,7 +277,14 @@ public static class PolicyParser
     {
         var uplinks = new List<UplinkSpec>();
         for (var i = 0; i < entries.Count; i++)
-            if (InputErrors.Collect(errors, () => ParseUplink(entries[i], $"{src}: Uplinks[{i}]", i, tables)) is { } u) uplinks.Add(u);
+            if (InputErrors.Collect(errors, () => ParseUplink(entries[i], $"{src}: Uplinks[{i}]", i, tables)) is { } u)
+            {
+                // Failover lines and status name uplinks: a name is one uplink.
+                if (uplinks.FirstOrDefault(o => o.Name == u.Name) is { } other)
+                    errors.Add(new InputException($"{u.Field}.{(entries[i].Name is null ? "Interface" : "Name")}",
+                        $"'{u.Name}' already names {other.Field[(other.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..]}; give each uplink its own Name"));
+                else uplinks.Add(u);
+            }
         return uplinks;
     }
 
@@ -314,7 +323,16 @@ public static class PolicyParser
         else if (u.Priority == 0) errors.Add(new InputException($"{field}.Priority", "expected a priority from 1 to 4294967295"));
         else priority = u.Priority ?? UplinkBandStart + BandStep * (uint)i;
 
+        string? name = null;
+        if (u.Name is { } n)
+        {
+            if (n.Length == 0 || n.Length > 32 || !n.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+                errors.Add(new InputException($"{field}.Name", $"'{Net.Printable(n)}' is not a name of 1 to 32 letters, digits, '-', '_' or '.'"));
+            else name = n;
+        }
+        var track = u.Track is { } line ? Check(() => UplinkTrack.Parse($"{field}.Track", line)) : null;
+
         InputErrors.ThrowIfAny(errors);
-        return new UplinkSpec(field, device!, table, priority, address, prefix, gateway, gateway6);
+        return new UplinkSpec(field, device!, table, priority, address, prefix, gateway, gateway6) { Name = name ?? device!, Track = track };
     }
 }

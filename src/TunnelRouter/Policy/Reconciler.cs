@@ -611,13 +611,15 @@ public static class Reconciler
         var rules = new List<Rule>(policy.Rules);
         var keys = new Dictionary<RouteKey, Route>();
         foreach (var r in routes) keys.TryAdd(r.Key, r);
+        var resolved = new Dictionary<string, Uplink>(StringComparer.Ordinal);
         foreach (var spec in policy.Uplinks)
         {
-            if (Resolve(spec, snapshot, notes) is not { } uplink)
+            if (Resolve(spec, snapshot, notes, policy.Protocol) is not { } uplink)
             {
                 waiting[spec.Device] = waiting.TryGetValue(spec.Device, out var w) ? (w.Routes, w.Uplinks + 1) : (0, 1);
                 continue;
             }
+            resolved[spec.Name] = uplink;
             var state = uplink.Desired(policy.Protocol);
             foreach (var r in state.Routes)
             {
@@ -627,6 +629,14 @@ public static class Reconciler
                 routes.Add(r);
             }
             rules.AddRange(state.Rules.Where(r => !rules.Contains(r)));
+        }
+        foreach (var r in UplinkFailover.Routes(policy.Failover, resolved, snapshot, policy.Protocol, policy.TableNames, policy.FailClosedTables, notes))
+        {
+            if (keys.TryGetValue(r.Key, out var other))
+                throw new InputException(policy.Failover.First(f => f.Table == r.Table).Field,
+                    $"its route '{r}' has the same table, destination and metric as '{other}'; give the Failover line another metric");
+            keys.Add(r.Key, r);
+            routes.Add(r);
         }
         return PolicyState.Settle(new KernelState(routes, rules), snapshot.State);
     }
@@ -696,10 +706,25 @@ public static class Reconciler
         return write is null ? [settle] : [write, settle];
     }
 
+    /// <summary>The uplinks that resolve against the snapshot now, by name, with the spec they came from: what watch probes.</summary>
+    public static IReadOnlyList<(UplinkSpec Spec, Uplink Uplink)> ResolvedUplinks(ParsedPolicy policy, KernelSnapshot snapshot)
+    {
+        var list = new List<(UplinkSpec, Uplink)>();
+        foreach (var spec in policy.Uplinks)
+        {
+            try
+            {
+                if (Resolve(spec, snapshot, [], policy.Protocol) is { } u) list.Add((spec, u));
+            }
+            catch (InputException) { } // the plan says it
+        }
+        return list;
+    }
+
     /// <summary>Fills what the policy left out from the snapshot: the address and prefix of the interface,
     /// and the gateway of its default route in the main table. Null when the uplink waits: its device does not
     /// exist yet, or has no address yet (DHCP) and the policy gives none.</summary>
-    static Uplink? Resolve(UplinkSpec s, KernelSnapshot snapshot, List<PlanNote> notes)
+    static Uplink? Resolve(UplinkSpec s, KernelSnapshot snapshot, List<PlanNote> notes, byte protocol)
     {
         if (!snapshot.Links.Any(l => l.Name == s.Device)) return null;
         IReadOnlyList<InterfaceAddress> KernelAddresses() =>
@@ -727,7 +752,9 @@ public static class Reconciler
             var gateway = s.GatewayOf(address.Family)
                 ?? snapshot.State.Routes
                     .Where(r => r.Table == TableNames.Main && r.Destination.PrefixLength == 0 && r.Type == RouteType.Unicast
-                                && r.Device == s.Device && r.Gateway is not null && r.Family == address.Family)
+                                && r.Device == s.Device && r.Gateway is not null && r.Family == address.Family
+                                // Not a Failover route of main: it comes and goes with the uplink's health.
+                                && r.Protocol != protocol)
                     .OrderBy(r => r.Metric).FirstOrDefault()?.Gateway;
             if (gateway is not null) { gateways.Add(gateway); continue; }
             if (s.Address is not null)

@@ -28,7 +28,7 @@ public class ConfigSchemaSpecs : IDisposable
     [InlineData("""{ "Tables": { "vpn": { "id": 200 } } }""", "Tables.vpn: expected a table number")]
     [InlineData("""{ "Uplinks": [ "eth0" ] }""", "Uplinks[0]: expected an object")]
     [InlineData("""{ "Uplinks": { "Interface": "eth0" } }""", "Uplinks[Interface]: expected an object")]
-    [InlineData("""{ "Uplinks": [ { "Interface": "eth0", "Gatway": "192.168.1.1" } ] }""", "Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)")]
+    [InlineData("""{ "Uplinks": [ { "Interface": "eth0", "Gatway": "192.168.1.1" } ] }""", "Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority, Name, Track)")]
     public void A_section_of_the_wrong_shape_is_an_error_naming_it(string json, string expected)
     {
         var e = Assert.Throws<InputException>(() => Load(json));

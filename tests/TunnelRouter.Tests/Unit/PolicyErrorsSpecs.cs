@@ -79,7 +79,7 @@ public class PolicyErrorsSpecs : IDisposable
 
         Assert.Equal(3, errors.Count);
         Assert.StartsWith($"{Policy}: Rulse: unknown key; did you mean 'Rules'? (known: Table, TableId, ", errors[0]);
-        Assert.Equal($"{Policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)", errors[1]);
+        Assert.Equal($"{Policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority, Name, Track)", errors[1]);
         // And what the same entry lacks besides, in the same run.
         Assert.Equal($"{Policy}: Uplinks[0].Table: is not set; expected a table name or number, e.g. \"lan1\"", errors[2]);
     }
@@ -105,9 +105,9 @@ public class PolicyErrorsSpecs : IDisposable
         Assert.Equal(
         [
             $"{Policy}: Marks[0].SourcePort: unknown key; did you mean 'SourcePorts'? (known: {string.Join(", ", MarkOptions.Keys)})",
-            $"{Policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)",
-            $"{Policy}: Uplinks[0].Tabel: unknown key; did you mean 'Table'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)",
-            $"{Policy}: Uplinks[1].Interfce: unknown key; did you mean 'Interface'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)",
+            $"{Policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority, Name, Track)",
+            $"{Policy}: Uplinks[0].Tabel: unknown key; did you mean 'Table'? (known: Interface, Table, Address, Gateway, Gateway6, Priority, Name, Track)",
+            $"{Policy}: Uplinks[1].Interfce: unknown key; did you mean 'Interface'? (known: Interface, Table, Address, Gateway, Gateway6, Priority, Name, Track)",
         ], errors);
         // A misspelt key binds to nothing: that the key it was meant to be is then missing is not said again.
     }
