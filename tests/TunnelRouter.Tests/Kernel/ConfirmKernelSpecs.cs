@@ -120,7 +120,10 @@ public class ConfirmKernelSpecs(ITestOutputHelper output)
         var leader = int.Parse(session.StandardOutput.ReadLine()!);
         Eventually.True(() => HasAfter(ns), () => "the apply did not go in", 15_000);
 
-        Sh.Run("/bin/kill", ["-KILL", $"-{leader}"]);
+        // procps-ng's kill reads "-KILL -12345" as signal options and sends SIGKILL to group -1, i.e. every process on the
+        // machine: the process group goes after "--", and only a group that is the session's own is ever signalled.
+        Assert.True(leader > 1 && leader != System.Environment.ProcessId, $"the session said pid {leader}");
+        Sh.Run("/bin/kill", ["-s", "KILL", "--", $"-{leader}"]);
         session.WaitForExit();
 
         Eventually.True(() => HasBefore(ns), () => "the kernel was not reverted after the session died");
