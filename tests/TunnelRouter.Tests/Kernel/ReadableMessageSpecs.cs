@@ -86,7 +86,7 @@ public class ReadableMessageSpecs
         Assert.Equal(
         [
             $"tunnel-router: error: {policy}: Routes[1]: expected a line as a string, e.g. \"default via 192.168.1.1 table vpn\"",
-            $"tunnel-router: error: {policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority)",
+            $"tunnel-router: error: {policy}: Uplinks[0].Gatway: unknown key; did you mean 'Gateway'? (known: Interface, Table, Address, Gateway, Gateway6, Priority, Name, Track)",
             $"tunnel-router: error: {policy}: Uplinks[0].Priority: 'first' is not a valid value; expected a whole number from 0 to 4294967295",
             $"tunnel-router: error: {policy}: Tunnels[0].Remote: '203.0.113.300' is not a valid IPv4 address",
             $"tunnel-router: error: {policy}: Tunnels[1].Mode: 'gre6' is not a GRE mode (gre, gretap, ip6gre, ip6gretap)",
