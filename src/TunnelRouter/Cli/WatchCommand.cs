@@ -55,6 +55,10 @@ public static class WatchCommand
         HashSet<string> _waiting = new(StringComparer.Ordinal);
         /// <summary>Each link's index at the last re-plan: a device with another index now was deleted and made again.</summary>
         Dictionary<string, int> _indexes = new(StringComparer.Ordinal);
+        /// <summary>Links reported down since the last re-plan (by index), and those down at it (by name): the kernel
+        /// dropped their routes, nobody deleted them.</summary>
+        readonly HashSet<int> _wentDown = [];
+        HashSet<string> _down = new(StringComparer.Ordinal);
         volatile bool _reload, _stop, _nftChanged;
         readonly TimeSpan _resync = TimeSpan.FromSeconds(Math.Max(1, ctx.Options.WatchResyncSeconds));
         readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -95,6 +99,7 @@ public static class WatchCommand
                     cause = "uplinks";
                 }
                 _events += batch.Count;
+                if (batch.Down is { } down) _wentDown.UnionWith(down);
                 if (batch.Lost)
                 {
                     ctx.Log.Debug("watch: the event socket overflowed; reading everything again");
@@ -233,6 +238,7 @@ public static class WatchCommand
                     // took its routes with it; it appeared, nobody deleted them.
                     foreach (var link in snapshot.Links)
                         if (_indexes.TryGetValue(link.Name, out var index) && index != link.Index) appeared.Add(link.Name);
+                    var wentDown = snapshot.Links.Where(l => _wentDown.Contains(l.Index) || _down.Contains(l.Name)).Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
                     ctx.Log.Debug("watch: {Cause}: {Changes} change(s), {Held} held back, {Waiting}", cause, kept.Count, plan.Changes.Count - kept.Count,
                         plan.Waiting.Count == 0 ? "nothing waits" : string.Join("; ", plan.Waiting));
                     if (kept.Count == 0 && plan.Forgotten.Count == 0)
@@ -254,7 +260,7 @@ public static class WatchCommand
                         plan = plan with { Forgotten = [] };
                     }
                     if (restoring)
-                        foreach (var c in kept) ctx.Log.Information("{Reason}", RestoreReason.Of(c, tables, protocols, appeared));
+                        foreach (var c in kept) ctx.Log.Information("{Reason}", RestoreReason.Of(c, tables, protocols, appeared, wentDown));
                     else if (kept.Count > 0)
                         ctx.Log.Information("watch: {Cause}: {Count} change(s)", cause, kept.Count);
                     Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)], Guard = plan.Guard is { } g && kept.Contains(g) ? g : null }, sayWaiting: false,
@@ -265,7 +271,7 @@ public static class WatchCommand
                     if (plan.Refused is { } refused) throw refused;
                     if (restoring)
                         foreach (var subject in _limiter.Restored(kept.Where(c => c is AddRule or AddRoute or ReplaceRoute or ReplaceNftTable && !closing.Contains(c))
-                                     .Where(c => !(c is AddRoute { Route.Device: { } dev } && appeared.Contains(dev)))
+                                     .Where(c => !(c is AddRoute { Route.Device: { } dev } && (appeared.Contains(dev) || wentDown.Contains(dev))))
                                      .Select(c => RestoreReason.Subject(c, tables, protocols)), now))
                             ctx.Log.Warning(
                                 "tunnel-router: warning: {Subject} keeps being deleted by someone else ({Count} restores within {Window} s); likely {Cause}; backing off: it is not restored again until the next full resync ({Resync} s) or SIGHUP",
@@ -305,6 +311,8 @@ public static class WatchCommand
         void Remember(PolicyPlan plan, KernelSnapshot snapshot, string cause)
         {
             _indexes = snapshot.Links.ToDictionary(l => l.Name, l => l.Index, StringComparer.Ordinal);
+            _down = snapshot.Links.Where(l => !l.Up).Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
+            _wentDown.Clear();
             var now = plan.Waiting.Select(w => w.Device).ToHashSet(StringComparer.Ordinal);
             if (cause == "start" || !now.SetEquals(_waiting))
                 foreach (var w in plan.Waiting.Where(w => cause == "start" || !_waiting.Contains(w.Device)))

@@ -106,12 +106,15 @@ public static class RestoreReason
         IpCommand.RouteArgs(r, tables, protocols).Replace($" proto {protocols.Format(r.Protocol)}", "", StringComparison.Ordinal);
 
     /// <param name="appeared">devices that were waited for before this change and exist now.</param>
-    public static string Of(Change c, TableNames tables, ProtocolNames protocols, IReadOnlySet<string> appeared)
+    /// <param name="wentDown">devices that went down since the last pass: the kernel dropped their routes itself.</param>
+    public static string Of(Change c, TableNames tables, ProtocolNames protocols, IReadOnlySet<string> appeared, IReadOnlySet<string>? wentDown = null)
     {
         var subject = Subject(c, tables, protocols);
         return c switch
         {
             AddRoute { Route.Device: { } dev } when appeared.Contains(dev) => $"{dev} appeared: {subject} installed",
+            AddRoute { Route.Device: { } dev } when wentDown?.Contains(dev) == true =>
+                $"{dev} went down (the kernel drops a device's routes with it): {subject} put back",
             AddRule or AddRoute => $"{subject} was deleted by someone else: restored",
             ReplaceRoute => $"{subject} was changed by someone else: restored",
             ReplaceNftTable { New: null } => $"{subject} is no longer in the policy: removed",

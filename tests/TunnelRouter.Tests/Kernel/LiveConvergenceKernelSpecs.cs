@@ -257,6 +257,33 @@ public class LiveConvergenceKernelSpecs
         Assert.DoesNotContain("deleted by someone else", watch.Output);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Watch_says_the_kernel_dropped_the_routes_of_a_device_that_went_down_not_that_someone_deleted_them(bool atOnce)
+    {
+        using var ns = Gateway();
+        var policy = Policy(ns);
+        ns.AddTun("tun2", "10.8.0.2/24");
+        Run(ns, ["apply", "-c", policy]).ShouldSucceed();
+        using var watch = new WatchProcess(ns, ["-c", policy]);
+
+        // A link flap: down and up within watch's debounce (one ip process), or down long enough for a re-plan between.
+        if (atOnce) ns.Exec("/usr/sbin/ip", ["-batch", "-"], stdin: "link set tun2 down\nlink set tun2 up\n").ShouldSucceed();
+        else
+        {
+            ns.Ip("link", "set", "tun2", "down");
+            Eventually.True(() => !ns.Ip("route", "show", "table", "201").Contains("dev tun2"), () => "the kernel kept the route of a device set down");
+            // Most likely a re-plan runs while it is down (past the 200 ms debounce); either way the words must be the same.
+            Thread.Sleep(600);
+            ns.Ip("link", "set", "tun2", "up");
+        }
+
+        watch.WaitFor("tun2 went down (the kernel drops a device's routes with it): route default dev tun2 table nyet put back");
+        Eventually.True(() => ns.Ip("route", "show", "table", "201").Contains("default dev tun2 proto 147"), () => watch.Output);
+        Assert.DoesNotContain("deleted by someone else", watch.Output);
+    }
+
     [Fact]
     public void Flush_under_a_running_watch_says_that_watch_restores_what_it_removed()
     {

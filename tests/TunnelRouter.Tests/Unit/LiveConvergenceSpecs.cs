@@ -365,6 +365,19 @@ public class RestoreLimiterSpecs
     }
 
     [Fact]
+    public void A_route_on_a_device_that_went_down_says_the_kernel_dropped_it_and_anything_else_is_someone_elses_doing()
+    {
+        var route = new Route(Net.ParsePrefix("d", "10.20.0.0/16"), 201, 147, device: "tun2");
+        var other = new Route(Net.ParsePrefix("d", "10.30.0.0/16"), 201, 147, device: "tun3");
+        var down = new HashSet<string> { "tun2" };
+
+        Assert.Equal("tun2 went down (the kernel drops a device's routes with it): route 10.20.0.0/16 dev tun2 table 201 put back",
+            RestoreReason.Of(new AddRoute(route), TableNames.Numeric, ProtocolNames.Numeric, new HashSet<string>(), down));
+        Assert.Equal("route 10.30.0.0/16 dev tun3 table 201 was deleted by someone else: restored",
+            RestoreReason.Of(new AddRoute(other), TableNames.Numeric, ProtocolNames.Numeric, new HashSet<string>(), down));
+    }
+
+    [Fact]
     public void The_IPv4_and_IPv6_default_routes_of_a_table_are_two_subjects_and_each_reason_says_its_family()
     {
         var v4 = new Route(Net.ParsePrefix("d", "0.0.0.0/0"), 201, 147, device: "tun2");

@@ -7,7 +7,9 @@ namespace TunnelRouter.Kernel.Netlink;
 /// <param name="Touched">an event touched owned state or a device something may wait for.</param>
 /// <param name="Lost">the socket overflowed (ENOBUFS): events were lost, so everything must be read again.</param>
 /// <param name="Urgent">a kill switch or a rule into a closed table was deleted: restored without the debounce.</param>
-public readonly record struct EventBatch(int Count, bool Touched, bool Lost, bool Urgent = false);
+/// <param name="Down">the indexes of links reported administratively down (the kernel drops their routes without a word
+/// of each), or null: what watch puts back on them was not deleted by anyone.</param>
+public readonly record struct EventBatch(int Count, bool Touched, bool Lost, bool Urgent = false, IReadOnlyList<int>? Down = null);
 
 /// <summary>
 /// A NETLINK_ROUTE socket subscribed to the multicast groups of links, addresses, IPv4 and IPv6 routes and IPv4
@@ -54,6 +56,7 @@ public sealed unsafe class NetlinkEvents : IDisposable
         if (ready <= 0) return default;
         int count = 0;
         bool touched = false, lost = false, urgent = false;
+        List<int>? down = null;
         while (true)
         {
             // The request socket's receive path: recvmsg, and only the kernel's datagrams (port id 0) are read. Anyone
@@ -78,12 +81,21 @@ public sealed unsafe class NetlinkEvents : IDisposable
                 var payload = data[sizeof(nlmsghdr)..(int)h.nlmsg_len];
                 if (Touches(h.nlmsg_type, payload, _protocols)) touched = true;
                 if (!urgent && Urgent(h.nlmsg_type, payload, _protocols, Closed)) urgent = true;
+                if (WentDown(h.nlmsg_type, payload) is { } index) (down ??= []).Add(index);
                 var aligned = (int)((h.nlmsg_len + 3) & ~3u);
                 if (aligned >= data.Length) break;
                 data = data[aligned..];
             }
         }
-        return new EventBatch(count, touched, lost, urgent);
+        return new EventBatch(count, touched, lost, urgent, down);
+    }
+
+    /// <summary>The index of a link a notification says is not up (RTM_NEWLINK without IFF_UP), else null.</summary>
+    internal static int? WentDown(ushort type, ReadOnlySpan<byte> payload)
+    {
+        if (type != Nl.RTM_NEWLINK || payload.Length < sizeof(ifinfomsg)) return null;
+        var m = MemoryMarshal.Read<ifinfomsg>(payload);
+        return (m.ifi_flags & Nl.IFF_UP) == 0 ? m.ifi_index : null;
     }
 
     /// <summary>Links and addresses always (a device appears or goes, an uplink gets its address); rules always
