@@ -205,6 +205,22 @@ public sealed class MetricsListener : IDisposable
         client.Send(header);
         if (!head) client.Send(bytes);
         client.Shutdown(SocketShutdown.Send);
+        // A refused request may leave bytes unread; closing over them resets the connection before the client has read
+        // the answer. What is left is read and dropped first, as a web server's lingering close does: bounded, 64 KiB and 1 s.
+        if (!status.StartsWith("200", StringComparison.Ordinal)) Drain(client);
+    }
+
+    static void Drain(Socket client)
+    {
+        client.ReceiveTimeout = 1000;
+        var sink = new byte[8192];
+        var left = 64 * 1024;
+        try
+        {
+            int n;
+            while (left > 0 && (n = client.Receive(sink)) > 0) left -= n;
+        }
+        catch (SocketException) { }
     }
 
     public void Dispose()

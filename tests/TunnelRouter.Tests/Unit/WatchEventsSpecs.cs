@@ -56,7 +56,8 @@ public class WatchEventsSpecs
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(11, lines.Length);
         Assert.All(lines, l => Assert.Empty(JsonSchema.Check(WatchSchema, l)));
-        Assert.Contains("\"event\":\"uplink\",\"uplink\":\"wan1\",\"family\":\"inet\",\"state\":\"down\",\"previous\":\"up\"", lines[7]);
+        Assert.Contains("\"event\":\"uplink\",\"uplink\":\"wan1\",\"family\":\"inet\",\"state\":\"down\",\"previous\":\"up\"", lines[6]);
+        Assert.Contains("\"state\":\"up\",\"previous\":null", lines[5]);
         var text = metrics.ToString();
         Assert.Contains("tunnel_router_watch_events_total 3\n", text);
         Assert.Contains("tunnel_router_watch_restores_total{cause=\"deleted\"} 1\n", text);
