@@ -20,7 +20,8 @@ public static class StatusMetrics
     /// <summary>One scrape: one reading of the kernel (with <paramref name="kernel"/>: watch's listener reads on its own
     /// socket, beside the watch loop's), the live tunnels' records, the last apply's record and, in watch, what only watch
     /// knows (<see cref="WatchEvents.Render"/>).</summary>
-    public static string Scrape(Context ctx, IKernel kernel, IEnumerable<uint> failClosed, WatchEvents? watch)
+    /// <param name="routing">watch's policy's routing daemon, whose OSPF neighbours are asked (bounded: 10 s) each scrape.</param>
+    public static string Scrape(Context ctx, IKernel kernel, IEnumerable<uint> failClosed, WatchEvents? watch, RoutingSpec? routing = null)
     {
         var snapshot = new SnapshotReader(kernel, ctx.Nft, ctx.Sysctls).Read(new SnapshotQuery());
         var live = ctx.Records.ReadAll();
@@ -28,7 +29,26 @@ public static class StatusMetrics
         Render(o, snapshot, live, Reconciler.PlanLive(live, snapshot), ctx.Protocol, ctx.HookProtocol, failClosed, ctx.Names.Tables);
         Render(o, LastApply.Read(ctx.Options.LockFile));
         watch?.Render(o);
+        if (routing is not null) Render(o, routing, RoutingDaemonProbe.Neighbours(routing.Daemon, routing.Control));
         return o.ToString();
+    }
+
+    /// <summary>The routing daemon's OSPF neighbours on each interface the policy gives it (not stubs): how many are Full
+    /// and how many are not (ExStart for good is an MTU mismatch: doctor names it). <paramref name="neighbours"/> null: the
+    /// daemon does not answer.</summary>
+    internal static void Render(MetricsText o, RoutingSpec routing, IReadOnlyList<OspfNeighbour>? neighbours)
+    {
+        var daemon = routing.Daemon == RoutingDaemonKind.Bird ? "bird" : "frr";
+        o.Family("tunnel_router_routing_daemon_up", "gauge", "1 when the policy's routing daemon answers on its control socket.");
+        o.Sample("tunnel_router_routing_daemon_up", [("daemon", daemon)], neighbours is null ? 0 : 1);
+        if (neighbours is null) return;
+        o.Family("tunnel_router_ospf_neighbours", "gauge", "OSPF neighbours the routing daemon has on each interface of the policy's Routing section, Full or not yet.");
+        foreach (var i in routing.Ospf.Interfaces.Where(i => !i.Stub).Select(i => i.Name).Distinct().Order(StringComparer.Ordinal))
+        {
+            var on = neighbours.Where(n => n.Interface == i).ToList();
+            o.Sample("tunnel_router_ospf_neighbours", [("interface", i), ("daemon", daemon), ("state", "full")], on.Count(n => n.IsFull));
+            o.Sample("tunnel_router_ospf_neighbours", [("interface", i), ("daemon", daemon), ("state", "not_full")], on.Count(n => !n.IsFull));
+        }
     }
 
     /// <summary>The last apply's result, duration, changes and time; nothing when there was none since boot.</summary>

@@ -32,7 +32,7 @@ public static class WatchCommand
         using var one = HostLock.TryAcquire(path)
             ?? throw new EnvironmentException($"another tunnel-router watch runs in this network namespace (it holds {path}); one is enough");
         var watcher = new Watcher(ctx, new WatchEvents(ctx.Args.Json ? ctx.Out : null));
-        using var listener = metrics is null ? null : WatchOutputs.Listen(ctx, metrics, watcher.Told, () => watcher.FailClosed);
+        using var listener = metrics is null ? null : WatchOutputs.Listen(ctx, metrics, watcher.Told, () => watcher.Policy);
         return watcher.Run();
     }
 
@@ -54,8 +54,8 @@ public static class WatchCommand
     {
         /// <summary>What watch did, as --json events and the metrics' counters.</summary>
         public WatchEvents Told => told;
-        /// <summary>The policy's FailClosed tables now (none before it is read), for the metrics.</summary>
-        public IEnumerable<uint> FailClosed => (IEnumerable<uint>?)_policy?.FailClosedTables ?? [];
+        /// <summary>The policy now (null before it is read), for the metrics.</summary>
+        public ParsedPolicy? Policy => _policy;
         int _passChanges;
         string? _passError;
         ParsedPolicy _policy = null!;

@@ -227,11 +227,12 @@ internal static class WatchOutputs
 
     /// <summary>The listener serving what <c>status --format prometheus</c> shows plus watch's own series; each scrape reads
     /// the kernel once, on a socket of its own.</summary>
-    public static Host.MetricsListener Listen(Context ctx, Host.MetricsEndpoint endpoint, WatchEvents told, Func<IEnumerable<uint>> failClosed) =>
+    public static Host.MetricsListener Listen(Context ctx, Host.MetricsEndpoint endpoint, WatchEvents told, Func<ParsedPolicy?> policy) =>
         new(endpoint, () =>
         {
             var kernel = ctx.KernelFactory();
-            try { return StatusMetrics.Scrape(ctx, kernel, failClosed(), told); }
+            var now = policy();
+            try { return StatusMetrics.Scrape(ctx, kernel, (IEnumerable<uint>?)now?.FailClosedTables ?? [], told, now?.Routing); }
             finally { (kernel as IDisposable)?.Dispose(); }
         }, warning => ctx.Log.Warning("{Warning}", warning));
 

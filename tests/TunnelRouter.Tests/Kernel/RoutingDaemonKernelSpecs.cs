@@ -247,6 +247,41 @@ public class RoutingDaemonKernelSpecs
     }
 
     [Fact]
+    public void Watchs_metrics_count_the_OSPF_neighbours_per_interface_and_say_when_BIRD_stops_answering()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        using var birdA = new Bird(a, "", start: false);
+        using var birdB = new Bird(b, "", start: false);
+        var dirA = OwnedDir(birdA);
+        var dirB = OwnedDir(birdB);
+        File.WriteAllText(birdA.Config, AdminsBirdConf("10.99.0.1", dirA));
+        File.WriteAllText(birdB.Config, AdminsBirdConf("10.99.0.2", dirB));
+        birdA.Start();
+        birdB.Start();
+        var policyA = Topology.Policy(a, RoutingPolicy("bird", Path.Combine(dirA, "tunnel-router.conf"), birdA.Socket, "\"o0\"", "\"lan0\""));
+        var policyB = Topology.Policy(b, RoutingPolicy("bird", Path.Combine(dirB, "tunnel-router.conf"), birdB.Socket, "\"o0\"", "\"lan0\""));
+        Run(a, ["apply", "-c", policyA]).ShouldSucceed();
+        Run(b, ["apply", "-c", policyB]).ShouldSucceed();
+        birdA.WaitFor(() => birdA.Birdc("show", "ospf", "neighbors", "tunnel_router").Contains("Full"), "a Full adjacency");
+        using var watch = new WatchProcess(a, ["--metrics", "127.0.0.1:9477", "-c", policyA]);
+
+        var full = WatchMetricsSpecs.Metrics(a);
+        birdA.Stop();
+        var stopped = WatchMetricsSpecs.Metrics(a);
+
+        WatchMetricsSpecs.Promtool_passes(full);
+        WatchMetricsSpecs.Promtool_passes(stopped);
+        Assert.Contains("tunnel_router_routing_daemon_up{daemon=\"bird\"} 1\n", full);
+        Assert.Contains("tunnel_router_ospf_neighbours{interface=\"o0\",daemon=\"bird\",state=\"full\"} 1\n", full);
+        Assert.Contains("tunnel_router_ospf_neighbours{interface=\"o0\",daemon=\"bird\",state=\"not_full\"} 0\n", full);
+        Assert.DoesNotContain("interface=\"lan0\"", full); // a stub has no neighbours to count
+        Assert.Contains("tunnel_router_routing_daemon_up{daemon=\"bird\"} 0\n", stopped);
+        Assert.DoesNotContain("tunnel_router_ospf_neighbours", stopped);
+    }
+
+    [Fact]
     public void Apply_with_BIRD_stopped_writes_the_file_and_says_so_in_one_warning()
     {
         using var a = new NetNs();

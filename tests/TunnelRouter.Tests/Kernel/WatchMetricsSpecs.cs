@@ -51,6 +51,9 @@ public class WatchMetricsSpecs
         return Encoding.UTF8.GetString(answer.ToArray());
     }
 
+    /// <summary>The body of a GET /metrics of the watch listening on 127.0.0.1:9477 in <paramref name="ns"/>.</summary>
+    internal static string Metrics(NetNs ns) => Body(GetInside(ns, "/metrics"));
+
     static string Body(string response)
     {
         Assert.StartsWith("HTTP/1.1 200 OK\r\n", response);
@@ -58,7 +61,7 @@ public class WatchMetricsSpecs
         return response[(response.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..];
     }
 
-    static void Promtool_passes(string body)
+    internal static void Promtool_passes(string body)
     {
         Assert.True(File.Exists(Promtool), $"{Promtool} is missing: scripts/deps.sh test installs Debian's prometheus package");
         var check = Sh.Run(Promtool, ["check", "metrics"], stdin: body);
