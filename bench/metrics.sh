@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/metrics.sh: run as root (network namespaces)" >&2; exit 1; }
 bin=${TUNNEL_ROUTER_BIN:-}
+unset TUNNEL_ROUTER_BIN   # the binary reads every TUNNEL_ROUTER_* variable as a configuration key
 if [ -z "$bin" ]; then
     ./install.sh --prefix artifacts/bench-install >/dev/null
     bin=$PWD/artifacts/bench-install/sbin/tunnel-router

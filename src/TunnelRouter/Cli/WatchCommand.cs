@@ -31,7 +31,7 @@ public static class WatchCommand
         var path = LockPath(ctx.Options.LockFile);
         using var one = HostLock.TryAcquire(path)
             ?? throw new EnvironmentException($"another tunnel-router watch runs in this network namespace (it holds {path}); one is enough");
-        var watcher = new Watcher(ctx, new WatchEvents(ctx.Args.Json ? ctx.Out : null));
+        var watcher = new Watcher(ctx, new WatchEvents(ctx.Args.Json ? ctx.Out : null, warning => ctx.Log.Warning("{Warning}", warning)));
         using var listener = metrics is null ? null : WatchOutputs.Listen(ctx, metrics, watcher.Told, () => watcher.Policy);
         return watcher.Run();
     }

@@ -11,8 +11,10 @@ namespace TunnelRouter.Cli;
 /// human log stays on stderr), and always as the counters its metrics listener serves (<see cref="Render"/>). Every
 /// method is called by the watch loop; the listener's thread only renders, under the same lock.
 /// </summary>
-public sealed class WatchEvents(TextWriter? json)
+public sealed class WatchEvents(TextWriter? json, Action<string>? warn = null)
 {
+    /// <summary>Set when stdout went away (a closed pipe): the events stop, watch goes on.</summary>
+    volatile bool _closed;
     readonly Lock _lock = new();
     long _events, _backedOffCount;
     readonly SortedDictionary<string, long> _restores = new(StringComparer.Ordinal);
@@ -164,7 +166,7 @@ public sealed class WatchEvents(TextWriter? json)
 
     void Write(string name, Action<Utf8JsonWriter> body)
     {
-        if (json is null) return;
+        if (json is null || _closed) return;
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream))
         {
@@ -177,8 +179,17 @@ public sealed class WatchEvents(TextWriter? json)
         var line = Encoding.UTF8.GetString(stream.ToArray());
         lock (json)
         {
-            json.WriteLine(line);
-            json.Flush();
+            try
+            {
+                json.WriteLine(line);
+                json.Flush();
+            }
+            catch (IOException e)
+            {
+                // A reader that went away must not take the watch with it: the kernel is still kept true.
+                _closed = true;
+                warn?.Invoke($"tunnel-router: warning: watch --json: stdout is closed ({e.Message}); no more events are written, watch goes on");
+            }
         }
     }
 
