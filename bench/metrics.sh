@@ -33,7 +33,7 @@ chmod 0644 "$work"/*.txt "$work"/*.json
 ip netns add $ns
 ip -n $ns link add wan type veth peer name peer
 ip -n $ns addr add 192.168.1.2/24 dev wan
-ip -n $ns link set wan up; ip -n $ns link set peer up
+ip -n $ns link set wan up; ip -n $ns link set peer up; ip -n $ns link set lo up
 export TUNNEL_ROUTER_IPROUTE2DIR=$work/iproute2 TUNNEL_ROUTER_LOCKFILE=$work/lock TUNNEL_ROUTER_CONFIG=$work/policy.json
 ip netns exec $ns "$bin" apply -q
 owned=$(ip -n $ns route show table 100 | wc -l)
@@ -57,6 +57,7 @@ ip netns exec $ns "$bin" watch --metrics 127.0.0.1:9477 2>"$work/watch.log" &
 watch_pid=$!
 trap 'kill $watch_pid 2>/dev/null || true; ip netns del $ns 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 600); do grep -q "watch: watching" "$work/watch.log" && break; sleep 0.1; done
+kill -0 $watch_pid 2>/dev/null || { echo "bench/metrics.sh: watch ended:" >&2; cat "$work/watch.log" >&2; exit 1; }
 # the process whose RSS counts is the binary under ip netns exec (it execs: same pid)
 rss() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' /proc/$watch_pid/status; }
 before=$(rss)
