@@ -128,9 +128,14 @@ public static class CommandTable
             Plain),
         new("watch", "policy", "keep the kernel true: restore what others delete, add what waited for its device", "tunnel-router watch [options]",
             "Listens to rtnetlink and nftables and restores what tunnel-router owns when something else deletes it, and adds what " +
-            "waited for its device when the device appears. SIGHUP re-reads the policy; runs under systemd as Type=notify.",
-            [],
-            ["tunnel-router watch", "systemctl enable --now tunnel-router-watch"],
+            "waited for its device when the device appears. SIGHUP re-reads the policy; runs under systemd as Type=notify. " +
+            "With --json each thing it does is one JSON object a line on stdout (docs/watch.schema.json); with --metrics it serves " +
+            "GET /metrics in Prometheus' text format: what status --format prometheus shows, plus restores, back-off and its last pass.",
+            [Json("one event a line on stdout: changes and restores, back-off, uplinks, reloads, each pass (docs/watch.schema.json)"),
+             new("--metrics", null, ValueKind.Text, "serve GET /metrics on a loopback ADDRESS:PORT or unix:PATH (off by default)", Value: "LISTEN"),
+             new("--metrics-remote", null, ValueKind.None, "let --metrics listen on an address that is not loopback (no authentication: a firewall's or proxy's job)")],
+            ["tunnel-router watch", "systemctl enable --now tunnel-router-watch", "tunnel-router watch --json",
+             "tunnel-router watch --metrics 127.0.0.1:9477", "tunnel-router watch --metrics unix:/run/tunnel-router/metrics.sock"],
             Plain),
         new("doctor", "policy", "check the host for what breaks policy routing", "tunnel-router doctor [--json] [options]",
             "Checks the host: rp_filter, forwarding, the policy against the kernel, tables that fall through, routing daemons. " +

@@ -80,7 +80,24 @@ public static class Commands
         return plan;
     }
 
+    /// <summary>apply, timed and recorded for the metrics (<see cref="Host.LastApply"/>) unless it is a dry run.</summary>
     static int Apply(Context ctx)
+    {
+        var clock = ctx.Args.DryRun ? null : new Host.LastApplyClock(ctx.Options.LockFile, ctx.Log);
+        try
+        {
+            var code = ApplyOnce(ctx, clock);
+            clock?.Done(ok: true);
+            return code;
+        }
+        catch
+        {
+            clock?.Done(ok: false);
+            throw;
+        }
+    }
+
+    static int ApplyOnce(Context ctx, Host.LastApplyClock? clock)
     {
         var confirmSeconds = ConfirmCommand.Seconds(ctx);
         using (ctx.Lock())
@@ -89,6 +106,7 @@ public static class Commands
             var live = ctx.Records.ReadAll();
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);
             var plan = PlanPolicy(ctx, policy, live, snapshot, stated: ctx.Args.DryRun, loadModules: !ctx.Args.DryRun);
+            if (clock is not null) clock.Changes = plan.Changes.Count;
             WarnLeaks(ctx, policy, live, snapshot);
             StartupTrace.Mark("leaks checked");
             // The policy of before is the last good one until this line: the revert's text, read before it is replaced.

@@ -10,15 +10,15 @@ public static class StatusCommand
 {
     public static int Status(Context ctx)
     {
+        if (Format(ctx) == "prometheus")
+        {
+            ctx.Out.Write(StatusMetrics.Scrape(ctx, ctx.Kernel, FailClosedTables(ctx), watch: null));
+            return App.Ok;
+        }
         var sysctls = SysctlKeys(ctx);
         var snapshot = ctx.ReadSnapshot(new SnapshotQuery(Sysctls: sysctls.Select(s => s.Key).ToList()));
         var live = ctx.Records.ReadAll();
         var liveDrift = Reconciler.PlanLive(live, snapshot);
-        if (Format(ctx) == "prometheus")
-        {
-            ctx.Out.Write(StatusMetrics.Render(snapshot, live, liveDrift, ctx.Protocol, ctx.HookProtocol, FailClosedTables(ctx), ctx.Names.Tables));
-            return App.Ok;
-        }
         var view = new View(ctx, snapshot, sysctls, live, liveDrift);
         if (ctx.Args.Json)
         {
@@ -59,7 +59,7 @@ public static class StatusCommand
     }
 
     /// <summary>The policy's FailClosed tables that resolve (status works on a broken policy: one that does not is left out).</summary>
-    static IEnumerable<uint> FailClosedTables(Context ctx)
+    internal static IEnumerable<uint> FailClosedTables(Context ctx)
     {
         foreach (var name in ctx.Options.FailClosed)
             if (name is not null && ctx.Names.Tables.TryGetId(name, out var id)) yield return id;

@@ -26,11 +26,14 @@ public static class WatchCommand
     public static int Run(Context ctx)
     {
         if (ctx.Args.DryRun) throw new InputException("--dry-run", "watch changes the kernel; 'tunnel-router plan' shows what it would change");
+        var metrics = WatchOutputs.Endpoint(ctx);
         Capabilities.RequireNetAdmin();
         var path = LockPath(ctx.Options.LockFile);
         using var one = HostLock.TryAcquire(path)
             ?? throw new EnvironmentException($"another tunnel-router watch runs in this network namespace (it holds {path}); one is enough");
-        return new Watcher(ctx).Run();
+        var watcher = new Watcher(ctx, new WatchEvents(ctx.Args.Json ? ctx.Out : null, warning => ctx.Log.Warning("{Warning}", warning)));
+        using var listener = metrics is null ? null : WatchOutputs.Listen(ctx, metrics, watcher.Told, () => watcher.Policy);
+        return watcher.Run();
     }
 
     /// <summary>The lock one watch per network namespace holds, next to the host lock: each namespace has its own
@@ -47,8 +50,14 @@ public static class WatchCommand
         return probe is null;
     }
 
-    sealed class Watcher(Context ctx)
+    sealed class Watcher(Context ctx, WatchEvents told)
     {
+        /// <summary>What watch did, as --json events and the metrics' counters.</summary>
+        public WatchEvents Told => told;
+        /// <summary>The policy now (null before it is read), for the metrics.</summary>
+        public ParsedPolicy? Policy => _policy;
+        int _passChanges;
+        string? _passError;
         ParsedPolicy _policy = null!;
         TunnelRouterOptions _options = ctx.Options;
         readonly RestoreLimiter _limiter = new();
@@ -79,6 +88,7 @@ public static class WatchCommand
             Cycle("start");
             var notify = SystemdNotify.From(ctx.Environment);
             notify.Send($"READY=1\nSTATUS=watching {_policy.Source}");
+            told.Started(_policy.Source, (int)_resync.TotalSeconds);
             ctx.Log.Information("watch: watching links, addresses, routes and rules (IPv4 and IPv6){Nft}; full resync every {Resync} s",
                 monitor is null ? "" : " and nftables table " + NftMarks.QualifiedName, (int)_resync.TotalSeconds);
 
@@ -95,11 +105,13 @@ public static class WatchCommand
                 now = _clock.Elapsed;
                 if (_uplinks?.TakeChanged() == true)
                 {
+                    told.Uplinks(_uplinks.States());
                     due = now;
                     cause = "uplinks";
                 }
                 _events += batch.Count;
                 if (batch.Down is { } down) _wentDown.UnionWith(down);
+                told.Seen(batch.Count);
                 if (batch.Lost)
                 {
                     ctx.Log.Debug("watch: the event socket overflowed; reading everything again");
@@ -145,6 +157,7 @@ public static class WatchCommand
             try { monitor?.Wait(TimeSpan.FromSeconds(2)); }
             catch (AggregateException) { }
             notify.Send("STOPPING=1");
+            told.Stopping(_events, _cycles, _restores);
             ctx.Log.Information("watch: stopping after {Events} event(s), {Cycles} re-plan(s), {Restores} restore(s); the kernel keeps its state",
                 _events, _cycles, _restores);
             return App.Ok;
@@ -205,11 +218,13 @@ public static class WatchCommand
                     if (text is not null) ctx.KeepAsLastGood(text);
                 }
                 ctx.Log.Information("watch: policy {Source} re-read", _policy.Source);
+                told.Reloaded(true, _policy.Source, null);
                 return true;
             }
             catch (Exception e) when (e is TunnelRouterException or IOException or UnauthorizedAccessException)
             {
                 ctx.Log.Error("tunnel-router: error: the policy cannot be re-read, keeping the last good one: {Message}", App.OneLine(e.Message));
+                told.Reloaded(false, _policy.Source, App.OneLine(e.Message));
                 return false;
             }
         }
@@ -218,6 +233,15 @@ public static class WatchCommand
         /// again when the rate limit holds the restore back (zero otherwise). A failure is logged and tried again at
         /// the next event or resync: watch keeps running.</summary>
         TimeSpan Cycle(string cause)
+        {
+            var started = _clock.Elapsed;
+            (_passChanges, _passError) = (0, null);
+            var wait = CycleOnce(cause);
+            told.Pass(cause, _passError is null, _clock.Elapsed - started, _passChanges, _passError);
+            return wait;
+        }
+
+        TimeSpan CycleOnce(string cause)
         {
             _cycles++;
             try
@@ -233,6 +257,7 @@ public static class WatchCommand
                     var closed = Closed(snapshot);
                     var closing = plan.Changes.Where(c => Lifecycle.Closes(c, closed, _policy.Protocol)).ToHashSet();
                     var kept = plan.Changes.Where(c => closing.Contains(c) || !_limiter.IsBackedOff(RestoreReason.Subject(c, tables, protocols))).ToList();
+                    var backedOff = plan.Changes.Count - kept.Count;
                     var appeared = _waiting.Where(d => !plan.Waiting.Any(w => w.Device == d)).ToHashSet(StringComparer.Ordinal);
                     // OpenVPN killed and started again before this re-plan: its device is a new one (another index) and
                     // took its routes with it; it appeared, nobody deleted them.
@@ -243,6 +268,7 @@ public static class WatchCommand
                         plan.Waiting.Count == 0 ? "nothing waits" : string.Join("; ", plan.Waiting));
                     if (kept.Count == 0 && plan.Forgotten.Count == 0)
                     {
+                        told.Suppressed(backedOff, 0, TimeSpan.Zero);
                         Remember(plan, snapshot, cause);
                         if (plan.Refused is { } still) throw still;
                         return TimeSpan.Zero;
@@ -254,6 +280,8 @@ public static class WatchCommand
                     {
                         wait = _limiter.Wait(now);
                         ctx.Log.Debug("watch: rate limit: restoring in {Seconds:0.0} s", wait.TotalSeconds);
+                        told.Suppressed(backedOff, kept.Count(c => !closing.Contains(c)), wait);
+                        backedOff = 0;
                         if (closing.Count == 0) return wait;
                         // The kill switches and the rules into them now, the rest when the limit lets it.
                         kept = [.. kept.Where(closing.Contains)];
@@ -266,6 +294,9 @@ public static class WatchCommand
                     Commands.ApplyPlan(ctx, plan with { Changes = kept, FailClosed = [.. plan.FailClosed.Where(kept.Contains)], Guard = plan.Guard is { } g && kept.Contains(g) ? g : null }, sayWaiting: false,
                         settleBound: TimeSpan.FromSeconds(5));
                     if (restoring) _restores++;
+                    told.Suppressed(backedOff, 0, TimeSpan.Zero);
+                    _passChanges = kept.Count;
+                    told.Applied(cause, kept, appeared, wentDown, closing, () => new PlanReasons(_policy, _options.Origins(), live, tables, protocols), tables, protocols);
                     Remember(plan, snapshot, cause);
                     // The routes the kernel would refuse stayed out; the rest is in. Said as an error, tried again at the next event.
                     if (plan.Refused is { } refused) throw refused;
@@ -273,15 +304,20 @@ public static class WatchCommand
                         foreach (var subject in _limiter.Restored(kept.Where(c => c is AddRule or AddRoute or ReplaceRoute or ReplaceNftTable && !closing.Contains(c))
                                      .Where(c => !(c is AddRoute { Route.Device: { } dev } && (appeared.Contains(dev) || wentDown.Contains(dev))))
                                      .Select(c => RestoreReason.Subject(c, tables, protocols)), now))
+                        {
+                            var likely = LikelyCause();
                             ctx.Log.Warning(
                                 "tunnel-router: warning: {Subject} keeps being deleted by someone else ({Count} restores within {Window} s); likely {Cause}; backing off: it is not restored again until the next full resync ({Resync} s) or SIGHUP",
-                                subject, _limiter.FightThreshold, (int)_limiter.FightWindow.TotalSeconds, LikelyCause(), (int)_resync.TotalSeconds);
+                                subject, _limiter.FightThreshold, (int)_limiter.FightWindow.TotalSeconds, likely, (int)_resync.TotalSeconds);
+                            told.BackedOff(subject, _limiter.FightThreshold, (int)_limiter.FightWindow.TotalSeconds, likely, (int)_resync.TotalSeconds);
+                        }
                     return wait;
                 }
             }
             catch (Exception e) when (e is TunnelRouterException or IOException or UnauthorizedAccessException)
             {
                 ctx.Log.Error("tunnel-router: error: {Message}; watch tries again at the next event or resync", App.OneLine(e.Message));
+                _passError = App.OneLine(e.Message);
             }
             return TimeSpan.Zero;
         }
@@ -316,7 +352,10 @@ public static class WatchCommand
             var now = plan.Waiting.Select(w => w.Device).ToHashSet(StringComparer.Ordinal);
             if (cause == "start" || !now.SetEquals(_waiting))
                 foreach (var w in plan.Waiting.Where(w => cause == "start" || !_waiting.Contains(w.Device)))
+                {
                     ctx.Log.Information("{Waiting}", w.ToString());
+                    told.Waiting(w.Device, w.ToString());
+                }
             _waiting = now;
         }
 

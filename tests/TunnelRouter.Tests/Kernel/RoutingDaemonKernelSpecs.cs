@@ -199,20 +199,29 @@ public class RoutingDaemonKernelSpecs
         include "{{ownedDir}}/tunnel-router*.conf";
         """;
 
-    [Fact]
-    public void The_routing_section_configures_BIRD_through_its_own_file_and_BIRD_learns_the_neighbours_LAN()
+    /// <summary>BIRD at both sites, each with an admin's bird.conf that includes tunnel-router's file from its own directory.</summary>
+    static (Bird A, Bird B, string DirA, string DirB) Birds(NetNs a, NetNs b)
     {
-        var (a, b) = Sites();
-        using var _a = a;
-        using var _b = b;
-        using var birdA = new Bird(a, "", start: false);
-        using var birdB = new Bird(b, "", start: false);
+        var birdA = new Bird(a, "", start: false);
+        var birdB = new Bird(b, "", start: false);
         var dirA = OwnedDir(birdA);
         var dirB = OwnedDir(birdB);
         File.WriteAllText(birdA.Config, AdminsBirdConf("10.99.0.1", dirA));
         File.WriteAllText(birdB.Config, AdminsBirdConf("10.99.0.2", dirB));
         birdA.Start();
         birdB.Start();
+        return (birdA, birdB, dirA, dirB);
+    }
+
+    [Fact]
+    public void The_routing_section_configures_BIRD_through_its_own_file_and_BIRD_learns_the_neighbours_LAN()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        var (birdA, birdB, dirA, dirB) = Birds(a, b);
+        using var _birdA = birdA;
+        using var _birdB = birdB;
         var fileA = Path.Combine(dirA, "tunnel-router.conf");
         var policyA = Topology.Policy(a, RoutingPolicy("bird", fileA, birdA.Socket, "\"o0 cost 10\"", ""));
         var policyB = Topology.Policy(b, RoutingPolicy("bird", Path.Combine(dirB, "tunnel-router.conf"), birdB.Socket, "\"o0\"", "\"lan0\""));
@@ -244,6 +253,36 @@ public class RoutingDaemonKernelSpecs
         Assert.DoesNotContain("protocol ospf", File.ReadAllText(fileA));
         birdA.WaitFor(() => !a.Ip("-4", "route", "show", Lan).Contains("proto bird"), "BIRD's withdrawal after flush");
         Assert.DoesNotContain("tunnel_router", birdA.Birdc("show", "protocols"));
+    }
+
+    [Fact]
+    public void Watchs_metrics_count_the_OSPF_neighbours_per_interface_and_say_when_BIRD_stops_answering()
+    {
+        var (a, b) = Sites();
+        using var _a = a;
+        using var _b = b;
+        var (birdA, birdB, dirA, dirB) = Birds(a, b);
+        using var _birdA = birdA;
+        using var _birdB = birdB;
+        var policyA = Topology.Policy(a, RoutingPolicy("bird", Path.Combine(dirA, "tunnel-router.conf"), birdA.Socket, "\"o0\"", "\"lan0\""));
+        var policyB = Topology.Policy(b, RoutingPolicy("bird", Path.Combine(dirB, "tunnel-router.conf"), birdB.Socket, "\"o0\"", "\"lan0\""));
+        Run(a, ["apply", "-c", policyA]).ShouldSucceed();
+        Run(b, ["apply", "-c", policyB]).ShouldSucceed();
+        birdA.WaitFor(() => birdA.Birdc("show", "ospf", "neighbors", "tunnel_router").Contains("Full"), "a Full adjacency");
+        using var watch = new WatchProcess(a, ["--metrics", "127.0.0.1:9477", "-c", policyA]);
+
+        var full = WatchMetricsSpecs.Metrics(a);
+        birdA.Stop();
+        var stopped = WatchMetricsSpecs.Metrics(a);
+
+        WatchMetricsSpecs.Promtool_passes(full);
+        WatchMetricsSpecs.Promtool_passes(stopped);
+        Assert.Contains("tunnel_router_routing_daemon_up{daemon=\"bird\"} 1\n", full);
+        Assert.Contains("tunnel_router_ospf_neighbours{interface=\"o0\",daemon=\"bird\",state=\"full\"} 1\n", full);
+        Assert.Contains("tunnel_router_ospf_neighbours{interface=\"o0\",daemon=\"bird\",state=\"not_full\"} 0\n", full);
+        Assert.DoesNotContain("interface=\"lan0\"", full); // a stub has no neighbours to count
+        Assert.Contains("tunnel_router_routing_daemon_up{daemon=\"bird\"} 0\n", stopped);
+        Assert.DoesNotContain("tunnel_router_ospf_neighbours", stopped);
     }
 
     [Fact]

@@ -8,6 +8,7 @@ public sealed class WatchProcess : IDisposable
 {
     readonly Process _process;
     readonly StringBuilder _output = new();
+    readonly StringBuilder _stdout = new();
 
     public WatchProcess(NetNs ns, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
     {
@@ -16,7 +17,14 @@ public sealed class WatchProcess : IDisposable
         psi.Environment.Clear();
         foreach (var (k, v) in TunnelRouterProcess.Environment(ns, env)) psi.Environment[k] = v;
         _process = Process.Start(psi)!;
-        _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
+        _process.OutputDataReceived += (_, e) =>
+        {
+            lock (_output)
+            {
+                _output.AppendLine(e.Data);
+                if (e.Data is not null) _stdout.AppendLine(e.Data);
+            }
+        };
         _process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
@@ -26,6 +34,9 @@ public sealed class WatchProcess : IDisposable
     public int Pid => _process.Id;
 
     public string Output { get { lock (_output) return _output.ToString(); } }
+
+    /// <summary>stdout alone (watch --json's events), without stderr's log.</summary>
+    public string Stdout { get { lock (_output) return _stdout.ToString(); } }
 
     public int Count(string text)
     {
