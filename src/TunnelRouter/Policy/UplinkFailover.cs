@@ -169,22 +169,26 @@ public static class UplinkFailover
         var line = f.Field[(f.Field.LastIndexOf(": ", StringComparison.Ordinal) + 2)..];
         var chosen = UplinkHealth.ChooseAll(f.Via, n => StateOf(n, family, resolved, snapshot));
         var left = string.Join(", ", f.Via.Where(n => !chosen.Contains(n)).Select(n => $"{n} {Describe(StateOf(n, family, resolved, snapshot))}"));
-        if (chosen.Count == 0)
+        // Every uplink of the line whose device is up keeps its gateway's nexthop, healthy or not: a failover then changes
+        // the group alone (one change). A device that goes down takes its nexthops with it (the kernel's doing).
+        var members = new List<NexthopMember>();
+        foreach (var name in f.Via)
+        {
+            if (StateOf(name, family, resolved, snapshot) is null || !resolved.TryGetValue(name, out var uplink)) continue;
+            var link = snapshot.Links.FirstOrDefault(x => x.Name == uplink.Device);
+            if (link is null ? snapshot.Links.Count > 0 : !link.Up) continue;
+            var gateway = uplink.Gateways.First(g => g.AddressFamily == family);
+            var place = (uint)Math.Max(0, IndexOf(order, name));
+            var single = new Nexthop(Nexthop.IdOf(protocol, 1 + 2 * place + (v6 ? 1u : 0)), protocol, uplink.Device, gateway,
+                uplink.DefaultRoute(gateway, f.Table, protocol).OnLink);
+            if (!nexthops.Contains(single)) nexthops.Add(single);
+            if (chosen.Contains(name)) members.Add(new NexthopMember(single.Id, f.Weights![IndexOf(f.Via, name)]));
+        }
+        if (members.Count == 0)
         {
             notes.Add(new($"{line}: table {names.Format(f.Table)} {fam}: no uplink is up ({left}): " +
                           (closed.Contains(f.Table) ? "its kill switch refuses the traffic" : "no default route of its own, so the next rules decide"), Stated: true));
             return;
-        }
-        var members = new List<NexthopMember>();
-        foreach (var name in chosen)
-        {
-            var uplink = resolved[name];
-            var gateway = uplink.Gateways.First(g => g.AddressFamily == family);
-            var route = uplink.DefaultRoute(gateway, f.Table, protocol);
-            var place = (uint)Math.Max(0, IndexOf(order, name));
-            var single = new Nexthop(Nexthop.IdOf(protocol, 1 + 2 * place + (v6 ? 1u : 0)), protocol, uplink.Device, gateway, route.OnLink);
-            if (!nexthops.Contains(single)) nexthops.Add(single);
-            members.Add(new NexthopMember(single.Id, f.Weights![IndexOf(f.Via, name)]));
         }
         var group = new Nexthop(Nexthop.IdOf(protocol, GroupBase + 2 * (uint)index + (v6 ? 1u : 0)), protocol, Group: members);
         nexthops.Add(group);
