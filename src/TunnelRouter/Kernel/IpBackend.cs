@@ -79,8 +79,21 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
             var family = changes[done].Family;
             var end = done;
             var batch = new StringBuilder();
+            string? missing = null;
             while (end < changes.Count && changes[end].Family == family)
+            {
+                // ip's nexthop parser exits at once on a device that does not exist, without "Command failed -:N": the
+                // lines before it would be applied and not counted. Such a line ends the batch here instead.
+                if (changes[end] is AddNexthop { Nexthop.Device: { } a } && !LinkExists(a)) missing = a;
+                else if (changes[end] is ReplaceNexthop { New.Device: { } r } && !LinkExists(r)) missing = r;
+                if (missing is not null) break;
                 batch.Append(IpCommand.Batch(changes[end++])).Append('\n');
+            }
+            if (batch.Length == 0 && missing is not null)
+            {
+                var why = $"ip at '{IpCommand.Batch(changes[end])}': Cannot find device \"{missing}\"";
+                throw new ChangeFailedException(why, done, changes[end], new KernelException(why)) { Errno = Errno.ENODEV, NotSent = changes.Count - end - 1 };
+            }
             try
             {
                 // Equivalent to: ip -4 -batch - (stops at the first failing line)
@@ -99,6 +112,7 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
                     NotSent = failed is null ? 0 : changes.Count - applied - 1,
                 };
             }
+            // A line with a missing device starts the next batch, which refuses it before sending anything.
             done = end;
         }
     }

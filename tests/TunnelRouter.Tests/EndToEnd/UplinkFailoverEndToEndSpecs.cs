@@ -115,6 +115,21 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
 
     public enum Kill { Carrier, Gateway, Path }
 
+    /// <summary>The gateway's policy: both uplinks tracked by 1 s probes to the internet host, the LAN into table out,
+    /// which is FailClosed and follows <paramref name="failover"/>.</summary>
+    static string Policy(Lab lab, string failover, string sysctls = "") => Topology.Policy(lab.Gateway, $$"""
+        { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
+          "FailClosed": [ "out" ],
+          "Rules": [ "from 192.168.50.0/24 lookup out" ],
+          "Sysctls": { {{sysctls}} },
+          "Uplinks": [
+            { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Address": "198.51.100.2/24", "Gateway": "198.51.100.1",
+              "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
+            { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Address": "203.0.113.2/24", "Gateway": "203.0.113.1",
+              "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
+          "Failover": [ "{{failover}}" ] }
+        """);
+
     [Theory]
     [InlineData(Kill.Carrier)]
     [InlineData(Kill.Gateway)]
@@ -122,17 +137,7 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
     public void Uplink_1_dies_traffic_flows_by_uplink_2_and_comes_back_after_the_hold(Kill how)
     {
         using var lab = new Lab();
-        var policy = Topology.Policy(lab.Gateway, $$"""
-            { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
-              "FailClosed": [ "out" ],
-              "Rules": [ "from 192.168.50.0/24 lookup out" ],
-              "Uplinks": [
-                { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Address": "198.51.100.2/24", "Gateway": "198.51.100.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
-                { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Address": "203.0.113.2/24", "Gateway": "203.0.113.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
-              "Failover": [ "table out via wan1 wan2" ] }
-            """);
+        var policy = Policy(lab, "table out via wan1 wan2");
         using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
         Assert.Contains("198.51.100.1 dev wan1", lab.Gateway.Ip("route", "show", "table", "200"));
         using var ping = new Pinger(lab.Lan);
@@ -182,17 +187,7 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         // 20 s of flapping (10 flaps) rather than the issue's minute: the bound does not depend on the length, and the count is printed.
         const int Flaps = 10;
         using var lab = new Lab();
-        var policy = Topology.Policy(lab.Gateway, $$"""
-            { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
-              "FailClosed": [ "out" ],
-              "Rules": [ "from 192.168.50.0/24 lookup out" ],
-              "Uplinks": [
-                { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Address": "198.51.100.2/24", "Gateway": "198.51.100.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
-                { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Address": "203.0.113.2/24", "Gateway": "203.0.113.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
-              "Failover": [ "table out via wan1 wan2" ] }
-            """);
+        var policy = Policy(lab, "table out via wan1 wan2");
         using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
         Assert.Contains("198.51.100.1 dev wan1", lab.Gateway.Ip("route", "show", "table", "200"));
         static int Moves(string log) => Regex.Count(log, @"\[#\] ip -4 route (add|replace|del) default via \S+ dev wan\d table (200|out)");
@@ -256,18 +251,7 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
     {
         const int Flows = 1000;
         using var lab = new Lab();
-        var policy = Topology.Policy(lab.Gateway, $$"""
-            { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
-              "FailClosed": [ "out" ],
-              "Rules": [ "from 192.168.50.0/24 lookup out" ],
-              "Sysctls": { "net.ipv4.fib_multipath_hash_policy": "1" },
-              "Uplinks": [
-                { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Address": "198.51.100.2/24", "Gateway": "198.51.100.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
-                { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Address": "203.0.113.2/24", "Gateway": "203.0.113.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
-              "Failover": [ "table out via wan1 weight 3 wan2 weight 1" ] }
-            """);
+        var policy = Policy(lab, "table out via wan1 weight 3 wan2 weight 1", sysctls: "\"net.ipv4.fib_multipath_hash_policy\": \"1\"");
         using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
         var route = lab.Gateway.Ip("route", "show", "table", "200");
         Assert.Matches(@"default nhid \d+ ", route);
@@ -281,10 +265,15 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         Assert.InRange(one, Flows * 3 / 4 - Flows / 10, Flows * 3 / 4 + Flows / 10);
 
         // Uplink 1's path dies: watch takes it out of the group (one change), and every flow, its own and uplink 2's, leaves by uplink 2.
+        static int RouteChanges(string log) => Regex.Count(log, @"\[#\] ip -4 route (add|replace|del) default nhid");
+        var routeChanges = RouteChanges(watch.Output);
         Break(lab, Kill.Path, broken: true);
         Eventually.True(() => watch.Output.Contains("uplink wan1 IPv4 is down"), () => $"watch did not see uplink 1 die:\n{watch.Output}");
         Eventually.True(() => !lab.Gateway.Ip("nexthop", "show", "id", group).Contains(','), () => lab.Gateway.Ip("nexthop", "show"));
-        Assert.Equal(route, lab.Gateway.Ip("route", "show", "table", "200"));
+        // One group rewritten, the route left as it was.
+        Assert.Equal(1, Regex.Count(watch.Output, $@"\[#\] ip nexthop replace id {group} group \d+ proto"));
+        Assert.Equal(routeChanges, RouteChanges(watch.Output));
+        Assert.Contains($"default nhid {group} ", lab.Gateway.Ip("route", "show", "table", "200"));
         var (oneAfter, twoAfter) = CountedWhile(lab, () => SendFlows(lab.Lan, Flows));
         output.WriteLine($"uplink 1 dead: router 1 counted {oneAfter} (its router forwards nothing now), router 2 {twoAfter} of the same {Flows} flows");
         Assert.Equal(Flows, twoAfter);

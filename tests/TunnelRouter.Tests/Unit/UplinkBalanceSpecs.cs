@@ -197,4 +197,18 @@ public class UplinkBalanceSpecs : IDisposable
         Assert.NotEqual(a, new Nexthop(7, Proto, Group: [new(2, 1), new(1, 3)]));
         Assert.NotEqual(new Nexthop(5, Proto, "eth0", IPAddress.Parse("198.51.100.1")), new Nexthop(5, Proto, "eth1", IPAddress.Parse("198.51.100.1")));
     }
+
+    [Theory]
+    [InlineData("networkd")]
+    [InlineData("nmcli")]
+    public void Export_lists_a_balanced_route_as_not_expressible_and_keeps_the_rest(string format)
+    {
+        var policy = Parse(TwoUplinks());
+        var desired = Reconciler.DesiredRouting(policy, Kernel(), []);
+
+        var result = Export.Render(format, new ExportInput(desired.Routes, desired.Rules, [], 0, [], policy.TableNames));
+
+        Assert.Contains(result.NotExpressible, n => n == $"route 'default nhid {Group} table vpn proto 147' of a weighted Failover line: {format} has no nexthop groups; balancing needs tunnel-router watch");
+        Assert.Contains(result.Files, f => f.Text.Contains("198.51.100.1"));
+    }
 }
