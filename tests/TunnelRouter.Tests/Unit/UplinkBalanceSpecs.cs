@@ -211,4 +211,33 @@ public class UplinkBalanceSpecs : IDisposable
         Assert.Contains(result.NotExpressible, n => n == $"route 'default nhid {Group} table vpn proto 147' of a weighted Failover line: {format} has no nexthop groups; balancing needs tunnel-router watch");
         Assert.Contains(result.Files, f => f.Text.Contains("198.51.100.1"));
     }
+
+    [Fact]
+    public void Each_family_balances_through_a_group_of_its_own_over_the_uplinks_that_have_it()
+    {
+        var o = TwoUplinks();
+        o.Uplinks[0].Address = null;
+        o.Uplinks[0].Gateway6 = "fd00:1::1";
+        o.Uplinks[1].Address = null;
+        var snapshot = Kernel(Connected with { Routes = [.. Connected.Routes, new Route(IPNetwork.Parse("fd00:1::/64"), TableNames.Main, 2, "eth0")] }) with
+        {
+            GlobalAddresses = new Dictionary<string, IReadOnlyList<InterfaceAddress>>
+            {
+                ["eth0"] = [new(IPAddress.Parse("198.51.100.2"), 24), new(IPAddress.Parse("fd00:1::2"), 64)],
+                ["eth1"] = [new(IPAddress.Parse("203.0.113.2"), 24)],
+            },
+        };
+
+        var plan = Reconciler.Plan(Parse(o), snapshot, ReconcileMode.Converge);
+
+        Assert.Equal([
+            $"nexthop add id {Wan1} via 198.51.100.1 dev eth0 proto {Proto}",
+            $"nexthop add id {Wan2} via 203.0.113.1 dev eth1 proto {Proto}",
+            $"nexthop add id {Wan1 + 1} via fd00:1::1 dev eth0 proto {Proto}",
+            $"nexthop add id {Group} group {Wan1},3/{Wan2} proto {Proto}",
+            $"nexthop add id {Group + 1} group {Wan1 + 1},3 proto {Proto}",
+            $"route add default nhid {Group} table 200 proto {Proto}",
+            $"route add default nhid {Group + 1} table 200 proto {Proto}",
+        ], Lines(plan, Balancing));
+    }
 }
