@@ -16,48 +16,30 @@ namespace TunnelRouter.Tests.EndToEnd;
 /// </summary>
 public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
 {
-    const string Internet = "192.0.2.100", Internet6 = "2001:db8::100";
+    const string Internet = "192.0.2.100";
     const int HoldSeconds = 5;
 
     sealed class Lab : IDisposable
     {
         public readonly NetNs Lan = new(), Gateway = new(), Router1 = new(), Router2 = new(), Host = new();
 
-        /// <param name="dual">both families: IPv6 on every link too, NAT66 at the routers, an IPv6 counter beside the IPv4 one.</param>
-        public Lab(bool dual = false)
+        public Lab()
         {
-            string[] V6(string cidr) => dual ? [cidr] : [];
-            Topology.Link(Lan, "eth0", ["192.168.50.2/24", .. V6("fd50::2/64")], Gateway, "lan0", ["192.168.50.1/24", .. V6("fd50::1/64")]);
-            Topology.Link(Gateway, "wan1", ["198.51.100.2/24", .. V6("fd01::2/64")], Router1, "w1", ["198.51.100.1/24", .. V6("fd01::1/64")]);
-            Topology.Link(Gateway, "wan2", ["203.0.113.2/24", .. V6("fd02::2/64")], Router2, "w2", ["203.0.113.1/24", .. V6("fd02::1/64")]);
-            Topology.Link(Router1, "i1", ["100.64.1.1/24", .. V6("fd64:1::1/64")], Host, "i1", ["100.64.1.2/24", .. V6("fd64:1::2/64")]);
-            Topology.Link(Router2, "i2", ["100.64.2.1/24", .. V6("fd64:2::1/64")], Host, "i2", ["100.64.2.2/24", .. V6("fd64:2::2/64")]);
+            Topology.Link(Lan, "eth0", ["192.168.50.2/24"], Gateway, "lan0", ["192.168.50.1/24"]);
+            Topology.Link(Gateway, "wan1", ["198.51.100.2/24"], Router1, "w1", ["198.51.100.1/24"]);
+            Topology.Link(Gateway, "wan2", ["203.0.113.2/24"], Router2, "w2", ["203.0.113.1/24"]);
+            Topology.Link(Router1, "i1", ["100.64.1.1/24"], Host, "i1", ["100.64.1.2/24"]);
+            Topology.Link(Router2, "i2", ["100.64.2.1/24"], Host, "i2", ["100.64.2.2/24"]);
             Lan.Ip("route", "add", "default", "via", "192.168.50.1");
             Host.Ip("addr", "add", Internet + "/32", "dev", "lo");
-            if (dual)
-            {
-                Lan.Ip("-6", "route", "add", "default", "via", "fd50::1");
-                Host.Ip("-6", "addr", "add", Internet6 + "/128", "dev", "lo");
-            }
-            foreach (var (router, wan, gw, inet, next, n) in new[] { (Router1, "w1", "198.51.100.2", "i1", "100.64.1.2", 1), (Router2, "w2", "203.0.113.2", "i2", "100.64.2.2", 2) })
+            foreach (var (router, wan, gw, inet, next) in new[] { (Router1, "w1", "198.51.100.2", "i1", "100.64.1.2"), (Router2, "w2", "203.0.113.2", "i2", "100.64.2.2") })
             {
                 router.Forwarding();
                 router.Ip("route", "add", "192.168.50.0/24", "via", gw, "dev", wan);
                 router.Ip("route", "add", Internet, "via", next, "dev", inet);
-                if (dual)
-                {
-                    router.Ip("-6", "route", "add", "fd50::/64", "via", $"fd0{n}::2", "dev", wan);
-                    router.Ip("-6", "route", "add", Internet6, "via", $"fd64:{n}::2", "dev", inet);
-                }
                 // The NAT router: what leaves to the internet host is masqueraded; what it forwards from the LAN host is counted.
                 router.Nft($$"""
                     table ip nat {
-                        chain post {
-                            type nat hook postrouting priority 100;
-                            oifname "{{inet}}" masquerade
-                        }
-                    }
-                    table ip6 nat {
                         chain post {
                             type nat hook postrouting priority 100;
                             oifname "{{inet}}" masquerade
@@ -67,19 +49,11 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
                         chain counted {
                             type filter hook forward priority 0;
                             ip saddr 192.168.50.2 counter
-                            ip6 saddr fd50::2 counter
                         }
                     }
                     """).ShouldSucceed();
             }
             Gateway.Forwarding();
-        }
-
-        /// <summary>The LAN host's IPv6 packets the router forwarded.</summary>
-        public long Counted6(NetNs router)
-        {
-            var m = Regex.Matches(router.NftList("chain", "inet", "count", "counted"), @"counter packets (\d+)");
-            return m.Count == 2 ? long.Parse(m[1].Groups[1].Value) : throw new InvalidOperationException("no IPv6 counter in " + router.Name);
         }
 
         public long Counted(NetNs router)
@@ -240,45 +214,6 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
                          $"{total} in all; back {back.TotalSeconds:0.0} s after the last flap (up 3 probes + hold {HoldSeconds} s)");
         Assert.Equal(1, during);
         Assert.Equal(2, total);
-    }
-
-    [Fact]
-    public void With_both_families_each_fails_over_by_its_own_path_and_comes_back()
-    {
-        using var lab = new Lab(dual: true);
-        var policy = Topology.Policy(lab.Gateway, $$"""
-            { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
-              "FailClosed": [ "out" ],
-              "Rules": [ "from 192.168.50.0/24 lookup out", "from fd50::/64 lookup out" ],
-              "Uplinks": [
-                { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Gateway": "198.51.100.1", "Gateway6": "fd01::1",
-                  "Track": "{{Internet}} {{Internet6}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
-                { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Gateway": "203.0.113.1", "Gateway6": "fd02::1",
-                  "Track": "{{Internet}} {{Internet6}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
-              "Failover": [ "table out via wan1 wan2" ] }
-            """);
-        using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
-        Assert.Contains("fd01::1 dev wan1", lab.Gateway.Ip("-6", "route", "show", "table", "200"));
-        void Pings() { lab.Lan.Ping(Internet, "-c", "3", "-i", "0.2"); lab.Lan.Ping(Internet6, "-c", "3", "-i", "0.2"); }
-        void FlowsBy(NetNs router, string what)
-        {
-            var (v4, v6) = (lab.Counted(router), lab.Counted6(router));
-            Eventually.True(() => { Pings(); return lab.Counted(router) > v4 && lab.Counted6(router) > v6; },
-                () => $"{what}: router counted IPv4 {lab.Counted(router) - v4}, IPv6 {lab.Counted6(router) - v6}\n{watch.Output}");
-        }
-        FlowsBy(lab.Router1, "both families by uplink 1");
-
-        Break(lab, Kill.Path, broken: true);
-        Eventually.True(() => watch.Output.Contains("uplink wan1 IPv4 is down") && watch.Output.Contains("uplink wan1 IPv6 is down"), () => watch.Output);
-        Assert.Contains("fd02::1 dev wan2", lab.Gateway.Ip("-6", "route", "show", "table", "200"));
-        Assert.Contains("203.0.113.1 dev wan2", lab.Gateway.Ip("route", "show", "table", "200"));
-        FlowsBy(lab.Router2, "both families by uplink 2 after uplink 1's path died");
-
-        Break(lab, Kill.Path, broken: false);
-        Eventually.True(() => lab.Gateway.Ip("-6", "route", "show", "table", "200").Contains("fd01::1 dev wan1")
-                              && lab.Gateway.Ip("route", "show", "table", "200").Contains("198.51.100.1 dev wan1"), () => watch.Output, 60_000);
-        FlowsBy(lab.Router1, "both families by uplink 1 again");
-        Assert.Equal(1, Regex.Count(watch.Output, @"uplink wan1 IPv6 is down"));
     }
 
     /// <summary>One UDP datagram from each of <paramref name="count"/> source ports of the LAN host to the internet host: as
