@@ -14,6 +14,8 @@
 #   B1    bounded work for hostile input within the size caps, vs jq / wc: bench/bounded.sh, run with --bounded
 #   U1    tunnel-router watch tracking 8 uplinks with 1 s probes: CPU seconds and RSS over 10 minutes: bench/uplinks.sh,
 #         run with --uplinks
+#   N1    nexthop objects against plain routes: 10,000 owned routes per family added and moved, and their slab memory:
+#         bench/nexthops.sh, run with --nexthops
 # Prints a table of medians (min-max) and ratios. Runs are interleaved in rounds, so a busy machine slows
 # both sides alike. Benchmarks only: nothing here is asserted by the test suite.
 #
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
         --watch) shift; exec bench/watch.sh "$@" ;;
         --bounded) shift; exec bench/bounded.sh "$@" ;;
         --uplinks) shift; exec bench/uplinks.sh "$@" ;;
+        --nexthops) shift; exec bench/nexthops.sh "$@" ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac

@@ -93,6 +93,7 @@ public static class DoctorCommand
         foreach (var text in planned?.NeedRestart ?? [])
             findings.Add(new Finding("tunnels", FindingLevel.Problem, text, "restart that OpenVPN instance, or register the table's name first (apply it once with a Tables entry)"));
         if (policy?.Routing is { } routing) RoutingDaemonCheck.Add(findings, routing, snapshot, policy.Tunnels);
+        if (policy is not null) UplinkDoctor.Add(findings, policy, snapshot, new RouteLookup(new ProcessRunner()));
         if (plan is not null)
         {
             findings.Add(plan.Count == 0

@@ -46,12 +46,21 @@ internal static class WatchUplinks
             if (f.Length != 6) continue;
             // The tables as the policy's Failover lines name them ("table out via wan1 wan2"): read, not judged.
             var tables = ctx.Options.Failover.Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                .Where(w => w.SkipWhile(x => x != "via").Skip(1).TakeWhile(x => x is not ("table" or "metric")).Contains(f[0]))
+                .Where(w => Via(w).Contains(f[0]))
                 .Select(w => w.SkipWhile(x => x != "table").Skip(1).FirstOrDefault() ?? "?").ToList();
             rows.Add(new Row(f[0], f[1] == "6" ? "IPv6" : "IPv4", f[2],
                 long.TryParse(f[3], out var s) ? DateTimeOffset.FromUnixTimeSeconds(s) : null, f[4] == "-" ? "" : f[4], f[5], tables));
         }
         return rows;
+    }
+
+    /// <summary>The uplinks a Failover line's words name after via, without their weights ("via wan1 weight 3 wan2").</summary>
+    static List<string> Via(string[] words)
+    {
+        var via = words.SkipWhile(w => w != "via").Skip(1).TakeWhile(w => w is not ("table" or "metric")).ToList();
+        for (var i = via.Count - 1; i >= 0; i--)
+            if (via[i] == "weight") via.RemoveRange(i, Math.Min(2, via.Count - i));
+        return via;
     }
 
     /// <summary>status: each uplink's state, since when, its last probes and the tables that use it.</summary>
@@ -78,7 +87,7 @@ internal static class WatchUplinks
             var words = ctx.Options.Failover[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
             var named = words.SkipWhile(w => w != "table").Skip(1).FirstOrDefault();
             var id = named is null ? null : ctx.Names.Tables.TryGetId(named, out var t) ? t : (uint?)null;
-            var via = words.SkipWhile(w => w != "via").Skip(1).TakeWhile(w => w is not ("table" or "metric")).ToList();
+            var via = Via(words);
             if (id != table || !via.Contains(name)) continue;
             var rows = Read(ctx);
             string State(string n) => rows.Where(r => r.Uplink == n).Select(r => $"{r.Family} {r.State}") is var s && s.Any() ? string.Join(", ", s) : "not tracked by a running watch";

@@ -21,6 +21,7 @@ public static class IpCommand
         var sb = new StringBuilder();
         if (r.Type != RouteType.Unicast) sb.Append(r.Type.ToString().ToLowerInvariant()).Append(' ');
         sb.Append(Net.FormatDestination(r.Destination));
+        if (r.Nexthop != 0) sb.Append(" nhid ").Append(r.Nexthop);
         if (r.Gateway is not null) sb.Append(" via ").Append(r.Gateway);
         if (r.Device is not null) sb.Append(" dev ").Append(r.Device);
         if (r.Source is not null) sb.Append(" src ").Append(r.Source);
@@ -29,6 +30,18 @@ public static class IpCommand
         if (r.Metric != (r.Family.IsV6() ? Route.DefaultV6Metric : 0)) sb.Append(" metric ").Append(r.Metric);
         if (r.OnLink) sb.Append(" onlink");
         if (r.Mtu != 0) sb.Append(" mtu ").Append(r.Mtu);
+        return sb.ToString();
+    }
+
+    /// <summary>"id 5 via 198.51.100.1 dev eth1 proto P [onlink]" or "id 7 group 5,3/6 proto P".</summary>
+    public static string NexthopArgs(Nexthop n, ProtocolNames protocols)
+    {
+        var sb = new StringBuilder("id ").Append(n.Id);
+        if (n.IsGroup) sb.Append(" group ").Append(string.Join('/', n.Group!));
+        if (n.Gateway is not null) sb.Append(" via ").Append(n.Gateway);
+        if (n.Device is not null) sb.Append(" dev ").Append(n.Device);
+        sb.Append(" proto ").Append(protocols.Format(n.Protocol));
+        if (n.OnLink) sb.Append(" onlink");
         return sb.ToString();
     }
 

@@ -4,6 +4,9 @@ namespace TunnelRouter.Core;
 /// foreign route in the way is seen) and every rule.</summary>
 public sealed record KernelState(IReadOnlyList<Route> Routes, IReadOnlyList<Rule> Rules)
 {
+    /// <summary>Nexthop objects (every owner's): the groups weighted Failover lines balance over.</summary>
+    public IReadOnlyList<Nexthop> Nexthops { get; init; } = [];
+
     public static readonly KernelState Empty = new([], []);
 }
 

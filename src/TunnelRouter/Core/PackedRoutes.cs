@@ -6,9 +6,9 @@ namespace TunnelRouter.Core;
 
 /// <summary>What a route holds besides its key. The routes of a prefix file or of one table's dump mostly agree
 /// on it, so a bulk list holds one of these for all of them.</summary>
-internal sealed record RouteTail(byte Protocol, string? Device, IPAddress? Gateway, IPAddress? Source, RouteType Type, bool OnLink, uint Mtu)
+internal sealed record RouteTail(byte Protocol, string? Device, IPAddress? Gateway, IPAddress? Source, RouteType Type, bool OnLink, uint Mtu, uint Nexthop = 0)
 {
-    public RouteTail(Route r) : this(r.Protocol, r.Device, r.Gateway, r.Source, r.Type, r.OnLink, r.Mtu) { }
+    public RouteTail(Route r) : this(r.Protocol, r.Device, r.Gateway, r.Source, r.Type, r.OnLink, r.Mtu, r.Nexthop) { }
 }
 
 /// <summary>A <see cref="Route"/> as a key and a shared tail: equal exactly when the routes are equal.</summary>
@@ -22,7 +22,7 @@ internal readonly struct PackedRoute(PackedRouteKey key, RouteTail tail) : IEqua
     public override int GetHashCode() => Key.GetHashCode();
 
     public Route ToRoute() => new(Key.Destination, Key.Table, Tail.Protocol, Tail.Device, Tail.Gateway, Tail.Source, Key.Metric,
-        Tail.Type, Tail.OnLink, Tail.Mtu);
+        Tail.Type, Tail.OnLink, Tail.Mtu, Tail.Nexthop);
 }
 
 /// <summary>
@@ -61,7 +61,7 @@ internal sealed class PackedRoutes(int capacity = 0) : IReadOnlyList<Route>
     }
 
     public void Add(Route route) => Add(new PackedRoute(new PackedRouteKey(route),
-        Tail(route.Protocol, route.Device, route.Gateway, route.Source, route.Type, route.OnLink, route.Mtu)));
+        Tail(route.Protocol, route.Device, route.Gateway, route.Source, route.Type, route.OnLink, route.Mtu, route.Nexthop)));
 
     /// <summary>One tail object for all equal tails of this list.</summary>
     public RouteTail Tail(RouteTail tail)
@@ -73,11 +73,11 @@ internal sealed class PackedRoutes(int capacity = 0) : IReadOnlyList<Route>
     }
 
     /// <summary>The same, made only when it differs from the last tail: a dump's routes mostly agree.</summary>
-    public RouteTail Tail(byte protocol, string? device, IPAddress? gateway, IPAddress? source, RouteType type, bool onLink, uint mtu) =>
+    public RouteTail Tail(byte protocol, string? device, IPAddress? gateway, IPAddress? source, RouteType type, bool onLink, uint mtu, uint nexthop = 0) =>
         _lastTail is { } last && last.Protocol == protocol && last.Device == device && Equals(last.Gateway, gateway) && Equals(last.Source, source)
-        && last.Type == type && last.OnLink == onLink && last.Mtu == mtu
+        && last.Type == type && last.OnLink == onLink && last.Mtu == mtu && last.Nexthop == nexthop
             ? last
-            : Tail(new RouteTail(protocol, device, gateway, source, type, onLink, mtu));
+            : Tail(new RouteTail(protocol, device, gateway, source, type, onLink, mtu, nexthop));
 
     public void EnsureCapacity(int capacity)
     {

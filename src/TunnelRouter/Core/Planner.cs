@@ -69,7 +69,34 @@ public static class Planner
         // Within routes, what makes a gateway reachable goes in first and out last.
         RouteOrder.Apply(plan, 0, added, deletes: false);
         RouteOrder.Apply(plan, added, plan.Count - added, deletes: true);
-        return plan;
+        if (desired.Nexthops.Count == 0 && current.Nexthops.Count == 0) return plan;
+        var (nexthopsIn, nexthopsOut) = PlanNexthops(desired.Nexthops, current.Nexthops, owns);
+        // Nexthops go in before the routes that name them and come out after them (deleting one deletes its routes).
+        return ChangeList.Concat(nexthopsIn, plan, nexthopsOut);
+    }
+
+    /// <summary>Nexthops by id: a changed one is replaced in place (one change, whatever uses it follows); members go
+    /// in before their groups and come out after them.</summary>
+    static (List<Change> In, List<Change> Out) PlanNexthops(IReadOnlyList<Nexthop> desired, IReadOnlyList<Nexthop> current, Ownership owns)
+    {
+        var have = new Dictionary<uint, Nexthop>();
+        foreach (var n in current) have.TryAdd(n.Id, n);
+        var wanted = new HashSet<uint>();
+        var adds = new List<Change>();
+        foreach (var want in desired.OrderBy(n => n.IsGroup))
+        {
+            if (!wanted.Add(want.Id)) continue;
+            if (!have.TryGetValue(want.Id, out var old)) adds.Add(new AddNexthop(want));
+            else if (old == want) continue;
+            else if (owns.Nexthop(old) && old.IsGroup == want.IsGroup) adds.Add(new ReplaceNexthop(old, want));
+            else
+                throw new ConflictException(owns.Nexthop(old)
+                    ? $"nexthop '{old}' cannot become '{want}' in place (a group and a gateway are different kinds); delete it with 'ip nexthop del id {old.Id}'"
+                    : $"nexthop '{old}' is in the way of '{want}' and is not owned by tunnel-router; remove it or change the policy");
+        }
+        var deletes = current.Where(n => !wanted.Contains(n.Id) && owns.Nexthop(n)).OrderBy(n => !n.IsGroup)
+            .Select(n => (Change)new DeleteNexthop(n)).ToList();
+        return (adds, deletes);
     }
 
     /// <summary>Removes everything owned: what <c>flush</c> and <c>down</c> do.</summary>
@@ -108,9 +135,12 @@ public static class Planner
 /// <summary>Which objects a run may delete or replace. Anything else it leaves alone.</summary>
 public sealed record Ownership(Func<Route, bool> Route, Func<Rule, bool> Rule)
 {
+    /// <summary>Which nexthop objects are ours: none unless said (a hook's run never touches them).</summary>
+    public Func<Nexthop, bool> Nexthop { get; init; } = _ => false;
+
     /// <summary>Nothing: a run that only adds what is missing.</summary>
     public static readonly Ownership Nothing = new(_ => false, _ => false);
 
     public static Ownership ByProtocol(params byte[] protocols) =>
-        new(r => protocols.Contains(r.Protocol), r => protocols.Contains(r.Protocol));
+        new(r => protocols.Contains(r.Protocol), r => protocols.Contains(r.Protocol)) { Nexthop = n => protocols.Contains(n.Protocol) };
 }

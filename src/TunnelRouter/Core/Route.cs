@@ -17,7 +17,7 @@ public sealed record Route
     public const uint DefaultV6Metric = 1024;
 
     public Route(IPNetwork destination, uint table, byte protocol, string? device = null, IPAddress? gateway = null,
-        IPAddress? source = null, uint? metric = null, RouteType type = RouteType.Unicast, bool onLink = false, uint mtu = 0)
+        IPAddress? source = null, uint? metric = null, RouteType type = RouteType.Unicast, bool onLink = false, uint mtu = 0, uint nexthop = 0)
     {
         Destination = Net.Masked(destination.BaseAddress, destination.PrefixLength);
         Table = table;
@@ -29,6 +29,7 @@ public sealed record Route
         Type = type;
         OnLink = onLink;
         Mtu = mtu;
+        Nexthop = nexthop;
     }
 
     public IPNetwork Destination { get; init; }
@@ -41,6 +42,9 @@ public sealed record Route
     public RouteType Type { get; init; }
     public bool OnLink { get; init; }
     public uint Mtu { get; init; }
+    /// <summary>The kernel nexthop object (RTA_NH_ID) the route goes by, 0 for none: then it has no gateway or device of
+    /// its own, and a failover rewrites the nexthop group, not the route (<see cref="Core.Nexthop"/>).</summary>
+    public uint Nexthop { get; init; }
 
     public AddressFamily Family => Destination.Family();
 

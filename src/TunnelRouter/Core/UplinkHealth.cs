@@ -141,4 +141,13 @@ public sealed class UplinkHealth
             }
         return holding;
     }
+
+    /// <summary>The uplinks a balancing table's route spreads over: every one of <paramref name="via"/> that is up; when
+    /// none is, every one holding; else none. In the order of <paramref name="via"/>.</summary>
+    public static List<string> ChooseAll(IEnumerable<string> via, Func<string, PathState?> state)
+    {
+        var states = via.Select(n => (Name: n, State: state(n))).ToList();
+        var up = states.Where(s => s.State == PathState.Up).Select(s => s.Name).ToList();
+        return up.Count > 0 ? up : [.. states.Where(s => s.State == PathState.Holding).Select(s => s.Name)];
+    }
 }

@@ -185,6 +185,9 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
     {
         AddRoute or AddRule => errno == Errno.EEXIST,
         DeleteRoute or DeleteRule => errno is Errno.ESRCH or Errno.ENOENT,
+        // An existing id is "already so" only when it is this very nexthop (Confirmed); a deleted one went with its device.
+        AddNexthop => errno == Errno.EEXIST,
+        DeleteNexthop => errno is Errno.ENOENT or Errno.ESRCH,
         AddAddress => errno == Errno.EEXIST,
         DeleteAddress => errno == Errno.EADDRNOTAVAIL,
         DeleteLink => errno == Errno.ENODEV,
@@ -201,6 +204,7 @@ public sealed class ChangeApplier(IKernel kernel, ILogger log, TableNames tables
         // One route per key and table: it is "already so" when the route at that key is ours.
         AddRoute add => kernel.Read(new StateQuery(new HashSet<uint> { add.Route.Table }, Rules: false)).Routes
             .Any(r => r.Key == add.Route.Key && r.Protocol == add.Route.Protocol),
+        AddNexthop add => kernel.Read(new StateQuery(new HashSet<uint>(), Rules: false)).Nexthops.Contains(add.Nexthop),
         _ => true,
     };
 

@@ -43,7 +43,32 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
             rules.AddRange(ParseRules(Ip(["-4", "-j", "-N", "rule", "show"]), AddressFamily.InterNetwork));
             rules.AddRange(ParseRules(Ip(["-6", "-j", "-N", "rule", "show"]), AddressFamily.InterNetworkV6));
         }
-        return new KernelState(routes, rules);
+        // A device's read (the hook's) has no use for them: nexthops are the policy's, by no device.
+        return new KernelState(routes, rules) { Nexthops = query.Device is null ? ReadNexthops() : [] };
+    }
+
+    /// <summary>Equivalent to: ip -j -N nexthop show (every owner's); empty where the kernel has no nexthop objects.</summary>
+    List<Nexthop> ReadNexthops()
+    {
+        var result = runner.Run(Tools.Ip, ["-j", "-N", "nexthop", "show"], check: false);
+        return result.ExitCode == 0 ? [.. ParseNexthops(result.StandardOutput)] : [];
+    }
+
+    internal static IEnumerable<Nexthop> ParseNexthops(string json)
+    {
+        if (string.IsNullOrWhiteSpace(json)) yield break;
+        using var doc = IpJson.Parse(json);
+        foreach (var e in doc.RootElement.EnumerateArray())
+        {
+            if (e.TryGetProperty("blackhole", out _)) continue;
+            List<NexthopMember>? group = null;
+            if (e.TryGetProperty("group", out var members))
+                group = [.. members.EnumerateArray().Select(m => new NexthopMember(m.GetProperty("id").GetUInt32(),
+                    m.TryGetProperty("weight", out var w) ? w.GetUInt16() : (ushort)1))];
+            var onlink = e.TryGetProperty("flags", out var flags) && flags.EnumerateArray().Any(f => f.GetString() == "onlink");
+            yield return new Nexthop(e.GetProperty("id").GetUInt32(), byte.Parse(Str(e, "protocol") ?? "0", CultureInfo.InvariantCulture),
+                Str(e, "dev"), Str(e, "gateway") is { } g ? IPAddress.Parse(g) : null, onlink, group);
+        }
     }
 
     public void Apply(IReadOnlyList<Change> changes)
@@ -54,8 +79,21 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
             var family = changes[done].Family;
             var end = done;
             var batch = new StringBuilder();
+            string? missing = null;
             while (end < changes.Count && changes[end].Family == family)
+            {
+                // ip's nexthop parser exits at once on a device that does not exist, without "Command failed -:N": the
+                // lines before it would be applied and not counted. Such a line ends the batch here instead.
+                if (changes[end] is AddNexthop { Nexthop.Device: { } a } && !LinkExists(a)) missing = a;
+                else if (changes[end] is ReplaceNexthop { New.Device: { } r } && !LinkExists(r)) missing = r;
+                if (missing is not null) break;
                 batch.Append(IpCommand.Batch(changes[end++])).Append('\n');
+            }
+            if (batch.Length == 0 && missing is not null)
+            {
+                var why = $"ip at '{IpCommand.Batch(changes[end])}': Cannot find device \"{missing}\"";
+                throw new ChangeFailedException(why, done, changes[end], new KernelException(why)) { Errno = Errno.ENODEV, NotSent = changes.Count - end - 1 };
+            }
             try
             {
                 // Equivalent to: ip -4 -batch - (stops at the first failing line)
@@ -74,6 +112,7 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
                     NotSent = failed is null ? 0 : changes.Count - applied - 1,
                 };
             }
+            // A line with a missing device starts the next batch, which refuses it before sending anything.
             done = end;
         }
     }
@@ -137,8 +176,10 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
             var type = (RouteType)byte.Parse(Str(e, "type") ?? "1", CultureInfo.InvariantCulture);
             if (!Enum.IsDefined(type)) continue; // local, broadcast, multicast: the kernel's own
             var dst = Str(e, "dst")!;
-            var gateway = Str(e, "gateway") is { } g ? IPAddress.Parse(g) : null;
-            var dev = Str(e, "dev") ?? device;
+            var nhid = e.TryGetProperty("nhid", out var nh) ? nh.GetUInt32() : 0;
+            // A route by a nexthop object is that object: what ip shows of its gateways is the object's.
+            var gateway = nhid == 0 && Str(e, "gateway") is { } g ? IPAddress.Parse(g) : null;
+            var dev = nhid == 0 ? Str(e, "dev") ?? device : null;
             var family = dst.Contains(':') || gateway?.AddressFamily == AddressFamily.InterNetworkV6
                          || (dst == "default" && e.TryGetProperty("pref", out _))
                 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
@@ -150,10 +191,10 @@ public sealed partial class IpBackend(ProcessRunner runner) : IKernel
             if (e.TryGetProperty("metrics", out var ms))
                 foreach (var item in ms.EnumerateArray())
                     if (item.TryGetProperty("mtu", out var mv)) mtu = mv.GetUInt32();
-            var onlink = e.TryGetProperty("flags", out var flags) && flags.EnumerateArray().Any(f => f.GetString() == "onlink");
+            var onlink = nhid == 0 && e.TryGetProperty("flags", out var flags) && flags.EnumerateArray().Any(f => f.GetString() == "onlink");
             IPAddress? src = Str(e, "prefsrc") is { } s ? IPAddress.Parse(s) : null;
             yield return new Route(destination, t, proto, type == RouteType.Unicast ? dev : null, gateway, src,
-                metric ?? (family.IsV6() ? Route.DefaultV6Metric : 0), type, onlink, mtu);
+                metric ?? (family.IsV6() ? Route.DefaultV6Metric : 0), type, onlink, mtu, nhid);
         }
     }
 

@@ -39,14 +39,25 @@ public static class Export
 {
     public static readonly string[] Formats = ["networkd", "ifcfg", "uci", "nmcli"];
 
-    public static ExportResult Render(string format, ExportInput p) => format switch
+    public static ExportResult Render(string format, ExportInput p)
     {
-        "networkd" => Networkd(p),
-        "ifcfg" => Ifcfg(p),
-        "uci" => Uci(p),
-        "nmcli" => Nmcli(p),
-        _ => throw new InputException("--format", $"'{Net.Printable(format)}' is not a format{Suggest.DidYouMean(format, Formats)} (networkd, ifcfg, uci, nmcli)"),
-    };
+        // A balancing Failover line's route goes by a kernel nexthop group, which none of the formats has: listed, not dropped.
+        var balanced = p.Routes.Where(r => r.Nexthop != 0).ToList();
+        if (balanced.Count > 0) p = p with { Routes = [.. p.Routes.Where(r => r.Nexthop == 0)] };
+        var result = format switch
+        {
+            "networkd" => Networkd(p),
+            "ifcfg" => Ifcfg(p),
+            "uci" => Uci(p),
+            "nmcli" => Nmcli(p),
+            _ => throw new InputException("--format", $"'{Net.Printable(format)}' is not a format{Suggest.DidYouMean(format, Formats)} (networkd, ifcfg, uci, nmcli)"),
+        };
+        return balanced.Count == 0 ? result : result with
+        {
+            NotExpressible = [.. result.NotExpressible, .. balanced.Select(r =>
+                $"route '{IpCommand.RouteArgs(r, p.Tables, ProtocolNames.Numeric)}' of a weighted Failover line: {format} has no nexthop groups; balancing needs tunnel-router watch")],
+        };
+    }
 
     /// <summary>The device a rule is filed under: its iif, else the device of a route in its table, else its oif.</summary>
     public static string DeviceOf(Rule r, IReadOnlyList<Route> routes) =>

@@ -108,7 +108,8 @@ public static class Lifecycle
         var selectors = kernel.Rules.Where(r => r.Protocol == protocol && Selects(r, closed)).ToList();
         var keptRoutes = switches.ToHashSet();
         var keptRules = selectors.ToHashSet();
-        return (new Ownership(r => r.Protocol == protocol && !keptRoutes.Contains(r), r => r.Protocol == protocol && !keptRules.Contains(r)),
+        return (new Ownership(r => r.Protocol == protocol && !keptRoutes.Contains(r), r => r.Protocol == protocol && !keptRules.Contains(r))
+                { Nexthop = n => n.Protocol == protocol },
             switches, selectors);
     }
 

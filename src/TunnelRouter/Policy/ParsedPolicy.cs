@@ -22,7 +22,12 @@ public sealed record UplinkSpec(string Field, string Device, uint Table, uint Pr
 
 /// <summary>A Failover line: the default route of <see cref="Table"/> (each family) follows the first healthy uplink of
 /// <see cref="Via"/> (their names), at <see cref="Metric"/>.</summary>
-public sealed record FailoverSpec(string Field, uint Table, IReadOnlyList<string> Via, uint? Metric);
+/// <param name="Weights">null for a failover line (the first healthy uplink); one weight per uplink of
+/// <paramref name="Via"/> for a balancing line ("via wan1 weight 3 wan2 weight 1"): a multipath route over the healthy ones.</param>
+public sealed record FailoverSpec(string Field, uint Table, IReadOnlyList<string> Via, uint? Metric, IReadOnlyList<ushort>? Weights = null)
+{
+    public bool Balances => Weights is not null;
+}
 
 /// <summary>The routes one prefix file made: for plan's summary ("+ 48,211 routes in table vpn from ru.txt").</summary>
 public sealed record PrefixListRoutes(string Field, string File, uint Table, IReadOnlyList<Route> Routes);

@@ -37,6 +37,6 @@ public static class PolicyState
                 : want;
         }
         var routes = desired.Routes.Select(Settled).ToList();
-        return new KernelState(routes, desired.Rules);
+        return new KernelState(routes, desired.Rules) { Nexthops = desired.Nexthops };
     }
 }

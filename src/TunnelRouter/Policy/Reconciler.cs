@@ -404,7 +404,7 @@ public static class Reconciler
 
         var owns = new Ownership(
             r => r.Protocol == protocol && !(r.Device is { } dev && tunnels.Contains(dev)) || adoptedRoutes.Contains(r),
-            r => r.Protocol == protocol || adoptedRules.ContainsKey(r));
+            r => r.Protocol == protocol || adoptedRules.ContainsKey(r)) { Nexthop = n => n.Protocol == protocol };
         var planned = Planner.Plan(desired, current, owns);
         if (adoptedRules.Count == 0) return planned;
         // A rule at the same priority is taken over by deleting theirs before adding ours: the kernel refuses a second
@@ -630,7 +630,9 @@ public static class Reconciler
             }
             rules.AddRange(state.Rules.Where(r => !rules.Contains(r)));
         }
-        foreach (var r in UplinkFailover.Routes(policy.Failover, resolved, snapshot, policy.Protocol, policy.TableNames, policy.FailClosedTables, notes))
+        var nexthops = new List<Nexthop>();
+        foreach (var r in UplinkFailover.Routes(policy.Failover, resolved, snapshot, policy.Protocol, policy.TableNames, policy.FailClosedTables, notes,
+                     [.. policy.Uplinks.Select(u => u.Name)], nexthops))
         {
             if (keys.TryGetValue(r.Key, out var other))
                 throw new InputException(policy.Failover.First(f => f.Table == r.Table).Field,
@@ -638,7 +640,7 @@ public static class Reconciler
             keys.Add(r.Key, r);
             routes.Add(r);
         }
-        return PolicyState.Settle(new KernelState(routes, rules), snapshot.State);
+        return PolicyState.Settle(new KernelState(routes, rules) { Nexthops = nexthops }, snapshot.State);
     }
 
     /// <summary>

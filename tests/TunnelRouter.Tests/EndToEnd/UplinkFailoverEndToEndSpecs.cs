@@ -115,6 +115,21 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
 
     public enum Kill { Carrier, Gateway, Path }
 
+    /// <summary>The gateway's policy: both uplinks tracked by 1 s probes to the internet host, the LAN into table out,
+    /// which is FailClosed and follows <paramref name="failover"/>.</summary>
+    static string Policy(Lab lab, string failover, string sysctls = "") => Topology.Policy(lab.Gateway, $$"""
+        { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
+          "FailClosed": [ "out" ],
+          "Rules": [ "from 192.168.50.0/24 lookup out" ],
+          "Sysctls": { {{sysctls}} },
+          "Uplinks": [
+            { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Address": "198.51.100.2/24", "Gateway": "198.51.100.1",
+              "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
+            { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Address": "203.0.113.2/24", "Gateway": "203.0.113.1",
+              "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
+          "Failover": [ "{{failover}}" ] }
+        """);
+
     [Theory]
     [InlineData(Kill.Carrier)]
     [InlineData(Kill.Gateway)]
@@ -122,17 +137,7 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
     public void Uplink_1_dies_traffic_flows_by_uplink_2_and_comes_back_after_the_hold(Kill how)
     {
         using var lab = new Lab();
-        var policy = Topology.Policy(lab.Gateway, $$"""
-            { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
-              "FailClosed": [ "out" ],
-              "Rules": [ "from 192.168.50.0/24 lookup out" ],
-              "Uplinks": [
-                { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Address": "198.51.100.2/24", "Gateway": "198.51.100.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
-                { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Address": "203.0.113.2/24", "Gateway": "203.0.113.1",
-                  "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
-              "Failover": [ "table out via wan1 wan2" ] }
-            """);
+        var policy = Policy(lab, "table out via wan1 wan2");
         using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
         Assert.Contains("198.51.100.1 dev wan1", lab.Gateway.Ip("route", "show", "table", "200"));
         using var ping = new Pinger(lab.Lan);
@@ -174,6 +179,116 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
                          $"(3 answered 1 s probes + hold {HoldSeconds} s), {gapBack} ms without answers then");
         Assert.Equal(1, Regex.Count(watch.Output, @"uplink wan1 IPv4 is down"));
         Assert.Contains("uplink wan1 IPv4 has been up for its hold", watch.Output);
+    }
+
+    [Fact]
+    public void An_uplink_whose_carrier_flaps_every_2_s_moves_the_route_away_once_and_back_once_after_the_hold()
+    {
+        // 20 s of flapping (10 flaps) rather than the issue's minute: the bound does not depend on the length, and the count is printed.
+        const int Flaps = 10;
+        using var lab = new Lab();
+        var policy = Policy(lab, "table out via wan1 wan2");
+        using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
+        Assert.Contains("198.51.100.1 dev wan1", lab.Gateway.Ip("route", "show", "table", "200"));
+        static int Moves(string log) => Regex.Count(log, @"\[#\] ip -4 route (add|replace|del) default via \S+ dev wan\d table (200|out)");
+        var before = Moves(watch.Output);
+
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < Flaps; i++)
+        {
+            lab.Router1.Ip("link", "set", "w1", "down");
+            Thread.Sleep(1000);
+            lab.Router1.Ip("link", "set", "w1", "up");
+            lab.Router1.Ip("route", "replace", "192.168.50.0/24", "via", "198.51.100.2", "dev", "w1");
+            Thread.Sleep(1000);
+        }
+        var flapped = clock.Elapsed;
+        Assert.Contains("203.0.113.1 dev wan2", lab.Gateway.Ip("route", "show", "table", "200"));
+        var during = Moves(watch.Output) - before;
+        // Stable again: the route comes back once, after 3 answered probes and the hold.
+        Eventually.True(() => lab.Gateway.Ip("route", "show", "table", "200").Contains("198.51.100.1 dev wan1"), () => watch.Output, 60_000);
+        var back = clock.Elapsed - flapped;
+        var total = Moves(watch.Output) - before;
+
+        output.WriteLine($"{Flaps} carrier flaps of uplink 1 in {flapped.TotalSeconds:0.0} s (down 1 s, up 1 s): {during} change(s) of table out's default while it flapped, " +
+                         $"{total} in all; back {back.TotalSeconds:0.0} s after the last flap (up 3 probes + hold {HoldSeconds} s)");
+        Assert.Equal(1, during);
+        Assert.Equal(2, total);
+    }
+
+    /// <summary>One UDP datagram from each of <paramref name="count"/> source ports of the LAN host to the internet host: as
+    /// many flows, which the L4 hash spreads over a balancing table's uplinks.</summary>
+    static void SendFlows(NetNs lan, int count, int firstPort = 20000) => lan.Inside(() =>
+    {
+        var to = new System.Net.IPEndPoint(System.Net.IPAddress.Parse(Internet), 9);
+        for (var port = firstPort; port < firstPort + count; port++)
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+            socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse("192.168.50.2"), port));
+            socket.SendTo("flow"u8, to);
+        }
+    });
+
+    /// <summary>How many of the LAN host's packets each router counts while <paramref name="send"/> runs, once the counts settle.</summary>
+    static (long Router1, long Router2) CountedWhile(Lab lab, Action send)
+    {
+        var (r1, r2) = (lab.Counted(lab.Router1), lab.Counted(lab.Router2));
+        send();
+        long total = -1;
+        // The datagrams are forwarded as they are sent; wait until two reads agree (no clock is asserted).
+        Eventually.True(() =>
+        {
+            var now = lab.Counted(lab.Router1) + lab.Counted(lab.Router2);
+            var settled = now == total;
+            total = now;
+            return settled;
+        }, () => "the routers' counters did not settle");
+        return (lab.Counted(lab.Router1) - r1, lab.Counted(lab.Router2) - r2);
+    }
+
+    [Fact]
+    public void A_weighted_table_splits_1000_flows_by_weight_moves_a_dead_uplinks_flows_and_falls_to_its_kill_switch_with_none_left()
+    {
+        const int Flows = 1000;
+        using var lab = new Lab();
+        var policy = Policy(lab, "table out via wan1 weight 3 wan2 weight 1", sysctls: "\"net.ipv4.fib_multipath_hash_policy\": \"1\"");
+        using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
+        var route = lab.Gateway.Ip("route", "show", "table", "200");
+        Assert.Matches(@"default nhid \d+ ", route);
+        var group = Regex.Match(route, @"nhid (\d+)").Groups[1].Value;
+        Assert.Matches(@"group \d+,3/\d+ ", lab.Gateway.Ip("nexthop", "show", "id", group));
+
+        var (one, two) = CountedWhile(lab, () => SendFlows(lab.Lan, Flows));
+        output.WriteLine($"weights 3:1, {Flows} UDP flows (L4 hash): router 1 counted {one}, router 2 {two} (expected 750 and 250)");
+        Assert.Equal(Flows, one + two);
+        // Within 10 % of the flows of the weights' split.
+        Assert.InRange(one, Flows * 3 / 4 - Flows / 10, Flows * 3 / 4 + Flows / 10);
+
+        // Uplink 1's path dies: watch takes it out of the group (one change), and every flow, its own and uplink 2's, leaves by uplink 2.
+        static int RouteChanges(string log) => Regex.Count(log, @"\[#\] ip -4 route (add|replace|del) default nhid");
+        var routeChanges = RouteChanges(watch.Output);
+        Break(lab, Kill.Path, broken: true);
+        Eventually.True(() => watch.Output.Contains("uplink wan1 IPv4 is down"), () => $"watch did not see uplink 1 die:\n{watch.Output}");
+        Eventually.True(() => !lab.Gateway.Ip("nexthop", "show", "id", group).Contains(','), () => lab.Gateway.Ip("nexthop", "show"));
+        // One group rewritten, the route left as it was.
+        Assert.Equal(1, Regex.Count(watch.Output, $@"\[#\] ip nexthop replace id {group} group \d+ proto"));
+        Assert.Equal(routeChanges, RouteChanges(watch.Output));
+        Assert.Contains($"default nhid {group} ", lab.Gateway.Ip("route", "show", "table", "200"));
+        var (oneAfter, twoAfter) = CountedWhile(lab, () => SendFlows(lab.Lan, Flows));
+        output.WriteLine($"uplink 1 dead: router 1 counted {oneAfter} (its router forwards nothing now), router 2 {twoAfter} of the same {Flows} flows");
+        Assert.Equal(Flows, twoAfter);
+
+        // Uplink 2 dies too: the route and its group go, the kill switch refuses the traffic; nothing leaves by either router.
+        lab.Router2.Nft("table inet cut {\n chain cutoff {\n type filter hook forward priority -10; policy drop;\n }\n}\n").ShouldSucceed();
+        Eventually.True(() => !lab.Gateway.Ip("route", "show", "table", "200").Contains("nhid"), () => $"{lab.Gateway.Ip("route", "show", "table", "200")}\n{watch.Output}");
+        Assert.Contains("unreachable default", lab.Gateway.Ip("route", "show", "table", "200"));
+        // Counted where it would leave the gateway (the routers drop forwarded traffic now, so they cannot tell).
+        lab.Gateway.Nft("table inet leaks {\n chain out {\n type filter hook postrouting priority 0;\n ip saddr 192.168.50.2 oifname { \"wan1\", \"wan2\" } counter\n }\n}\n").ShouldSucceed();
+        SendFlows(lab.Lan, 100);
+        Assert.Matches(@"counter packets 0 ", lab.Gateway.NftList("chain", "inet", "leaks", "out"));
+        // The kernel's own answer for a LAN packet: the kill switch (unreachable) refuses it.
+        var refused = lab.Gateway.Exec("/usr/sbin/ip", ["route", "get", Internet, "from", "192.168.50.2", "iif", "lan0"]);
+        Assert.Contains("No route to host", refused.Stderr);
     }
 
     static void Break(Lab lab, Kill how, bool broken)

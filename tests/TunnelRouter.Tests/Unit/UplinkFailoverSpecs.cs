@@ -153,9 +153,12 @@ public class UplinkFailoverSpecs : IDisposable
     [InlineData("table vpn via wan1 wan3", "policy.json: Failover[0]: 'wan3' is not the Name of an uplink in Uplinks; did you mean 'wan1'?")]
     [InlineData("table vnp via wan1", "policy.json: Failover[0]: 'vnp' is not a table defined in rt_tables or the policy's Tables; did you mean 'vpn'?")]
     [InlineData("table wan1 via wan2", "policy.json: Failover[0]: table wan1 is the uplink wan1's own (its replies' table, whose default is always its own); name another table")]
-    [InlineData("table vpn", "policy.json: Failover[0]: names no uplink after via; expected table TABLE via UPLINK... [metric N], the uplinks by their Name, e.g. \"table vpn via wan1 wan2\"")]
+    [InlineData("table vpn", "policy.json: Failover[0]: names no uplink after via; expected table TABLE via UPLINK [weight W]... [metric N], the uplinks by their Name, e.g. \"table vpn via wan1 wan2\" or \"table vpn via wan1 weight 3 wan2 weight 1\"")]
     [InlineData("table vpn via wan1 wan1", "policy.json: Failover[0]: uplink wan1 is named twice after via")]
-    [InlineData("table vpn via wan1 weight 3", "policy.json: Failover[0]: 'weight' is not the Name of an uplink in Uplinks; expected table TABLE via UPLINK... [metric N], the uplinks by their Name, e.g. \"table vpn via wan1 wan2\"")]
+    [InlineData("table vpn via weight 3 wan1", "policy.json: Failover[0]: 'weight' follows the uplink it weighs; expected table TABLE via UPLINK [weight W]... [metric N], the uplinks by their Name, e.g. \"table vpn via wan1 wan2\" or \"table vpn via wan1 weight 3 wan2 weight 1\"")]
+    [InlineData("table vpn via wan1 weight 0 wan2", "policy.json: Failover[0]: 'weight' of wan1 needs a number from 1 to 256 (the kernel's range)")]
+    [InlineData("table vpn via wan1 weight 257 wan2", "policy.json: Failover[0]: 'weight' of wan1 needs a number from 1 to 256 (the kernel's range)")]
+    [InlineData("table vpn via wan1 weight 2 weight 3 wan2", "policy.json: Failover[0]: uplink wan1 has two weights")]
     [InlineData("table vpn via wan1 metric 4294967295", "policy.json: Failover[0]: 'metric' needs a number from 0 to 4294967294 (the highest is the kill switch's)")]
     public void A_bad_failover_line_is_one_error_naming_the_line(string line, string expected)
     {

@@ -56,7 +56,25 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
         if (query.Rules)
             foreach (var family in (ReadOnlySpan<byte>)[Nl.AF_INET, Nl.AF_INET6])
                 DumpRules(rules, family);
-        return new KernelState(routes, rules);
+        // A device's read (the hook's) has no use for them: nexthops are the policy's, by no device.
+        return new KernelState(routes, rules) { Nexthops = query.Device is null ? DumpNexthops(names) : [] };
+    }
+
+    /// <summary>Equivalent to: ip nexthop show (every owner's). Empty on a kernel without nexthop objects (before 5.3).</summary>
+    List<Nexthop> DumpNexthops(InterfaceNames names)
+    {
+        var into = new List<Nexthop>();
+        try
+        {
+            Socket.Dump(_writer, "the nexthop list", (w, seq) => NetlinkNexthops.WriteDump(w, seq),
+                (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
+                {
+                    if (h.nlmsg_type == Nl.RTM_NEWNEXTHOP && NetlinkNexthops.Parse(payload, names) is { } n) into.Add(n);
+                },
+                () => into.Clear());
+        }
+        catch (NetlinkException e) when (e.Errno is Errno.EINVAL or Errno.EOPNOTSUPP) { }
+        return into;
     }
 
     /// <summary>Equivalent to: ip -4 route show table TABLE [dev DEV] (every protocol, unicast and the
@@ -163,6 +181,8 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
         AddRoute c when c.Route.Device is { } d => [d],
         DeleteRoute c when c.Route.Device is { } d => [d],
         ReplaceRoute c when c.New.Device is { } d => [d],
+        AddNexthop c when c.Nexthop.Device is { } d => [d],
+        ReplaceNexthop c when c.New.Device is { } d => [d],
         AddLink c when c.Tunnel.Underlay is { } u => [u],
         ChangeLink c => c.New.Underlay is { } u ? [c.New.Name, u] : [c.New.Name],
         DeleteLink c => [c.Tunnel.Name],
@@ -217,9 +237,21 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
             case DeleteRule d:
                 NetlinkRules.Write(_writer, Nl.RTM_DELRULE, 0, seq, d.Rule);
                 return 0;
+            case AddNexthop a: return EncodeNexthop(a.Nexthop, Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, seq, devices, out reason);
+            case ReplaceNexthop r: return EncodeNexthop(r.New, Nl.NLM_F_CREATE | Nl.NLM_F_REPLACE, seq, devices, out reason);
+            case DeleteNexthop d:
+                NetlinkNexthops.WriteDelete(_writer, seq, d.Nexthop.Id);
+                return 0;
             default:
                 return EncodeLinkChange(change, seq, devices, out reason);
         }
+    }
+
+    int EncodeNexthop(Nexthop n, ushort flags, uint seq, DeviceIndexes devices, out string? reason)
+    {
+        var refused = DeviceOf(n.Device, false, devices, out var oif, out reason);
+        if (refused == 0) NetlinkNexthops.Write(_writer, flags, seq, n, oif);
+        return refused;
     }
 
     int EncodeRoute(Route route, ushort type, ushort flags, uint seq, DeviceIndexes devices, out string? reason)

@@ -15,14 +15,14 @@ internal static class NetlinkRoutes
     /// "nowhere" (any) for a delete.
     /// </summary>
     public static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, Route r, uint oif) =>
-        Write(w, type, flags, seq, new PackedRouteKey(r), r.Protocol, r.Gateway, r.Source, r.Type, r.OnLink, r.Mtu, oif);
+        Write(w, type, flags, seq, new PackedRouteKey(r), r.Protocol, r.Gateway, r.Source, r.Type, r.OnLink, r.Mtu, oif, r.Nexthop);
 
     /// <summary>The same from a packed route: a prefix file's routes go out without a route made for each.</summary>
     public static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, in PackedRoute r, uint oif) =>
-        Write(w, type, flags, seq, r.Key, r.Tail.Protocol, r.Tail.Gateway, r.Tail.Source, r.Tail.Type, r.Tail.OnLink, r.Tail.Mtu, oif);
+        Write(w, type, flags, seq, r.Key, r.Tail.Protocol, r.Tail.Gateway, r.Tail.Source, r.Tail.Type, r.Tail.OnLink, r.Tail.Mtu, oif, r.Tail.Nexthop);
 
     static void Write(NetlinkWriter w, ushort type, ushort flags, uint seq, in PackedRouteKey key, byte protocol, IPAddress? gateway,
-        IPAddress? source, RouteType routeType, bool onLink, uint mtu, uint oif)
+        IPAddress? source, RouteType routeType, bool onLink, uint mtu, uint oif, uint nexthop)
     {
         w.BeginMessage(type, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | flags), seq);
         var delete = type == Nl.RTM_DELROUTE;
@@ -34,7 +34,8 @@ internal static class NetlinkRoutes
             rtm_table = key.Table < 256 ? (byte)key.Table : Nl.RT_TABLE_UNSPEC,
             rtm_protocol = protocol,
             rtm_scope = delete ? Nl.RT_SCOPE_NOWHERE
-                : routeType == RouteType.Unicast && gateway is null ? Nl.RT_SCOPE_LINK : Nl.RT_SCOPE_UNIVERSE,
+                // A route by a nexthop object takes its gateway's scope: universe (the kernel refuses link).
+                : routeType == RouteType.Unicast && gateway is null && nexthop == 0 ? Nl.RT_SCOPE_LINK : Nl.RT_SCOPE_UNIVERSE,
             rtm_type = (byte)routeType,
             rtm_flags = onLink ? Nl.RTNH_F_ONLINK : 0,
         });
@@ -44,6 +45,7 @@ internal static class NetlinkRoutes
             Span<byte> address = stackalloc byte[16];
             w.Attr(Nl.RTA_DST, address[..key.WriteAddress(address)]);
         }
+        if (nexthop != 0) w.AttrU32(Nl.RTA_NH_ID, nexthop);
         if (gateway is not null) w.AttrAddress(Nl.RTA_GATEWAY, gateway);
         if (oif != 0) w.AttrU32(Nl.RTA_OIF, oif);
         if (source is not null) w.AttrAddress(Nl.RTA_PREFSRC, source);
@@ -89,7 +91,7 @@ internal static class NetlinkRoutes
 
         UInt128 dst = 0;
         IPAddress? gateway = null, prefsrc = null;
-        uint table = m.rtm_table, oif = 0, mtu = 0;
+        uint table = m.rtm_table, oif = 0, mtu = 0, nexthop = 0;
         uint? metric = null;
         var attrs = NetlinkReader.AttributesAfter(payload, Unsafe.SizeOf<rtmsg>());
         while (NetlinkReader.NextAttribute(ref attrs, out var t, out var value))
@@ -102,6 +104,7 @@ internal static class NetlinkRoutes
                 case Nl.RTA_OIF: oif = NetlinkReader.U32(value); break;
                 case Nl.RTA_PRIORITY: metric = NetlinkReader.U32(value); break;
                 case Nl.RTA_TABLE: table = NetlinkReader.U32(value); break;
+                case Nl.RTA_NH_ID: nexthop = NetlinkReader.U32(value); break;
                 case Nl.RTA_METRICS:
                     var nested = value;
                     while (NetlinkReader.NextAttribute(ref nested, out var mt, out var mv))
@@ -109,10 +112,12 @@ internal static class NetlinkRoutes
                     break;
             }
         }
+        // A route by a nexthop object is that object: the gateway and device the kernel adds for old readers are its.
+        if (nexthop != 0) (gateway, oif) = (null, 0);
         var device = type == RouteType.Unicast && oif != 0 ? names.Of(oif) : null;
         var key = new PackedRouteKey(dst, v6, Math.Min(m.rtm_dst_len, v6 ? (byte)128 : (byte)32), table,
             metric ?? (v6 ? Route.DefaultV6Metric : 0));
-        into.Add(new PackedRoute(key, into.Tail(m.rtm_protocol, device, gateway, prefsrc, type, (m.rtm_flags & Nl.RTNH_F_ONLINK) != 0, mtu)));
+        into.Add(new PackedRoute(key, into.Tail(m.rtm_protocol, device, gateway, prefsrc, type, nexthop == 0 && (m.rtm_flags & Nl.RTNH_F_ONLINK) != 0, mtu, nexthop)));
         return true;
     }
 

@@ -31,6 +31,27 @@ internal struct rtattr
     public ushort rta_type;
 }
 
+/// <summary>struct nhmsg (linux/nexthop.h).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct nhmsg
+{
+    public byte nh_family;
+    public byte nh_scope;
+    public byte nh_protocol;
+    public byte resvd;
+    public uint nh_flags;
+}
+
+/// <summary>struct nexthop_grp: one member of NHA_GROUP; the weight is stored less one (0-255 for 1-256).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct nexthop_grp
+{
+    public uint id;
+    public byte weight;
+    public byte resvd1;
+    public ushort resvd2;
+}
+
 [StructLayout(LayoutKind.Sequential)]
 internal struct rtmsg
 {
