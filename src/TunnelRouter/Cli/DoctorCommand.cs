@@ -40,7 +40,10 @@ public static class DoctorCommand
         KernelSnapshot? snapshot = null;
         IReadOnlyList<Change>? plan = null;
         PolicyPlan? planned = null;
-        try { policy = Commands.ParsePolicy(ctx); }
+        // One parse for every check: what parsed of a broken policy still informs the checks that need it (its marks, its
+        // pool-rule option), and the policy itself is only used whole.
+        var parsed = Commands.ReadPolicy(ctx);
+        try { policy = parsed.Valid(); }
         catch (TunnelRouterException e) when (e is InputException or InputErrors)
         {
             findings.Add(new Finding("policy", FindingLevel.Problem, $"the policy cannot be read: {e.Message.Replace("\n", "; ")}", "fix the policy file; 'tunnel-router plan' shows the same error"));
@@ -70,13 +73,13 @@ public static class DoctorCommand
         var rules = ownedRules.Concat(plannedRules).Concat(policy?.Rules ?? []).Distinct().ToList();
 
         KernelRules(findings, state.Rules);
-        Forwarding(findings, Forwards(ctx, policy, rules, state, out var unknownMarks), unknownMarks);
+        Forwarding(findings, Forwards(ctx, parsed, rules, state, out var unknownMarks), unknownMarks);
         ReversePath(findings, state, routes, rules);
         Managers(findings, failClosed: policy?.FailClosed.Count > 0 || routes.Any(r => r.Type != RouteType.Unicast));
         Waiting(findings, planned);
         Selectors(ctx, findings, rules, state);
         Tables(ctx, findings);
-        Nft(findings, rules, ctx.Options.Marks.Count);
+        Nft(findings, rules, parsed.UsesMarks);
         HandMade(ctx, findings, state, rules);
         foreach (var finding in LiveInstances.Recursion(ctx, LiveInstances.Records(ctx), policy))
             findings.Add(new Finding("recursive-routing", FindingLevel.Note, finding,
@@ -164,18 +167,19 @@ public static class DoctorCommand
     /// on a mark none of the policy's Marks sets (another firewall's), per family: only that firewall knows whose
     /// packets it marks.
     /// </summary>
-    static Dictionary<AddressFamily, string> Forwards(Context ctx, ParsedPolicy? policy, List<Rule> rules, KernelState state,
+    static Dictionary<AddressFamily, string> Forwards(Context ctx, PolicyParse parsed, List<Rule> rules, KernelState state,
         out Dictionary<AddressFamily, string> unknownMarks)
     {
         var lookup = new RouteLookup(new ProcessRunner());
-        IReadOnlyList<MarkRule> marks = [];
-        try { marks = Policy.MarkRules.Parse(ctx.Options.Marks); }
-        catch (TunnelRouterException e) when (e is InputException or InputErrors) { } // reported as the policy finding
+        var policy = parsed.IsValid ? parsed.Policy : null;
+        // Broken Marks are reported as the policy finding; none of them is then taken as the policy's.
+        var marks = parsed.MarksErrors.Count == 0 ? parsed.Policy.MarkRules : [];
         var why = RuleReasons(rules, marks, policy?.Instances ?? [], from => IsOwnAddress(from, lookup), out var unknown);
         void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
-        if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol))
+        var poolRules = parsed.Policy.PoolRules;
+        if (poolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol))
             foreach (var f in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
-                if (ctx.Options.PoolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol && r.Family == f))
+                if (poolRules || state.Routes.Any(r => r.Protocol == ctx.HookProtocol && r.Family == f))
                     Because(f, "OpenVPN tunnels carry their clients' traffic (the hook's pool routes)");
         foreach (var m in marks.Where(m => m.Chain == MarkChain.Prerouting))
             foreach (var f in m.Family is { } fam ? [fam] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
@@ -555,9 +559,9 @@ public static class DoctorCommand
     }
 
     /// <summary>Marks are set by nftables (the policy's Marks) and matched by fwmark rules: either needs nft.</summary>
-    static void Nft(List<Finding> findings, List<Rule> rules, int marks)
+    static void Nft(List<Finding> findings, List<Rule> rules, bool marks)
     {
-        if (marks == 0 && !rules.Any(r => r.FwMark is not null)) return;
+        if (!marks && !rules.Any(r => r.FwMark is not null)) return;
         try
         {
             findings.Add(new Finding("nft", FindingLevel.Ok, $"the policy uses marks and nft is at {Tools.Nft}"));

@@ -21,6 +21,16 @@ public class NameMap
 
     public IReadOnlyDictionary<string, uint> ByName => _byName;
 
+    /// <summary>This map's entries into <paramref name="copy"/>, as they stand (the first name of an id stays first).</summary>
+    protected T CopyInto<T>(T copy) where T : NameMap
+    {
+        copy._byId.Clear();
+        copy._byName.Clear();
+        foreach (var (id, name) in _byId) copy._byId.Add(id, name);
+        foreach (var (name, id) in _byName) copy._byName.Add(name, id);
+        return copy;
+    }
+
     public void Add(uint id, string name)
     {
         _byId.TryAdd(id, name);
@@ -69,6 +79,9 @@ public sealed class TableNames : NameMap
 
     public TableNames(bool numeric = false) : base([(Default, "default"), (Main, "main"), (Local, "local")], numeric) { }
 
+    /// <summary>A copy that can grow on its own.</summary>
+    public TableNames Copy() => CopyInto(new TableNames());
+
     /// <summary>Prints every table as its number: the form the ip backend feeds to iproute2, which
     /// then needs none of the host's name files.</summary>
     public static readonly TableNames Numeric = new(numeric: true);
@@ -78,6 +91,9 @@ public sealed class ProtocolNames : NameMap
 {
     public ProtocolNames(bool numeric = false)
         : base([(0, "unspec"), (1, "redirect"), (2, "kernel"), (3, "boot"), (4, "static")], numeric) { }
+
+    /// <summary>A copy that can grow on its own.</summary>
+    public ProtocolNames Copy() => CopyInto(new ProtocolNames());
 
     public static readonly ProtocolNames Numeric = new(numeric: true);
 }
