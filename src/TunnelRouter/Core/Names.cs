@@ -41,6 +41,17 @@ public class NameMap
     public List<string> Load(string text)
     {
         var clashes = new List<string>();
+        foreach (var (id, name) in Entries(text))
+        {
+            if (_byName.TryGetValue(name, out var existing) && existing != id) clashes.Add(name);
+            Add(id, name);
+        }
+        return clashes;
+    }
+
+    /// <summary>The entries of one file's text, in its order: the one reader of iproute2's name files.</summary>
+    public static IEnumerable<(uint Id, string Name)> Entries(string text)
+    {
         foreach (var raw in text.Split('\n'))
         {
             var line = raw.Trim();
@@ -49,10 +60,8 @@ public class NameMap
             if (line.Length == 0) continue;
             var parts = line.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
             if (parts.Length < 2 || !TryParseNumber(parts[0], out var id)) continue;
-            if (_byName.TryGetValue(parts[1], out var existing) && existing != id) clashes.Add(parts[1]);
-            Add(id, parts[1]);
+            yield return (id, parts[1]);
         }
-        return clashes;
     }
 
     public bool TryGetId(string nameOrNumber, out uint id) =>
