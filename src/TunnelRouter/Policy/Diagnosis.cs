@@ -39,6 +39,46 @@ public static class Diagnosis
         r is { From: null, To: null, Not: false, FwMark: null, Iif: null, Oif: null, IpProto: null, SourcePort: null, DestinationPort: null, UidRange: null, Tos: 0, SuppressPrefixLength: null };
 
     /// <summary>
+    /// Why the policy forwards other hosts' traffic, per family; empty when it only routes the host's own
+    /// (reply routing of its addresses, seed 004), where forwarding is none of the policy's business. What a rule
+    /// selects decides: a source that is not one of this host's addresses (a pool, a LAN), an input interface other
+    /// than lo, or a mark the policy sets in prerouting means packets of other hosts; "iif lo", a uidrange (only this
+    /// host's sockets have a uid) and a mark the policy sets only in output mean this host's own. A rule on the
+    /// destination, protocol, ports, tos or oif alone matches whatever reaches the lookup — this host's packets, and
+    /// others' only if it forwards already — so it asks for nothing. Also: the hook's pool routes, prerouting marks, GRE
+    /// tunnels that carry routes, and forwarding the policy's Sysctls switch on. <paramref name="unknownMarks"/>: rules
+    /// on a mark none of the policy's Marks sets (another firewall's), per family: only that firewall knows whose
+    /// packets it marks.
+    /// </summary>
+    /// <param name="isOwn">whether a host prefix is one of this host's addresses.</param>
+    public static Dictionary<AddressFamily, string> Forwards(PolicyParse parsed, IReadOnlyList<Rule> rules, KernelState state, byte hookProtocol,
+        Func<System.Net.IPNetwork, bool> isOwn, out Dictionary<AddressFamily, string> unknownMarks)
+    {
+        var policy = parsed.IsValid ? parsed.Policy : null;
+        // Broken Marks are reported as the policy finding; none of them is then taken as the policy's.
+        var marks = parsed.MarksErrors.Count == 0 ? parsed.Policy.MarkRules : [];
+        var why = Diagnosis.RuleReasons(rules, marks, policy?.Instances ?? [], isOwn, out var unknown);
+        void Because(AddressFamily f, string reason) => why.TryAdd(f, reason);
+        var poolRules = parsed.Policy.PoolRules;
+        if (poolRules || state.Routes.Any(r => r.Protocol == hookProtocol))
+            foreach (var f in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+                if (poolRules || state.Routes.Any(r => r.Protocol == hookProtocol && r.Family == f))
+                    Because(f, "OpenVPN tunnels carry their clients' traffic (the hook's pool routes)");
+        foreach (var m in marks.Where(m => m.Chain == MarkChain.Prerouting))
+            foreach (var f in m.Family is { } fam ? [fam] : new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+                Because(f, "prerouting marks steer packets arriving from other hosts");
+        foreach (var t in policy?.Tunnels ?? [])
+            foreach (var route in t.Routes)
+                Because(route.Family, $"{t.Field} ({t.Link.Name}) carries routes between sites");
+        foreach (var (key, value) in policy?.Sysctls ?? [])
+            if (value == "1" && key is "net.ipv4.ip_forward" or "net.ipv4.conf.all.forwarding") Because(AddressFamily.InterNetwork, "the policy's Sysctls switch it on");
+            else if (value == "1" && key == "net.ipv6.conf.all.forwarding") Because(AddressFamily.InterNetworkV6, "the policy's Sysctls switch it on");
+        foreach (var f in why.Keys) unknown.Remove(f);
+        unknownMarks = unknown;
+        return why;
+    }
+
+    /// <summary>
     /// What the rules themselves say about forwarding, per family (pure: <paramref name="isOwn"/> says whether a host
     /// prefix is one of this host's addresses). A source that is not this host's, an input interface other than lo, or
     /// (in an Instances line) the tunnel's device or a placeholder source other than the tunnel's own address mean

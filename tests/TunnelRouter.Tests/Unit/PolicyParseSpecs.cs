@@ -53,7 +53,8 @@ public class PolicyParseSpecs
         Assert.False(host.Tables.TryGetId("vpn2", out _));
         Assert.False(host.Tables.TryGetId("vpn", out _));
         Assert.False(host.HasPendingNames);
-        Assert.Equal([("vpn2", 201u), ("vpn", Iproute2Files.AutoTableFirst)], policy.NewNames.Select(n => (n.Name, n.Id)));
+        Assert.Equal([("tunnel-router", 147u), ("tunnel-router-hook", 148u), ("vpn2", 201u), ("vpn", Iproute2Files.AutoTableFirst)],
+            policy.NewNames.Select(n => (n.Name, n.Id)));
         Assert.Equal("vpn2", policy.TableNames.Format(201));
     }
 
