@@ -25,14 +25,25 @@ public static class Commands
         _ => throw new InputException("command", $"'{ctx.Args.Command}' is not a command; see 'tunnel-router help'"),
     };
 
-    /// <summary>The policy, parsed and validated; throws <see cref="InputException"/> before anything is read or changed.</summary>
+    /// <summary>The policy, parsed and validated; throws <see cref="InputException"/> before anything is read or changed.
+    /// Its new table names are registered with the run's names (written, under the lock, by whatever applies).</summary>
     internal static ParsedPolicy ParsePolicy(Context ctx)
     {
-        if (ctx.ConfigPath is null && PolicyParser.RoutesNothing(ctx.Options))
-            ctx.Log.Warning("no policy file ({Path}, or -c PATH): the policy has no rules or routes", Config.ConfigLoader.DefaultPath);
-        var policy = PolicyParser.Parse(ctx.Options, ctx.Names, ctx.ConfigPath);
+        var policy = ReadPolicy(ctx).Valid();
+        ctx.Names.Register(policy.NewNames);
         StartupTrace.Mark("validated");
         return policy;
+    }
+
+    /// <summary>The policy as far as it parses, with its mistakes: what doctor, status and explain read, which work on a
+    /// broken policy too. <paramref name="shown"/> false: for a command that shows the kernel, not the policy (status,
+    /// explain), which neither warns of a missing policy file nor reads the prefix files.</summary>
+    internal static PolicyParse ReadPolicy(Context ctx, bool shown = true)
+    {
+        if (!shown) return PolicyParser.ParseTolerant(ctx.Options, ctx.Names, ctx.ConfigPath, prefixFiles: false);
+        if (ctx.ConfigPath is null && PolicyParser.RoutesNothing(ctx.Options))
+            ctx.Log.Warning("no policy file ({Path}, or -c PATH): the policy has no rules or routes", Config.ConfigLoader.DefaultPath);
+        return PolicyParser.ParseTolerant(ctx.Options, ctx.Names, ctx.ConfigPath);
     }
 
     /// <summary>The policy parsed while the kernel's dumps run beside it (<see cref="Context.StartSnapshot"/>); a policy
@@ -55,6 +66,9 @@ public static class Commands
     internal static PolicyPlan PlanPolicy(Context ctx, ParsedPolicy policy, IReadOnlyList<TunnelRecord> live, KernelSnapshot snapshot,
         bool stated, bool loadModules = false)
     {
+        // The names read under this run's lock (watch takes it for each cycle) get the policy's new ones: what a change
+        // names is written to the drop-in before the change.
+        ctx.Names.Register(policy.NewNames);
         try { return PlanAll(ctx, policy, live, snapshot, stated, loadModules); }
         catch (TunnelRouterException) when (loadModules && !ctx.Args.DryRun && Reconciler.Closing(policy, snapshot) is { Count: > 0 } closing)
         {

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.Json;
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;
+using TunnelRouter.Policy;
 
 namespace TunnelRouter.Cli;
 
@@ -61,10 +62,11 @@ public static class ExplainCommand
 
     static MarkResult PolicyMarks(Context ctx, Packet p, RouteLookup lookup)
     {
-        if (ctx.Options.Marks.Count == 0) return new([], false, null);
-        IReadOnlyList<MarkRule> rules;
-        try { rules = Policy.MarkRules.Parse(ctx.Options.Marks); }
-        catch (InputException e) { return new([], false, $"the policy's Marks are not evaluated: {e.Message}"); }
+        var parsed = Commands.ReadPolicy(ctx, shown: false);
+        if (!parsed.UsesMarks) return new([], false, null);
+        if (parsed.MarksErrors.Count > 0)
+            return new([], false, $"the policy's Marks are not evaluated: {string.Join("; ", parsed.MarksErrors.Select(e => e.Message))}");
+        var rules = parsed.Policy.MarkRules;
         // A packet this host sends is marked after its first lookup: that lookup chose its source and output device.
         IPAddress? source = p.From;
         string? oif = null;
@@ -76,9 +78,9 @@ public static class ExplainCommand
         }
         var steps = MarkWalk.Evaluate(rules, p, p.Mark, source, oif);
         string? note = null;
-        var desired = NftMarks.Render(rules);
+        // Compared as the plan compares them: a table with the policy's comment but a flushed chain is not the policy's.
         var installed = ctx.Nft.Read();
-        if (installed?.Fingerprint != desired?.Fingerprint)
+        if (!Reconciler.MarksInPlace(parsed.Policy.Marks, installed))
             note = installed is null
                 ? "tunnel-router's nft table is not loaded: these are the marks the policy will set once applied ('tunnel-router apply')"
                 : "tunnel-router's nft table differs from the policy: these are the marks the policy will set ('tunnel-router plan' shows the change)";

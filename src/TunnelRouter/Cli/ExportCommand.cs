@@ -59,7 +59,7 @@ public static class ExportCommand
         var tunnels = policy.Tunnels.Select(t => t with { Link = Reconciler.LinkAsApplied(t, snapshot) })
             .Select(t => t.Link.Underlay is null && snapshot.RouteDevices.TryGetValue(t.Link.Remote, out var u)
                 ? t with { Link = t.Link with { Underlay = u } } : t).ToList();
-        var result = Export.Render(format, new ExportInput(routes, desired.Rules, tunnels, ctx.Options.Marks.Count, policy.Sysctls, policy.TableNames) { Names = names });
+        var result = Export.Render(format, new ExportInput(routes, desired.Rules, tunnels, policy.MarkRules.Count, policy.Sysctls, policy.TableNames) { Names = names });
 
         foreach (var n in result.NotExpressible) ctx.Log.Warning("tunnel-router: warning: not expressible in {Format}: {Note}", format, n);
         foreach (var n in result.Notes) ctx.Log.Warning("tunnel-router: note: {Note}", n);

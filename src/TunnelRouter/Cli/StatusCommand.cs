@@ -5,21 +5,22 @@ using TunnelRouter.Policy;
 namespace TunnelRouter.Cli;
 
 /// <summary><c>status</c>: what TunnelRouter owns, from one snapshot: tunnels, routes and rules, the
-/// nftables table, the policy's sysctls. It works on a broken policy too: it shows the kernel.</summary>
+/// nftables table, the policy's sysctls. It works on a broken policy too: it shows the kernel, and holds it against what
+/// parsed of the policy, compared as the plan compares them (<see cref="Reconciler"/>).</summary>
 public static class StatusCommand
 {
     public static int Status(Context ctx)
     {
+        var parsed = Commands.ReadPolicy(ctx, shown: false);
         if (Format(ctx) == "prometheus")
         {
-            ctx.Out.Write(StatusMetrics.Scrape(ctx, ctx.Kernel, FailClosedTables(ctx), watch: null));
+            ctx.Out.Write(StatusMetrics.Scrape(ctx, ctx.Kernel, parsed.Policy.FailClosedTables, watch: null));
             return App.Ok;
         }
-        var sysctls = SysctlKeys(ctx);
-        var snapshot = ctx.ReadSnapshot(new SnapshotQuery(Sysctls: sysctls.Select(s => s.Key).ToList()));
+        var snapshot = ctx.ReadSnapshot(new SnapshotQuery(Sysctls: parsed.Policy.Sysctls.Select(s => s.Key).ToList()));
         var live = ctx.Records.ReadAll();
         var liveDrift = Reconciler.PlanLive(live, snapshot);
-        var view = new View(ctx, snapshot, sysctls, live, liveDrift);
+        var view = new View(ctx, snapshot, parsed, live, liveDrift);
         if (ctx.Args.Json)
         {
             JsonOutput.Print(ctx.Out, w =>
@@ -58,30 +59,7 @@ public static class StatusCommand
         return value;
     }
 
-    /// <summary>The policy's FailClosed tables that resolve (status works on a broken policy: one that does not is left out).</summary>
-    internal static IEnumerable<uint> FailClosedTables(Context ctx)
-    {
-        foreach (var name in ctx.Options.FailClosed)
-            if (name is not null && ctx.Names.Tables.TryGetId(name, out var id)) yield return id;
-    }
-
-    /// <summary>Valid policy entries; status skips invalid keys rather than reading whatever path they spell.</summary>
-    static List<(string Key, string Want)> SysctlKeys(Context ctx)
-    {
-        var rows = new List<(string, string)>();
-        foreach (var (key, value) in ctx.Options.Sysctls)
-        {
-            try
-            {
-                Sysctl.ValidateKey("Sysctls", key);
-                rows.Add((key, Sysctl.ValidateValue("Sysctls", value)));
-            }
-            catch (InputException) { }
-        }
-        return rows;
-    }
-
-    sealed class View(Context ctx, KernelSnapshot snapshot, List<(string Key, string Want)> sysctls, IReadOnlyList<TunnelRecord> live, PolicyPlan liveDrift)
+    sealed class View(Context ctx, KernelSnapshot snapshot, PolicyParse parsed, IReadOnlyList<TunnelRecord> live, PolicyPlan liveDrift)
     {
         readonly TableNames _t = ctx.Names.Tables;
         readonly ProtocolNames _p = ctx.Names.Protocols;
@@ -246,39 +224,31 @@ public static class StatusCommand
         }
 
         /// <summary>Whether the table is what the policy asks for; status works even on a broken policy.</summary>
-        string SyncState(NftTableState current)
-        {
-            try
-            {
-                var desired = NftMarks.Render(MarkRules.Parse(ctx.Options.Marks));
-                return desired is not null && desired.Fingerprint == current.Fingerprint && NftMarks.SameRules(current.Definition, desired.Definition)
-                    ? "as in the policy" : "differs from the policy; run apply";
-            }
-            catch (InputException) { return "the policy's Marks are invalid"; }
-        }
+        string SyncState(NftTableState current) =>
+            parsed.MarksErrors.Count > 0 ? "the policy's Marks are invalid"
+            : Reconciler.MarksInPlace(parsed.Policy.Marks, current) ? "as in the policy" : "differs from the policy; run apply";
 
-        IEnumerable<(string Key, string Want, string? Have)> SysctlRows() =>
-            sysctls.Select(s => (s.Key, s.Want, snapshot.Sysctls.TryGetValue(s.Key, out var v) ? v : null));
+        IEnumerable<SysctlState> SysctlRows() => Reconciler.SysctlStates(parsed.Policy, snapshot);
 
         public void Sysctls(TextWriter o)
         {
-            if (sysctls.Count == 0) return;
+            if (parsed.Policy.Sysctls.Count == 0) return;
             o.WriteLine("sysctls (set by the policy, left as they are by flush):");
-            foreach (var (key, want, have) in SysctlRows())
-                o.WriteLine(have is not null && Sysctl.SameValue(have, want) ? $"  {key} = {Sysctl.Normalize(have)}"
+            foreach (var (key, want, have, inPlace) in SysctlRows())
+                o.WriteLine(inPlace ? $"  {key} = {Sysctl.Normalize(have!)}"
                     : $"  {key} = {(have is null ? "(absent)" : Sysctl.Normalize(have))} (policy: {want}; run apply)");
         }
 
         public void SysctlsJson(Utf8JsonWriter json)
         {
             json.WriteStartArray("sysctls");
-            foreach (var (key, want, have) in SysctlRows())
+            foreach (var (key, want, have, inPlace) in SysctlRows())
             {
                 json.WriteStartObject();
                 json.WriteString("key", key);
                 json.WriteString("policy", want);
                 if (have is null) json.WriteNull("value"); else json.WriteString("value", Sysctl.Normalize(have));
-                json.WriteBoolean("asInPolicy", have is not null && Sysctl.SameValue(have, want));
+                json.WriteBoolean("asInPolicy", inPlace);
                 json.WriteEndObject();
             }
             json.WriteEndArray();

@@ -77,7 +77,7 @@ public static class WatchCommand
 
         public int Run()
         {
-            using (Lock()) _policy = StartPolicy();
+            using (ctx.Lock()) _policy = StartPolicy();
             using var events = NetlinkEvents.Open([ctx.Protocol, ctx.HookProtocol]);
             using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _reload = true; });
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; _stop = true; });
@@ -246,7 +246,7 @@ public static class WatchCommand
             _cycles++;
             try
             {
-                using (Lock())
+                using (ctx.Lock())
                 {
                     var live = ctx.Records.ReadAll();
                     var snapshot = WatchUplinks.WithHealth(ref _uplinks, _policy, ctx.ReadSnapshot(Reconciler.QueryFor(_policy)), ctx.Log, _options.LockFile);
@@ -328,20 +328,6 @@ public static class WatchCommand
             var closed = Lifecycle.ClosedTables(snapshot.State.Routes, _policy.Protocol);
             closed.UnionWith(_policy.FailClosedTables);
             return closed;
-        }
-
-        /// <summary>The host lock, with the policy's table names registered again on the names read under it (the
-        /// lock reads them afresh): what a change names is written to the drop-in first, as apply does.</summary>
-        IDisposable Lock()
-        {
-            var held = ctx.Lock();
-            try { PolicyTables.Create(ctx.Names, _options.Tables, _options.Table, _options.TableId, ctx.ConfigPath ?? "configuration"); }
-            catch
-            {
-                held.Dispose();
-                throw;
-            }
-            return held;
         }
 
         void Remember(PolicyPlan plan, KernelSnapshot snapshot, string cause)

@@ -21,6 +21,16 @@ public class NameMap
 
     public IReadOnlyDictionary<string, uint> ByName => _byName;
 
+    /// <summary>This map's entries into <paramref name="copy"/>, as they stand (the first name of an id stays first).</summary>
+    protected T CopyInto<T>(T copy) where T : NameMap
+    {
+        copy._byId.Clear();
+        copy._byName.Clear();
+        foreach (var (id, name) in _byId) copy._byId.Add(id, name);
+        foreach (var (name, id) in _byName) copy._byName.Add(name, id);
+        return copy;
+    }
+
     public void Add(uint id, string name)
     {
         _byId.TryAdd(id, name);
@@ -31,6 +41,17 @@ public class NameMap
     public List<string> Load(string text)
     {
         var clashes = new List<string>();
+        foreach (var (id, name) in Entries(text))
+        {
+            if (_byName.TryGetValue(name, out var existing) && existing != id) clashes.Add(name);
+            Add(id, name);
+        }
+        return clashes;
+    }
+
+    /// <summary>The entries of one file's text, in its order: the one reader of iproute2's name files.</summary>
+    public static IEnumerable<(uint Id, string Name)> Entries(string text)
+    {
         foreach (var raw in text.Split('\n'))
         {
             var line = raw.Trim();
@@ -39,10 +60,8 @@ public class NameMap
             if (line.Length == 0) continue;
             var parts = line.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
             if (parts.Length < 2 || !TryParseNumber(parts[0], out var id)) continue;
-            if (_byName.TryGetValue(parts[1], out var existing) && existing != id) clashes.Add(parts[1]);
-            Add(id, parts[1]);
+            yield return (id, parts[1]);
         }
-        return clashes;
     }
 
     public bool TryGetId(string nameOrNumber, out uint id) =>
@@ -69,6 +88,9 @@ public sealed class TableNames : NameMap
 
     public TableNames(bool numeric = false) : base([(Default, "default"), (Main, "main"), (Local, "local")], numeric) { }
 
+    /// <summary>A copy that can grow on its own.</summary>
+    public TableNames Copy() => CopyInto(new TableNames());
+
     /// <summary>Prints every table as its number: the form the ip backend feeds to iproute2, which
     /// then needs none of the host's name files.</summary>
     public static readonly TableNames Numeric = new(numeric: true);
@@ -78,6 +100,9 @@ public sealed class ProtocolNames : NameMap
 {
     public ProtocolNames(bool numeric = false)
         : base([(0, "unspec"), (1, "redirect"), (2, "kernel"), (3, "boot"), (4, "static")], numeric) { }
+
+    /// <summary>A copy that can grow on its own.</summary>
+    public ProtocolNames Copy() => CopyInto(new ProtocolNames());
 
     public static readonly ProtocolNames Numeric = new(numeric: true);
 }

@@ -48,8 +48,16 @@ public static class Sysctl
     /// <summary>Parses and validates the policy's sysctls, in the policy's order.</summary>
     public static IReadOnlyList<KeyValuePair<string, string>> Parse(IReadOnlyDictionary<string, string> sysctls)
     {
-        // Every key and value checked: all mistakes of the section at once.
         var errors = new List<InputException>();
+        var result = Parse(sysctls, errors);
+        InputErrors.ThrowIfAny(errors);
+        return result;
+    }
+
+    /// <summary>The valid entries, in the policy's order; each mistake goes to <paramref name="errors"/>.</summary>
+    public static List<KeyValuePair<string, string>> Parse(IReadOnlyDictionary<string, string> sysctls, List<InputException> errors)
+    {
+        // Every key and value checked: all mistakes of the section at once.
         var result = new List<KeyValuePair<string, string>>();
         foreach (var (key, value) in sysctls)
         {
@@ -58,7 +66,6 @@ public static class Sysctl
             var v = InputErrors.Collect(errors, () => ValidateValue(field, value));
             if (k is not null && v is not null) result.Add(KeyValuePair.Create(k, v));
         }
-        InputErrors.ThrowIfAny(errors);
         return result;
     }
 }

@@ -16,11 +16,11 @@ public sealed class Iproute2Files
     public const string DropInName = "tunnel-router.conf";
     const string VendorDir = "/usr/share/iproute2";
 
-    readonly string _dir;
-    readonly List<(uint Id, string Name)> _pendingTables = [];
-    readonly List<(uint Id, string Name)> _pendingProtocols = [];
+    /// <summary>The directory the names came from; null for names given as data (specs), where no file names an id.</summary>
+    readonly string? _dir;
+    readonly List<NewName> _pending = [];
 
-    Iproute2Files(string dir, TableNames tables, ProtocolNames protocols)
+    Iproute2Files(string? dir, TableNames tables, ProtocolNames protocols)
     {
         _dir = dir;
         Tables = tables;
@@ -29,6 +29,37 @@ public sealed class Iproute2Files
 
     public TableNames Tables { get; }
     public ProtocolNames Protocols { get; }
+
+    /// <summary>Names given as data, read from no file: what specs parse a policy against.</summary>
+    public static Iproute2Files Of(TableNames? tables = null, ProtocolNames? protocols = null) =>
+        new(null, tables?.Copy() ?? new TableNames(), protocols?.Copy() ?? new ProtocolNames());
+
+    /// <summary>A copy whose names grow without changing these: what a parse resolves against, so that parsing has no
+    /// side effect. The names it adds are its <see cref="Pending"/>, which <see cref="Register"/> takes back here.</summary>
+    public Iproute2Files Fork() => new(_dir, Tables.Copy(), Protocols.Copy());
+
+    /// <summary>The names resolved here that the host's files lack, in the order they were given ids.</summary>
+    public IReadOnlyList<NewName> Pending => [.. _pending];
+
+    /// <summary>
+    /// Takes the names a parse gave ids (<see cref="Pending"/> of its <see cref="Fork"/>) into these, for
+    /// <see cref="WriteDropIns"/>. Checked again: names read afresh under the host lock may have given the name another
+    /// id, or the id to another name, meanwhile.
+    /// </summary>
+    public void Register(IReadOnlyList<NewName> names)
+    {
+        foreach (var n in names)
+        {
+            if (n.Kind == NewName.Kinds.Protocol)
+            {
+                ResolveProtocol(n.Field, n.Id, n.Name);
+                continue;
+            }
+            if (Tables.TryGetId(n.Name, out var existing) && existing != n.Id)
+                throw new InputException(n.Field, $"{n.Id}: the host's rt_tables files already define '{n.Name}' as {existing}; use {existing}");
+            ResolveTable(n.Field, n.Name, n.Id);
+        }
+    }
 
     public static Iproute2Files Load(string dir)
     {
@@ -86,7 +117,7 @@ public sealed class Iproute2Files
             throw new InputException(field, $"table '{nameOrId}' would take id {fresh}, which {FileNaming(fresh) ?? "rt_tables"} already names '{other}'; " +
                                             $"leave TableId unset (a free id from {AutoTableFirst}-{AutoTableLast} is taken) or set it to a free one, e.g. setenv TUNNEL_ROUTER_TABLEID {FreeTableId() ?? AutoTableLast}");
         Tables.Add(fresh, nameOrId);
-        _pendingTables.Add((fresh, nameOrId));
+        _pending.Add(new NewName(NewName.Kinds.Table, fresh, nameOrId, field));
         return fresh;
     }
 
@@ -113,6 +144,7 @@ public sealed class Iproute2Files
     /// <summary>The rt_tables file that names a table id (the drop-in of an earlier tunnel, or rt_tables itself).</summary>
     string? FileNaming(uint id)
     {
+        if (_dir is null) return null;
         foreach (var f in Files(_dir, "rt_tables"))
         {
             var one = new TableNames(numeric: true);
@@ -146,12 +178,12 @@ public sealed class Iproute2Files
         else
         {
             Protocols.Add(id, name);
-            _pendingProtocols.Add((id, name));
+            _pending.Add(new NewName(NewName.Kinds.Protocol, id, name, field));
         }
         return (byte)id;
     }
 
-    public bool HasPendingNames => _pendingTables.Count + _pendingProtocols.Count > 0;
+    public bool HasPendingNames => _pending.Count > 0;
 
     /// <summary>
     /// Writes names the host lacked to TunnelRouter's drop-ins, and returns how to take them back (a run whose
@@ -163,16 +195,15 @@ public sealed class Iproute2Files
         var undo = new List<Action>();
         try
         {
-            Write("rt_tables.d", _pendingTables, undo);
-            Write("rt_protos.d", _pendingProtocols, undo);
+            Write("rt_tables.d", NewName.Kinds.Table, undo);
+            Write("rt_protos.d", NewName.Kinds.Protocol, undo);
         }
         catch
         {
             Undo(undo);
             throw;
         }
-        _pendingTables.Clear();
-        _pendingProtocols.Clear();
+        _pending.Clear();
         return () => Undo(undo);
     }
 
@@ -189,9 +220,11 @@ public sealed class Iproute2Files
     /// <summary>The largest drop-in read back: a few lines per table; anything near this is not ours.</summary>
     const int MaxDropInBytes = 1 << 20;
 
-    void Write(string sub, List<(uint Id, string Name)> entries, List<Action> undo)
+    void Write(string sub, NewName.Kinds kind, List<Action> undo)
     {
+        var entries = _pending.Where(n => n.Kind == kind).Select(n => (n.Id, n.Name)).ToList();
         if (entries.Count == 0) return;
+        if (_dir is null) throw new InvalidOperationException("names given as data have no directory to write to");
         // Root writes here on every VPN start: a directory someone else can write would let them put a symlink
         // at the drop-in's name (or its temporary name) and have root write, or chmod, any file.
         foreach (var d in new[] { _dir, Path.Combine(_dir, sub) })

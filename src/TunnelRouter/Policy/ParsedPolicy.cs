@@ -82,12 +82,19 @@ public sealed record ParsedPolicy
     /// <summary>The nftables table of the policy's Marks; null when it has none.</summary>
     public NftTable? Marks { get; init; }
 
+    /// <summary>The Marks entries the table is rendered from, in the policy's order.</summary>
+    public IReadOnlyList<MarkRule> MarkRules { get; init; } = [];
+
     /// <summary>Validated net.* keys and values, in the policy's order.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Sysctls { get; init; } = [];
 
     /// <summary>Names of tables and protocols, for messages that show routes as the admin wrote them.</summary>
     public TableNames TableNames { get; init; } = TableNames.Numeric;
     public ProtocolNames ProtocolNames { get; init; } = ProtocolNames.Numeric;
+
+    /// <summary>Table and protocol names the host's files lack, with the ids the parse gave them: the applier registers
+    /// and writes them (under the host lock) before the changes that use them; parsing writes nothing.</summary>
+    public IReadOnlyList<NewName> NewNames { get; init; } = [];
 
     public Ownership Owned => Ownership.ByProtocol(Protocol, HookProtocol);
 

@@ -9,7 +9,8 @@ namespace TunnelRouter.Policy;
 /// <summary>
 /// The bound configuration → one <see cref="ParsedPolicy"/>, every section at once. Throws
 /// <see cref="InputException"/> naming file, key and value; reads nothing from the kernel. The only I/O is
-/// reading the prefix files the policy names, held to the policy file's own checks.
+/// reading the prefix files the policy names, held to the policy file's own checks. The names it is given are not
+/// changed: a table or protocol name the host lacks is the policy's <see cref="ParsedPolicy.NewNames"/>.
 /// </summary>
 public static class PolicyParser
 {
@@ -23,9 +24,18 @@ public static class PolicyParser
 
     /// <param name="configPath">the policy file read, or null (errors then name "configuration").</param>
     /// <param name="openFile">opens a prefix file after the ownership and mode checks; specs pass their own.</param>
-    public static ParsedPolicy Parse(TunnelRouterOptions o, Iproute2Files names, string? configPath, Func<string, TextReader>? openFile = null)
+    public static ParsedPolicy Parse(TunnelRouterOptions o, Iproute2Files names, string? configPath, Func<string, TextReader>? openFile = null) =>
+        ParseTolerant(o, names, configPath, openFile).Valid();
+
+    /// <summary>The policy as far as it parses, with every mistake (<see cref="PolicyParse"/>): what status, doctor and
+    /// explain read, which work on a broken policy too. <paramref name="prefixFiles"/> false leaves the prefix files
+    /// unread (their routes out): status, which shows none of them, does not read a million lines per scrape.</summary>
+    public static PolicyParse ParseTolerant(TunnelRouterOptions o, Iproute2Files host, string? configPath, Func<string, TextReader>? openFile = null,
+        bool prefixFiles = true)
     {
         var src = configPath ?? "configuration";
+        // Resolved against a copy: a name the host lacks is the result's, written by whoever applies it.
+        var names = host.Fork();
         // Every section and every entry is checked, and every mistake reported in one run, each naming where its
         // value came from (the file, a TUNNEL_ROUTER_* variable, a Key=Value argument).
         var errors = new List<InputException>();
@@ -49,7 +59,7 @@ public static class PolicyParser
             foreach (var rule in spec.SteadyRules(protocol))
                 if (!rules.Contains(rule)) rules.Add(rule);
         var prefixLists = new List<PrefixListRoutes>();
-        if (o.PrefixLists.Count > 0)
+        if (prefixFiles && o.PrefixLists.Count > 0)
         {
             // Every file read straight into the same packed list: a million prefixes must not become a million
             // route objects, nor a copy of themselves.
@@ -99,15 +109,17 @@ public static class PolicyParser
         var uplinks = ParseUplinks(o.Uplinks, tables, src, errors);
         var failover = UplinkFailover.Parse(o.Failover, uplinks, o.Uplinks.Select(u => u.Name ?? u.Interface), tables, src, errors);
         var markRules = new List<MarkRule>(o.Marks.Count);
+        var marksFrom = errors.Count;
         for (var i = 0; i < o.Marks.Count; i++)
             if (InputErrors.Collect(errors, () => MarkRules.Parse($"{src}: Marks[{i}]", o.Marks[i])) is { } m) markRules.Add(m);
-        var sysctls = InputErrors.Collect(errors, () => Sysctl.Parse(o.Sysctls)) ?? [];
+        var marksTo = errors.Count;
+        // Entry by entry: a broken one leaves the others (status shows them).
+        var sysctls = Sysctl.Parse(o.Sysctls, errors);
         var routing = InputErrors.Collect(errors, () => RoutingSection.Parse(o.Routing, src, tunnels));
 
         var failClosed = InputErrors.Collect(errors, () => ParseFailClosed(o.FailClosed, tables, protocol, src, packed, routeLines)) ?? [];
         var origins = o.Origins() ?? ConfigOrigins.FileOnly(src);
-        InputErrors.ThrowIfAny(errors.Select(origins.Relabel).ToList());
-        return new ParsedPolicy
+        var policy = new ParsedPolicy
         {
             FailClosed = failClosed,
             FailClosedTables = closed,
@@ -127,9 +139,15 @@ public static class PolicyParser
             Instances = instances,
             Routing = routing,
             Marks = NftMarks.Render(markRules),
+            MarkRules = markRules,
             Sysctls = sysctls,
             TableNames = names.Tables,
             ProtocolNames = names.Protocols,
+            NewNames = names.Pending,
+        };
+        return new PolicyParse(policy, errors.Select(origins.Relabel).ToList())
+        {
+            MarksErrors = errors.GetRange(marksFrom, marksTo - marksFrom).Select(origins.Relabel).ToList(),
         };
     }
 

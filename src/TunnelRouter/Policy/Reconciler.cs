@@ -785,11 +785,16 @@ public static class Reconciler
     static IReadOnlyList<Change> Marks(NftTable? desired, KernelSnapshot snapshot)
     {
         var current = snapshot.Nft;
-        if (desired is null) return current is null ? [] : [new ReplaceNftTable(current.Definition, null)];
-        // By content, not only by the comment: a flushed chain or a deleted rule keeps the comment.
-        return current is not null && current.Fingerprint == desired.Fingerprint && NftMarks.SameRules(current.Definition, desired.Definition)
-            ? [] : [new ReplaceNftTable(current?.Definition, desired.Definition)];
+        if (MarksInPlace(desired, current)) return [];
+        return [new ReplaceNftTable(current?.Definition, desired?.Definition)];
     }
+
+    /// <summary>Whether the kernel's table is the policy's (none when the policy has no marks): what the plan leaves
+    /// alone, and what status and explain call "as in the policy". By content, not only by the comment: a flushed chain
+    /// or a deleted rule keeps the comment.</summary>
+    public static bool MarksInPlace(NftTable? desired, NftTableState? current) =>
+        desired is null ? current is null
+            : current is not null && current.Fingerprint == desired.Fingerprint && NftMarks.SameRules(current.Definition, desired.Definition);
 
     /// <summary>Sysctls set when they differ. They are not owned objects: flush leaves them as they are,
     /// because they are host settings an admin asked for (turning ip_forward off on flush would cut a router
@@ -797,12 +802,23 @@ public static class Reconciler
     static IReadOnlyList<Change> Sysctls(ParsedPolicy policy, KernelSnapshot snapshot)
     {
         var changes = new List<Change>();
-        foreach (var (key, value) in policy.Sysctls)
+        foreach (var s in SysctlStates(policy, snapshot))
         {
-            var current = (snapshot.Sysctls.TryGetValue(key, out var v) ? v : null)
-                ?? throw new InputException($"{policy.Source}: Sysctls.{key}", "no such setting in this kernel or network namespace (is the interface present, the module loaded?)");
-            if (!Sysctl.SameValue(current, value)) changes.Add(new SetSysctl(key, current, value));
+            var current = s.Have
+                ?? throw new InputException($"{policy.Source}: Sysctls.{s.Key}", "no such setting in this kernel or network namespace (is the interface present, the module loaded?)");
+            if (!s.InPlace) changes.Add(new SetSysctl(s.Key, current, s.Want));
         }
         return changes;
+    }
+
+    /// <summary>Each of the policy's sysctls against the kernel's value (null: no such setting here), in the policy's
+    /// order: what the plan sets, and what status shows.</summary>
+    public static IEnumerable<SysctlState> SysctlStates(ParsedPolicy policy, KernelSnapshot snapshot)
+    {
+        foreach (var (key, want) in policy.Sysctls)
+        {
+            var have = snapshot.Sysctls.TryGetValue(key, out var v) ? v : null;
+            yield return new SysctlState(key, want, have, have is not null && Sysctl.SameValue(have, want));
+        }
     }
 }

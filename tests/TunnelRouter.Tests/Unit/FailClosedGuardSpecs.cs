@@ -10,13 +10,9 @@ namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Issue 21, invariant 11: the fail-closed guard (<see cref="NftGuard"/>) rendered from the policy, the live
 /// tunnels' records and a hand-made snapshot.</summary>
-public class FailClosedGuardSpecs : IDisposable
+public class FailClosedGuardSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-guard-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
+    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json");
 
     static TunnelRouterOptions Seed000(params string[] rules) => new()
     {

@@ -9,13 +9,9 @@ namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Issue 21, invariant 10: a rule whose table has neither a route for its traffic nor a kill switch is named,
 /// per family — its traffic falls through to main.</summary>
-public class FallThroughSpecs : IDisposable
+public class FallThroughSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-fallthrough-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
+    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json");
 
     static TunnelRouterOptions Vpn(params string[] routes) => new()
     {

@@ -21,7 +21,7 @@ public class ForwardingSpecs
     static (Dictionary<AddressFamily, string> Why, Dictionary<AddressFamily, string> Unknown) Reasons(Rule[] rules, MarkRule[]? marks = null,
         InstanceSpec[]? instances = null)
     {
-        var why = DoctorCommand.RuleReasons(rules, marks ?? [], instances ?? [], Own, out var unknown);
+        var why = Diagnosis.RuleReasons(rules, marks ?? [], instances ?? [], Own, out var unknown);
         return (why, unknown);
     }
 

@@ -9,12 +9,8 @@ namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Issue 21, invariant 4: an Instances route is bound to its tunnel — its device, and a gateway a placeholder
 /// fills inside the tunnel's own networks — so a hostile route-gateway cannot take the traffic past the tunnel.</summary>
-public class InstanceBindingSpecs : IDisposable
+public class InstanceBindingSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-binding-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     static readonly IReadOnlyList<IPNetwork> Tun2Networks = [IPNetwork.Parse("10.8.0.0/24"), IPNetwork.Parse("fd00:8::/64")];
 
     ResolvedInstance Resolve(string route, string gateway, IReadOnlyList<IPNetwork>? own = null)
@@ -24,7 +20,7 @@ public class InstanceBindingSpecs : IDisposable
             Tables = new() { ["nyet"] = 100 },
             Instances = [new InstanceOptions { Dev = "tun2", Routes = [route] }],
         };
-        var tables = PolicyTables.Create(Iproute2Files.Load(_dir), o.Tables, o.Table, o.TableId, "policy.json");
+        var tables = PolicyTables.Create(Iproute2Files.Of(), o.Tables, o.Table, o.TableId, "policy.json");
         var spec = InstanceConfig.Parse(o.Instances, tables.For, 148, "policy.json")[0];
         return InstanceConfig.Resolve(spec, new Dictionary<string, string> { ["dev"] = "tun2", ["route_vpn_gateway"] = gateway }, tables.For, 148,
             own ?? Tun2Networks);

@@ -7,12 +7,8 @@ using Xunit;
 namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Issue 13: Instances entries, their ${NAME} placeholders and the untrusted values that fill them.</summary>
-public class InstanceSpecs : IDisposable
+public class InstanceSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     static TunnelRouterOptions Seed000(params string[] routes) => new()
     {
         Tables = new() { ["nyet"] = 100 },
@@ -28,11 +24,11 @@ public class InstanceSpecs : IDisposable
         ],
     };
 
-    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
+    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json");
 
     ResolvedInstance Resolve(TunnelRouterOptions o, Dictionary<string, string> env)
     {
-        var names = Iproute2Files.Load(_dir);
+        var names = Iproute2Files.Of();
         var tables = PolicyTables.Create(names, o.Tables, o.Table, o.TableId, "policy.json");
         var spec = InstanceConfig.Match(InstanceConfig.Parse(o.Instances, tables.For, 148, "policy.json"), env["dev"])!;
         return InstanceConfig.Resolve(spec, env, tables.For, 148);

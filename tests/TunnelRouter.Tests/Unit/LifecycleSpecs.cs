@@ -12,12 +12,8 @@ namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Issue 21, the lifecycle model (docs/lifecycle.md) on hand-made snapshots: what is steady, what is one
 /// tunnel's, and what flush, down and a dead tunnel do to each.</summary>
-public class LifecycleSpecs : IDisposable
+public class LifecycleSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-lifecycle-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     const string Selector = "from 192.168.10.0/24 to 198.51.100.7/32 pref 1100 lookup 100 protocol 147";
 
     static TunnelRouterOptions Seed000(bool failClosed = true, string rule = "from 192.168.10.0/24 to 198.51.100.7 lookup nyet") => new()
@@ -35,7 +31,7 @@ public class LifecycleSpecs : IDisposable
         ],
     };
 
-    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
+    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json");
 
     static string[] Lines(IEnumerable<Change> plan) => plan.Select(c => c.Batch()!).ToArray();
 
@@ -87,7 +83,7 @@ public class LifecycleSpecs : IDisposable
     [Fact]
     public void The_hook_leaves_a_steady_rule_out_of_the_tunnels_objects_and_adds_it_with_the_kill_switches_as_applys()
     {
-        var names = Iproute2Files.Load(_dir);
+        var names = Iproute2Files.Of();
         var o = Seed000();
         var tables = PolicyTables.Create(names, o.Tables, o.Table, o.TableId, "policy.json");
         var closed = PolicyParser.FailClosedTables(o.FailClosed, tables);

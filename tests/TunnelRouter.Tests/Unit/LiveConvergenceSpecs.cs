@@ -10,12 +10,8 @@ namespace TunnelRouter.Tests.Unit;
 
 /// <summary>The pure reconciler fed plain data: the live tunnels' records, snapshots, and a policy with fail-closed
 /// tables and objects that wait for their device.</summary>
-public class LiveConvergenceSpecs : IDisposable
+public class LiveConvergenceSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-live-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     static readonly HookSettings Settings = new(200, 148, PoolRules: true, PoolRulePriority: 1000);
 
     static OpenVpnTunnel Tun0 => OpenVpnTunnel.Parse(new Dictionary<string, string>
@@ -28,7 +24,7 @@ public class LiveConvergenceSpecs : IDisposable
 
     static Link Tun0Link => Snapshots.Link("tun0", new InterfaceAddress(IPAddress.Parse("10.10.10.1"), 24));
 
-    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
+    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json");
 
     /// <summary>A policy with nothing of its own but the pool-rule options the tunnels came up with (they follow the policy's).</summary>
     static ParsedPolicy Empty => ParsedPolicy.Empty("policy.json", 147, 148) with { PoolRules = true };
@@ -165,7 +161,7 @@ public class LiveConvergenceSpecs : IDisposable
             FailClosed = ["nyet"],
             Rules = ["from 192.168.5.0/24 lookup nyet"],
             PrefixLists = [new PrefixListOptions { File = "/lists/big.txt", Route = "dev tun2 table nyet" }],
-        }, Iproute2Files.Load(_dir), "policy.json", _ => new StringReader(prefixes));
+        }, Iproute2Files.Of(), "policy.json", _ => new StringReader(prefixes));
 
         var plan = Reconciler.Plan(policy, [], new KernelSnapshot { Links = Snapshots.Links("tun2") }, ReconcileMode.Converge);
 

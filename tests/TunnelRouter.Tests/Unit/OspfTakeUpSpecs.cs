@@ -10,12 +10,8 @@ namespace TunnelRouter.Tests.Unit;
 /// Issue "FRR never takes some tunnels into OSPF": after an apply the daemon must run OSPF on every interface it was
 /// given. The daemons' own words are read here (pure), and what one look at them asks for next is decided here.
 /// </summary>
-public class OspfTakeUpSpecs : IDisposable
+public class OspfTakeUpSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     static readonly InterfaceAddress Ab = InterfaceAddress.Parse("a", "10.255.1.1/30");
     static readonly InterfaceAddress Ac = InterfaceAddress.Parse("a", "10.255.3.1/30");
     static readonly InterfaceAddress Lan = InterfaceAddress.Parse("a", "192.168.1.1/24");
@@ -206,7 +202,7 @@ public class OspfTakeUpSpecs : IDisposable
     };
 
     IReadOnlyList<Change> Plan(TunnelRouterOptions o, KernelSnapshot snapshot) =>
-        Reconciler.Plan(PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json"), snapshot, ReconcileMode.Converge).Changes;
+        Reconciler.Plan(PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json"), snapshot, ReconcileMode.Converge).Changes;
 
     [Fact]
     public void An_apply_that_makes_a_tunnel_or_writes_the_file_ends_by_waiting_for_the_daemon_and_one_that_changes_neither_does_not()

@@ -10,12 +10,8 @@ namespace TunnelRouter.Tests.Unit;
 /// <summary>plan judges every gateway the kernel will, wherever it comes from (Routes, PrefixLists' Route, Uplinks,
 /// Tunnels' routes, live tunnels' Instances lines), once per (table, device, gateway), and names where it came from.
 /// Plain data: a snapshot built by hand.</summary>
-public class PlanGatewaySpecs : IDisposable
+public class PlanGatewaySpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     static IPAddress A(string s) => IPAddress.Parse(s);
 
     static Route Connected(string prefix, string device, uint table = TableNames.Main) => new(Net.ParsePrefix("r", prefix), table, 2, device: device);
@@ -31,7 +27,7 @@ public class PlanGatewaySpecs : IDisposable
     };
 
     ParsedPolicy Parse(TunnelRouterOptions o, Dictionary<string, string>? files = null) =>
-        PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json", f => new StringReader(files![f]));
+        PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json", f => new StringReader(files![f]));
 
     static string Refused(ParsedPolicy policy, KernelSnapshot snapshot, IReadOnlyList<TunnelRecord>? live = null) =>
         Assert.Throws<EnvironmentException>(() => Reconciler.Plan(policy, live ?? [], snapshot, ReconcileMode.Converge)).Message;

@@ -97,13 +97,9 @@ public class PolicyStateSpecs
 }
 
 /// <summary>The policy parsed once and reconciled against hand-made snapshots.</summary>
-public class PolicyReconcilerSpecs : IDisposable
+public class PolicyReconcilerSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    ParsedPolicy Parse(TunnelRouterOptions options) => PolicyParser.Parse(options, Iproute2Files.Load(_dir), "policy.json");
+    ParsedPolicy Parse(TunnelRouterOptions options) => PolicyParser.Parse(options, Iproute2Files.Of(), "policy.json");
 
     IReadOnlyList<Change> Plan(TunnelRouterOptions options, KernelSnapshot? snapshot = null) =>
         Reconciler.Plan(Parse(options), snapshot ?? Kernel(KernelState.Empty), ReconcileMode.Converge).Changes;
@@ -146,10 +142,11 @@ public class PolicyReconcilerSpecs : IDisposable
     [Fact]
     public void A_Tables_entry_that_contradicts_the_hosts_rt_tables_is_an_error()
     {
-        File.WriteAllText(Path.Combine(_dir, "rt_tables"), "42 vpn\n");
+        var host = new TableNames();
+        host.Load("42 vpn\n");
         var options = new TunnelRouterOptions { Tables = new() { ["vpn"] = 200 } };
 
-        var e = Assert.Throws<InputException>(() => Parse(options));
+        var e = Assert.Throws<InputException>(() => PolicyParser.Parse(options, Iproute2Files.Of(host), "policy.json"));
 
         Assert.Equal("policy.json: Tables.vpn: 200: the host's rt_tables files already define 'vpn' as 42; use 42", e.Message);
     }

@@ -10,12 +10,8 @@ using Xunit;
 namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Prefix files: one prefix a line becomes the entry's route; errors name file:line.</summary>
-public class PrefixFileSpecs : IDisposable
+public class PrefixFileSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     ParsedPolicy Parse(string text, string route = "dev tun0 table vpn", List<string>? routes = null) =>
         PolicyParser.Parse(
             new TunnelRouterOptions
@@ -24,7 +20,7 @@ public class PrefixFileSpecs : IDisposable
                 Routes = routes ?? [],
                 PrefixLists = [new PrefixListOptions { File = "/lists/ru.txt", Route = route }],
             },
-            Iproute2Files.Load(_dir), "policy.json", _ => new StringReader(text));
+            Iproute2Files.Of(), "policy.json", _ => new StringReader(text));
 
     [Fact]
     public void Each_prefix_of_either_family_becomes_the_route_and_comments_and_blank_lines_are_skipped()
@@ -92,7 +88,7 @@ public class PrefixFileSpecs : IDisposable
     {
         var e = Assert.Throws<InputException>(() => PolicyParser.Parse(
             new TunnelRouterOptions { PrefixLists = [new PrefixListOptions { File = "ru.txt", Route = "dev tun0" }] },
-            Iproute2Files.Load(_dir), "policy.json", _ => new StringReader("")));
+            Iproute2Files.Of(), "policy.json", _ => new StringReader("")));
 
         Assert.Equal("policy.json: PrefixLists[0].File: 'ru.txt' is not an absolute path", e.Message);
     }

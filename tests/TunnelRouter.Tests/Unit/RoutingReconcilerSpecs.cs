@@ -8,12 +8,8 @@ using Xunit;
 namespace TunnelRouter.Tests.Unit;
 
 /// <summary>The Routing section planned by the reconciler against snapshots of plain data.</summary>
-public class RoutingReconcilerSpecs : IDisposable
+public class RoutingReconcilerSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     static readonly GreTunnel Ab = new("gre_ab", GreMode.Gre, IPAddress.Parse("203.0.113.1"), IPAddress.Parse("203.0.113.2"), mtu: 1476);
     static readonly Link U0 = new("u0", 2, "veth", 1500, true, null, null, [InterfaceAddress.Parse("a", "203.0.113.1/24")]);
     static readonly Link AbLink = new("gre_ab", 7, "gre", 1476, true, TunnelPlanner.OwnerAlias, Ab, [InterfaceAddress.Parse("a", "10.255.1.1/30")]);
@@ -28,7 +24,7 @@ public class RoutingReconcilerSpecs : IDisposable
     };
 
     PolicyPlan Plan(TunnelRouterOptions o, KernelSnapshot snapshot, ReconcileMode mode = ReconcileMode.Converge) =>
-        Reconciler.Plan(PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json"), snapshot, mode);
+        Reconciler.Plan(PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json"), snapshot, mode);
 
     static KernelSnapshot Kernel(IReadOnlyList<Route> routes, string? file = null) => new()
     {

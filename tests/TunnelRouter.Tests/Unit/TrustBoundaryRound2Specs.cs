@@ -11,14 +11,10 @@ namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Issue 22, the pure half and the event socket: bounded work for any input, kernel names as data, and no
 /// datagram but the kernel's read as an event.</summary>
-public sealed class TrustBoundaryRound2Specs : IDisposable
+public sealed class TrustBoundaryRound2Specs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     InputErrors ParseErrors(TunnelRouterOptions o, Func<string, TextReader>? open = null) =>
-        Assert.Throws<InputErrors>(() => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json", open));
+        Assert.Throws<InputErrors>(() => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json", open));
 
     [Fact]
     public void A_thousand_bad_rules_stop_at_twenty_errors_saying_how_many_lines_were_not_checked()
@@ -47,7 +43,7 @@ public sealed class TrustBoundaryRound2Specs : IDisposable
             PrefixLists = [new PrefixListOptions { File = "/lists/one-line.txt", Route = "dev tun0 table vpn" }],
         };
 
-        var e = Assert.Throws<InputException>(() => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json",
+        var e = Assert.Throws<InputException>(() => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json",
             _ => new StringReader("10.0.0.0/8\n" + new string('1', 1 << 20))));
 
         Assert.Equal("/lists/one-line.txt:2: the line is longer than 4096 characters; expected one prefix a line", e.Message);

@@ -8,12 +8,8 @@ using Xunit;
 namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Tunnels and routing planned together by the reconciler, against a snapshot of plain data.</summary>
-public class TunnelsPartSpecs : IDisposable
+public class TunnelsPartSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     static readonly GreTunnel Black = new("gre_black", GreMode.Gre, IPAddress.Parse("203.0.113.1"), IPAddress.Parse("203.0.113.2"), mtu: 1476);
     static readonly InterfaceAddress Inner = InterfaceAddress.Parse("a", "10.255.0.1/30");
     static readonly Link Inet0 = new("inet0", 2, "veth", 1500, true, null, null, [InterfaceAddress.Parse("a", "203.0.113.1/24")]);
@@ -34,7 +30,7 @@ public class TunnelsPartSpecs : IDisposable
     };
 
     List<string> PlanAll(TunnelRouterOptions options, KernelSnapshot snapshot) =>
-        Reconciler.Plan(PolicyParser.Parse(options, Iproute2Files.Load(_dir), "policy.json"), snapshot, ReconcileMode.Converge)
+        Reconciler.Plan(PolicyParser.Parse(options, Iproute2Files.Of(), "policy.json"), snapshot, ReconcileMode.Converge)
             .Changes.Select(c => c.ToString()).ToList();
 
     [Fact]

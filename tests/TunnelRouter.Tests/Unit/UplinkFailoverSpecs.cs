@@ -11,13 +11,9 @@ namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Failover lines parsed, and planned from hand-made snapshots and health: the table's default follows the first
 /// healthy uplink; none healthy leaves the kill switch alone in a FailClosed table.</summary>
-public class UplinkFailoverSpecs : IDisposable
+public class UplinkFailoverSpecs
 {
-    readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-failover-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Load(_dir), "policy.json");
+    ParsedPolicy Parse(TunnelRouterOptions o) => PolicyParser.Parse(o, Iproute2Files.Of(), "policy.json");
 
     static TunnelRouterOptions TwoUplinks(params string[] failover) => new()
     {
