@@ -36,7 +36,11 @@ public static partial class NftGuard
         unguarded = notes;
         if (spec.Tables.Count == 0) return null;
         var closed = spec.Tables.Select(t => t.Table).ToHashSet();
-        var chain = new List<string>();
+        // The host's own neighbour discovery first (hop limit 255: never a forwarded packet, whose limit the kernel has
+        // already decremented): a gateway answers its LAN hosts' neighbour solicitations from its LAN address, which a
+        // selector like "from fd50::/64" covers, onto the LAN device, which no closed table names. Dropping those
+        // answers cuts the LAN off its gateway in IPv6 (IPv4's ARP is no IP packet and never meets the guard).
+        var chain = new List<string> { NeighbourDiscovery };
         var poolsPlaced = false;
         foreach (var r in spec.Rules.OrderBy(r => r.Priority))
         {
@@ -84,6 +88,9 @@ public static partial class NftGuard
             }
         }
     }
+
+    /// <summary>The guard's first line: ICMPv6 router and neighbour discovery (types 133-137) the host itself sends.</summary>
+    public const string NeighbourDiscovery = "ip6 hoplimit 255 icmpv6 type 133-137 return";
 
     static IEnumerable<string> Pools(GuardedTable t, bool v6) =>
         t.Pools.Where(p => p.Family().IsV6() == v6).Distinct().OrderBy(p => p.ToString(), StringComparer.Ordinal).Select(Net.Format);

@@ -16,39 +16,51 @@ namespace TunnelRouter.Tests.EndToEnd;
 /// </summary>
 public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
 {
-    const string Internet = "192.0.2.100";
+    const string Internet = "192.0.2.100", Internet6 = "2001:db8::100";
     const int HoldSeconds = 5;
 
     sealed class Lab : IDisposable
     {
         public readonly NetNs Lan = new(), Gateway = new(), Router1 = new(), Router2 = new(), Host = new();
 
+        /// <summary>Both families on every link (IPv6 without DAD: the lab's addresses are usable at once), the NAT routers
+        /// masquerading both (NAT66 too) and counting the LAN host's packets of each.</summary>
         public Lab()
         {
-            Topology.Link(Lan, "eth0", ["192.168.50.2/24"], Gateway, "lan0", ["192.168.50.1/24"]);
-            Topology.Link(Gateway, "wan1", ["198.51.100.2/24"], Router1, "w1", ["198.51.100.1/24"]);
-            Topology.Link(Gateway, "wan2", ["203.0.113.2/24"], Router2, "w2", ["203.0.113.1/24"]);
-            Topology.Link(Router1, "i1", ["100.64.1.1/24"], Host, "i1", ["100.64.1.2/24"]);
-            Topology.Link(Router2, "i2", ["100.64.2.1/24"], Host, "i2", ["100.64.2.2/24"]);
+            Topology.Link(Lan, "eth0", ["192.168.50.2/24", "fd50::2/64"], Gateway, "lan0", ["192.168.50.1/24", "fd50::1/64"]);
+            Topology.Link(Gateway, "wan1", ["198.51.100.2/24", "fd01::2/64"], Router1, "w1", ["198.51.100.1/24", "fd01::1/64"]);
+            Topology.Link(Gateway, "wan2", ["203.0.113.2/24", "fd02::2/64"], Router2, "w2", ["203.0.113.1/24", "fd02::1/64"]);
+            Topology.Link(Router1, "i1", ["100.64.1.1/24", "fd64:1::1/64"], Host, "i1", ["100.64.1.2/24", "fd64:1::2/64"]);
+            Topology.Link(Router2, "i2", ["100.64.2.1/24", "fd64:2::1/64"], Host, "i2", ["100.64.2.2/24", "fd64:2::2/64"]);
             Lan.Ip("route", "add", "default", "via", "192.168.50.1");
+            Lan.Ip("-6", "route", "add", "default", "via", "fd50::1");
             Host.Ip("addr", "add", Internet + "/32", "dev", "lo");
-            foreach (var (router, wan, gw, inet, next) in new[] { (Router1, "w1", "198.51.100.2", "i1", "100.64.1.2"), (Router2, "w2", "203.0.113.2", "i2", "100.64.2.2") })
+            Host.Ip("-6", "addr", "add", Internet6 + "/128", "dev", "lo");
+            foreach (var (router, n) in new[] { (Router1, 1), (Router2, 2) })
             {
                 router.Forwarding();
-                router.Ip("route", "add", "192.168.50.0/24", "via", gw, "dev", wan);
-                router.Ip("route", "add", Internet, "via", next, "dev", inet);
+                RoutesToTheLan(router, n);
+                router.Ip("route", "add", Internet, "via", $"100.64.{n}.2", "dev", $"i{n}");
+                router.Ip("-6", "route", "add", Internet6, "via", $"fd64:{n}::2", "dev", $"i{n}");
                 // The NAT router: what leaves to the internet host is masqueraded; what it forwards from the LAN host is counted.
                 router.Nft($$"""
                     table ip nat {
                         chain post {
                             type nat hook postrouting priority 100;
-                            oifname "{{inet}}" masquerade
+                            oifname "i{{n}}" masquerade
+                        }
+                    }
+                    table ip6 nat {
+                        chain post {
+                            type nat hook postrouting priority 100;
+                            oifname "i{{n}}" masquerade
                         }
                     }
                     table inet count {
                         chain counted {
                             type filter hook forward priority 0;
                             ip saddr 192.168.50.2 counter
+                            ip6 saddr fd50::2 counter
                         }
                     }
                     """).ShouldSucceed();
@@ -56,10 +68,20 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
             Gateway.Forwarding();
         }
 
-        public long Counted(NetNs router)
+        /// <summary>Router <paramref name="n"/>'s address on its uplink and its routes back to the LAN, both families (a link
+        /// set down takes the IPv6 address and the routes over it: the router's own configuration puts them back).</summary>
+        public static void RoutesToTheLan(NetNs router, int n)
         {
-            var m = Regex.Match(router.NftList("chain", "inet", "count", "counted"), @"counter packets (\d+)");
-            return m.Success ? long.Parse(m.Groups[1].Value) : throw new InvalidOperationException("no counter in " + router.Name);
+            router.Ip("-6", "addr", "replace", $"fd0{n}::1/64", "dev", $"w{n}", "nodad");
+            router.Ip("route", "replace", "192.168.50.0/24", "via", n == 1 ? "198.51.100.2" : "203.0.113.2", "dev", $"w{n}");
+            router.Ip("-6", "route", "replace", "fd50::/64", "via", $"fd0{n}::2", "dev", $"w{n}");
+        }
+
+        /// <summary>The LAN host's packets of one family that the router forwarded.</summary>
+        public long Counted(NetNs router, bool v6 = false)
+        {
+            var m = Regex.Matches(router.NftList("chain", "inet", "count", "counted"), @"counter packets (\d+)");
+            return m.Count == 2 ? long.Parse(m[v6 ? 1 : 0].Groups[1].Value) : throw new InvalidOperationException("no counters in " + router.Name);
         }
 
         public void Dispose()
@@ -76,10 +98,10 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         readonly List<long> _answers = [];
         readonly Stopwatch _clock = Stopwatch.StartNew();
 
-        public Pinger(NetNs ns)
+        public Pinger(NetNs ns, string target)
         {
             var psi = new ProcessStartInfo("/usr/sbin/ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in (string[])["netns", "exec", ns.Name, "/usr/bin/stdbuf", "-oL", "/usr/bin/ping", "-4", "-n", "-i", "0.1", Internet]) psi.ArgumentList.Add(a);
+            foreach (var a in (string[])["netns", "exec", ns.Name, "/usr/bin/stdbuf", "-oL", "/usr/bin/ping", target.Contains(':') ? "-6" : "-4", "-n", "-i", "0.1", target]) psi.ArgumentList.Add(a);
             _process = Process.Start(psi)!;
             _process.OutputDataReceived += (_, e) =>
             {
@@ -116,44 +138,62 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
     public enum Kill { Carrier, Gateway, Path }
 
     /// <summary>The gateway's policy: both uplinks tracked by 1 s probes to the internet host, the LAN into table out,
-    /// which is FailClosed and follows <paramref name="failover"/>.</summary>
-    static string Policy(Lab lab, string failover, string sysctls = "") => Topology.Policy(lab.Gateway, $$"""
-        { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
-          "FailClosed": [ "out" ],
-          "Rules": [ "from 192.168.50.0/24 lookup out" ],
-          "Sysctls": { {{sysctls}} },
-          "Uplinks": [
-            { "Name": "wan1", "Interface": "wan1", "Table": "wan1", "Address": "198.51.100.2/24", "Gateway": "198.51.100.1",
-              "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
-            { "Name": "wan2", "Interface": "wan2", "Table": "wan2", "Address": "203.0.113.2/24", "Gateway": "203.0.113.1",
-              "Track": "{{Internet}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
-          "Failover": [ "{{failover}}" ] }
-        """);
+    /// which is FailClosed and follows <paramref name="failover"/>. <paramref name="both"/>: IPv6 too (the LAN's prefix into
+    /// table out, each uplink's IPv6 gateway, probes to the internet host's IPv6 address).</summary>
+    static string Policy(Lab lab, string failover, string sysctls = "", bool both = false)
+    {
+        var (rule6, targets) = both ? (", \"from fd50::/64 lookup out\"", $"{Internet} {Internet6}") : ("", Internet);
+        // With IPv6, the uplink's addresses of both families are read from its device (an Address would be one family's).
+        string Addressed(int n, string address, string gateway) =>
+            both ? $"\"Gateway\": \"{gateway}\", \"Gateway6\": \"fd0{n}::1\"" : $"\"Address\": \"{address}\", \"Gateway\": \"{gateway}\"";
+        return Topology.Policy(lab.Gateway, $$"""
+            { "Tables": { "wan1": 11, "wan2": 12, "out": 200 },
+              "FailClosed": [ "out" ],
+              "Rules": [ "from 192.168.50.0/24 lookup out"{{rule6}} ],
+              "Sysctls": { {{sysctls}} },
+              "Uplinks": [
+                { "Name": "wan1", "Interface": "wan1", "Table": "wan1", {{Addressed(1, "198.51.100.2/24", "198.51.100.1")}},
+                  "Track": "{{targets}} interval 1 down 3 up 3 hold {{HoldSeconds}}" },
+                { "Name": "wan2", "Interface": "wan2", "Table": "wan2", {{Addressed(2, "203.0.113.2/24", "203.0.113.1")}},
+                  "Track": "{{targets}} interval 1 down 3 up 3 hold {{HoldSeconds}}" } ],
+              "Failover": [ "{{failover}}" ] }
+            """);
+    }
 
     [Theory]
     [InlineData(Kill.Carrier)]
     [InlineData(Kill.Gateway)]
     [InlineData(Kill.Path)]
-    public void Uplink_1_dies_traffic_flows_by_uplink_2_and_comes_back_after_the_hold(Kill how)
+    public void Uplink_1_dies_traffic_flows_by_uplink_2_and_comes_back_after_the_hold(Kill how) => FailsOverAndBack(how, v6: false);
+
+    /// <summary>The same over IPv6: the policy has both families, the LAN host pings the internet host's IPv6 address.</summary>
+    [Theory]
+    [InlineData(Kill.Carrier)]
+    [InlineData(Kill.Gateway)]
+    [InlineData(Kill.Path)]
+    public void Over_IPv6_uplink_1_dies_traffic_flows_by_uplink_2_and_comes_back_after_the_hold(Kill how) => FailsOverAndBack(how, v6: true);
+
+    void FailsOverAndBack(Kill how, bool v6)
     {
+        var (family, ip, target, gw1, gw2) = v6 ? ("IPv6", "-6", Internet6, "fd01::1", "fd02::1") : ("IPv4", "-4", Internet, "198.51.100.1", "203.0.113.1");
         using var lab = new Lab();
-        var policy = Policy(lab, "table out via wan1 wan2");
+        var policy = Policy(lab, "table out via wan1 wan2", both: v6);
         using var watch = new WatchProcess(lab.Gateway, ["-c", policy]);
-        Assert.Contains("198.51.100.1 dev wan1", lab.Gateway.Ip("route", "show", "table", "200"));
-        using var ping = new Pinger(lab.Lan);
-        Eventually.True(() => lab.Counted(lab.Router1) >= 10, () => $"no LAN traffic through router 1:\n{watch.Output}");
+        Assert.Contains($"{gw1} dev wan1", lab.Gateway.Ip(ip, "route", "show", "table", "200"));
+        using var ping = new Pinger(lab.Lan, target);
+        Eventually.True(() => lab.Counted(lab.Router1, v6) >= 10, () => $"no LAN traffic ({family}) through router 1:\n{watch.Output}");
 
         var killedAt = ping.Now;
         var clock = Stopwatch.StartNew();
         Break(lab, how, broken: true);
-        var before2 = lab.Counted(lab.Router2);
-        Eventually.True(() => lab.Counted(lab.Router2) > before2 + 5, () => $"no LAN traffic through router 2 after uplink 1 died ({how}):\n{watch.Output}");
+        var before2 = lab.Counted(lab.Router2, v6);
+        Eventually.True(() => lab.Counted(lab.Router2, v6) > before2 + 5, () => $"no LAN traffic ({family}) through router 2 after uplink 1 died ({how}):\n{watch.Output}");
         var flowing = ping.Now;
         Eventually.True(() => ping.AnsweredSince(flowing), () => $"pings are not answered through uplink 2:\n{watch.Output}");
         var failover = ping.LongestGapMs(killedAt);
-        Assert.Contains("198.51.100.1", lab.Gateway.Ip("route", "show", "table", "11")); // uplink 1's own table keeps its reply routing
-        Assert.Contains("203.0.113.1 dev wan2", lab.Gateway.Ip("route", "show", "table", "200"));
-        if (how == Kill.Carrier)
+        Assert.Contains(gw1, lab.Gateway.Ip(ip, "route", "show", "table", "11")); // uplink 1's own table keeps its reply routing
+        Assert.Contains($"{gw2} dev wan2", lab.Gateway.Ip(ip, "route", "show", "table", "200"));
+        if (how == Kill.Carrier && !v6)
         {
             // What an admin sees meanwhile: status has each uplink's health (written by watch at most once a second), explain the uplink a LAN packet takes.
             Eventually.True(() => Run(lab.Gateway, ["status", "-c", policy]).Stdout.Contains("wan1 IPv4 down since"), () => Run(lab.Gateway, ["status", "-c", policy]).Stdout);
@@ -167,18 +207,18 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         var restoredAt = ping.Now;
         clock.Restart();
         Break(lab, how, broken: false);
-        var before1 = lab.Counted(lab.Router1);
-        Eventually.True(() => lab.Counted(lab.Router1) > before1 + 5, () => $"traffic did not fail back to uplink 1 ({how}):\n{watch.Output}", 60_000);
+        var before1 = lab.Counted(lab.Router1, v6);
+        Eventually.True(() => lab.Counted(lab.Router1, v6) > before1 + 5, () => $"traffic ({family}) did not fail back to uplink 1 ({how}):\n{watch.Output}", 60_000);
         var failback = clock.Elapsed;
         var back = ping.Now;
         Eventually.True(() => ping.AnsweredSince(back), () => $"pings are not answered through uplink 1 again:\n{watch.Output}");
         var gapBack = ping.LongestGapMs(restoredAt);
 
-        output.WriteLine($"{how}: time without answers until traffic flowed via uplink 2: {failover} ms (pings every 100 ms; " +
+        output.WriteLine($"{family}, {how}: time without answers until traffic flowed via uplink 2: {failover} ms (pings every 100 ms; " +
                          $"router 2 had counted it {flowing - killedAt} ms after the kill); fail-back {failback.TotalSeconds:0.0} s after uplink 1 returned " +
                          $"(3 answered 1 s probes + hold {HoldSeconds} s), {gapBack} ms without answers then");
-        Assert.Equal(1, Regex.Count(watch.Output, @"uplink wan1 IPv4 is down"));
-        Assert.Contains("uplink wan1 IPv4 has been up for its hold", watch.Output);
+        Assert.Equal(1, Regex.Count(watch.Output, $"uplink wan1 {family} is down"));
+        Assert.Contains($"uplink wan1 {family} has been up for its hold", watch.Output);
     }
 
     [Fact]
@@ -199,7 +239,7 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
             lab.Router1.Ip("link", "set", "w1", "down");
             Thread.Sleep(1000);
             lab.Router1.Ip("link", "set", "w1", "up");
-            lab.Router1.Ip("route", "replace", "192.168.50.0/24", "via", "198.51.100.2", "dev", "w1");
+            Lab.RoutesToTheLan(lab.Router1, 1);
             Thread.Sleep(1000);
         }
         var flapped = clock.Elapsed;
@@ -297,8 +337,8 @@ public class UplinkFailoverEndToEndSpecs(ITestOutputHelper output)
         {
             case Kill.Carrier:
                 lab.Router1.Ip("link", "set", "w1", broken ? "down" : "up");
-                // A link set down takes the router's routes over it: its own configuration puts the route to the LAN back.
-                if (!broken) lab.Router1.Ip("route", "replace", "192.168.50.0/24", "via", "198.51.100.2", "dev", "w1");
+                // A link set down takes the router's routes over it (and its IPv6 address): its own configuration puts them back.
+                if (!broken) Lab.RoutesToTheLan(lab.Router1, 1);
                 break;
             case Kill.Gateway:
                 // Nothing from the gateway reaches router 1, ARP included: its neighbour entry goes FAILED, the probes are lost.

@@ -62,6 +62,20 @@ public class FailClosedGuardSpecs
     }
 
     [Fact]
+    public void The_hosts_own_neighbour_discovery_returns_before_any_selector_so_a_lan_selector_does_not_cut_the_lan_off()
+    {
+        // The gateway answers its LAN hosts' neighbour solicitations from fd50::1, inside the selector, onto lan0, which
+        // table nyet does not name: judged by the selector, the answers were dropped and the LAN had no IPv6 gateway.
+        var policy = Parse(Seed000("from fd50::/64 lookup nyet"));
+        var chain = Chain(NftGuard.Render(Lifecycle.Guard(policy, [], KernelSnapshot.Empty)!, out _)!, "postrouting");
+
+        var lines = chain.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        // Hop limit 255 (RFC 4861): the host's own; a forwarded packet's limit is already decremented at postrouting.
+        Assert.Equal("ip6 hoplimit 255 icmpv6 type 133-137 return", lines[2]);
+        Assert.True(chain.IndexOf("icmpv6", StringComparison.Ordinal) < chain.IndexOf("ip6 saddr fd50::/64 jump closed_100", StringComparison.Ordinal), chain);
+    }
+
+    [Fact]
     public void A_rule_before_the_selector_that_chooses_another_table_returns_first_and_one_after_it_comes_after()
     {
         var policy = Parse(Seed000("from 192.168.10.0/24 to 10.0.0.0/8 pref 1500 lookup main",
