@@ -1,7 +1,6 @@
-using TunnelRouter.Host;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// A file root owns and rewrites outside the kernel (iproute2's name drop-ins, a routing daemon's

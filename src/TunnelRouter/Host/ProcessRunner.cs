@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using CliWrap;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>The result of a finished process.</summary>
 public sealed record ProcessResult(int ExitCode, string StandardOutput, string StandardError);
