@@ -9,7 +9,7 @@ using Xunit;
 namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Tunnels and routing planned together by the reconciler, against a snapshot of plain data.</summary>
-public class TunnelsPartSpecs : IDisposable
+public class TunnelReconcilerSpecs : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("tunnel-router-unit-").FullName;
 
