@@ -1,6 +1,7 @@
 namespace TunnelRouter;
 
-/// <summary>Root of every error TunnelRouter reports. Program.cs maps subtypes to exit codes.</summary>
+/// <summary>Root of every error TunnelRouter reports. <see cref="Cli.App.Run"/> turns each into one line on stderr and
+/// the exit code <see cref="Cli.App.Failed"/>, in one place.</summary>
 public class TunnelRouterException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>Bad input: an OpenVPN variable, a policy key, a command-line value. Nothing was changed.</summary>
@@ -43,36 +44,6 @@ public sealed class ConflictException(string message) : TunnelRouterException(me
 
 /// <summary>The caller lacks a privilege (CAP_NET_ADMIN) or a tool/kernel feature is missing.</summary>
 public sealed class EnvironmentException(string message) : TunnelRouterException(message);
-
-public static class Errno
-{
-    public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
-        EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENETUNREACH = 101, ENOBUFS = 105,
-        EADDRNOTAVAIL = 99, EOPNOTSUPP = 95, EAFNOSUPPORT = 97, EBADMSG = 74;
-
-    /// <summary>Maps the messages iproute2 prints ("RTNETLINK answers: File exists") back to errno.</summary>
-    public static int FromMessage(string text) => text switch
-    {
-        _ when text.Contains("File exists") => EEXIST,
-        _ when text.Contains("No such process") => ESRCH,
-        // iproute2 prints the kernel's extended ack instead of strerror when there is one.
-        _ when text.Contains("FIB table does not exist") => ESRCH,
-        _ when text.Contains("ddress not found") => EADDRNOTAVAIL,
-        _ when text.Contains("No such file or directory") => ENOENT,
-        _ when text.Contains("No such device") || text.Contains("Cannot find device") => ENODEV,
-        _ when text.Contains("Operation not permitted") => EPERM,
-        _ when text.Contains("Permission denied") => EACCES,
-        _ when text.Contains("Device or resource busy") => EBUSY,
-        _ when text.Contains("Resource temporarily unavailable") => EAGAIN,
-        _ when text.Contains("No buffer space available") => ENOBUFS,
-        _ when text.Contains("Network is unreachable") || text.Contains("Nexthop has invalid gateway") => ENETUNREACH,
-        _ when text.Contains("Invalid argument") => EINVAL,
-        _ when text.Contains("Cannot assign requested address") => EADDRNOTAVAIL,
-        _ when text.Contains("Operation not supported") => EOPNOTSUPP,
-        _ when text.Contains("Address family not supported") => EAFNOSUPPORT,
-        _ => 0,
-    };
-}
 
 /// <summary>Every mistake of one policy at once (each an <see cref="InputException"/> naming where the value came
 /// from, the key and the word), so a policy with three typos takes one run to fix, not three.</summary>

@@ -2,6 +2,7 @@ using Serilog;
 using Serilog.Events;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 
 namespace TunnelRouter.Cli;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Serilog.Events;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 

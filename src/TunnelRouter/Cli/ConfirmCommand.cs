@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using TunnelRouter.Config;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 

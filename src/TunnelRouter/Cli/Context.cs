@@ -1,6 +1,7 @@
 using Serilog;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 
 namespace TunnelRouter.Cli;

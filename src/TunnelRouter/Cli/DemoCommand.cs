@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 
 namespace TunnelRouter.Cli;

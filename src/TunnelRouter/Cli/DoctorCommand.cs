@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text.Json;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using TunnelRouter.Config;
+using TunnelRouter.Host;
 
 namespace TunnelRouter.Cli;
 
@@ -101,7 +102,7 @@ public static class ManPage
         (ConfigLoader.DefaultPath, "The policy (tunnel-router.json(5)); root's, not writable by group or others."),
         ("/run/tunnel-router/tunnels/NETNS/DEV", "What the OpenVPN hook installed for a tunnel: what down removes."),
         ("/run/tunnel-router/lock", "The host-wide lock."),
-        ("/run/tunnel-router/" + Kernel.LastGoodPolicy.FileName, "The last policy apply, up or watch loaded: what they fall back on when the policy file is broken."),
+        ("/run/tunnel-router/" + Host.LastGoodPolicy.FileName, "The last policy apply, up or watch loaded: what they fall back on when the policy file is broken."),
         ("/etc/iproute2/rt_tables.d/tunnel-router.conf", "The names of tables the host does not define."),
         ("/etc/iproute2/rt_protos.d/tunnel-router.conf", "The names of the protocols 147 and 148."),
         ("tunnel-router.service", "The systemd unit: apply at boot, flush on stop (the kill switches stay); not enabled by installing: systemctl enable --now tunnel-router."),

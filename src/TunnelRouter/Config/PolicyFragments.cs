@@ -10,7 +10,7 @@ namespace TunnelRouter.Config;
 /// </summary>
 /// <remarks>
 /// Merged here, into one document, rather than as more configuration providers: the last good policy
-/// (<see cref="Kernel.LastGoodPolicy"/>) is that one document, and the key/value providers would lose a list's order
+/// (<see cref="Host.LastGoodPolicy"/>) is that one document, and the key/value providers would lose a list's order
 /// and the "set twice" check. Where each value came from is kept (<see cref="FragmentMap"/>), so errors, <c>plan -v</c>
 /// and <c>plan --json</c> name the fragment and its own index of a line. Without fragments nothing is merged.
 /// </remarks>

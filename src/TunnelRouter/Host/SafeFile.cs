@@ -30,14 +30,13 @@ public static class SafeFile
         try
         {
             var st = file.Status;
-            if (st.IsDirectory) throw new FileRefusedException("is a directory");
-            if (!st.IsRegular) throw new FileRefusedException("is not a regular file");
+            RefuseUnlessRegular(st);
             var euid = Libc.geteuid();
             if (st.Uid != euid && !(owner == FileOwner.RootOrSelf && st.Uid == 0))
                 throw new FileRefusedException($"is owned by uid {st.Uid}, not {(euid == 0 ? "root" : $"root or uid {euid}")}");
             if (!othersMayWrite && (st.Permissions & 0b000_010_010) != 0)
                 throw new FileRefusedException($"is writable by group or others (mode {Convert.ToString(st.Permissions, 8)})");
-            if ((long)st.Size > maxBytes) throw new FileRefusedException($"is {st.Size} bytes, more than the {maxBytes} this tool reads");
+            RefuseIfLarger(st, maxBytes);
             return file;
         }
         catch
@@ -79,10 +78,20 @@ public static class SafeFile
         using var file = OpenUnchecked(path, followLink: true);
         if (file is null) return null;
         var st = file.Status;
-        if (!st.IsRegular) throw new FileRefusedException(st.IsDirectory ? "is a directory" : "is not a regular file");
+        RefuseUnlessRegular(st);
         if (st.Uid != 0 && st.Uid != Libc.geteuid()) throw new FileRefusedException($"is owned by uid {st.Uid}, not root");
-        if ((long)st.Size > maxBytes) throw new FileRefusedException($"is {st.Size} bytes, more than the {maxBytes} this tool reads");
+        RefuseIfLarger(st, maxBytes);
         return file.ReadAll(maxBytes);
+    }
+
+    static void RefuseUnlessRegular(FileStatus st)
+    {
+        if (!st.IsRegular) throw new FileRefusedException(st.IsDirectory ? "is a directory" : "is not a regular file");
+    }
+
+    static void RefuseIfLarger(FileStatus st, long maxBytes)
+    {
+        if ((long)st.Size > maxBytes) throw new FileRefusedException($"is {st.Size} bytes, more than the {maxBytes} this tool reads");
     }
 
     /// <summary>The whole file as checked by <see cref="Open"/>; null when it does not exist.</summary>
@@ -119,6 +128,32 @@ public sealed class OpenedFile : IDisposable
         }
         if (total > maxBytes) throw new FileRefusedException($"grew beyond {maxBytes} bytes while it was read");
         return buffer[..total];
+    }
+
+    /// <summary>Whether it holds exactly <paramref name="text"/> (UTF-8), compared a block at a time: a policy of 100,000
+    /// lines (several MB) is never read whole beside its own text.</summary>
+    public bool Holds(string text)
+    {
+        var encoder = System.Text.Encoding.UTF8.GetEncoder();
+        var mine = new byte[3 * 16384];
+        var theirs = new byte[mine.Length];
+        var chars = text.AsSpan();
+        long offset = 0;
+        while (true)
+        {
+            var take = Math.Min(chars.Length, 16384);
+            var n = encoder.GetBytes(chars[..take], mine, flush: take == chars.Length);
+            chars = chars[take..];
+            for (var got = 0; got < n;)
+            {
+                var r = RandomAccess.Read(Handle, theirs.AsSpan(got, n - got), offset + got);
+                if (r == 0) return false;
+                got += r;
+            }
+            if (!mine.AsSpan(0, n).SequenceEqual(theirs.AsSpan(0, n))) return false;
+            offset += n;
+            if (chars.Length == 0) return RandomAccess.Read(Handle, theirs.AsSpan(0, 1), offset) == 0;
+        }
     }
 
     /// <summary>A stream over it that refuses to go past <paramref name="maxBytes"/> (a prefix file is parsed as it

@@ -1,3 +1,4 @@
+using TunnelRouter.Host;
 using TunnelRouter.Kernel.Netlink;
 
 namespace TunnelRouter.Kernel;

@@ -35,14 +35,3 @@ public interface IKernel
     /// when it has no route there. Equivalent to: ip -j route get ADDRESS</summary>
     string? RouteDevice(System.Net.IPAddress destination);
 }
-
-/// <summary>Applies changes that are not rtnetlink objects (an nftables table, a sysctl). Registered in
-/// <see cref="Cli.Context.Handlers"/>; the applier hands each such change to the handler that claims it,
-/// with the same rollback as everything else.</summary>
-public interface IChangeHandler
-{
-    bool Handles(Change change);
-
-    /// <summary>Throws <see cref="KernelException"/> on failure.</summary>
-    void Apply(Change change);
-}

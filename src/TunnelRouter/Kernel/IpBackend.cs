@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 
 namespace TunnelRouter.Kernel;
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 
 namespace TunnelRouter.Kernel;
 

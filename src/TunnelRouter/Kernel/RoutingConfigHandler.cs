@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 
 namespace TunnelRouter.Kernel;
 

@@ -1,4 +1,5 @@
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 
 namespace TunnelRouter.Kernel;
 

@@ -40,6 +40,18 @@ public sealed class Sysctls(string root = "/proc/sys")
     }
 }
 
+/// <summary>Reads a sysctl of the current network namespace by its /proc/sys path (net/ipv4/ip_forward), for the
+/// diagnostics (doctor, explain): null when it does not exist or cannot be read, never an error. The reads and
+/// writes an apply depends on go through <see cref="Sysctls"/>, which fail loudly.</summary>
+public static class ProcSys
+{
+    public static string? Read(string path)
+    {
+        try { return File.ReadAllText("/proc/sys/" + path).Trim(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+}
+
 /// <summary>Applies <see cref="SetSysctl"/> by writing /proc/sys.</summary>
 public sealed class SysctlHandler(Sysctls sysctls) : IChangeHandler
 {

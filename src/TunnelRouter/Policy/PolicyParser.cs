@@ -2,6 +2,7 @@ using System.Net;
 using Serilog;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 
 namespace TunnelRouter.Policy;

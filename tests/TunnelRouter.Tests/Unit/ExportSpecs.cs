@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 using Xunit;

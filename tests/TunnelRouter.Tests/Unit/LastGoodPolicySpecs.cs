@@ -1,4 +1,5 @@
 using TunnelRouter.Config;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using Xunit;
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Kernel.Netlink;
 using TunnelRouter.Policy;

@@ -1,6 +1,7 @@
 using System.Net;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 using TunnelRouter.Tests.Support;

@@ -1,5 +1,6 @@
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 using Xunit;

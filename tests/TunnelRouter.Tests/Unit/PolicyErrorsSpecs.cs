@@ -1,5 +1,6 @@
 using TunnelRouter.Cli;
 using TunnelRouter.Config;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 using Xunit;

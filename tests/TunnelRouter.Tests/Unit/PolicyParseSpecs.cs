@@ -1,3 +1,4 @@
+using TunnelRouter.Host;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;

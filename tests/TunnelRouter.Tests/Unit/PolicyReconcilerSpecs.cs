@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Policy;
 using TunnelRouter.Kernel;
 using TunnelRouter.Tests.Support;

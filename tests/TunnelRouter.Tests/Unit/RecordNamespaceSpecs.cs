@@ -1,4 +1,5 @@
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using Xunit;
 

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using TunnelRouter.Config;
+using TunnelRouter.Host;
 using TunnelRouter.Interop;
 using TunnelRouter.Kernel;
 using TunnelRouter.Kernel.Netlink;

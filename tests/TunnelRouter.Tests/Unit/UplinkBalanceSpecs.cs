@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using TunnelRouter.Host;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
 using TunnelRouter.Kernel;

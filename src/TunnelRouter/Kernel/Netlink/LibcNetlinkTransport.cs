@@ -11,8 +11,8 @@ internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
 
     LibcNetlinkTransport(int fd) => _fd = fd;
 
-    /// <summary>A NETLINK_ROUTE socket bound to multicast <paramref name="groups"/>: the event socket, read through the same
-    /// <see cref="ReceiveNow"/> path (recvmsg, the sender's port id) as requests.</summary>
+    /// <summary>A NETLINK_ROUTE socket bound to multicast <paramref name="groups"/>: the event socket, read through
+    /// <see cref="Drain"/> (recvmsg and the sender's port id, as requests are).</summary>
     public static LibcNetlinkTransport Subscribe(uint groups) => Bound(Nl.NETLINK_ROUTE, groups, requests: false);
 
     /// <summary>The descriptor, to poll.</summary>
@@ -85,9 +85,36 @@ internal sealed unsafe class LibcNetlinkTransport : INetlinkTransport
         return n >= 0 ? n : throw NetlinkException.Of("recvmsg(netlink)", -n);
     }
 
-    /// <summary>One datagram if one is queued, without waiting: its whole length (MSG_TRUNC: more than the buffer when
-    /// it was cut short) and its sender's port id, or -errno (EAGAIN: none queued; ENOBUFS: the kernel dropped some).</summary>
-    public int ReceiveNow(Span<byte> buffer, out uint senderPid) => Receive(buffer, Libc.MSG_TRUNC | Libc.MSG_DONTWAIT, out senderPid);
+    /// <summary>What <see cref="Drain"/> met besides the messages it handed on.</summary>
+    /// <param name="Lost">the kernel dropped notifications (ENOBUFS: the socket overflowed).</param>
+    /// <param name="CutShort">a datagram was larger than the buffer: it was skipped, and what it said is unknown.</param>
+    /// <param name="Errno">the error that ended the reading; 0 when it ended because nothing more was queued.</param>
+    public readonly record struct Drained(bool Lost, bool CutShort, int Errno);
+
+    /// <summary>
+    /// The event sockets' receive path: reads every datagram queued, without waiting, and hands each message of the
+    /// kernel's to <paramref name="handler"/>. As on the request path (<see cref="NetlinkSocket"/>), only the kernel's
+    /// datagrams (port id 0) are read; anyone else's (a process with CAP_NET_ADMIN aiming at this port) is dropped.
+    /// </summary>
+    public Drained Drain(Span<byte> buffer, NetlinkSocket.MessageHandler handler)
+    {
+        bool lost = false, cutShort = false;
+        while (true)
+        {
+            // MSG_TRUNC: the datagram's whole length, more than the buffer when it was cut short.
+            var n = Receive(buffer, Libc.MSG_TRUNC | Libc.MSG_DONTWAIT, out var sender);
+            if (n < 0)
+            {
+                if (-n == Errno.ENOBUFS) { lost = true; continue; }
+                return new Drained(lost, cutShort, -n == Errno.EAGAIN ? 0 : -n);
+            }
+            if (n == 0) return new Drained(lost, cutShort, 0);
+            if (sender != 0) continue;
+            if (n > buffer.Length) { cutShort = true; continue; }
+            ReadOnlySpan<byte> data = buffer[..n];
+            while (NetlinkReader.NextMessage(ref data, out var header, out var payload)) handler(header, payload);
+        }
+    }
 
     int Receive(Span<byte> buffer, int flags, out uint senderPid)
     {

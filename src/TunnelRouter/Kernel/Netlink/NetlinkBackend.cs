@@ -8,9 +8,9 @@ namespace TunnelRouter.Kernel.Netlink;
 /// <summary>
 /// The rtnetlink backend (the default): routes and rules go to the kernel over one NETLINK_ROUTE socket,
 /// many requests per send with one ack each, matched back by sequence number. No process is forked, and
-/// every failure carries the kernel's own errno. The wire format of each object lives in
-/// <see cref="NetlinkRoutes"/> and <see cref="NetlinkRules"/>; the socket and the dump in <see cref="NetlinkSocket"/>,
-/// the libc calls under it in Interop/.
+/// every failure carries the kernel's own errno. The wire format of each object lives in <see cref="NetlinkRoutes"/>,
+/// <see cref="NetlinkRules"/>, <see cref="NetlinkLinks"/> and <see cref="NetlinkAddresses"/>; the socket and the dump in
+/// <see cref="NetlinkSocket"/>, the libc calls under it in Interop/.
 /// </summary>
 public sealed partial class NetlinkBackend : IKernel, IDisposable
 {
@@ -183,17 +183,10 @@ public sealed partial class NetlinkBackend : IKernel, IDisposable
         ReplaceRoute c when c.New.Device is { } d => [d],
         AddNexthop c when c.Nexthop.Device is { } d => [d],
         ReplaceNexthop c when c.New.Device is { } d => [d],
-        AddLink c when c.Tunnel.Underlay is { } u => [u],
+        // The link an AddLink makes is no name to resolve yet; its underlay is.
+        AddLink c => c.Tunnel.Underlay is { } u ? [u] : [],
         ChangeLink c => c.New.Underlay is { } u ? [c.New.Name, u] : [c.New.Name],
-        DeleteLink c => [c.Tunnel.Name],
-        SetLinkUp c => [c.Name],
-        SetLinkDown c => [c.Name],
-        SetLinkMtu c => [c.Name],
-        SetLinkAlias c => [c.Name],
-        AddAddress c => [c.Device],
-        ReplaceAddress c => [c.Device],
-        DeleteAddress c => [c.Device],
-        _ => [],
+        _ => LinkDevice(change) is { } d ? [d] : [],
     };
 
     /// <summary>Reverts, newest first, the changes from <paramref name="from"/> on that took effect

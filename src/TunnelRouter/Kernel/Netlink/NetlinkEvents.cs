@@ -55,39 +55,18 @@ public sealed unsafe class NetlinkEvents : IDisposable
         var ready = Libc.poll(&pfd, 1, timeoutMs);
         if (ready <= 0) return default;
         int count = 0;
-        bool touched = false, lost = false, urgent = false;
+        bool touched = false, urgent = false;
         List<int>? down = null;
-        while (true)
+        var drained = _socket.Drain(_buffer, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
         {
-            // The request socket's receive path: recvmsg, and only the kernel's datagrams (port id 0) are read. Anyone
-            // else's (a process with CAP_NET_ADMIN aiming at this port) is dropped, as on the request socket.
-            var n = _socket.ReceiveNow(_buffer, out var sender);
-            if (n < 0)
-            {
-                if (-n == Errno.ENOBUFS) { lost = true; continue; }
-                if (-n == Errno.EAGAIN) break;
-                throw NetlinkException.Of("recvmsg(netlink events)", -n);
-            }
-            if (n == 0) break;
-            if (sender != 0) continue;
-            // Cut short (larger than the buffer): what it said is unknown, so everything is read again.
-            if (n > _buffer.Length) { lost = true; continue; }
-            var data = _buffer.AsSpan(0, (int)n);
-            while (data.Length >= sizeof(nlmsghdr))
-            {
-                var h = MemoryMarshal.Read<nlmsghdr>(data);
-                if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > data.Length) break;
-                count++;
-                var payload = data[sizeof(nlmsghdr)..(int)h.nlmsg_len];
-                if (Touches(h.nlmsg_type, payload, _protocols)) touched = true;
-                if (!urgent && Urgent(h.nlmsg_type, payload, _protocols, Closed)) urgent = true;
-                if (WentDown(h.nlmsg_type, payload) is { } index) (down ??= []).Add(index);
-                var aligned = (int)((h.nlmsg_len + 3) & ~3u);
-                if (aligned >= data.Length) break;
-                data = data[aligned..];
-            }
-        }
-        return new EventBatch(count, touched, lost, urgent, down);
+            count++;
+            if (Touches(h.nlmsg_type, payload, _protocols)) touched = true;
+            if (!urgent && Urgent(h.nlmsg_type, payload, _protocols, Closed)) urgent = true;
+            if (WentDown(h.nlmsg_type, payload) is { } index) (down ??= []).Add(index);
+        });
+        if (drained.Errno != 0) throw NetlinkException.Of("recvmsg(netlink events)", drained.Errno);
+        // Lost, or cut short (larger than the buffer): what was said is unknown, so everything is read again.
+        return new EventBatch(count, touched, drained.Lost || drained.CutShort, urgent, down);
     }
 
     /// <summary>The index of a link a notification says is not up (RTM_NEWLINK without IFF_UP), else null.</summary>

@@ -32,24 +32,11 @@ public sealed unsafe class UplinkEvents : IDisposable
     public int Fd => _socket.Fd;
 
     /// <summary>Reads every queued notification without blocking; true when some were lost (the socket overflowed).</summary>
-    public bool Read(List<UplinkSignal> signals)
-    {
-        var lost = false;
-        while (true)
+    public bool Read(List<UplinkSignal> signals) =>
+        _socket.Drain(_buffer, (in nlmsghdr h, ReadOnlySpan<byte> payload) =>
         {
-            var n = _socket.ReceiveNow(_buffer, out var sender);
-            if (n < 0)
-            {
-                if (-n == Errno.ENOBUFS) { lost = true; continue; }
-                return lost;
-            }
-            if (n == 0) return lost;
-            if (sender != 0 || n > _buffer.Length) continue;
-            ReadOnlySpan<byte> data = _buffer.AsSpan(0, n);
-            while (NetlinkReader.NextMessage(ref data, out var h, out var payload))
-                if (Parse(h.nlmsg_type, payload) is { } s) signals.Add(s);
-        }
-    }
+            if (Parse(h.nlmsg_type, payload) is { } s) signals.Add(s);
+        }).Lost;
 
     internal static UplinkSignal? Parse(ushort type, ReadOnlySpan<byte> payload)
     {

@@ -1,4 +1,4 @@
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// Whether the running kernel has a module's feature, checked before anything changes so that a missing

@@ -1,4 +1,4 @@
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// The policy file's text as the last successful apply, up or watch loaded it: <c>last-good.json</c> in the run directory

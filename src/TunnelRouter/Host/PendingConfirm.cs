@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// An <c>apply --confirm</c> waiting for <c>tunnel-router confirm</c>: <c>confirm.json</c> in the run directory (the lock's,

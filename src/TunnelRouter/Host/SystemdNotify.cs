@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// systemd's notify protocol without libsystemd: one datagram ("READY=1", "STATUS=...") to the AF_UNIX socket

@@ -1,10 +1,9 @@
-using TunnelRouter.Host;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using TunnelRouter.Core;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// iproute2's name files, read the way iproute2 reads them: DIR/rt_tables (else

@@ -1,8 +1,7 @@
 using TunnelRouter.Core;
-using TunnelRouter.Host;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// The hook's records (<see cref="TunnelRecord"/>), one file per device in a directory per network namespace under the

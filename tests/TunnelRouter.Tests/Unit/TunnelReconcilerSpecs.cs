@@ -1,6 +1,7 @@
 using System.Net;
 using TunnelRouter.Config;
 using TunnelRouter.Core;
+using TunnelRouter.Host;
 using TunnelRouter.Kernel;
 using TunnelRouter.Policy;
 using Xunit;
@@ -8,7 +9,7 @@ using Xunit;
 namespace TunnelRouter.Tests.Unit;
 
 /// <summary>Tunnels and routing planned together by the reconciler, against a snapshot of plain data.</summary>
-public class TunnelsPartSpecs
+public class TunnelReconcilerSpecs
 {
     static readonly GreTunnel Black = new("gre_black", GreMode.Gre, IPAddress.Parse("203.0.113.1"), IPAddress.Parse("203.0.113.2"), mtu: 1476);
     static readonly InterfaceAddress Inner = InterfaceAddress.Parse("a", "10.255.0.1/30");

@@ -32,19 +32,6 @@ public sealed record SettleOspf(RoutingDaemonKind Daemon, string? Control, OspfS
         $"check {DaemonName} runs OSPF on {string.Join(", ", Ospf.Interfaces.Select(i => i.Name))} (up to {Bound.TotalSeconds:0} s): {Show}";
 }
 
-/// <summary>
-/// Equivalent to: ip -4 address replace 10.255.0.1/30 dev NAME — an address the interface already has, sent again:
-/// the kernel changes nothing of a plain address and announces it once more (RTM_NEWADDR), which is how a routing
-/// daemon that missed it learns of it. Only ever sent for addresses of tunnels tunnel-router owns.
-/// </summary>
-public sealed record ReplaceAddress(string Device, InterfaceAddress Address) : IpChange
-{
-    public override Change Inverse() => this;
-    public override IEnumerable<Change> Undo() => [];
-    public override AddressFamily Family => Address.Family;
-    protected override string Args(TableNames t, ProtocolNames p) => $"address replace {Address} dev {Device}";
-}
-
 /// <summary>A link as the routing daemon sees it (zebra's <c>show interface</c>, BIRD's <c>show interfaces</c>).</summary>
 public sealed record DaemonLink(string Name, bool Usable, IReadOnlyList<InterfaceAddress> Ipv4);
 

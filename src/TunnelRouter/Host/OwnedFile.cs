@@ -1,7 +1,6 @@
-using TunnelRouter.Host;
 using TunnelRouter.Interop;
 
-namespace TunnelRouter.Kernel;
+namespace TunnelRouter.Host;
 
 /// <summary>
 /// A file root owns and rewrites outside the kernel (iproute2's name drop-ins, a routing daemon's
@@ -27,28 +26,7 @@ public static class OwnedFile
     public static bool Holds(string path, string text)
     {
         using var file = Open(path, long.MaxValue);
-        if (file is null) return false;
-        var handle = file.Handle;
-        var encoder = System.Text.Encoding.UTF8.GetEncoder();
-        var mine = new byte[3 * 16384];
-        var theirs = new byte[mine.Length];
-        var chars = text.AsSpan();
-        long offset = 0;
-        while (true)
-        {
-            var take = Math.Min(chars.Length, 16384);
-            var n = encoder.GetBytes(chars[..take], mine, flush: take == chars.Length);
-            chars = chars[take..];
-            for (var got = 0; got < n;)
-            {
-                var r = RandomAccess.Read(handle, theirs.AsSpan(got, n - got), offset + got);
-                if (r == 0) return false;
-                got += r;
-            }
-            if (!mine.AsSpan(0, n).SequenceEqual(theirs.AsSpan(0, n))) return false;
-            offset += n;
-            if (chars.Length == 0) return RandomAccess.Read(handle, theirs.AsSpan(0, 1), offset) == 0;
-        }
+        return file is not null && file.Holds(text);
     }
 
     /// <summary>The file opened by <see cref="SafeFile"/>: a regular file of root's under <paramref name="maxBytes"/>;
