@@ -58,6 +58,7 @@ public static class WatchCommand
         /// <summary>The policy now (null before it is read), for the metrics.</summary>
         public ParsedPolicy? Policy => _policy;
         int _passChanges;
+        int? _passDrift;
         string? _passError;
         ParsedPolicy _policy = null!;
         TunnelRouterOptions _options = ctx.Options;
@@ -236,9 +237,9 @@ public static class WatchCommand
         TimeSpan Cycle(string cause)
         {
             var started = _clock.Elapsed;
-            (_passChanges, _passError) = (0, null);
+            (_passChanges, _passError, _passDrift) = (0, null, null);
             var wait = CycleOnce(cause);
-            told.Pass(cause, _passError is null, _clock.Elapsed - started, _passChanges, _passError);
+            told.Pass(cause, _passError is null, _clock.Elapsed - started, _passChanges, _passError, _passDrift);
             return wait;
         }
 
@@ -267,6 +268,8 @@ public static class WatchCommand
                     var wentDown = snapshot.Links.Where(l => _wentDown.Contains(l.Index) || _down.Contains(l.Name)).Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
                     ctx.Log.Debug("watch: {Cause}: {Changes} change(s), {Held} held back, {Waiting}", cause, kept.Count, plan.Changes.Count - kept.Count,
                         plan.Waiting.Count == 0 ? "nothing waits" : string.Join("; ", plan.Waiting));
+                    // What this pass leaves unmade (backed off from; less what the rate limit lets in below).
+                    _passDrift = plan.Changes.Count - kept.Count;
                     if (kept.Count == 0 && plan.Forgotten.Count == 0)
                     {
                         told.Suppressed(backedOff, 0, TimeSpan.Zero);
@@ -283,6 +286,7 @@ public static class WatchCommand
                         ctx.Log.Debug("watch: rate limit: restoring in {Seconds:0.0} s", wait.TotalSeconds);
                         told.Suppressed(backedOff, kept.Count(c => !closing.Contains(c)), wait);
                         backedOff = 0;
+                        _passDrift = plan.Changes.Count - (closing.Count == 0 ? 0 : kept.Count(closing.Contains));
                         if (closing.Count == 0) return wait;
                         // The kill switches and the rules into them now, the rest when the limit lets it.
                         kept = [.. kept.Where(closing.Contains)];

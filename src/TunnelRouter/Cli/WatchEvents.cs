@@ -23,6 +23,7 @@ public sealed class WatchEvents(TextWriter? json, Action<string>? warn = null)
     double _lastPassSeconds;
     bool? _lastPassOk;
     DateTimeOffset _lastPassTime;
+    int? _drift;
     readonly Dictionary<UplinkPath, PathState> _uplinks = new();
 
     /// <summary>Why a change was made: for a restore, what happened to the object (deleted, changed, appeared, link-down,
@@ -145,11 +146,13 @@ public sealed class WatchEvents(TextWriter? json, Action<string>? warn = null)
     public void Waiting(string device, string message) =>
         Write("waiting", w => { w.WriteString("device", device); w.WriteString("message", message); });
 
-    /// <summary>One re-plan and its apply: what triggered it, whether it succeeded, how long it took, how many changes went in.</summary>
-    public void Pass(string trigger, bool ok, TimeSpan took, int changes, string? error)
+    /// <summary>One re-plan and its apply: what triggered it, whether it succeeded, how long it took, how many changes went in;
+    /// <paramref name="drift"/>: how many it planned and left unmade, null when it failed before it had a plan.</summary>
+    public void Pass(string trigger, bool ok, TimeSpan took, int changes, string? error, int? drift = null)
     {
         lock (_lock)
         {
+            if (drift is not null || ok) _drift = drift;
             _passes[ok ? "ok" : "error"]++;
             _lastPassOk = ok;
             _lastPassSeconds = took.TotalSeconds;
@@ -201,8 +204,8 @@ public sealed class WatchEvents(TextWriter? json, Action<string>? warn = null)
         {
             o.Family("tunnel_router_watch_events_total", "counter", "Netlink messages (links, addresses, routes, rules) watch has read.");
             o.Sample("tunnel_router_watch_events_total", [], _events);
-            o.Family("tunnel_router_watch_restores_total", "counter", "Objects watch restored, by cause (deleted, changed, appeared, unwanted: removed).");
-            foreach (var cause in new[] { "deleted", "changed", "appeared", "unwanted" })
+            o.Family("tunnel_router_watch_restores_total", "counter", "Objects watch restored, by cause (deleted, changed, appeared, link-down, unwanted: removed).");
+            foreach (var cause in new[] { "deleted", "changed", "appeared", "link-down", "unwanted" })
                 o.Sample("tunnel_router_watch_restores_total", [("cause", cause)], _restores.GetValueOrDefault(cause));
             o.Family("tunnel_router_watch_suppressed_restores_total", "counter", "Restores held back: backed-off (an object someone keeps deleting) or rate-limited (tried again later).");
             foreach (var (reason, n) in _suppressed) o.Sample("tunnel_router_watch_suppressed_restores_total", [("reason", reason)], n);
@@ -217,6 +220,9 @@ public sealed class WatchEvents(TextWriter? json, Action<string>? warn = null)
             o.Sample("tunnel_router_watch_last_pass_duration_seconds", [], _lastPassSeconds);
             o.Family("tunnel_router_watch_last_pass_timestamp_seconds", "gauge", "When the last re-plan ended (Unix time).");
             o.Sample("tunnel_router_watch_last_pass_timestamp_seconds", [], _lastPassTime.ToUnixTimeMilliseconds() / 1000.0);
+            if (_drift is not { } drift) return;
+            o.Family("tunnel_router_watch_drift_changes", "gauge", "Changes the last re-plan found and did not make (backed off from, or deferred by the rate limit): how far the kernel is from the policy and the live tunnels now.");
+            o.Sample("tunnel_router_watch_drift_changes", [], drift);
         }
     }
 }

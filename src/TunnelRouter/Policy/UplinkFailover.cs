@@ -149,8 +149,12 @@ public static class UplinkFailover
                 var uplink = resolved[chosen];
                 var gateway = uplink.Gateways.First(g => g.AddressFamily == family);
                 routes.Add(uplink.DefaultRoute(gateway, f.Table, protocol, f.Metric));
+                // What a failure of the chosen uplink would change, as the health known now calls for it.
+                var next = UplinkHealth.Choose([.. f.Via.Where(n => n != chosen)], n => StateOf(n, family, resolved, snapshot));
+                var ifFails = next is not null ? $"via {next}"
+                    : closed.Contains(f.Table) ? "its kill switch refuses the traffic" : "no default route of its own";
                 notes.Add(new($"{line}: table {names.Format(f.Table)} {fam} via {chosen} ({gateway} dev {uplink.Device})" +
-                              (others.Length == 0 ? ", the first of its uplinks" : $": {others}"), Stated: others.Length > 0));
+                              (others.Length == 0 ? ", the first of its uplinks" : $": {others}") + $"; if {chosen} fails: {ifFails}", Stated: others.Length > 0));
             }
         }
         return routes;

@@ -138,6 +138,35 @@ public class WatchMetricsSpecs
     }
 
     [Fact]
+    public void The_drift_gauge_counts_what_watch_leaves_unmade_once_it_backs_off_and_falls_to_zero_after_SIGHUP()
+    {
+        var (ns, policy) = Host();
+        using var _ = ns;
+        using var watch = new WatchProcess(ns, ["--metrics", "127.0.0.1:9477", "-c", policy]);
+        const string Wan = "from 10.2.0.0/16 lookup wan", InKernel = "from 10.2.0.0/16 lookup 100"; // ip reads no name the policy made
+        Assert.Equal(0, Sample(Metrics(ns), "tunnel_router_watch_drift_changes"));
+
+        // Someone keeps deleting a rule into a table that is not fail-closed: after five restores within a minute watch
+        // backs off, and the sixth deletion stays: one change the kernel lacks.
+        for (var i = 1; i <= 5; i++)
+        {
+            Eventually.True(() => ns.Ip("rule").Contains(InKernel), () => $"not restored ({i}):\n{watch.Output}");
+            ns.Ip("rule", "del", "pref", "1100");
+            watch.WaitFor($"rule 1100 {Wan} was deleted by someone else: restored", i);
+        }
+        watch.WaitFor("keeps being deleted by someone else");
+        Eventually.True(() => ns.Ip("rule").Contains(InKernel), () => watch.Output);
+        ns.Ip("rule", "del", "pref", "1100");
+        Eventually.True(() => Sample(Metrics(ns), "tunnel_router_watch_drift_changes") == 1, () => $"no drift of 1 after the back-off:\n{Metrics(ns)}");
+        Assert.DoesNotContain(InKernel, ns.Ip("rule"));
+
+        watch.Signal(1); // SIGHUP forgives: the rule comes back and nothing is left to make
+        Eventually.True(() => ns.Ip("rule").Contains(InKernel), () => watch.Output);
+        Eventually.True(() => Sample(Metrics(ns), "tunnel_router_watch_drift_changes") == 0, () => Metrics(ns));
+        Promtool_passes(Metrics(ns));
+    }
+
+    [Fact]
     public void A_unix_socket_listener_bounds_the_request_refuses_other_methods_and_paths_and_keeps_serving()
     {
         var (ns, policy) = Host();

@@ -44,12 +44,12 @@ public partial class ArchitectureSpecs
     [Fact]
     public void Every_room_of_the_source_is_on_the_map()
     {
-        var rooms = Directory.EnumerateDirectories(Src).Select(Path.GetFileName).Where(d => d is not ("bin" or "obj")).Order().ToList();
+        var rooms = Directory.EnumerateDirectories(Src).Select(d => Path.GetFileName(d)!).Where(d => d is not ("bin" or "obj")).Order().ToList();
         var map = File.ReadAllText(Repo.File("docs", "architecture.md"));
 
         Assert.Equal(Arrows.Select(row => (string)row[0]).Order().ToList(), rooms);
         Assert.All(rooms, r => Assert.Contains($"`{r}/`", map));
-        foreach (var part in Directory.EnumerateDirectories(Path.Combine(Src, "Core")).Select(Path.GetFileName))
+        foreach (var part in Directory.EnumerateDirectories(Path.Combine(Src, "Core")).Select(d => Path.GetFileName(d)!))
             Assert.Contains($"`{part}/`", map);
     }
 }

@@ -53,7 +53,7 @@ public class UplinkFailoverSpecs
         var plan = Reconciler.Plan(Parse(TwoUplinks()), Kernel(), ReconcileMode.Converge);
 
         Assert.Equal(["route add default via 198.51.100.1 dev eth0 table 200 proto 147"], VpnDefaults(plan));
-        Assert.Contains(plan.Notes, n => n.Text == "Failover[0]: table vpn IPv4 via wan1 (198.51.100.1 dev eth0), the first of its uplinks");
+        Assert.Contains(plan.Notes, n => n.Text == "Failover[0]: table vpn IPv4 via wan1 (198.51.100.1 dev eth0), the first of its uplinks; if wan1 fails: via wan2");
     }
 
     [Fact]
@@ -62,7 +62,7 @@ public class UplinkFailoverSpecs
         var plan = Reconciler.Plan(Parse(TwoUplinks()), Kernel(("wan1", PathState.Down)), ReconcileMode.Converge);
 
         Assert.Equal(["route add default via 203.0.113.1 dev eth1 table 200 proto 147"], VpnDefaults(plan));
-        Assert.Contains(plan.Notes, n => n.Stated && n.Text == "Failover[0]: table vpn IPv4 via wan2 (203.0.113.1 dev eth1): wan1 is down");
+        Assert.Contains(plan.Notes, n => n.Stated && n.Text == "Failover[0]: table vpn IPv4 via wan2 (203.0.113.1 dev eth1): wan1 is down; if wan2 fails: its kill switch refuses the traffic");
     }
 
     [Fact]
