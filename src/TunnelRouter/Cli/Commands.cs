@@ -117,6 +117,7 @@ public static class Commands
         var confirmSeconds = ConfirmCommand.Seconds(ctx);
         using (ctx.Lock())
         {
+            if (clock is not null) clock.Started = true;
             var (policy, early) = ParsePolicyWhileReading(ctx);
             var live = ctx.Records.ReadAll();
             var snapshot = ctx.ReadSnapshot(Reconciler.QueryFor(policy), early);

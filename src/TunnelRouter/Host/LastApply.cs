@@ -49,8 +49,13 @@ public sealed class LastApplyClock(string lockFile, Serilog.ILogger log)
 
     public int Changes { get; set; }
 
+    /// <summary>Set once the apply holds the host lock: a run refused before it (no CAP_NET_ADMIN, no lock directory) was
+    /// no apply, and leaves the last one's record as it was.</summary>
+    public bool Started { get; set; }
+
     public void Done(bool ok)
     {
+        if (!Started) return;
         try { new LastApply(DateTimeOffset.UtcNow, ok, _clock.Elapsed.TotalSeconds, Changes).Write(lockFile); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or TunnelRouterException)
         {
